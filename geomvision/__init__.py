@@ -1,0 +1,45 @@
+"""geomvision: classical multi-view geometry and Structure-from-Motion in Python.
+
+The names below are the public API; heavier parts (SfM, viewer) are imported lazily so that
+``import geomvision`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+from .geometry import (  # noqa: E402
+    Camera,
+    Rigid3,
+    camera_center,
+    epipolar_lines1,
+    epipolar_lines2,
+    epipoles,
+    essential_from_pose,
+    fundamental_from_essential,
+    fundamental_from_pose,
+    project_points,
+    rays_from_pixels,
+    sampson_sq_errors,
+    unproject_points,
+)
+
+# name -> module that defines it; imported on first access
+_LAZY: dict[str, str] = {
+    "Reconstruction": "geomvision.scene.reconstruction",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'geomvision' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,3 @@
+"""File formats: COLMAP models, PLY, BAL, g2o; dataset helpers."""
+
+from .datasets import GroundTruthScene, data_root, load_strecha_scene

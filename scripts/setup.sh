@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Prepare a machine for geomvision: system packages (Debian/Ubuntu), a virtual environment in
+# .venv and the package with the extras given as arguments (default: viz).
+#   scripts/setup.sh               # core + viz (the open3d viewer)
+#   scripts/setup.sh dev,viz,bench # what the test suite needs
+# Safe to re-run: it skips what is already in place. Works as root or with sudo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-viz}"
+
+# --- system packages: open3d needs libusb; offscreen rendering needs Vulkan (llvmpipe on CPU)
+sys_pkgs=(libusb-1.0-0 libvulkan1 mesa-vulkan-drivers libgl1 libgomp1)
+if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for p in "${sys_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    echo "[setup] installing system packages: ${missing[*]}"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  echo "[setup] not a Debian-like system: install libusb-1.0 and a Vulkan driver yourself for the open3d viewer"
+fi
+
+# --- virtual environment
+py="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+    || { echo "[setup] geomvision needs Python >= 3.11 (found $($py --version 2>&1))" >&2; exit 1; }
+  echo "[setup] creating .venv"
+  "$py" -m venv .venv
+fi
+
+# --- the package; reinstall only when pyproject.toml or the extras changed
+stamp=".venv/.geomvision-installed"
+want="$(sha256sum pyproject.toml | cut -c1-16) $extras"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "[setup] installing geomvision[$extras] into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  echo "$want" > "$stamp"
+fi
