@@ -1,0 +1,157 @@
+"""Feature tracks: connected keypoints across images, built by union-find over verified matches.
+
+A track is a set of (image_idx, keypoint_idx) that see the same scene point. Plain union-find
+can chain two keypoints of one image into a track (A1-B1-A2): such a track is inconsistent. We
+avoid them at construction: edges are merged strongest pair first, and a merge that would put
+one image twice into a track is refused, which splits the component where its weakest link is
+(as constrained union-find in OpenMVG/Theia). Tracks keep >= 2 observations.
+
+Tracks are returned in CSR form (:class:`Tracks`), never as Python lists of tuples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+
+@dataclass
+class Tracks:
+    """``track t`` has observations ``image_idx[ptr[t]:ptr[t+1]]``, ``keypoint_idx[...]`` (sorted
+    by image). ``track_of[offsets[i] + k]`` is the track of keypoint k of image i, or -1."""
+
+    ptr: np.ndarray  # (T+1,) int64
+    image_idx: np.ndarray  # (M,) int64
+    keypoint_idx: np.ndarray  # (M,) int64
+    track_of: np.ndarray  # (sum of keypoints,) int64
+    offsets: np.ndarray  # (n_images + 1,) int64
+
+    @property
+    def num_tracks(self) -> int:
+        return len(self.ptr) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.ptr)
+
+    def observations(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        s, e = self.ptr[t], self.ptr[t + 1]
+        return self.image_idx[s:e], self.keypoint_idx[s:e]
+
+    def tracks_of_image(self, image_idx: int) -> np.ndarray:
+        """(K,) track id of each keypoint of an image (-1: in no track)."""
+        return self.track_of[self.offsets[image_idx] : self.offsets[image_idx + 1]]
+
+
+@njit(cache=True)
+def _find(parent, a):
+    root = a
+    while parent[root] != root:
+        root = parent[root]
+    while parent[a] != root:  # path compression
+        nxt = parent[a]
+        parent[a] = root
+        a = nxt
+    return root
+
+
+@njit(cache=True)
+def _constrained_union_find(edges_a, edges_b, img_of, n_nodes, n_images):
+    parent = np.arange(n_nodes)
+    size = np.ones(n_nodes, dtype=np.int64)
+    nxt = np.arange(n_nodes)  # circular linked list of each set's members
+    stamp = np.full(n_images, -1, dtype=np.int64)
+    n_refused = 0
+    for e in range(edges_a.shape[0]):
+        ra = _find(parent, edges_a[e])
+        rb = _find(parent, edges_b[e])
+        if ra == rb:
+            continue
+        if size[ra] < size[rb]:
+            ra, rb = rb, ra
+        # mark the images of the larger set, then look for a clash among the smaller one's
+        m = ra
+        while True:
+            stamp[img_of[m]] = e
+            m = nxt[m]
+            if m == ra:
+                break
+        clash = False
+        m = rb
+        while True:
+            if stamp[img_of[m]] == e:
+                clash = True
+                break
+            m = nxt[m]
+            if m == rb:
+                break
+        if clash:
+            n_refused += 1
+            continue
+        parent[rb] = ra
+        size[ra] += size[rb]
+        tmp = nxt[ra]
+        nxt[ra] = nxt[rb]
+        nxt[rb] = tmp
+    roots = np.empty(n_nodes, dtype=np.int64)
+    for i in range(n_nodes):
+        roots[i] = _find(parent, i)
+    return roots, n_refused
+
+
+def build_tracks(
+    num_keypoints: np.ndarray,
+    pair_matches: dict[tuple[int, int], np.ndarray],
+    pair_weights: dict[tuple[int, int], float] | None = None,
+    min_track_length: int = 2,
+) -> tuple[Tracks, int]:
+    """Tracks from verified matches.
+
+    num_keypoints: (n_images,) keypoints per image. pair_matches: ``(i, j) -> (K,2)`` keypoint
+    indices (column 0 in image i, column 1 in image j). pair_weights: merge priority per pair
+    (e.g. its inlier count; default: the number of matches) — stronger pairs merge first.
+    Returns ``(tracks, n_refused)`` where ``n_refused`` counts merges refused because they would
+    put one image twice into a track.
+    """
+    num_keypoints = np.asarray(num_keypoints, dtype=np.int64)
+    n_images = len(num_keypoints)
+    offsets = np.zeros(n_images + 1, dtype=np.int64)
+    np.cumsum(num_keypoints, out=offsets[1:])
+    n_nodes = int(offsets[-1])
+    img_of = np.repeat(np.arange(n_images, dtype=np.int64), num_keypoints)
+
+    keys = sorted(pair_matches)
+    for i, j in keys:
+        if not (0 <= i < n_images and 0 <= j < n_images) or i == j:
+            raise ValueError(f"pair_matches has an invalid pair ({i}, {j}) for {n_images} images")
+    weights = np.array([(pair_weights or {}).get(k, len(pair_matches[k])) for k in keys], dtype=float)
+    # stable order: strongest pair first, ties by pair index
+    order = np.lexsort((np.arange(len(keys)), -weights))
+    ea, eb = [], []
+    for idx in order:
+        i, j = keys[idx]
+        m = np.asarray(pair_matches[(i, j)], dtype=np.int64).reshape(-1, 2)
+        if len(m) and (m.min() < 0 or m[:, 0].max() >= num_keypoints[i] or m[:, 1].max() >= num_keypoints[j]):
+            raise ValueError(f"pair_matches[({i}, {j})] has keypoint indices out of range")
+        ea.append(offsets[i] + m[:, 0])
+        eb.append(offsets[j] + m[:, 1])
+    edges_a = np.concatenate(ea) if ea else np.zeros(0, np.int64)
+    edges_b = np.concatenate(eb) if eb else np.zeros(0, np.int64)
+    roots, n_refused = _constrained_union_find(edges_a, edges_b, img_of, n_nodes, n_images)
+
+    # group nodes by root; keep groups with enough observations
+    order = np.argsort(roots, kind="stable")
+    _, counts = np.unique(roots[order], return_counts=True)
+    keep = counts >= max(2, min_track_length)
+    track_of = np.full(n_nodes, -1, dtype=np.int64)
+    sizes = counts[keep]
+    ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=ptr[1:])
+    members = order[np.repeat(keep, counts)]  # nodes of kept groups, grouped, ascending within a group
+    track_ids = np.repeat(np.arange(len(sizes)), sizes)
+    track_of[members] = track_ids
+    # members are sorted by node id within a track, hence by image
+    image_idx = img_of[members]
+    keypoint_idx = members - offsets[image_idx]
+    return Tracks(ptr, image_idx, keypoint_idx, track_of, offsets), int(n_refused)
