@@ -1,0 +1,341 @@
+"""The numba RANSAC loop shared by every estimator (see ``engine.py`` for the design).
+
+``ransac_core`` is generic over an estimator given as numba kernels passed as first-class
+function arguments (all take the estimator's ``data`` tuple first):
+
+    fit_minimal(data, sample, models) -> k        fit a minimal sample (int64[s]); write k models
+                                                  (rows of models (max_models, model_dim))
+    fit_nonminimal(data, idx, weights, models) -> k   least-squares fit to many points (LO step)
+    refine(data, model, idx, weights, max_iters) -> model   weighted local refinement (LM / IRLS)
+    sq_errors(data, model, out)                   squared errors of every point, in the units of
+                                                  the squared threshold
+    degenerate_sample(data, sample) -> bool       reject a sample before fitting (collinear ...)
+    repair(data, sample, model, errs, sq_threshold, models) -> k
+                                                  estimator-specific degeneracy handling of a new
+                                                  best minimal model (DEGENSAC for F); candidates
+                                                  written to models are scored like any other
+
+Caching: a numba function whose arguments are dispatchers is recompiled in every process (its
+cache key holds the dispatcher type), and a cached function that passes a dispatcher on as a
+run-time argument embeds the dispatcher's address, which numba refuses to cache. So the loop and
+its LO step are ``inline="always"`` (inlined at numba-IR level, where the kernels become
+compile-time constants) and each estimator module wraps the loop in a three-line
+``@njit(cache=True)`` function that names its kernels as globals: the loop is written once and
+compiled and cached once per estimator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# integer parameters (params_i)
+P_N = 0  # number of points
+P_SAMPLE_SIZE = 1
+P_MAX_MODELS = 2
+P_MODEL_DIM = 3
+P_MIN_ITER = 4
+P_MAX_ITER = 5
+P_PROSAC = 6
+P_LO = 7  # local optimisation on each new best model
+P_LO_ITERS = 8  # reweighting rounds per LO
+P_REFINE_ITERS = 9  # LM iterations per refine call
+P_FINAL_ITERS = 10  # reweighting rounds of the final refinement (0: none)
+P_PROSAC_MAX = 11  # PROSAC T_N: draws after which sampling is uniform
+NUM_PARAMS_I = 12
+
+# float parameters (params_f)
+P_SQ_THRESHOLD = 0
+P_CONFIDENCE = 1
+P_LO_THRESHOLD_MULT = 2  # LO selects points with error < mult * threshold
+NUM_PARAMS_F = 3
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0  # 2^-53
+
+
+@njit(cache=True)
+def next_uniform(state):
+    """Uniform float in [0, 1) from a splitmix64 generator whose state is ``state[0]`` (uint64)."""
+    state[0] += _GOLDEN
+    z = state[0]
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return float(z >> _S11) * _INV53
+
+
+@njit(cache=True)
+def random_index(state, n):
+    """Uniform integer in [0, n)."""
+    k = int(next_uniform(state) * n)
+    return k if k < n else n - 1
+
+
+@njit(cache=True)
+def sample_uniform(state, n, out, start):
+    """Fill ``out[start:]`` with distinct indices in [0, n) not already in ``out[:start]``."""
+    s = out.shape[0]
+    for j in range(start, s):
+        while True:
+            k = random_index(state, n)
+            dup = False
+            for q in range(j):
+                if out[q] == k:
+                    dup = True
+                    break
+            if not dup:
+                out[j] = k
+                break
+
+
+@njit(cache=True)
+def required_iterations(num_inliers, n, sample_size, confidence):
+    """Draws needed to pick one all-inlier sample with probability ``confidence``:
+    ``ceil(log(1 - confidence) / log(1 - w^s))`` with ``w = num_inliers / n``; a huge number
+    when ``w^s`` underflows and 0 when every point is an inlier."""
+    if num_inliers >= n:
+        return 0
+    w = num_inliers / n
+    p = w**sample_size
+    if p <= 1e-300:
+        return 2**62
+    denom = math.log1p(-p)
+    if denom >= 0.0:
+        return 2**62
+    k = math.ceil(math.log(1.0 - confidence) / denom)
+    return int(min(k, 2.0**62))
+
+
+@njit(cache=True)
+def prosac_init(n, sample_size, t_max):
+    """PROSAC state (Chum & Matas 2005): [n_used, T_n, T'_n, t]."""
+    st = np.empty(4)
+    tn = float(t_max)
+    for i in range(sample_size):
+        tn *= (sample_size - i) / (n - i)
+    st[0] = sample_size
+    st[1] = tn
+    st[2] = 1.0
+    st[3] = 0.0
+    return st
+
+
+@njit(cache=True)
+def sample_prosac(state, st, n, sample_size, out):
+    """One PROSAC draw over points ordered best-first: the sample grows from the top ``n_used``
+    points (always including the newest one) until the schedule reaches all points."""
+    st[3] += 1.0
+    t = st[3]
+    m = int(st[0])
+    if t > st[2] and m < n:
+        tn_next = st[1] * (m + 1) / (m + 1 - sample_size)
+        st[2] += math.ceil(tn_next - st[1])
+        st[1] = tn_next
+        m += 1
+        st[0] = m
+    if st[2] < t or m >= n:
+        # past the schedule: uniform among the top m (all points once m == n)
+        sample_uniform(state, m, out, 0)
+    else:
+        out[0] = m - 1
+        sample_uniform(state, m - 1, out, 1)
+
+
+@njit(cache=True)
+def msac_score(errs, sq_threshold):
+    """(MSAC score = sum of min(e^2, t^2), number of points with e^2 < t^2)."""
+    score = 0.0
+    k = 0
+    for i in range(errs.shape[0]):
+        e = errs[i]
+        if e < sq_threshold:
+            score += e
+            k += 1
+        else:
+            score += sq_threshold
+    return score, k
+
+
+@njit(cache=True)
+def select_below(errs, sq_threshold):
+    """Indices of the points with e^2 < threshold."""
+    n = errs.shape[0]
+    idx = np.empty(n, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        if errs[i] < sq_threshold:
+            idx[k] = i
+            k += 1
+    return idx[:k]
+
+
+@njit(inline="always")
+def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, num_inl, errs, models,
+                       params_i, params_f, rounds, try_nonminimal):
+    """LO-RANSAC step on ``model``: a non-minimal refit on its inliers, then ``rounds`` of
+    iteratively reweighted refinement (LM on the points within ``lo_mult * threshold`` with
+    weights ``(1 - e^2 / t_lo^2)^2``), each accepted only when the MSAC score drops.
+    Returns (model, score, num_inliers, improvements)."""
+    sq_thr = params_f[P_SQ_THRESHOLD]
+    sq_lo = sq_thr * params_f[P_LO_THRESHOLD_MULT] ** 2
+    max_iters = params_i[P_REFINE_ITERS]
+    best = model.copy()
+    improved = 0
+    sq_errors(data, best, errs)
+    if try_nonminimal:
+        idx = select_below(errs, sq_thr)
+        if idx.shape[0] > params_i[P_SAMPLE_SIZE]:
+            w = np.ones(idx.shape[0])
+            k = fit_nonminimal(data, idx, w, models)
+            for j in range(k):
+                sq_errors(data, models[j], errs)
+                sc, ni = msac_score(errs, sq_thr)
+                if sc < score:
+                    score, num_inl = sc, ni
+                    best[:] = models[j]
+                    improved += 1
+            sq_errors(data, best, errs)
+    for _ in range(rounds):
+        idx = select_below(errs, sq_lo)
+        if idx.shape[0] <= params_i[P_SAMPLE_SIZE]:
+            break
+        w = np.empty(idx.shape[0])
+        for j in range(idx.shape[0]):
+            r = 1.0 - errs[idx[j]] / sq_lo
+            w[j] = r * r
+        cand = refine(data, best, idx, w, max_iters)
+        sq_errors(data, cand, errs)
+        sc, ni = msac_score(errs, sq_thr)
+        if sc < score:
+            score, num_inl = sc, ni
+            best[:] = cand
+            improved += 1
+        else:
+            sq_errors(data, best, errs)
+            break
+    return best, score, num_inl, improved
+
+
+@njit(inline="always")
+def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sample, repair, data, order,
+                params_i, params_f, seed):
+    """Run RANSAC. ``order`` maps sample positions to point indices (best-first for PROSAC).
+
+    Returns (model (model_dim,), score, num_inliers, inlier mask (n,), iterations, lo_runs,
+    lo_improvements, found)."""
+    n = params_i[P_N]
+    s = params_i[P_SAMPLE_SIZE]
+    dim = params_i[P_MODEL_DIM]
+    min_iter = params_i[P_MIN_ITER]
+    max_iter = params_i[P_MAX_ITER]
+    use_prosac = params_i[P_PROSAC] != 0
+    use_lo = params_i[P_LO] != 0
+    sq_thr = params_f[P_SQ_THRESHOLD]
+    conf = params_f[P_CONFIDENCE]
+
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = np.uint64(seed)
+    models = np.zeros((params_i[P_MAX_MODELS], dim))
+    lo_models = np.zeros((params_i[P_MAX_MODELS], dim))
+    errs = np.empty(n)
+    pos = np.empty(s, dtype=np.int64)
+    sample = np.empty(s, dtype=np.int64)
+    best = np.zeros(dim)
+    best_score = np.inf
+    best_inl = 0
+    found = False
+    lo_runs = 0
+    lo_improved = 0
+    required = max_iter
+    pst = prosac_init(n, s, params_i[P_PROSAC_MAX])
+
+    it = 0
+    while it < max_iter and (it < min_iter or it < required):
+        it += 1
+        if use_prosac:
+            sample_prosac(state, pst, n, s, pos)
+        else:
+            sample_uniform(state, n, pos, 0)
+        for j in range(s):
+            sample[j] = order[pos[j]]
+        if degenerate_sample(data, sample):
+            continue
+        k = fit_minimal(data, sample, models)
+        new_best = -1
+        for j in range(k):
+            sq_errors(data, models[j], errs)
+            sc, ni = msac_score(errs, sq_thr)
+            if sc < best_score:
+                best_score, best_inl = sc, ni
+                best[:] = models[j]
+                new_best = j
+                found = True
+        if new_best < 0:
+            continue
+        # estimator-specific degeneracy handling (e.g. DEGENSAC) on the new best minimal model
+        sq_errors(data, best, errs)
+        kr = repair(data, sample, best, errs, sq_thr, lo_models)
+        for j in range(kr):
+            sq_errors(data, lo_models[j], errs)
+            sc, ni = msac_score(errs, sq_thr)
+            if sc < best_score:
+                best_score, best_inl = sc, ni
+                best[:] = lo_models[j]
+        if use_lo and best_inl > s:
+            m, sc, ni, imp = local_optimization(refine, fit_nonminimal, sq_errors, data, best, best_score,
+                                                best_inl, errs, lo_models, params_i, params_f,
+                                                params_i[P_LO_ITERS], True)
+            lo_runs += 1
+            lo_improved += imp
+            best[:] = m
+            best_score, best_inl = sc, ni
+        required = required_iterations(best_inl, n, s, conf)
+
+    if found and params_i[P_FINAL_ITERS] > 0 and best_inl > s:
+        m, sc, ni, imp = local_optimization(refine, fit_nonminimal, sq_errors, data, best, best_score, best_inl,
+                                            errs, lo_models, params_i, params_f, params_i[P_FINAL_ITERS],
+                                            not use_lo)
+        lo_runs += 1
+        lo_improved += imp
+        best[:] = m
+        best_score, best_inl = sc, ni
+
+    mask = np.zeros(n, dtype=np.bool_)
+    if found:
+        sq_errors(data, best, errs)
+        for i in range(n):
+            mask[i] = errs[i] < sq_thr
+    return best, best_score, best_inl, mask, it, lo_runs, lo_improved, found
+
+
+@njit(cache=True)
+def no_nonminimal(data, idx, weights, models):
+    """``fit_nonminimal`` of an estimator without a non-minimal solver."""
+    return 0
+
+
+@njit(cache=True)
+def no_degeneracy(data, sample):
+    """``degenerate_sample`` that accepts every sample."""
+    return False
+
+
+@njit(cache=True)
+def no_repair(data, sample, model, errs, sq_threshold, models):
+    """``repair`` of an estimator without a degeneracy handler."""
+    return 0
+
+
+@njit(cache=True)
+def refine_identity(data, model, idx, weights, max_iters):
+    """``refine`` of an estimator without local refinement."""
+    return model.copy()

@@ -1,0 +1,202 @@
+"""One RANSAC engine, generic over an estimator protocol.
+
+Design
+------
+An estimator (a subclass of :class:`Estimator`) says *what* is estimated: its sample size, how a
+minimal sample becomes 0..k models, the squared error of every point under a model, how to refit
+on many points and refine on weighted inliers, which samples are degenerate. The engine says *how*:
+uniform or PROSAC sampling, MSAC scoring, LO-RANSAC, the adaptive stopping rule, min / max
+iterations. A new model is a new estimator class; the engine never branches on the model type.
+
+The whole loop runs in numba (``_core.ransac_core``). A loop in Python that calls a numba solver
+and a numba scorer per draw costs tens of microseconds of interpreter overhead per iteration; for
+thousands of pairs per reconstruction that dominates. So each estimator hands its numba kernels to
+the engine as first-class functions, and models travel as flat float64 vectors (``model_dim``
+numbers: a line's (a, b, c), a homography's 9 entries, a pose's [R | t] row-major).
+Numba does not cache a function whose arguments are dispatchers, so each estimator module defines
+a three-line ``@njit(cache=True)`` wrapper, ``_run(data, order, params_i, params_f, seed)``, that
+calls ``ransac_core`` with its kernels as globals: the loop is written once and compiled (and
+cached) once per estimator.
+
+The same kernels are reachable from Python through the readable protocol methods
+``fit_minimal(sample)``, ``sq_errors(model)`` and ``refine(model, inliers)`` of every estimator.
+
+Randomness: a splitmix64 generator inside the loop, seeded from the caller's ``rng``
+(Generator, int or None) with one draw, so the same seed gives the same result and no global
+state is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from .._validation import RngLike, as_array, as_rng, check_positive
+from . import _core as core
+from .options import RansacOptions
+
+
+@dataclass(frozen=True)
+class RansacStats:
+    """What a RANSAC run did.
+
+    ``iterations`` samples drawn; ``num_inliers`` / ``inlier_ratio`` of the returned model;
+    ``score`` its MSAC score (sum of min(e^2, t^2), in squared error units); ``lo_runs`` local
+    optimisations (including the final refinement) and ``lo_improvements`` accepted LO steps;
+    ``success`` False when no model has at least ``min_num_inliers`` inliers;
+    ``message`` says why when it failed (or what was noticed, e.g. a degeneracy).
+    """
+
+    success: bool
+    iterations: int
+    num_inliers: int
+    inlier_ratio: float
+    score: float
+    lo_runs: int
+    lo_improvements: int
+    message: str = ""
+
+
+class RansacResult(NamedTuple):
+    """``(model, inliers, stats)``: the model (None on failure), a boolean inlier mask (N,) and
+    :class:`RansacStats`."""
+
+    model: Any
+    inliers: np.ndarray
+    stats: RansacStats
+
+
+class Estimator:
+    """The estimator protocol.
+
+    Class attributes: ``sample_size`` (points per minimal sample), ``model_dim`` (length of the
+    flat model vector), ``max_models`` (models a minimal sample can give), ``name``.
+    Numba kernels (module-level ``@njit`` functions, see ``_core``): ``k_fit_minimal``,
+    ``k_fit_nonminimal``, ``k_refine``, ``k_sq_errors``, ``k_degenerate_sample``, ``k_repair``,
+    and ``k_run`` (the estimator's cached RANSAC loop). Instances hold ``data``, the tuple of
+    arrays the kernels read, and ``num_points``.
+
+    Subclasses implement ``decode(vec) -> model`` (and ``encode(model) -> vec`` if models are
+    passed back in from Python).
+    """
+
+    name = "estimator"
+    sample_size: int
+    model_dim: int
+    max_models: int
+    k_fit_minimal: Callable
+    k_fit_nonminimal: Callable = staticmethod(core.no_nonminimal)
+    k_refine: Callable = staticmethod(core.refine_identity)
+    k_sq_errors: Callable
+    k_degenerate_sample: Callable = staticmethod(core.no_degeneracy)
+    k_repair: Callable = staticmethod(core.no_repair)
+    k_run: Callable
+
+    def __init__(self, data: tuple, num_points: int) -> None:
+        self.data = data
+        self.num_points = int(num_points)
+
+    # --- model conversion ---------------------------------------------------------------------
+    def decode(self, vec: np.ndarray) -> Any:
+        return vec.copy()
+
+    def encode(self, model: Any) -> np.ndarray:
+        return as_array(model, "model", (self.model_dim,)).copy()
+
+    # --- the readable protocol (Python access to the kernels) ---------------------------------
+    def fit_minimal(self, sample: np.ndarray) -> list:
+        """Models (0..max_models) of the points ``sample`` (sample_size indices)."""
+        sample = np.ascontiguousarray(sample, dtype=np.int64)
+        if sample.shape != (self.sample_size,):
+            raise ValueError(f"sample must hold {self.sample_size} indices, got shape {sample.shape}")
+        if self.k_degenerate_sample(self.data, sample):
+            return []
+        out = np.zeros((self.max_models, self.model_dim))
+        k = self.k_fit_minimal(self.data, sample, out)
+        return [self.decode(out[j]) for j in range(k)]
+
+    def sq_errors(self, model: Any) -> np.ndarray:
+        """Squared error (N,) of every point under ``model`` (in the squared threshold's units)."""
+        out = np.empty(self.num_points)
+        self.k_sq_errors(self.data, self.encode(model), out)
+        return out
+
+    def refine(self, model: Any, inliers: np.ndarray, weights: np.ndarray | None = None, max_iters: int = 20) -> Any:
+        """``model`` refined on the points ``inliers`` (bool mask or indices) with ``weights``."""
+        idx = np.flatnonzero(inliers) if np.asarray(inliers).dtype == bool else np.asarray(inliers, dtype=np.int64)
+        w = np.ones(len(idx)) if weights is None else as_array(weights, "weights", (len(idx),))
+        return self.decode(self.k_refine(self.data, self.encode(model), idx, w, int(max_iters)))
+
+
+def ransac(
+    estimator: Estimator,
+    sq_threshold: float,
+    options: RansacOptions | None = None,
+    *,
+    rng: RngLike = None,
+    quality: np.ndarray | None = None,
+) -> RansacResult:
+    """Robustly fit ``estimator``'s model with MSAC scoring at ``sq_threshold`` (squared error
+    units of the estimator). ``quality`` (N,), higher is better, orders PROSAC's samples."""
+    if not isinstance(estimator, Estimator):
+        raise ValueError(f"estimator must be a geomvision.robust.Estimator, got {type(estimator).__name__}")
+    opts = RansacOptions() if options is None else options
+    if not isinstance(opts, RansacOptions):
+        raise ValueError(f"options must be a RansacOptions, got {type(opts).__name__}")
+    sq_threshold = check_positive(sq_threshold, "sq_threshold")
+    n = estimator.num_points
+    s = estimator.sample_size
+    if n < s:
+        raise ValueError(f"{estimator.name} needs at least {s} points (its minimal sample), got {n}")
+    gen = as_rng(rng)
+
+    order = np.arange(n, dtype=np.int64)
+    if quality is not None:
+        q = as_array(quality, "quality", (n,))
+        order = np.argsort(-q, kind="stable").astype(np.int64)
+
+    params_i = np.zeros(core.NUM_PARAMS_I, dtype=np.int64)
+    params_i[core.P_N] = n
+    params_i[core.P_SAMPLE_SIZE] = s
+    params_i[core.P_MAX_MODELS] = estimator.max_models
+    params_i[core.P_MODEL_DIM] = estimator.model_dim
+    params_i[core.P_MIN_ITER] = opts.min_iterations
+    params_i[core.P_MAX_ITER] = opts.max_iterations
+    params_i[core.P_PROSAC] = opts.sampler == "prosac"
+    params_i[core.P_LO] = opts.local_optimization
+    params_i[core.P_LO_ITERS] = opts.lo_iterations
+    params_i[core.P_REFINE_ITERS] = opts.refine_iterations
+    params_i[core.P_FINAL_ITERS] = opts.final_refinement_rounds
+    params_i[core.P_PROSAC_MAX] = opts.prosac_max_draws
+    params_f = np.zeros(core.NUM_PARAMS_F)
+    params_f[core.P_SQ_THRESHOLD] = sq_threshold
+    params_f[core.P_CONFIDENCE] = opts.confidence
+    params_f[core.P_LO_THRESHOLD_MULT] = opts.lo_threshold_mult
+    seed = int(gen.integers(0, 2**63 - 1))
+
+    vec, score, num_inl, mask, iters, lo_runs, lo_imp, found = estimator.k_run(
+        estimator.data, order, params_i, params_f, seed
+    )
+    min_inl = opts.min_num_inliers if opts.min_num_inliers is not None else s + 1
+    success = bool(found) and num_inl >= min_inl
+    if not found:
+        message = "no non-degenerate sample gave a model"
+    elif not success:
+        message = f"best model has {num_inl} inliers, fewer than min_num_inliers={min_inl}"
+    else:
+        message = ""
+    stats = RansacStats(
+        success=success,
+        iterations=int(iters),
+        num_inliers=int(num_inl) if found else 0,
+        inlier_ratio=float(num_inl) / n if found else 0.0,
+        score=float(score),
+        lo_runs=int(lo_runs),
+        lo_improvements=int(lo_imp),
+        message=message,
+    )
+    if not success:
+        return RansacResult(None, np.zeros(n, dtype=bool), stats)
+    return RansacResult(estimator.decode(vec), mask, stats)

@@ -1,0 +1,87 @@
+"""Options of the RANSAC engine: a dataclass that validates itself."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .._validation import check_int, check_positive, check_probability
+
+SAMPLERS = ("uniform", "prosac")
+
+
+@dataclass(frozen=True)
+class RansacOptions:
+    """How RANSAC samples, scores, stops and refines.
+
+    - ``confidence``: probability of having drawn at least one all-inlier sample when the
+      adaptive stopping rule ends the loop: it stops after ``max(min_iterations, N)`` draws with
+      ``N = log(1 - confidence) / log(1 - w^s)`` for the best inlier ratio ``w`` so far and sample
+      size ``s`` (never more than ``max_iterations``).
+    - ``sampler``: ``"uniform"`` or ``"prosac"`` (PROSAC: samples drawn first from the points of
+      highest quality; pass ``quality`` to the estimate function, else the input order is taken
+      as best-first). ``prosac_max_draws`` is PROSAC's T_N: after that many draws it samples
+      uniformly.
+    - ``local_optimization``: LO-RANSAC on each new best model: a non-minimal refit on its
+      inliers, then up to ``lo_iterations`` rounds of reweighted LM refinement on the points
+      within ``lo_threshold_mult`` times the threshold (each step kept only if the MSAC score
+      improves); ``refine_iterations`` LM iterations per round.
+    - ``final_refinement_rounds``: reweighted refinement rounds of the final model (0: none).
+    - ``min_num_inliers``: fewer inliers than this means failure (``success=False``); None takes
+      the estimator's sample size + 1 (a model supported only by its own sample is no model).
+    """
+
+    confidence: float = 0.9999
+    min_iterations: int = 100
+    max_iterations: int = 10_000
+    sampler: str = "uniform"
+    prosac_max_draws: int = 200_000
+    local_optimization: bool = True
+    lo_iterations: int = 4
+    lo_threshold_mult: float = 1.5
+    refine_iterations: int = 10
+    final_refinement_rounds: int = 4
+    min_num_inliers: int | None = None
+
+    def __post_init__(self) -> None:
+        check_probability(self.confidence, "confidence")
+        check_int(self.min_iterations, "min_iterations", minimum=0)
+        check_int(self.max_iterations, "max_iterations", minimum=1)
+        if self.min_iterations > self.max_iterations:
+            raise ValueError(
+                f"min_iterations ({self.min_iterations}) must not exceed max_iterations ({self.max_iterations})"
+            )
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        check_int(self.prosac_max_draws, "prosac_max_draws", minimum=1)
+        if not isinstance(self.local_optimization, bool):
+            raise ValueError(f"local_optimization must be True or False, got {self.local_optimization!r}")
+        check_int(self.lo_iterations, "lo_iterations", minimum=0)
+        mult = check_positive(self.lo_threshold_mult, "lo_threshold_mult")
+        if mult < 1.0:
+            raise ValueError(f"lo_threshold_mult must be >= 1, got {self.lo_threshold_mult!r}")
+        check_int(self.refine_iterations, "refine_iterations", minimum=1)
+        check_int(self.final_refinement_rounds, "final_refinement_rounds", minimum=0)
+        if self.min_num_inliers is not None:
+            check_int(self.min_num_inliers, "min_num_inliers", minimum=1)
+
+    def replace(self, **changes) -> RansacOptions:
+        """A copy with some fields changed (unknown names raise ``ValueError``)."""
+        return dataclasses.replace(self, **_checked_fields(changes))
+
+
+def _checked_fields(changes: dict) -> dict:
+    names = {f.name for f in dataclasses.fields(RansacOptions)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise ValueError(f"unknown RANSAC option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}")
+    return changes
+
+
+def resolve_options(options: RansacOptions | None, overrides: dict) -> RansacOptions:
+    """``options`` (default ``RansacOptions()``) with keyword ``overrides`` applied."""
+    if options is None:
+        options = RansacOptions()
+    elif not isinstance(options, RansacOptions):
+        raise ValueError(f"options must be a RansacOptions, got {type(options).__name__}")
+    return options.replace(**overrides) if overrides else options
