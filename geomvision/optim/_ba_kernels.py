@@ -1,0 +1,205 @@
+"""numba kernels of bundle adjustment over flat observation arrays.
+
+Layout (structure of arrays; ``P`` = widest camera model in the problem):
+
+    R (I,3,3), t (I,3)        cam_from_world of every image: X_cam = R X + t
+    cam_model (C,), cam_params (C,P), cam_nparams (C,)   intrinsics, shared by ``img_cam`` (I,)
+    X (N,3)                   points in world
+    obs_img (M,), obs_pt (M,), obs_uv (M,2)              observations
+
+Local parameter update (written down once, here): for image i and point j
+
+    R_i <- R_i @ so3_exp(dw_i),   t_i <- t_i + dt_i,   params_c <- params_c + dp_c,   X_j <- X_j + dX_j
+
+so d X_cam / d dw = -R [X]_x, d X_cam / d dt = I and d X_cam / d X = R. The per-observation
+camera-side Jacobian ``Jc`` (M,2,6+P) has columns (dw, dt, dparams); the point Jacobian ``Jp``
+is (M,2,3). Both, and the residual ``r = pi(X) - uv`` (M,2), are multiplied by sqrt(rho'(|r|^2))
+(IRLS form of a robust loss; see ``losses.py``). Observations whose point projects to NaN
+(behind the camera, or NaN input) make the cost infinite: the LM driver rejects such steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..geometry._camera_kernels import project_one
+from .losses import loss_rho
+
+
+@njit(cache=True, inline="always")
+def _rodrigues(wx, wy, wz, out):
+    """out (3,3) = so3_exp((wx, wy, wz))."""
+    th2 = wx * wx + wy * wy + wz * wz
+    if th2 < 1e-16:
+        a = 1.0 - th2 / 6.0
+        b = 0.5 - th2 / 24.0
+    else:
+        th = np.sqrt(th2)
+        a = np.sin(th) / th
+        b = (1.0 - np.cos(th)) / th2
+    out[0, 0] = 1.0 - b * (wy * wy + wz * wz)
+    out[1, 1] = 1.0 - b * (wx * wx + wz * wz)
+    out[2, 2] = 1.0 - b * (wx * wx + wy * wy)
+    out[0, 1] = -a * wz + b * wx * wy
+    out[1, 0] = a * wz + b * wx * wy
+    out[0, 2] = a * wy + b * wx * wz
+    out[2, 0] = -a * wy + b * wx * wz
+    out[1, 2] = -a * wx + b * wy * wz
+    out[2, 1] = a * wx + b * wy * wz
+
+
+@njit(cache=True, parallel=True)
+def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale):
+    """(cost = 0.5 sum rho, sum of squared pixel errors, number of non-finite residuals)."""
+    m = obs_img.shape[0]
+    cost = 0.0
+    sq = 0.0
+    bad = 0
+    dJX = np.empty((2, 3))
+    dJp = np.empty((2, 1))
+    for o in prange(m):
+        i = obs_img[o]
+        j = obs_pt[o]
+        c = img_cam[i]
+        Xw0 = X[j, 0]
+        Xw1 = X[j, 1]
+        Xw2 = X[j, 2]
+        Xc = R[i, 0, 0] * Xw0 + R[i, 0, 1] * Xw1 + R[i, 0, 2] * Xw2 + t[i, 0]
+        Yc = R[i, 1, 0] * Xw0 + R[i, 1, 1] * Xw1 + R[i, 1, 2] * Xw2 + t[i, 1]
+        Zc = R[i, 2, 0] * Xw0 + R[i, 2, 1] * Xw1 + R[i, 2, 2] * Xw2 + t[i, 2]
+        u, v = project_one(cam_model[c], cam_params[c, : cam_nparams[c]], Xc, Yc, Zc, False, dJX, dJp)
+        ru = u - obs_uv[o, 0]
+        rv = v - obs_uv[o, 1]
+        s = ru * ru + rv * rv
+        if np.isfinite(s):
+            rho, d1 = loss_rho(loss_id, loss_scale, s)
+            cost += 0.5 * rho
+            sq += s
+        else:
+            bad += 1
+    return cost, sq, bad
+
+
+@njit(cache=True)
+def sq_errors(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv):
+    """Squared pixel error per observation (M,); NaN where the point does not project."""
+    m = obs_img.shape[0]
+    out = np.empty(m)
+    dJX = np.empty((2, 3))
+    dJp = np.empty((2, 1))
+    for o in range(m):
+        i = obs_img[o]
+        j = obs_pt[o]
+        c = img_cam[i]
+        Xc = R[i, 0, 0] * X[j, 0] + R[i, 0, 1] * X[j, 1] + R[i, 0, 2] * X[j, 2] + t[i, 0]
+        Yc = R[i, 1, 0] * X[j, 0] + R[i, 1, 1] * X[j, 1] + R[i, 1, 2] * X[j, 2] + t[i, 1]
+        Zc = R[i, 2, 0] * X[j, 0] + R[i, 2, 1] * X[j, 1] + R[i, 2, 2] * X[j, 2] + t[i, 2]
+        u, v = project_one(cam_model[c], cam_params[c, : cam_nparams[c]], Xc, Yc, Zc, False, dJX, dJp)
+        ru = u - obs_uv[o, 0]
+        rv = v - obs_uv[o, 1]
+        out[o] = ru * ru + rv * rv
+    return out
+
+
+@njit(cache=True, parallel=True)
+def linearize(
+    R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale, r, Jc, Jp
+):
+    """Fill weighted residuals r (M,2), camera Jacobians Jc (M,2,6+P) and point Jacobians Jp (M,2,3).
+
+    Columns of Jc: dw (3), dt (3), then d params (cam_nparams of the image's camera; the rest 0).
+    Returns (cost, sum of squared pixel errors, number of non-finite residuals).
+    """
+    m = obs_img.shape[0]
+    P = cam_params.shape[1]
+    cost = 0.0
+    sq = 0.0
+    bad = 0
+    for o in prange(m):
+        i = obs_img[o]
+        j = obs_pt[o]
+        c = img_cam[i]
+        Xw0 = X[j, 0]
+        Xw1 = X[j, 1]
+        Xw2 = X[j, 2]
+        Xc = R[i, 0, 0] * Xw0 + R[i, 0, 1] * Xw1 + R[i, 0, 2] * Xw2 + t[i, 0]
+        Yc = R[i, 1, 0] * Xw0 + R[i, 1, 1] * Xw1 + R[i, 1, 2] * Xw2 + t[i, 1]
+        Zc = R[i, 2, 0] * Xw0 + R[i, 2, 1] * Xw1 + R[i, 2, 2] * Xw2 + t[i, 2]
+        JX = np.empty((2, 3))
+        np_c = cam_nparams[c]
+        for k in range(6 + np_c, 6 + P):
+            Jc[o, 0, k] = 0.0
+            Jc[o, 1, k] = 0.0
+        u, v = project_one(cam_model[c], cam_params[c, :np_c], Xc, Yc, Zc, True, JX, Jc[o, :, 6 : 6 + np_c])
+        ru = u - obs_uv[o, 0]
+        rv = v - obs_uv[o, 1]
+        s = ru * ru + rv * rv
+        if not np.isfinite(s):
+            bad += 1
+            r[o, 0] = 0.0
+            r[o, 1] = 0.0
+            for k in range(6 + P):
+                Jc[o, 0, k] = 0.0
+                Jc[o, 1, k] = 0.0
+            for k in range(3):
+                Jp[o, 0, k] = 0.0
+                Jp[o, 1, k] = 0.0
+            continue
+        rho, d1 = loss_rho(loss_id, loss_scale, s)
+        cost += 0.5 * rho
+        sq += s
+        w = np.sqrt(d1)
+        r[o, 0] = w * ru
+        r[o, 1] = w * rv
+        for a in range(2):
+            # d uv / d X_world = JX R
+            for b in range(3):
+                Jp[o, a, b] = w * (JX[a, 0] * R[i, 0, b] + JX[a, 1] * R[i, 1, b] + JX[a, 2] * R[i, 2, b])
+            # d X_cam / d dw = -R [X]_x: columns R @ (0, Z, -Y)... written per column
+            # -[X]_x = [[0, Z, -Y], [-Z, 0, X], [Y, -X, 0]]
+            for b in range(3):
+                if b == 0:
+                    m0, m1, m2 = 0.0, -Xw2, Xw1
+                elif b == 1:
+                    m0, m1, m2 = Xw2, 0.0, -Xw0
+                else:
+                    m0, m1, m2 = -Xw1, Xw0, 0.0
+                acc = 0.0
+                for q in range(3):
+                    acc += JX[a, q] * (R[i, q, 0] * m0 + R[i, q, 1] * m1 + R[i, q, 2] * m2)
+                Jc[o, a, b] = w * acc
+                Jc[o, a, 3 + b] = w * JX[a, b]
+            for k in range(np_c):
+                Jc[o, a, 6 + k] *= w
+    return cost, sq, bad
+
+
+@njit(cache=True, parallel=True)
+def apply_update(R, t, cam_params, X, pose_col, intr_col, pt_col, h_c, h_p, R_out, t_out, params_out, X_out):
+    """Candidate parameters x (+) h. ``pose_col`` (I,6) / ``intr_col`` (C,P) give the index of each
+    local parameter in the reduced camera vector ``h_c`` (-1: fixed); ``pt_col`` (N,) the row of
+    each point in ``h_p`` (N',3) (-1: fixed)."""
+    n_img = R.shape[0]
+    W = np.empty((3, 3))
+    for i in range(n_img):
+        w = np.zeros(3)
+        for k in range(3):
+            col = pose_col[i, k]
+            if col >= 0:
+                w[k] = h_c[col]
+        for k in range(3):
+            col = pose_col[i, 3 + k]
+            t_out[i, k] = t[i, k] + (h_c[col] if col >= 0 else 0.0)
+        _rodrigues(w[0], w[1], w[2], W)
+        for a in range(3):
+            for b in range(3):
+                R_out[i, a, b] = R[i, a, 0] * W[0, b] + R[i, a, 1] * W[1, b] + R[i, a, 2] * W[2, b]
+    for c in range(cam_params.shape[0]):
+        for k in range(cam_params.shape[1]):
+            col = intr_col[c, k]
+            params_out[c, k] = cam_params[c, k] + (h_c[col] if col >= 0 else 0.0)
+    for j in prange(X.shape[0]):
+        row = pt_col[j]
+        for k in range(3):
+            X_out[j, k] = X[j, k] + (h_p[row, k] if row >= 0 else 0.0)

@@ -1,0 +1,255 @@
+"""The normal equations of bundle adjustment, reduced to the cameras by the Schur complement.
+
+``SchurSystem`` owns the column layout (which pose / intrinsic / point parameters are free and
+where they sit in the reduced vector), the sparsity pattern of the reduced camera matrix S and
+its solution. It is told the Jacobians by ``set_jacobians`` and, for each damping value the LM
+driver tries, returns the step from ``solve(lam)``. The numba kernels are in
+``_schur_kernels.py``; this module only does set-up and the linear algebra calls.
+
+Reduced system S (n x n, n = number of free camera-side parameters):
+- dense (``n <= dense_max_size`` with ``linear_solver="auto"``): LAPACK Cholesky;
+- sparse: symmetric CSR, factorised by CHOLMOD (scikit-sparse, optional) or SuperLU;
+- pcg: conjugate gradients on the sparse S with its block-Jacobi preconditioner (the inverse
+  of each group's diagonal block).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
+
+from . import _schur_kernels as sk
+
+try:  # optional: CHOLMOD through scikit-sparse
+    from sksparse.cholmod import CholmodNotPositiveDefiniteError, cholesky as _cholmod_cholesky
+except ImportError:  # pragma: no cover - depends on the environment
+    _cholmod_cholesky = None
+    CholmodNotPositiveDefiniteError = None
+
+
+def cholmod_available() -> bool:
+    return _cholmod_cholesky is not None
+
+
+class SchurSystem:
+    """Column layout, normal equations and their solution for one problem structure."""
+
+    def __init__(self, problem, pose_free, intr_free, point_free, *, linear_solver="auto", dense_max_size=1500,
+                 pcg_tolerance=1e-8, pcg_max_iterations=500, min_diagonal=1e-6, max_diagonal=1e32):
+        I = problem.num_images
+        C = problem.num_cameras
+        self.obs_img = problem.obs_img
+        self.img_cam = problem.img_cam
+        self.min_diagonal = min_diagonal
+        self.max_diagonal = max_diagonal
+        self.pcg_tolerance = pcg_tolerance
+        self.pcg_max_iterations = pcg_max_iterations
+        # --- columns: pose groups (one per image with a free column), then intrinsic groups ---
+        self.pose_col = np.full((I, 6), -1, dtype=np.int64)
+        self.intr_col = np.full(intr_free.shape, -1, dtype=np.int64)
+        group_size = []
+        pose_grp = np.full(I, -1, dtype=np.int64)
+        intr_grp = np.full(C, -1, dtype=np.int64)
+        n = 0
+        for i in np.flatnonzero(pose_free.any(axis=1)):
+            k = int(pose_free[i].sum())
+            self.pose_col[i, pose_free[i]] = np.arange(n, n + k)
+            pose_grp[i] = len(group_size)
+            group_size.append(k)
+            n += k
+        for c in np.flatnonzero(intr_free.any(axis=1)):
+            k = int(intr_free[c].sum())
+            self.intr_col[c, intr_free[c]] = np.arange(n, n + k)
+            intr_grp[c] = len(group_size)
+            group_size.append(k)
+            n += k
+        self.n = n
+        self.group_size = np.array(group_size, dtype=np.int64)
+        self.group_offset = np.concatenate([[0], np.cumsum(self.group_size)]).astype(np.int64)
+        self.col_grp = np.repeat(np.arange(len(group_size), dtype=np.int64), self.group_size)
+        self.col_within = (np.arange(n, dtype=np.int64) - self.group_offset[self.col_grp]).astype(np.int64)
+        # --- points: observations sorted by point ---
+        self.pt_obs = np.argsort(problem.obs_pt, kind="stable").astype(np.int64)
+        counts = np.bincount(problem.obs_pt, minlength=problem.num_points)
+        self.pt_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.pt_free_idx = np.flatnonzero(point_free).astype(np.int64)
+        self.pt_col = np.full(problem.num_points, -1, dtype=np.int64)
+        self.pt_col[self.pt_free_idx] = np.arange(len(self.pt_free_idx))
+        self.max_track = int(counts[self.pt_free_idx].max()) if len(self.pt_free_idx) else 1
+        # --- storage mode of S ---
+        if linear_solver == "auto":
+            linear_solver = "dense" if n <= dense_max_size else "sparse"
+        self.linear_solver = linear_solver
+        self.mode = 0 if linear_solver == "dense" else 1
+        if self.mode == 0:
+            self.gptr = np.zeros(2, np.int64)
+            self.gcol = np.zeros(1, np.int64)
+            self.gcolstart = np.zeros(1, np.int64)
+            self.gbase = np.zeros(1, np.int64)
+            self.growlen = np.zeros(1, np.int64)
+            self.size = n * n
+        else:
+            self._build_pattern(problem, pose_grp, intr_grp, point_free)
+        self.nchunks = max(1, min(numba.get_num_threads(), len(self.pt_free_idx)))
+        L = 6 + intr_free.shape[1]
+        self.L = L
+
+    # --- set-up ---------------------------------------------------------------------------------
+    def _build_pattern(self, problem, pose_grp, intr_grp, point_free) -> None:
+        I = problem.num_images
+        codes = sk.co_observing_image_pairs(self.pt_ptr, self.pt_obs, problem.obs_img, point_free, I)
+        codes = np.unique(codes)
+        ia, ib = codes // I, codes % I
+        ga_list, gb_list = [], []
+        cam_a, cam_b = problem.img_cam[ia], problem.img_cam[ib]
+        for ga, gb in ((pose_grp[ia], pose_grp[ib]), (pose_grp[ia], intr_grp[cam_b]),
+                       (intr_grp[cam_a], pose_grp[ib]), (intr_grp[cam_a], intr_grp[cam_b])):
+            keep = (ga >= 0) & (gb >= 0)
+            ga_list.append(ga[keep])
+            gb_list.append(gb[keep])
+        G = len(self.group_size)
+        ga = np.concatenate(ga_list + [np.arange(G)])
+        gb = np.concatenate(gb_list + [np.arange(G)])
+        pair = np.unique(ga * G + gb)
+        ga, gb = pair // G, pair % G
+        self.gptr = np.concatenate([[0], np.cumsum(np.bincount(ga, minlength=G))]).astype(np.int64)
+        self.gcol = gb.astype(np.int64)
+        sizes_b = self.group_size[gb]
+        # column start of each block inside its group row
+        row_cum = np.cumsum(sizes_b)
+        row_first = self.gptr[:-1]
+        start_of_row = np.where(row_first < len(row_cum), np.concatenate([[0], row_cum])[row_first], 0)
+        self.gcolstart = (np.concatenate([[0], row_cum])[:-1] - np.repeat(start_of_row, np.diff(self.gptr))).astype(np.int64)
+        self.growlen = np.add.reduceat(sizes_b, self.gptr[:-1]).astype(np.int64) if G else np.zeros(0, np.int64)
+        self.growlen[np.diff(self.gptr) == 0] = 0
+        self.gbase = np.concatenate([[0], np.cumsum(self.growlen * self.group_size)])[:-1].astype(np.int64)
+        self.size = int(np.sum(self.growlen * self.group_size))
+        # scalar CSR pattern
+        indptr = np.empty(self.n + 1, np.int64)
+        indptr[:-1] = np.repeat(self.gbase, self.group_size) + self.col_within * np.repeat(self.growlen, self.group_size)
+        indptr[-1] = self.size
+        # columns of one row of group g: concatenated ranges of its neighbour groups
+        row_cols = [np.concatenate([np.arange(self.group_offset[h], self.group_offset[h + 1])
+                                    for h in self.gcol[self.gptr[g]:self.gptr[g + 1]]]) for g in range(G)]
+        self.indices = np.concatenate([np.tile(row_cols[g], self.group_size[g]) for g in range(G)]).astype(np.int32) \
+            if G else np.zeros(0, np.int32)
+        self.indptr = indptr.astype(np.int32) if self.size < 2**31 else indptr
+        self.diag_pos = self._positions(np.arange(self.n), np.arange(self.n))
+        # data positions of each group's diagonal block (for the block-Jacobi preconditioner)
+        self.diag_block_pos = []
+        for g in range(G):
+            k = int(self.group_size[g])
+            kd = self.gptr[g] + int(np.searchsorted(self.gcol[self.gptr[g]:self.gptr[g + 1]], g))
+            start = self.gbase[g] + self.gcolstart[kd]
+            self.diag_block_pos.append((start + np.arange(k)[:, None] * self.growlen[g] + np.arange(k)[None, :]).ravel())
+
+    def _positions(self, rows, cols) -> np.ndarray:
+        """Data positions of entries (rows, cols) of S (they must be in the pattern)."""
+        if self.mode == 0:
+            return rows * self.n + cols
+        out = np.empty(len(rows), np.int64)
+        for q, (r, c) in enumerate(zip(rows, cols)):
+            ga, gb = self.col_grp[r], self.col_grp[c]
+            nb = self.gcol[self.gptr[ga]:self.gptr[ga + 1]]
+            k = self.gptr[ga] + int(np.searchsorted(nb, gb))
+            out[q] = self.gbase[ga] + self.col_within[r] * self.growlen[ga] + self.gcolstart[k] + self.col_within[c]
+        return out
+
+    # --- per linearisation ------------------------------------------------------------------------
+    def set_jacobians(self, r, Jc, Jp) -> tuple[np.ndarray, np.ndarray]:
+        """Accumulate U, gc, V, gp from weighted residuals and Jacobians; returns (gc, gp)."""
+        self.r, self.Jc, self.Jp = r, Jc, Jp
+        self.U = np.zeros(self.size)
+        self.gc = np.zeros(self.n)
+        if self.n:
+            sk.accumulate_cameras(self.mode, self.n, r, Jc, self.obs_img, self.img_cam, self.pose_col, self.intr_col,
+                                  self.col_grp, self.col_within, self.gptr, self.gcol, self.gcolstart, self.gbase,
+                                  self.growlen, self.U, self.gc)
+        nf = len(self.pt_free_idx)
+        self.V = np.empty((nf, 3, 3))
+        self.gp = np.empty((nf, 3))
+        sk.accumulate_points(r, Jp, self.pt_ptr, self.pt_obs, self.pt_free_idx, self.V, self.gp)
+        diagU = self.U[self.diag_pos] if self.mode == 1 else self.U[:: self.n + 1] if self.n else np.zeros(0)
+        self.Dc = np.clip(diagU, self.min_diagonal, self.max_diagonal)
+        self.Dp = np.clip(np.einsum("qii->qi", self.V), self.min_diagonal, self.max_diagonal)
+        return self.gc, self.gp
+
+    def gradient_max_norm(self) -> float:
+        m = 0.0
+        if self.n:
+            m = float(np.abs(self.gc).max())
+        if len(self.gp):
+            m = max(m, float(np.abs(self.gp).max()))
+        return m
+
+    # --- per damping value ------------------------------------------------------------------------
+    def solve(self, lam: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Step (hc (n,), hp (N',3)) of (J^T J + lam D) h = -g, or None when S is not positive definite."""
+        nf = len(self.pt_free_idx)
+        self.Vinv = np.empty((nf, 3, 3))
+        S_parts = np.empty((self.nchunks, self.size))
+        b_parts = np.empty((self.nchunks, self.n))
+        bad = sk.schur_complement(
+            self.mode, self.n, lam, self.Jc, self.Jp, self.obs_img, self.img_cam, self.pose_col, self.intr_col,
+            self.pt_ptr, self.pt_obs, self.pt_free_idx, self.V, self.Dp, self.gp, self.col_grp, self.col_within,
+            self.gptr, self.gcol, self.gcolstart, self.gbase, self.growlen, self.max_track, self.nchunks, S_parts,
+            b_parts, self.Vinv,
+        )
+        if bad:
+            return None
+        hc = np.zeros(self.n)
+        if self.n:
+            S = self.U + S_parts.sum(axis=0) if self.nchunks > 1 else self.U + S_parts[0]
+            b = -self.gc + (b_parts.sum(axis=0) if self.nchunks > 1 else b_parts[0])
+            if self.mode == 0:
+                S = S.reshape(self.n, self.n)
+                S[np.diag_indices(self.n)] += lam * self.Dc
+                hc = self._solve_dense(S, b)
+            else:
+                S[self.diag_pos] += lam * self.Dc
+                hc = self._solve_sparse(S, b)
+            if hc is None or not np.isfinite(hc).all():
+                return None
+        hp = np.empty((nf, 3))
+        sk.back_substitute(hc, self.Jc, self.Jp, self.obs_img, self.img_cam, self.pose_col, self.intr_col,
+                           self.pt_ptr, self.pt_obs, self.pt_free_idx, self.Vinv, self.gp, hp)
+        return hc, hp
+
+    def _solve_dense(self, S, b):
+        try:
+            c = scipy.linalg.cho_factor(S, lower=False, overwrite_a=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return None
+        return scipy.linalg.cho_solve(c, b, check_finite=False)
+
+    def _solve_sparse(self, data, b):
+        S = scipy.sparse.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
+        if self.linear_solver == "pcg":
+            return self._solve_pcg(S, data, b)
+        if _cholmod_cholesky is not None:
+            try:
+                return _cholmod_cholesky(S.tocsc())(b)
+            except CholmodNotPositiveDefiniteError:
+                return None
+        try:
+            lu = scipy.sparse.linalg.splu(S.tocsc(), permc_spec="MMD_AT_PLUS_A",
+                                          options={"SymmetricMode": True}, diag_pivot_thresh=0.0)
+        except RuntimeError:
+            return None
+        return lu.solve(b)
+
+    def _solve_pcg(self, S, data, b):
+        blocks = []
+        for g, pos in enumerate(self.diag_block_pos):
+            k = int(self.group_size[g])
+            try:
+                blocks.append(np.linalg.inv(data[pos].reshape(k, k)))
+            except np.linalg.LinAlgError:
+                return None
+        M = scipy.sparse.block_diag(blocks, format="csr")
+        x, info = scipy.sparse.linalg.cg(S, b, rtol=self.pcg_tolerance, maxiter=self.pcg_max_iterations, M=M)
+        self.last_pcg_info = int(info)
+        return x
