@@ -29,6 +29,8 @@ from .geometry import (  # noqa: E402
 # name -> module that defines it; imported on first access
 _LAZY: dict[str, str] = {
     "Reconstruction": "geomvision.scene.reconstruction",
+    "read_model": "geomvision.io.colmap",
+    "write_model": "geomvision.io.colmap",
 }
 
 

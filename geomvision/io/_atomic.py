@@ -1,0 +1,112 @@
+"""Atomic file writes: write a temporary file beside the target, then ``os.replace`` it.
+
+An interrupted write (exception, Ctrl-C, crash, full disk) never leaves a half-written file at
+``path``: either the old content stays or the complete new content appears. Every geomvision
+writer goes through :func:`atomic_write`::
+
+    with atomic_write(path, "wb") as f:      # or "w" for text (UTF-8, "\\n" line ends)
+        f.write(data)
+
+The temporary file lives in the same folder (``os.replace`` is only atomic within one file
+system), is named ``.<name>.<random>.tmp`` and is removed when the body raises. The new file
+gets the permissions of the file it replaces, or the usual ``0o666 & ~umask`` for a new file
+(not the ``0o600`` of a bare temporary file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
+
+
+def _current_umask() -> int:
+    try:  # Linux: read it without changing it (os.umask is process-wide and racy with threads)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (POSIX); best effort, a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike, mode: str = "wb", *, encoding: str | None = "utf-8", newline: str | None = "\n"
+) -> Iterator[IO]:
+    """Context manager yielding a file object whose content replaces ``path`` on success.
+
+    ``mode`` is ``"wb"`` (binary) or ``"w"`` (text; ``encoding`` and ``newline`` apply, by
+    default UTF-8 with ``"\\n"`` line ends on every platform). The parent folder must exist.
+    On an exception inside the ``with`` block the temporary file is deleted, ``path`` is left
+    untouched and the exception propagates.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' (text) or 'wb' (binary), got {mode!r}")
+    target = Path(os.fspath(path))
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"path: folder {str(folder)!r} does not exist; create it first (os.makedirs)")
+    if target.is_dir():
+        raise ValueError(f"path: {str(target)!r} is a folder, expected a file path")
+    try:
+        perms = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        perms = 0o666 & ~_current_umask()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        if mode == "wb":
+            f = os.fdopen(fd, "wb")
+        else:
+            f = os.fdopen(fd, "w", encoding=encoding, newline=newline)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp_name)
+        raise
+    try:
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_name, perms)
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(folder)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically with ``"\\n"`` line ends (see :func:`atomic_write`)."""
+    with atomic_write(path, "w", encoding=encoding) as f:
+        f.write(text)
