@@ -12,7 +12,9 @@ import importlib
 import sys
 
 # command name -> module defining add_parser()
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "ba": "geomvision.cli.ba",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,35 +48,15 @@ def _find_block(gptr, gcol, ga, gb):
 
 
 @njit(cache=True, inline="always")
-def _local_columns(o, obs_img, img_cam, pose_col, intr_col, loc_jc, loc_g):
-    """Free camera-side columns of observation o: Jc column indices and reduced-system indices."""
-    i = obs_img[o]
-    c = img_cam[i]
-    n = 0
-    for k in range(6):
-        g = pose_col[i, k]
-        if g >= 0:
-            loc_jc[n] = k
-            loc_g[n] = g
-            n += 1
-    for k in range(intr_col.shape[1]):
-        g = intr_col[c, k]
-        if g >= 0:
-            loc_jc[n] = 6 + k
-            loc_g[n] = g
-            n += 1
-    return n
-
-
-@njit(cache=True, inline="always")
-def _add_block(S, mode, N, ca_list, na, cb_list, nb, blk, sign, col_grp, col_within, gptr, gcol, gcolstart, gbase, growlen):
-    """S[ca, cb] += sign * blk[a, b] for the local column lists of two observations."""
+def _add_block(S, mode, N, ca_list, na, cb_list, nb, blk, transpose, col_grp, col_within, gptr, gcol, gcolstart, gbase,
+               growlen):
+    """S[ca_list[a], cb_list[b]] += blk[a, b] (or blk[b, a] with ``transpose``)."""
     for a in range(na):
         ca = ca_list[a]
         if mode == 0:
             base = ca * N
             for b in range(nb):
-                S[base + cb_list[b]] += sign * blk[a, b]
+                S[base + cb_list[b]] += blk[b, a] if transpose else blk[a, b]
         else:
             ga = col_grp[ca]
             rowbase = gbase[ga] + col_within[ca] * growlen[ga]
@@ -88,29 +68,25 @@ def _add_block(S, mode, N, ca_list, na, cb_list, nb, blk, sign, col_grp, col_wit
                 if gb != last_g:
                     off = gcolstart[_find_block(gptr, gcol, ga, gb)]
                     last_g = gb
-                S[rowbase + off + col_within[cb]] += sign * blk[a, b]
+                S[rowbase + off + col_within[cb]] += blk[b, a] if transpose else blk[a, b]
 
 
 @njit(cache=True)
-def accumulate_cameras(
-    mode, N, r, Jc, obs_img, img_cam, pose_col, intr_col, col_grp, col_within, gptr, gcol, gcolstart, gbase, growlen, U, gc
-):
-    """U += sum_o Jc_o^T Jc_o and gc += sum_o Jc_o^T r_o over the free camera-side columns."""
-    L = Jc.shape[2]
-    loc_jc = np.empty(L, np.int64)
-    loc_g = np.empty(L, np.int64)
-    blk = np.empty((L, L))
+def accumulate_cameras(r, Jc, obs_img, img_nloc, img_loc_jc, Uimg, gimg):
+    """Per image: Uimg[i] = sum_o Jc_o^T Jc_o and gimg[i] = sum_o Jc_o^T r_o over its free local columns."""
+    Uimg[:] = 0.0
+    gimg[:] = 0.0
     for o in range(obs_img.shape[0]):
-        n = _local_columns(o, obs_img, img_cam, pose_col, intr_col, loc_jc, loc_g)
-        if n == 0:
-            continue
+        i = obs_img[o]
+        n = img_nloc[i]
         for a in range(n):
-            ja = loc_jc[a]
-            gc[loc_g[a]] += Jc[o, 0, ja] * r[o, 0] + Jc[o, 1, ja] * r[o, 1]
+            ja = img_loc_jc[i, a]
+            c0 = Jc[o, 0, ja]
+            c1 = Jc[o, 1, ja]
+            gimg[i, a] += c0 * r[o, 0] + c1 * r[o, 1]
             for b in range(n):
-                jb = loc_jc[b]
-                blk[a, b] = Jc[o, 0, ja] * Jc[o, 0, jb] + Jc[o, 1, ja] * Jc[o, 1, jb]
-        _add_block(U, mode, N, loc_g, n, loc_g, n, blk, 1.0, col_grp, col_within, gptr, gcol, gcolstart, gbase, growlen)
+                jb = img_loc_jc[i, b]
+                Uimg[i, a, b] += c0 * Jc[o, 0, jb] + c1 * Jc[o, 1, jb]
 
 
 @njit(cache=True, parallel=True)
@@ -154,56 +130,43 @@ def _inv3_sym(A, out):
     return True
 
 
+@njit(cache=True, inline="always")
+def _pair_index(pair_ptr, pair_col, ia, ib):
+    lo = pair_ptr[ia]
+    hi = pair_ptr[ia + 1] - 1
+    while lo <= hi:
+        mid = (lo + hi) >> 1
+        g = pair_col[mid]
+        if g == ib:
+            return mid
+        if g < ib:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return -1
+
+
 @njit(cache=True, parallel=True)
-def schur_complement(
-    mode,
-    N,
-    lam,
-    Jc,
-    Jp,
-    obs_img,
-    img_cam,
-    pose_col,
-    intr_col,
-    pt_ptr,
-    pt_obs,
-    pt_free_idx,
-    V,
-    Dp,
-    gp,
-    col_grp,
-    col_within,
-    gptr,
-    gcol,
-    gcolstart,
-    gbase,
-    growlen,
-    max_track,
-    nchunks,
-    S_parts,
-    b_parts,
-    Vinv,
-):
-    """Per-chunk sums of -W_j Vd_j^-1 W_j^T into ``S_parts[k]`` and of W_j Vd_j^-1 gp_j into
-    ``b_parts[k]``; Vd_j^-1 (with Vd_j = V_j + lam diag(Dp_j)) into ``Vinv``.
-    Returns the number of points whose damped block is not positive definite (then 0 is used)."""
+def schur_complement(lam, Jc, Jp, obs_img, img_nloc, img_loc_jc, pt_ptr, pt_obs, pt_free_idx, V, Dp, gp,
+                     pair_ptr, pair_col, max_track, nchunks, B_parts, b_parts, Vinv):
+    """Per-chunk sums over free points of -W_j Vd_j^-1 W_j^T, as image-pair blocks
+    ``B_parts[k, pair, a, b]`` (pairs ia <= ib of ``pair_ptr``/``pair_col``, local free columns
+    a of ia, b of ib), and of W_j Vd_j^-1 gp_j per image (``b_parts[k, i, a]``); stores
+    Vd_j^-1 (Vd_j = V_j + lam diag(Dp_j)) in ``Vinv``. Returns the number of points whose damped
+    block is not positive definite."""
     L = Jc.shape[2]
     n_free = pt_free_idx.shape[0]
     bad_total = 0
     for chunk in prange(nchunks):
-        S = S_parts[chunk]
-        bvec = b_parts[chunk]
-        S[:] = 0.0
-        bvec[:] = 0.0
-        loc_jc = np.empty((max_track, L), np.int64)
-        loc_g = np.empty((max_track, L), np.int64)
-        nloc = np.empty(max_track, np.int64)
+        B = B_parts[chunk]
+        bimg = b_parts[chunk]
+        B[:] = 0.0
+        bimg[:] = 0.0
+        img = np.empty(max_track, np.int64)
         E = np.empty((max_track, 3, L))
         F = np.empty((max_track, 3, L))
-        blk = np.empty((L, L))
         Vd = np.empty((3, 3))
         Vi = np.empty((3, 3))
-        y = np.empty(3)
         bad = 0
         lo = chunk * n_free // nchunks
         hi = (chunk + 1) * n_free // nchunks
@@ -219,64 +182,99 @@ def schur_complement(
             for a in range(3):
                 for b in range(3):
                     Vinv[q, a, b] = Vi[a, b]
-            y[0] = Vi[0, 0] * gp[q, 0] + Vi[0, 1] * gp[q, 1] + Vi[0, 2] * gp[q, 2]
-            y[1] = Vi[1, 0] * gp[q, 0] + Vi[1, 1] * gp[q, 1] + Vi[1, 2] * gp[q, 2]
-            y[2] = Vi[2, 0] * gp[q, 0] + Vi[2, 1] * gp[q, 1] + Vi[2, 2] * gp[q, 2]
+            y0 = Vi[0, 0] * gp[q, 0] + Vi[0, 1] * gp[q, 1] + Vi[0, 2] * gp[q, 2]
+            y1 = Vi[1, 0] * gp[q, 0] + Vi[1, 1] * gp[q, 1] + Vi[1, 2] * gp[q, 2]
+            y2 = Vi[2, 0] * gp[q, 0] + Vi[2, 1] * gp[q, 1] + Vi[2, 2] * gp[q, 2]
             k = 0
             for e in range(pt_ptr[j], pt_ptr[j + 1]):
                 o = pt_obs[e]
-                n = _local_columns(o, obs_img, img_cam, pose_col, intr_col, loc_jc[k], loc_g[k])
+                i = obs_img[o]
+                n = img_nloc[i]
                 if n == 0:
                     continue
-                nloc[k] = n
+                img[k] = i
                 # E = Jp^T Jc (3 x n), F = Vd^-1 E
-                for a in range(3):
-                    for c in range(n):
-                        jc = loc_jc[k, c]
-                        E[k, a, c] = Jp[o, 0, a] * Jc[o, 0, jc] + Jp[o, 1, a] * Jc[o, 1, jc]
-                for a in range(3):
-                    for c in range(n):
-                        F[k, a, c] = Vi[a, 0] * E[k, 0, c] + Vi[a, 1] * E[k, 1, c] + Vi[a, 2] * E[k, 2, c]
                 for c in range(n):
-                    bvec[loc_g[k, c]] += E[k, 0, c] * y[0] + E[k, 1, c] * y[1] + E[k, 2, c] * y[2]
+                    jc = img_loc_jc[i, c]
+                    j0 = Jc[o, 0, jc]
+                    j1 = Jc[o, 1, jc]
+                    e0 = Jp[o, 0, 0] * j0 + Jp[o, 1, 0] * j1
+                    e1 = Jp[o, 0, 1] * j0 + Jp[o, 1, 1] * j1
+                    e2 = Jp[o, 0, 2] * j0 + Jp[o, 1, 2] * j1
+                    E[k, 0, c] = e0
+                    E[k, 1, c] = e1
+                    E[k, 2, c] = e2
+                    F[k, 0, c] = Vi[0, 0] * e0 + Vi[0, 1] * e1 + Vi[0, 2] * e2
+                    F[k, 1, c] = Vi[1, 0] * e0 + Vi[1, 1] * e1 + Vi[1, 2] * e2
+                    F[k, 2, c] = Vi[2, 0] * e0 + Vi[2, 1] * e1 + Vi[2, 2] * e2
+                    bimg[i, c] += e0 * y0 + e1 * y1 + e2 * y2
                 k += 1
             for a_ in range(k):
-                na = nloc[a_]
+                ia = img[a_]
+                na = img_nloc[ia]
                 for b_ in range(a_, k):
-                    nb = nloc[b_]
-                    for a in range(na):
-                        for b in range(nb):
-                            blk[a, b] = E[a_, 0, a] * F[b_, 0, b] + E[a_, 1, a] * F[b_, 1, b] + E[a_, 2, a] * F[b_, 2, b]
-                    _add_block(S, mode, N, loc_g[a_], na, loc_g[b_], nb, blk, -1.0, col_grp, col_within, gptr, gcol, gcolstart, gbase, growlen)
-                    if b_ != a_:
+                    ib = img[b_]
+                    nb = img_nloc[ib]
+                    if ia <= ib:
+                        Bk = B[_pair_index(pair_ptr, pair_col, ia, ib)]
                         for a in range(na):
+                            ea0 = E[a_, 0, a]
+                            ea1 = E[a_, 1, a]
+                            ea2 = E[a_, 2, a]
                             for b in range(nb):
-                                blk[b, a] = E[a_, 0, a] * F[b_, 0, b] + E[a_, 1, a] * F[b_, 1, b] + E[a_, 2, a] * F[b_, 2, b]
-                        _add_block(S, mode, N, loc_g[b_], nb, loc_g[a_], na, blk, -1.0, col_grp, col_within, gptr, gcol, gcolstart, gbase, growlen)
+                                Bk[a, b] -= ea0 * F[b_, 0, b] + ea1 * F[b_, 1, b] + ea2 * F[b_, 2, b]
+                    if ib < ia or (ia == ib and a_ != b_):
+                        Bk = B[_pair_index(pair_ptr, pair_col, ib, ia)]
+                        for b in range(nb):
+                            eb0 = F[b_, 0, b]
+                            eb1 = F[b_, 1, b]
+                            eb2 = F[b_, 2, b]
+                            for a in range(na):
+                                Bk[b, a] -= eb0 * E[a_, 0, a] + eb1 * E[a_, 1, a] + eb2 * E[a_, 2, a]
         bad_total += bad
     return bad_total
 
 
+@njit(cache=True)
+def assemble(mode, N, pair_ptr, pair_col, B, Uimg, img_nloc, img_loc_g, col_grp, col_within, gptr, gcol, gcolstart,
+             gbase, growlen, S):
+    """S += the image-pair blocks B (pairs ia <= ib; the lower triangle gets the transposes) and
+    the per-image blocks Uimg, scattered to the reduced columns ``img_loc_g``."""
+    for ia in range(pair_ptr.shape[0] - 1):
+        na = img_nloc[ia]
+        if na == 0:
+            continue
+        ga = img_loc_g[ia]
+        _add_block(S, mode, N, ga, na, ga, na, Uimg[ia], False, col_grp, col_within, gptr, gcol, gcolstart, gbase,
+                   growlen)
+        for k in range(pair_ptr[ia], pair_ptr[ia + 1]):
+            ib = pair_col[k]
+            nb = img_nloc[ib]
+            gb = img_loc_g[ib]
+            _add_block(S, mode, N, ga, na, gb, nb, B[k], False, col_grp, col_within, gptr, gcol, gcolstart, gbase,
+                       growlen)
+            if ib != ia:
+                _add_block(S, mode, N, gb, nb, ga, na, B[k], True, col_grp, col_within, gptr, gcol, gcolstart,
+                           gbase, growlen)
+
+
 @njit(cache=True, parallel=True)
-def back_substitute(hc, Jc, Jp, obs_img, img_cam, pose_col, intr_col, pt_ptr, pt_obs, pt_free_idx, Vinv, gp, hp):
+def back_substitute(hc, Jc, Jp, obs_img, img_nloc, img_loc_jc, img_loc_g, pt_ptr, pt_obs, pt_free_idx, Vinv, gp, hp):
     """hp_q = Vd_q^-1 (-gp_q - sum_o Jp_o^T Jc_o hc[cols of o]) for every free point row q."""
-    L = Jc.shape[2]
     for q in prange(pt_free_idx.shape[0]):
         j = pt_free_idx[q]
-        loc_jc = np.empty(L, np.int64)
-        loc_g = np.empty(L, np.int64)
         z0 = -gp[q, 0]
         z1 = -gp[q, 1]
         z2 = -gp[q, 2]
         for e in range(pt_ptr[j], pt_ptr[j + 1]):
             o = pt_obs[e]
-            n = _local_columns(o, obs_img, img_cam, pose_col, intr_col, loc_jc, loc_g)
+            i = obs_img[o]
             s0 = 0.0
             s1 = 0.0
-            for c in range(n):
-                h = hc[loc_g[c]]
-                s0 += Jc[o, 0, loc_jc[c]] * h
-                s1 += Jc[o, 1, loc_jc[c]] * h
+            for c in range(img_nloc[i]):
+                h = hc[img_loc_g[i, c]]
+                s0 += Jc[o, 0, img_loc_jc[i, c]] * h
+                s1 += Jc[o, 1, img_loc_jc[i, c]] * h
             z0 -= Jp[o, 0, 0] * s0 + Jp[o, 1, 0] * s1
             z1 -= Jp[o, 0, 1] * s0 + Jp[o, 1, 1] * s1
             z2 -= Jp[o, 0, 2] * s0 + Jp[o, 1, 2] * s1
@@ -286,8 +284,8 @@ def back_substitute(hc, Jc, Jp, obs_img, img_cam, pose_col, intr_col, pt_ptr, pt
 
 @njit(cache=True)
 def co_observing_image_pairs(pt_ptr, pt_obs, obs_img, pt_free, n_img):
-    """Codes a * n_img + b of every ordered pair of images (a, b) that observe a common free point
-    (with repeats), plus (a, a) for every observing image."""
+    """Codes a * n_img + b of every pair of images a <= b that observe a common free point (with
+    repeats), plus (a, a) for every observing image."""
     total = 0
     for j in range(pt_ptr.shape[0] - 1):
         k = pt_ptr[j + 1] - pt_ptr[j]
@@ -301,7 +299,8 @@ def co_observing_image_pairs(pt_ptr, pt_obs, obs_img, pt_free, n_img):
             for a in range(s, e):
                 ia = obs_img[pt_obs[a]]
                 for b in range(s, e):
-                    out[n] = ia * n_img + obs_img[pt_obs[b]]
+                    ib = obs_img[pt_obs[b]]
+                    out[n] = ia * n_img + ib if ia <= ib else ib * n_img + ia
                     n += 1
         else:
             for a in range(s, e):

@@ -71,6 +71,17 @@ class SchurSystem:
         self.group_offset = np.concatenate([[0], np.cumsum(self.group_size)]).astype(np.int64)
         self.col_grp = np.repeat(np.arange(len(group_size), dtype=np.int64), self.group_size)
         self.col_within = (np.arange(n, dtype=np.int64) - self.group_offset[self.col_grp]).astype(np.int64)
+        # --- per image: its free local columns (index into Jc, index into the reduced vector) ---
+        L = 6 + intr_free.shape[1]
+        self.L = L
+        jc_all = np.concatenate([np.broadcast_to(np.arange(6), (I, 6)),
+                                 np.broadcast_to(6 + np.arange(intr_free.shape[1]), (I, L - 6))], axis=1)
+        g_all = np.concatenate([self.pose_col, self.intr_col[problem.img_cam]], axis=1) if I else np.zeros((0, L), np.int64)
+        free = g_all >= 0
+        order = np.argsort(~free, axis=1, kind="stable")  # free columns first, in order
+        self.img_nloc = free.sum(axis=1).astype(np.int64)
+        self.img_loc_jc = np.ascontiguousarray(np.take_along_axis(jc_all, order, axis=1), dtype=np.int64)
+        self.img_loc_g = np.ascontiguousarray(np.take_along_axis(g_all, order, axis=1), dtype=np.int64)
         # --- points: observations sorted by point ---
         self.pt_obs = np.argsort(problem.obs_pt, kind="stable").astype(np.int64)
         counts = np.bincount(problem.obs_pt, minlength=problem.num_points)
@@ -79,6 +90,17 @@ class SchurSystem:
         self.pt_col = np.full(problem.num_points, -1, dtype=np.int64)
         self.pt_col[self.pt_free_idx] = np.arange(len(self.pt_free_idx))
         self.max_track = int(counts[self.pt_free_idx].max()) if len(self.pt_free_idx) else 1
+        # --- image pairs (ia <= ib) coupled through a free point, and each image with itself ---
+        codes = sk.co_observing_image_pairs(self.pt_ptr, self.pt_obs, problem.obs_img, point_free, I)
+        if I * I <= 4_000_000:
+            codes = np.flatnonzero(np.bincount(codes, minlength=I * I))
+        else:
+            codes = np.unique(codes)
+        ia, ib = codes // max(I, 1), codes % max(I, 1)
+        keep = (self.img_nloc[ia] > 0) & (self.img_nloc[ib] > 0)
+        ia, ib = ia[keep], ib[keep]
+        self.pair_ptr = np.concatenate([[0], np.cumsum(np.bincount(ia, minlength=I))]).astype(np.int64)
+        self.pair_col = ib.astype(np.int64)
         # --- storage mode of S ---
         if linear_solver == "auto":
             linear_solver = "dense" if n <= dense_max_size else "sparse"
@@ -91,18 +113,14 @@ class SchurSystem:
             self.gbase = np.zeros(1, np.int64)
             self.growlen = np.zeros(1, np.int64)
             self.size = n * n
+            self.diag_pos = np.arange(n) * (n + 1)
         else:
-            self._build_pattern(problem, pose_grp, intr_grp, point_free)
+            self._build_pattern(problem, pose_grp, intr_grp, ia, ib)
         self.nchunks = max(1, min(numba.get_num_threads(), len(self.pt_free_idx)))
-        L = 6 + intr_free.shape[1]
-        self.L = L
 
     # --- set-up ---------------------------------------------------------------------------------
-    def _build_pattern(self, problem, pose_grp, intr_grp, point_free) -> None:
-        I = problem.num_images
-        codes = sk.co_observing_image_pairs(self.pt_ptr, self.pt_obs, problem.obs_img, point_free, I)
-        codes = np.unique(codes)
-        ia, ib = codes // I, codes % I
+    def _build_pattern(self, problem, pose_grp, intr_grp, ia, ib) -> None:
+        ia, ib = np.concatenate([ia, ib]), np.concatenate([ib, ia])  # both triangles
         ga_list, gb_list = [], []
         cam_a, cam_b = problem.img_cam[ia], problem.img_cam[ib]
         for ga, gb in ((pose_grp[ia], pose_grp[ib]), (pose_grp[ia], intr_grp[cam_b]),
@@ -119,23 +137,19 @@ class SchurSystem:
         self.gcol = gb.astype(np.int64)
         sizes_b = self.group_size[gb]
         # column start of each block inside its group row
-        row_cum = np.cumsum(sizes_b)
-        row_first = self.gptr[:-1]
-        start_of_row = np.where(row_first < len(row_cum), np.concatenate([[0], row_cum])[row_first], 0)
-        self.gcolstart = (np.concatenate([[0], row_cum])[:-1] - np.repeat(start_of_row, np.diff(self.gptr))).astype(np.int64)
-        self.growlen = np.add.reduceat(sizes_b, self.gptr[:-1]).astype(np.int64) if G else np.zeros(0, np.int64)
-        self.growlen[np.diff(self.gptr) == 0] = 0
+        cum = np.concatenate([[0], np.cumsum(sizes_b)])
+        self.gcolstart = (cum[:-1] - np.repeat(cum[self.gptr[:-1]], np.diff(self.gptr))).astype(np.int64)
+        self.growlen = (cum[self.gptr[1:]] - cum[self.gptr[:-1]]).astype(np.int64)
         self.gbase = np.concatenate([[0], np.cumsum(self.growlen * self.group_size)])[:-1].astype(np.int64)
         self.size = int(np.sum(self.growlen * self.group_size))
         # scalar CSR pattern
         indptr = np.empty(self.n + 1, np.int64)
         indptr[:-1] = np.repeat(self.gbase, self.group_size) + self.col_within * np.repeat(self.growlen, self.group_size)
         indptr[-1] = self.size
-        # columns of one row of group g: concatenated ranges of its neighbour groups
         row_cols = [np.concatenate([np.arange(self.group_offset[h], self.group_offset[h + 1])
                                     for h in self.gcol[self.gptr[g]:self.gptr[g + 1]]]) for g in range(G)]
-        self.indices = np.concatenate([np.tile(row_cols[g], self.group_size[g]) for g in range(G)]).astype(np.int32) \
-            if G else np.zeros(0, np.int32)
+        self.indices = (np.concatenate([np.tile(row_cols[g], self.group_size[g]) for g in range(G)]).astype(np.int32)
+                        if G else np.zeros(0, np.int32))
         self.indptr = indptr.astype(np.int32) if self.size < 2**31 else indptr
         self.diag_pos = self._positions(np.arange(self.n), np.arange(self.n))
         # data positions of each group's diagonal block (for the block-Jacobi preconditioner)
@@ -162,19 +176,21 @@ class SchurSystem:
     def set_jacobians(self, r, Jc, Jp) -> tuple[np.ndarray, np.ndarray]:
         """Accumulate U, gc, V, gp from weighted residuals and Jacobians; returns (gc, gp)."""
         self.r, self.Jc, self.Jp = r, Jc, Jp
-        self.U = np.zeros(self.size)
-        self.gc = np.zeros(self.n)
-        if self.n:
-            sk.accumulate_cameras(self.mode, self.n, r, Jc, self.obs_img, self.img_cam, self.pose_col, self.intr_col,
-                                  self.col_grp, self.col_within, self.gptr, self.gcol, self.gcolstart, self.gbase,
-                                  self.growlen, self.U, self.gc)
+        I = len(self.img_nloc)
+        self.Uimg = np.empty((I, self.L, self.L))
+        gimg = np.empty((I, self.L))
+        sk.accumulate_cameras(r, Jc, self.obs_img, self.img_nloc, self.img_loc_jc, self.Uimg, gimg)
+        valid = np.arange(self.L)[None, :] < self.img_nloc[:, None]
+        cols = self.img_loc_g[valid]
+        self.gc = np.bincount(cols, weights=gimg[valid], minlength=self.n)
+        diagU = np.bincount(cols, weights=np.einsum("iaa->ia", self.Uimg)[valid], minlength=self.n)
         nf = len(self.pt_free_idx)
         self.V = np.empty((nf, 3, 3))
         self.gp = np.empty((nf, 3))
         sk.accumulate_points(r, Jp, self.pt_ptr, self.pt_obs, self.pt_free_idx, self.V, self.gp)
-        diagU = self.U[self.diag_pos] if self.mode == 1 else self.U[:: self.n + 1] if self.n else np.zeros(0)
         self.Dc = np.clip(diagU, self.min_diagonal, self.max_diagonal)
         self.Dp = np.clip(np.einsum("qii->qi", self.V), self.min_diagonal, self.max_diagonal)
+        self._valid = valid
         return self.gc, self.gp
 
     def gradient_max_norm(self) -> float:
@@ -187,34 +203,34 @@ class SchurSystem:
 
     # --- per damping value ------------------------------------------------------------------------
     def solve(self, lam: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """Step (hc (n,), hp (N',3)) of (J^T J + lam D) h = -g, or None when S is not positive definite."""
+        """Step (hc (n,), hp (N',3)) of (J^T J + lam D) h = -g, or None when a damped block or S is
+        not positive definite."""
         nf = len(self.pt_free_idx)
+        I = len(self.img_nloc)
         self.Vinv = np.empty((nf, 3, 3))
-        S_parts = np.empty((self.nchunks, self.size))
-        b_parts = np.empty((self.nchunks, self.n))
+        B_parts = np.empty((self.nchunks, len(self.pair_col), self.L, self.L))
+        b_parts = np.empty((self.nchunks, I, self.L))
         bad = sk.schur_complement(
-            self.mode, self.n, lam, self.Jc, self.Jp, self.obs_img, self.img_cam, self.pose_col, self.intr_col,
-            self.pt_ptr, self.pt_obs, self.pt_free_idx, self.V, self.Dp, self.gp, self.col_grp, self.col_within,
-            self.gptr, self.gcol, self.gcolstart, self.gbase, self.growlen, self.max_track, self.nchunks, S_parts,
-            b_parts, self.Vinv,
+            lam, self.Jc, self.Jp, self.obs_img, self.img_nloc, self.img_loc_jc, self.pt_ptr, self.pt_obs,
+            self.pt_free_idx, self.V, self.Dp, self.gp, self.pair_ptr, self.pair_col, self.max_track, self.nchunks,
+            B_parts, b_parts, self.Vinv,
         )
         if bad:
             return None
         hc = np.zeros(self.n)
         if self.n:
-            S = self.U + S_parts.sum(axis=0) if self.nchunks > 1 else self.U + S_parts[0]
-            b = -self.gc + (b_parts.sum(axis=0) if self.nchunks > 1 else b_parts[0])
-            if self.mode == 0:
-                S = S.reshape(self.n, self.n)
-                S[np.diag_indices(self.n)] += lam * self.Dc
-                hc = self._solve_dense(S, b)
-            else:
-                S[self.diag_pos] += lam * self.Dc
-                hc = self._solve_sparse(S, b)
+            B = B_parts.sum(axis=0) if self.nchunks > 1 else B_parts[0]
+            bimg = b_parts.sum(axis=0) if self.nchunks > 1 else b_parts[0]
+            S = np.zeros(self.size)
+            sk.assemble(self.mode, self.n, self.pair_ptr, self.pair_col, B, self.Uimg, self.img_nloc, self.img_loc_g,
+                        self.col_grp, self.col_within, self.gptr, self.gcol, self.gcolstart, self.gbase, self.growlen, S)
+            S[self.diag_pos] += lam * self.Dc
+            b = np.bincount(self.img_loc_g[self._valid], weights=bimg[self._valid], minlength=self.n) - self.gc
+            hc = self._solve_dense(S.reshape(self.n, self.n), b) if self.mode == 0 else self._solve_sparse(S, b)
             if hc is None or not np.isfinite(hc).all():
                 return None
         hp = np.empty((nf, 3))
-        sk.back_substitute(hc, self.Jc, self.Jp, self.obs_img, self.img_cam, self.pose_col, self.intr_col,
+        sk.back_substitute(hc, self.Jc, self.Jp, self.obs_img, self.img_nloc, self.img_loc_jc, self.img_loc_g,
                            self.pt_ptr, self.pt_obs, self.pt_free_idx, self.Vinv, self.gp, hp)
         return hc, hp
 

@@ -77,8 +77,9 @@ class _BundleLM:
     def working_memory_bytes(self) -> int:
         s = self.system
         nf = len(s.pt_free_idx)
+        pair_blocks = len(s.pair_col) * s.L * s.L * (1 + s.nchunks)
         return int(self.r.nbytes + self.Jc.nbytes + self.Jp.nbytes + sum(a.nbytes for a in self.cand)
-                   + 8 * (s.size * (1 + s.nchunks) + nf * (9 * 2 + 3 * 2) + s.n * (2 + s.nchunks)))
+                   + 8 * (s.size + pair_blocks + nf * (9 * 2 + 3 * 2) + s.n * 4))
 
     def _args(self):
         p = self.p
