@@ -14,3 +14,5 @@ from .lm import IterationLog, LMSummary, levenberg_marquardt
 from .losses import Loss
 from .problem import BAProblem
 from .solver import BAReport, check_start, problem_without_observations, solve_bundle, warm_up
+from .bundle_adjustment import FlatReconstruction, bundle_adjust, flatten_reconstruction, write_back
+from .refine import refine_points, refine_pose
