@@ -1,0 +1,43 @@
+"""Geometric solvers: minimal and non-minimal estimators returning 0..k candidate models.
+
+Conventions: ``x2 ~ H x1``; ``x2^T F x1 = 0``; ``E = [t]_x R`` for ``cam2_from_cam1 = (R, t)``
+with unit t; absolute poses are ``cam_from_world``. Rays are camera-frame directions of any
+length (``Camera.cam_from_img`` output), so ray-based solvers work for every camera model.
+
+The Python functions validate input and return lists / ``None`` / ``Rigid3``. Each wraps a
+numba core that RANSAC loops call directly from ``@njit`` code (no validation there: pass
+C-contiguous float64 arrays; minimal cores read only the first k rows):
+
+| core | signature |
+| --- | --- |
+| ``homography.homography_4pt_nb`` | ``(x1 (>=4,2), x2 (>=4,2)) -> (H (3,3), ok)`` |
+| ``homography.homography_dlt_nb`` | ``(x1 (N,2), x2 (N,2), w (N,)) -> (H (3,3), ok)`` |
+| ``essential.essential_5pt_nb`` | ``(rays1 (>=5,3), rays2 (>=5,3)) -> (Es (10,3,3), n)`` |
+| ``essential.relative_pose_5pt_nb`` | ``(rays1, rays2) -> (Rs (10,3,3), ts (10,3), n)`` cam2_from_cam1 |
+| ``essential.essential_8pt_nb`` | ``(rays1 (N,3), rays2 (N,3), w (N,)) -> (E (3,3), ok)`` |
+| ``essential.decompose_essential_nb`` | ``(E) -> (Rs (4,3,3), ts (4,3), ok)`` |
+| ``essential.count_in_front_nb`` | ``(R, t, rays1 (N,3), rays2 (N,3)) -> int`` |
+| ``essential.relative_pose_from_essential_nb`` | ``(E, rays1, rays2) -> (R, t, n_in_front)`` |
+| ``absolute.p3p_nb`` | ``(rays (>=3,3), X_world (>=3,3)) -> (Rs (4,3,3), ts (4,3), n)`` cam_from_world |
+"""
+
+from .absolute import p3p
+from .essential import (
+    decompose_essential,
+    essential_5pt,
+    essential_8pt,
+    relative_pose_5pt,
+    relative_pose_from_essential,
+)
+from .homography import homography_4pt, homography_dlt
+
+__all__ = [
+    "decompose_essential",
+    "essential_5pt",
+    "essential_8pt",
+    "homography_4pt",
+    "homography_dlt",
+    "p3p",
+    "relative_pose_5pt",
+    "relative_pose_from_essential",
+]

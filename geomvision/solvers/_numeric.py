@@ -1,0 +1,458 @@
+"""Small numba numerics shared by the solvers: polynomial roots, tiny linear algebra, normalisation.
+
+Everything here is ``@njit`` and allocation-light so that the minimal solvers stay in the
+microsecond range when called from a RANSAC loop.
+
+- ``cubic_roots(c3, c2, c1, c0) -> (roots (3,), n)``: real roots of a cubic (closed form + Newton).
+- ``binary_cubic_roots(a0, a1, a2, a3) -> (mu (3,), lam (3,), n)``: real projective roots of
+  a0 mu^3 + a1 mu^2 lam + a2 mu lam^2 + a3 lam^3 = 0, dehomogenised on the better-conditioned side.
+- ``poly_real_roots(p, out) -> n``: real roots of a polynomial (coefficients lowest degree first)
+  by Sturm-sequence isolation and safeguarded Newton refinement (PoseLib's approach).
+- ``sym_eig_smallest(A) -> (vector, eigenvalues ascending)``: symmetric eigen-decomposition.
+- ``normalise_points(x, w) -> (xn, T)``: Hartley normalisation (weighted centroid, mean distance
+  sqrt(2)); ``x_n = T @ (x, 1)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def _horner(p, n, x):
+    v = p[n]
+    for k in range(n - 1, -1, -1):
+        v = v * x + p[k]
+    return v
+
+
+@njit(cache=True)
+def cubic_roots(c3, c2, c1, c0):
+    """Real roots of c3 x^3 + c2 x^2 + c1 x + c0 (degrades to a quadratic / linear equation
+    when the leading coefficients vanish). Returns (roots (3,), n)."""
+    roots = np.zeros(3)
+    scale = max(abs(c3), abs(c2), abs(c1), abs(c0))
+    if scale == 0.0:
+        return roots, 0
+    if abs(c3) <= 1e-14 * scale:
+        # quadratic c2 x^2 + c1 x + c0
+        if abs(c2) <= 1e-14 * scale:
+            if abs(c1) <= 1e-14 * scale:
+                return roots, 0
+            roots[0] = -c0 / c1
+            return roots, 1
+        disc = c1 * c1 - 4.0 * c2 * c0
+        if disc < 0.0:
+            return roots, 0
+        sq = np.sqrt(disc)
+        q = -0.5 * (c1 + (sq if c1 >= 0.0 else -sq))
+        n = 0
+        if q != 0.0:
+            roots[n] = c0 / q
+            n += 1
+        roots[n] = q / c2
+        n += 1
+        return roots, n
+    a = c2 / c3
+    b = c1 / c3
+    c = c0 / c3
+    # depressed cubic t^3 + p t + q with x = t - a/3
+    a3 = a / 3.0
+    p = b - a * a3
+    q = 2.0 * a3 * a3 * a3 - a3 * b + c
+    disc = 0.25 * q * q + p * p * p / 27.0
+    n = 0
+    if disc > 0.0:
+        sq = np.sqrt(disc)
+        u = -0.5 * q + (sq if q <= 0.0 else -sq)  # avoid cancellation
+        u = np.cbrt(u)
+        t = u - p / (3.0 * u) if u != 0.0 else 0.0
+        roots[0] = t - a3
+        n = 1
+    else:
+        # three real roots (two may coincide): trigonometric form
+        if p >= 0.0:
+            roots[0] = np.cbrt(-q) - a3
+            n = 1
+        else:
+            m = 2.0 * np.sqrt(-p / 3.0)
+            arg = 3.0 * q / (p * m)
+            arg = min(1.0, max(-1.0, arg))
+            th = np.arccos(arg) / 3.0
+            for k in range(3):
+                roots[k] = m * np.cos(th - 2.0 * np.pi * k / 3.0) - a3
+            n = 3
+    # Newton polish on the monic cubic
+    for k in range(n):
+        x = roots[k]
+        for _ in range(3):
+            f = ((x + a) * x + b) * x + c
+            df = (3.0 * x + 2.0 * a) * x + b
+            if df == 0.0:
+                break
+            dx = f / df
+            x -= dx
+            if abs(dx) <= 1e-16 * (1.0 + abs(x)):
+                break
+        roots[k] = x
+    return roots, n
+
+
+@njit(cache=True)
+def binary_cubic_roots(a0, a1, a2, a3):
+    """Real roots (mu, lam) of a0 mu^3 + a1 mu^2 lam + a2 mu lam^2 + a3 lam^3 = 0.
+
+    Dehomogenises on the side with the larger leading coefficient, so that a root 'at
+    infinity' of one affine form is found as a finite root of the other.
+    Returns (mu (3,), lam (3,), n).
+    """
+    mu = np.zeros(3)
+    lam = np.zeros(3)
+    if abs(a3) >= abs(a0):
+        # mu = 1: a3 l^3 + a2 l^2 + a1 l + a0
+        r, n = cubic_roots(a3, a2, a1, a0)
+        for k in range(n):
+            mu[k] = 1.0
+            lam[k] = r[k]
+    else:
+        # lam = 1: a0 m^3 + a1 m^2 + a2 m + a3
+        r, n = cubic_roots(a0, a1, a2, a3)
+        for k in range(n):
+            mu[k] = r[k]
+            lam[k] = 1.0
+    return mu, lam, n
+
+
+@njit(cache=True)
+def _sturm_count(S, deg, m, x):
+    """Number of sign changes of the Sturm sequence S[0..m] at x."""
+    changes = 0
+    prev = 0.0
+    for k in range(m + 1):
+        v = _horner(S[k], deg[k], x)
+        if v != 0.0:
+            if prev != 0.0 and (v > 0.0) != (prev > 0.0):
+                changes += 1
+            prev = v
+    return changes
+
+
+@njit(cache=True)
+def _refine_root(p, n, a, b):
+    """Root of p in [a, b] where p changes sign: safeguarded Newton (falls back to bisection)."""
+    fa = _horner(p, n, a)
+    fb = _horner(p, n, b)
+    if fa == 0.0:
+        return a
+    if fb == 0.0:
+        return b
+    x = 0.5 * (a + b)
+    for _ in range(100):
+        f = _horner(p, n, x)
+        if f == 0.0:
+            return x
+        if (f > 0.0) == (fa > 0.0):
+            a = x
+            fa = f
+        else:
+            b = x
+        df = 0.0
+        for k in range(n, 0, -1):
+            df = df * x + k * p[k]
+        xn = x - f / df if df != 0.0 else 0.5 * (a + b)
+        if not (a < xn < b):
+            xn = 0.5 * (a + b)
+        if abs(xn - x) <= 1e-15 * max(1.0, abs(xn)) or b - a <= 1e-15 * max(1.0, abs(x)):
+            return xn
+        x = xn
+    return x
+
+
+@njit(cache=True)
+def _sturm_roots_in(p, n, lo, hi, out, count):
+    """Append the real roots of the degree-n polynomial p (lowest first, p[n] != 0) in (lo, hi]
+    to out[count:]; returns the new count. Sturm isolation + safeguarded Newton refinement."""
+    S = np.zeros((n + 1, n + 1))
+    deg = np.zeros(n + 1, dtype=np.int64)
+    lead = p[n]
+    for k in range(n + 1):
+        S[0, k] = p[k] / lead
+    deg[0] = n
+    for k in range(n):
+        S[1, k] = (k + 1) * S[0, k + 1] / n
+    deg[1] = n - 1
+    m = 1
+    # remainder sequence S[k+1] = -rem(S[k-1], S[k]), each scaled to a unit leading coefficient
+    while deg[m] > 0:
+        r = S[m - 1, : deg[m - 1] + 1].copy()
+        dm = deg[m]
+        dr = deg[m - 1]
+        lc = S[m, dm]
+        while dr >= dm:
+            f = r[dr] / lc
+            for j in range(dm + 1):
+                r[dr - dm + j] -= f * S[m, j]
+            r[dr] = 0.0
+            dr -= 1
+        rs = abs(lc)
+        for j in range(dm):
+            rs = max(rs, abs(S[m, j]))
+        while dr >= 0 and abs(r[dr]) <= 1e-13 * rs:
+            dr -= 1
+        if dr < 0:
+            break  # S[m] is the gcd: multiple roots, the sequence ends here
+        m += 1
+        nr = abs(r[dr])
+        for j in range(dr + 1):
+            S[m, j] = -r[j] / nr
+        deg[m] = dr
+    stack_a = np.empty(64)
+    stack_b = np.empty(64)
+    stack_ca = np.empty(64, dtype=np.int64)
+    stack_cb = np.empty(64, dtype=np.int64)
+    stack_a[0] = lo
+    stack_b[0] = hi
+    stack_ca[0] = _sturm_count(S, deg, m, lo)
+    stack_cb[0] = _sturm_count(S, deg, m, hi)
+    top = 1
+    while top > 0 and count < out.shape[0]:
+        top -= 1
+        a = stack_a[top]
+        b = stack_b[top]
+        ca = stack_ca[top]
+        cb = stack_cb[top]
+        nroots = ca - cb
+        if nroots <= 0:
+            continue
+        fa = _horner(S[0], n, a)
+        fb = _horner(S[0], n, b)
+        change = (fa > 0.0) != (fb > 0.0) or fb == 0.0
+        if nroots == 1 and change:
+            out[count] = _refine_root(S[0], n, a, b)
+            count += 1
+            continue
+        mid = 0.5 * (a + b)
+        if b - a <= 1e-10 * max(1.0, abs(mid)) or top + 2 > 64:
+            if change:
+                out[count] = _refine_root(S[0], n, a, b)
+                count += 1
+            continue
+        cm = _sturm_count(S, deg, m, mid)
+        stack_a[top] = a
+        stack_b[top] = mid
+        stack_ca[top] = ca
+        stack_cb[top] = cm
+        top += 1
+        stack_a[top] = mid
+        stack_b[top] = b
+        stack_ca[top] = cm
+        stack_cb[top] = cb
+        top += 1
+    return count
+
+
+@njit(cache=True)
+def poly_real_roots(p, out):
+    """Real roots of sum_k p[k] x^k (p lowest degree first), written to ``out``; returns the count.
+
+    Roots with |x| <= 1 are isolated with a Sturm sequence of p on [-1, 1], roots with |x| > 1
+    as the roots 1/u of the reversed polynomial u^n p(1/u) on [-1, 1]: both
+    searches run on a unit interval, which keeps the Sturm counts reliable when the
+    coefficients span many orders of magnitude. Roots are refined by safeguarded Newton steps.
+    """
+    n = p.shape[0] - 1
+    scale = 0.0
+    for k in range(n + 1):
+        scale = max(scale, abs(p[k]))
+    if scale == 0.0:
+        return 0
+    hi = n
+    while hi > 0 and abs(p[hi]) <= 1e-14 * scale:
+        hi -= 1
+    lo = 0
+    while lo < hi and abs(p[lo]) <= 1e-14 * scale:
+        lo += 1  # x = 0 is a root of multiplicity lo
+    count = 0
+    if lo > 0 and count < out.shape[0]:
+        out[count] = 0.0
+        count += 1
+    d = hi - lo
+    if d == 0:
+        return count
+    q = np.empty(d + 1)
+    for k in range(d + 1):
+        q[k] = p[lo + k]
+    # |x| <= 1
+    c0 = count
+    count = _sturm_roots_in(q, d, -1.0, 1.0, out, count)
+    # |x| > 1: reversed polynomial, u in [-1, 1), skipping a neighbourhood of u = 0 (x = inf)
+    qr = np.empty(d + 1)
+    for k in range(d + 1):
+        qr[k] = q[d - k]
+    c1 = count
+    count = _sturm_roots_in(qr, d, -1.0, 1.0, out, count)
+    for k in range(c1, count):
+        out[k] = 1.0 / out[k] if out[k] != 0.0 else np.inf
+    # drop roots found twice (|x| ~ 1) and non-finite ones
+    m = c0
+    for k in range(c0, count):
+        x = out[k]
+        keep = np.isfinite(x)
+        for j in range(c0, m):
+            if abs(out[j] - x) <= 1e-9 * max(1.0, abs(x)):
+                keep = False
+        if keep:
+            out[m] = x
+            m += 1
+    return m
+
+
+@njit(cache=True)
+def sym_eig(A):
+    """Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix."""
+    return np.linalg.eigh(A)
+
+
+@njit(cache=True)
+def normalise_points(x, w):
+    """Hartley normalisation of (N,2) points with weights w (N,): returns (xn (N,2), T (3,3)) with
+    xn = T (x, 1), weighted centroid at 0 and weighted mean distance sqrt(2).
+    T is all-zero when the points coincide (degenerate)."""
+    n = x.shape[0]
+    sw = 0.0
+    cx = 0.0
+    cy = 0.0
+    for i in range(n):
+        sw += w[i]
+        cx += w[i] * x[i, 0]
+        cy += w[i] * x[i, 1]
+    T = np.zeros((3, 3))
+    xn = np.empty((n, 2))
+    if sw <= 0.0:
+        return xn, T
+    cx /= sw
+    cy /= sw
+    d = 0.0
+    for i in range(n):
+        d += w[i] * np.hypot(x[i, 0] - cx, x[i, 1] - cy)
+    d /= sw
+    if not d > 1e-300:
+        return xn, T
+    s = np.sqrt(2.0) / d
+    for i in range(n):
+        xn[i, 0] = s * (x[i, 0] - cx)
+        xn[i, 1] = s * (x[i, 1] - cy)
+    T[0, 0] = s
+    T[1, 1] = s
+    T[0, 2] = -s * cx
+    T[1, 2] = -s * cy
+    T[2, 2] = 1.0
+    return xn, T
+
+
+@njit(cache=True)
+def inv_normaliser(T):
+    """Inverse of a Hartley normaliser [[s, 0, -s cx], [0, s, -s cy], [0, 0, 1]]."""
+    Ti = np.zeros((3, 3))
+    s = T[0, 0]
+    Ti[0, 0] = 1.0 / s
+    Ti[1, 1] = 1.0 / s
+    Ti[0, 2] = -T[0, 2] / s
+    Ti[1, 2] = -T[1, 2] / s
+    Ti[2, 2] = 1.0
+    return Ti
+
+
+@njit(cache=True, inline="always")
+def det3(M):
+    return (
+        M[0, 0] * (M[1, 1] * M[2, 2] - M[1, 2] * M[2, 1])
+        - M[0, 1] * (M[1, 0] * M[2, 2] - M[1, 2] * M[2, 0])
+        + M[0, 2] * (M[1, 0] * M[2, 1] - M[1, 1] * M[2, 0])
+    )
+
+
+@njit(cache=True)
+def frobenius_normalise(M):
+    s = 0.0
+    for i in range(3):
+        for j in range(3):
+            s += M[i, j] * M[i, j]
+    s = np.sqrt(s)
+    if s > 0.0:
+        for i in range(3):
+            for j in range(3):
+                M[i, j] /= s
+    return s
+
+
+@njit(cache=True)
+def solve_linear(A, b):
+    """Solve A x = b (small dense, Gaussian elimination with partial pivoting); A, b are copied.
+    Returns (x, ok); ok is False when a pivot is zero or not finite."""
+    n = A.shape[0]
+    M = A.copy()
+    x = b.copy()
+    for k in range(n):
+        p = k
+        best = abs(M[k, k])
+        for i in range(k + 1, n):
+            if abs(M[i, k]) > best:
+                best = abs(M[i, k])
+                p = i
+        if not best > 0.0 or not np.isfinite(best):
+            return x, False
+        if p != k:
+            for j in range(n):
+                tmp = M[k, j]
+                M[k, j] = M[p, j]
+                M[p, j] = tmp
+            tmp = x[k]
+            x[k] = x[p]
+            x[p] = tmp
+        piv = M[k, k]
+        for i in range(k + 1, n):
+            f = M[i, k] / piv
+            if f != 0.0:
+                for j in range(k, n):
+                    M[i, j] -= f * M[k, j]
+                x[i] -= f * x[k]
+    for k in range(n - 1, -1, -1):
+        s = x[k]
+        for j in range(k + 1, n):
+            s -= M[k, j] * x[j]
+        x[k] = s / M[k, k]
+    return x, True
+
+
+@njit(cache=True)
+def cholesky_solve(A, b):
+    """Solve A x = b for a symmetric positive definite A (copied). Returns (x, ok)."""
+    n = A.shape[0]
+    L = np.zeros((n, n))
+    for j in range(n):
+        s = A[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if not s > 0.0:
+            return np.zeros(n), False
+        L[j, j] = np.sqrt(s)
+        for i in range(j + 1, n):
+            s = A[i, j]
+            for k in range(j):
+                s -= L[i, k] * L[j, k]
+            L[i, j] = s / L[j, j]
+    y = np.empty(n)
+    for i in range(n):
+        s = b[i]
+        for k in range(i):
+            s -= L[i, k] * y[k]
+        y[i] = s / L[i, i]
+    x = np.empty(n)
+    for i in range(n - 1, -1, -1):
+        s = y[i]
+        for k in range(i + 1, n):
+            s -= L[k, i] * x[k]
+        x[i] = s / L[i, i]
+    return x, True

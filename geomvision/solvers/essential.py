@@ -1,0 +1,635 @@
+"""Essential-matrix solvers, decomposition and cheirality; ``x2^T E x1 = 0``, ``E = [t]_x R``.
+
+Rays are camera-frame directions of any length (e.g. ``Camera.cam_from_img`` output), so these
+work for every camera model including fisheye. Poses are ``cam2_from_cam1`` with unit t.
+
+numba cores (callable from other ``@njit`` code):
+
+- ``essential_5pt_nb(rays1 (>=5,3), rays2 (>=5,3)) -> (Es (10,3,3), n)`` — Nister's 5-point
+  solver (first 5 rows): 4-dim null space by Householder QR, the 10x20 cubic constraint
+  system reduced by Gauss-Jordan elimination, the degree-10 polynomial in z (Nister's
+  3x3 determinant) solved by Sturm sequences. Es[:n] have unit Frobenius norm.
+- ``relative_pose_5pt_nb(rays1, rays2) -> (Rs (10,3,3), ts (10,3), n)`` — the 5-point solver
+  followed, for each E, by the decomposition with most sample points in front of both cameras.
+- ``essential_8pt_nb(rays1 (N,3), rays2 (N,3), w (N,)) -> (E (3,3), ok)`` — weighted linear
+  8-point solver on conditioned rays, projected onto the essential space (singular values 1,1,0).
+- ``decompose_essential_nb(E) -> (Rs (4,3,3), ts (4,3), ok)`` — the four (R, t) of an E (SVD).
+- ``count_in_front_nb(R, t, rays1, rays2) -> int`` — points triangulated with positive depth in
+  both cameras (mid-point depths of the two rays).
+- ``relative_pose_from_essential_nb(E, rays1, rays2) -> (R, t, n_in_front)`` — the decomposition
+  with most points in front (n_in_front = 0 and R = I when E is degenerate).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..geometry.rigid import Rigid3
+from .._validation import as_array
+from ._inputs import check_rays, point_pair, weights_of
+from ._numeric import cholesky_solve, det3, frobenius_normalise, poly_real_roots
+
+# --- monomial bookkeeping for the 10 cubic constraints --------------------------------------------
+# degree-1 polynomials in (x, y, z): coefficients of [x, y, z, 1]
+_MONO1 = ((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0))
+# degree-2: [x^2, y^2, z^2, xy, xz, yz, x, y, z, 1]
+_MONO2 = ((2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0))
+# degree-3 in Nister's order: the first ten are eliminated, the last ten span the quotient
+_MONO3 = (
+    (3, 0, 0), (0, 3, 0), (2, 1, 0), (1, 2, 0), (2, 0, 1), (2, 0, 0), (0, 2, 1), (0, 2, 0), (1, 1, 1), (1, 1, 0),
+    (1, 0, 2), (1, 0, 1), (1, 0, 0), (0, 1, 2), (0, 1, 1), (0, 1, 0), (0, 0, 3), (0, 0, 2), (0, 0, 1), (0, 0, 0),
+)  # fmt: skip
+
+
+def _product_table(left, right, target):
+    idx = {m: i for i, m in enumerate(target)}
+    return np.array([[idx[tuple(a + b for a, b in zip(m, n))] for n in right] for m in left], dtype=np.int64)
+
+
+_MUL11 = _product_table(_MONO1, _MONO1, _MONO2)  # (4,4) -> index in _MONO2
+_MUL21 = _product_table(_MONO2, _MONO1, _MONO3)  # (10,4) -> index in _MONO3
+_EXP3 = np.array(_MONO3, dtype=np.int64)  # (20,3) exponents of x, y, z
+
+
+@njit(cache=True)
+def _null_space_5x9(rays1, rays2):
+    """Orthonormal basis (4,9) of the null space of the 5x9 epipolar constraint matrix."""
+    A = np.empty((9, 5))  # A^T: column i = kron(b_i, a_i) (unit rays)
+    for i in range(5):
+        n1 = np.sqrt(rays1[i, 0] ** 2 + rays1[i, 1] ** 2 + rays1[i, 2] ** 2)
+        n2 = np.sqrt(rays2[i, 0] ** 2 + rays2[i, 1] ** 2 + rays2[i, 2] ** 2)
+        for j in range(3):
+            for k in range(3):
+                A[3 * j + k, i] = rays2[i, j] * rays1[i, k] / (n1 * n2)
+    V = np.zeros((5, 9))  # Householder vectors
+    r00 = 0.0
+    for k in range(5):
+        nrm = 0.0
+        for i in range(k, 9):
+            nrm += A[i, k] * A[i, k]
+        nrm = np.sqrt(nrm)
+        if k == 0:
+            r00 = nrm
+        if not nrm > 1e-10 * r00:
+            return np.zeros((4, 9)), False  # rank < 5: repeated or degenerate correspondences
+        alpha = -nrm if A[k, k] >= 0.0 else nrm
+        vn = 0.0
+        for i in range(k, 9):
+            V[k, i] = A[i, k]
+        V[k, k] -= alpha
+        for i in range(k, 9):
+            vn += V[k, i] * V[k, i]
+        vn = np.sqrt(vn)
+        for i in range(k, 9):
+            V[k, i] /= vn
+        for c in range(k, 5):
+            d = 0.0
+            for i in range(k, 9):
+                d += V[k, i] * A[i, c]
+            for i in range(k, 9):
+                A[i, c] -= 2.0 * d * V[k, i]
+    # null space: Q[:, 5:9] = H0 H1 H2 H3 H4 [e5 e6 e7 e8]
+    N = np.zeros((4, 9))
+    for c in range(4):
+        N[c, 5 + c] = 1.0
+    for k in range(4, -1, -1):
+        for c in range(4):
+            d = 0.0
+            for i in range(k, 9):
+                d += V[k, i] * N[c, i]
+            for i in range(k, 9):
+                N[c, i] -= 2.0 * d * V[k, i]
+    return N, True
+
+
+@njit(cache=True)
+def _poly_mul(a, b):
+    out = np.zeros(a.shape[0] + b.shape[0] - 1)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
+            out[i + j] += a[i] * b[j]
+    return out
+
+
+@njit(cache=True)
+def _five_point_system(rays1, rays2):
+    """Null-space basis N (4,9), the 10x20 cubic constraints M0, the polynomial matrix rows
+    P (3,4), Q (3,4), R (3,5) and its degree-10 determinant (11,) (coefficients lowest degree
+    first); ok False when degenerate."""
+    M0 = np.zeros((10, 20))
+    P = np.zeros((3, 4))
+    Q = np.zeros((3, 4))
+    R = np.zeros((3, 5))
+    poly = np.zeros(11)
+    N, ok = _null_space_5x9(rays1, rays2)
+    if not ok:
+        return N, M0, P, Q, R, poly, False
+    # E(x, y, z) = x X + y Y + z Z + W: entries as degree-1 polynomials
+    e = np.empty((3, 3, 4))
+    for r in range(3):
+        for c in range(3):
+            for k in range(4):
+                e[r, c, k] = N[k, 3 * r + c]
+    # E E^T (symmetric, degree 2)
+    EEt = np.zeros((3, 3, 10))
+    for i in range(3):
+        for j in range(i, 3):
+            for k in range(3):
+                for a in range(4):
+                    ea = e[i, k, a]
+                    for b in range(4):
+                        EEt[i, j, _MUL11[a, b]] += ea * e[j, k, b]
+            if j != i:
+                for m in range(10):
+                    EEt[j, i, m] = EEt[i, j, m]
+    tr = np.empty(10)
+    for m in range(10):
+        tr[m] = EEt[0, 0, m] + EEt[1, 1, m] + EEt[2, 2, m]
+    M = np.zeros((10, 20))
+    # rows 0..8: 2 E E^T E - trace(E E^T) E = 0
+    for i in range(3):
+        for j in range(3):
+            row = 3 * i + j
+            for a in range(10):
+                ta = tr[a]
+                for b in range(4):
+                    s = -0.5 * ta * e[i, j, b]
+                    for k in range(3):
+                        s += EEt[i, k, a] * e[k, j, b]
+                    M[row, _MUL21[a, b]] += s
+    # row 9: det(E) = E0 . (E1 x E2) with rows E0, E1, E2
+    cof = np.zeros((3, 10))
+    for c in range(3):
+        c1 = (c + 1) % 3
+        c2 = (c + 2) % 3
+        for a in range(4):
+            for b in range(4):
+                cof[c, _MUL11[a, b]] += e[1, c1, a] * e[2, c2, b] - e[1, c2, a] * e[2, c1, b]
+    for c in range(3):
+        for a in range(10):
+            for b in range(4):
+                M[9, _MUL21[a, b]] += cof[c, a] * e[0, c, b]
+    M0[:, :] = M
+    # Gauss-Jordan elimination of the first ten monomials (partial pivoting)
+    for k in range(10):
+        p = k
+        best = abs(M[k, k])
+        for i in range(k + 1, 10):
+            if abs(M[i, k]) > best:
+                best = abs(M[i, k])
+                p = i
+        if not best > 0.0 or not np.isfinite(best):
+            return N, M0, P, Q, R, poly, False
+        if p != k:
+            for j in range(k, 20):
+                tmp = M[k, j]
+                M[k, j] = M[p, j]
+                M[p, j] = tmp
+        piv = 1.0 / M[k, k]
+        for j in range(k, 20):
+            M[k, j] *= piv
+        for i in range(10):
+            if i != k:
+                f = M[i, k]
+                if f != 0.0:
+                    for j in range(k, 20):
+                        M[i, j] -= f * M[k, j]
+    # rows e..j (x^2 z, x^2, y^2 z, y^2, xyz, xy): <e> - z<f>, <g> - z<h>, <i> - z<j> give
+    # [p(z) q(z) r(z)] . (x, y, 1) = 0 with p, q cubic and r quartic (coefficients low -> high)
+    for m in range(3):
+        u = 4 + 2 * m
+        v = u + 1
+        # remaining columns: xz^2, xz, x, yz^2, yz, y, z^3, z^2, z, 1 (10..19)
+        P[m, 0] = M[u, 12]
+        P[m, 1] = M[u, 11] - M[v, 12]
+        P[m, 2] = M[u, 10] - M[v, 11]
+        P[m, 3] = -M[v, 10]
+        Q[m, 0] = M[u, 15]
+        Q[m, 1] = M[u, 14] - M[v, 15]
+        Q[m, 2] = M[u, 13] - M[v, 14]
+        Q[m, 3] = -M[v, 13]
+        R[m, 0] = M[u, 19]
+        R[m, 1] = M[u, 18] - M[v, 19]
+        R[m, 2] = M[u, 17] - M[v, 18]
+        R[m, 3] = M[u, 16] - M[v, 17]
+        R[m, 4] = -M[v, 16]
+    # det of the 3x3 polynomial matrix: degree 10
+    t0 = _poly_mul(Q[1], R[2]) - _poly_mul(Q[2], R[1])
+    t1 = _poly_mul(P[1], R[2]) - _poly_mul(P[2], R[1])
+    t2 = _poly_mul(P[1], Q[2]) - _poly_mul(P[2], Q[1])
+    poly = _poly_mul(P[0], t0) - _poly_mul(Q[0], t1)
+    poly += _poly_mul(R[0], t2)
+    return N, M0, P, Q, R, poly, True
+
+
+@njit(cache=True)
+def _polish_xyz(M0, x, y, z):
+    """Gauss-Newton on the ten cubic constraints M0 @ monomials(x, y, z) = 0 (up to 3 steps):
+    removes the error that the elimination and the degree-10 polynomial accumulate."""
+    mono = np.empty((4, 20))  # monomials and their x, y, z derivatives
+    for _ in range(3):
+        px = np.empty(4)
+        py = np.empty(4)
+        pz = np.empty(4)
+        px[0] = py[0] = pz[0] = 1.0
+        for k in range(1, 4):
+            px[k] = px[k - 1] * x
+            py[k] = py[k - 1] * y
+            pz[k] = pz[k - 1] * z
+        for m in range(20):
+            a = _EXP3[m, 0]
+            b = _EXP3[m, 1]
+            c = _EXP3[m, 2]
+            mono[0, m] = px[a] * py[b] * pz[c]
+            mono[1, m] = a * px[a - 1] * py[b] * pz[c] if a > 0 else 0.0
+            mono[2, m] = b * px[a] * py[b - 1] * pz[c] if b > 0 else 0.0
+            mono[3, m] = c * px[a] * py[b] * pz[c - 1] if c > 0 else 0.0
+        JtJ = np.zeros((3, 3))
+        Jtr = np.zeros(3)
+        for i in range(10):
+            r = 0.0
+            j0 = 0.0
+            j1 = 0.0
+            j2 = 0.0
+            for m in range(20):
+                v = M0[i, m]
+                r += v * mono[0, m]
+                j0 += v * mono[1, m]
+                j1 += v * mono[2, m]
+                j2 += v * mono[3, m]
+            JtJ[0, 0] += j0 * j0
+            JtJ[0, 1] += j0 * j1
+            JtJ[0, 2] += j0 * j2
+            JtJ[1, 1] += j1 * j1
+            JtJ[1, 2] += j1 * j2
+            JtJ[2, 2] += j2 * j2
+            Jtr[0] += j0 * r
+            Jtr[1] += j1 * r
+            Jtr[2] += j2 * r
+        JtJ[1, 0] = JtJ[0, 1]
+        JtJ[2, 0] = JtJ[0, 2]
+        JtJ[2, 1] = JtJ[1, 2]
+        d, ok = cholesky_solve(JtJ, Jtr)
+        if not ok or not (np.isfinite(d[0]) and np.isfinite(d[1]) and np.isfinite(d[2])):
+            break
+        x -= d[0]
+        y -= d[1]
+        z -= d[2]
+        if abs(d[0]) + abs(d[1]) + abs(d[2]) <= 1e-13 * (1.0 + abs(x) + abs(y) + abs(z)):
+            break
+    return x, y, z
+
+
+@njit(cache=True)
+def essential_5pt_nb(rays1, rays2):
+    Es = np.zeros((10, 3, 3))
+    N, M0, P, Q, R, poly, ok = _five_point_system(rays1, rays2)
+    if not ok:
+        return Es, 0
+    zs = np.empty(10)
+    nz = poly_real_roots(poly, zs)
+    n = 0
+    for s in range(nz):
+        z = zs[s]
+        B = np.empty((3, 3))
+        for m in range(3):
+            B[m, 0] = P[m, 0] + z * (P[m, 1] + z * (P[m, 2] + z * P[m, 3]))
+            B[m, 1] = Q[m, 0] + z * (Q[m, 1] + z * (Q[m, 2] + z * Q[m, 3]))
+            B[m, 2] = R[m, 0] + z * (R[m, 1] + z * (R[m, 2] + z * (R[m, 3] + z * R[m, 4])))
+        # (x, y, 1) spans the null space of B: the largest cross product of two rows
+        best = -1.0
+        vx = vy = vz = 0.0
+        for a in range(3):
+            b = (a + 1) % 3
+            cx = B[a, 1] * B[b, 2] - B[a, 2] * B[b, 1]
+            cy = B[a, 2] * B[b, 0] - B[a, 0] * B[b, 2]
+            cz = B[a, 0] * B[b, 1] - B[a, 1] * B[b, 0]
+            nn = cx * cx + cy * cy + cz * cz
+            if nn > best:
+                best = nn
+                vx, vy, vz = cx, cy, cz
+        if not abs(vz) > 1e-14 * np.sqrt(best):
+            continue
+        x = vx / vz
+        y = vy / vz
+        x, y, z = _polish_xyz(M0, x, y, z)
+        for r in range(3):
+            for c in range(3):
+                k = 3 * r + c
+                Es[n, r, c] = x * N[0, k] + y * N[1, k] + z * N[2, k] + N[3, k]
+        sc = frobenius_normalise(Es[n])
+        if sc > 0.0 and np.isfinite(sc):
+            n += 1
+    return Es, n
+
+
+@njit(cache=True, inline="always")
+def _in_front(R, t, a0, a1, a2, b0, b1, b2):
+    """True when the rays a (camera 1) and b (camera 2) meet in front of both cameras."""
+    ra0 = R[0, 0] * a0 + R[0, 1] * a1 + R[0, 2] * a2
+    ra1 = R[1, 0] * a0 + R[1, 1] * a1 + R[1, 2] * a2
+    ra2 = R[2, 0] * a0 + R[2, 1] * a1 + R[2, 2] * a2
+    # minimise |l1 R a + t - l2 b|^2: [aa, -ab; -ab, bb] (l1, l2) = (-Ra.t, b.t)
+    aa = ra0 * ra0 + ra1 * ra1 + ra2 * ra2
+    bb = b0 * b0 + b1 * b1 + b2 * b2
+    ab = ra0 * b0 + ra1 * b1 + ra2 * b2
+    p = -(ra0 * t[0] + ra1 * t[1] + ra2 * t[2])
+    q = b0 * t[0] + b1 * t[1] + b2 * t[2]
+    # solution times the positive determinant aa bb - ab^2
+    l1 = bb * p + ab * q
+    l2 = ab * p + aa * q
+    return l1 > 0.0 and l2 > 0.0
+
+
+@njit(cache=True)
+def count_in_front_nb(R, t, rays1, rays2):
+    n = 0
+    for i in range(rays1.shape[0]):
+        if _in_front(R, t, rays1[i, 0], rays1[i, 1], rays1[i, 2], rays2[i, 0], rays2[i, 1], rays2[i, 2]):
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _decompose_exact(E, Rs, ts):
+    """The four (R, t) of an (exactly) essential E without an SVD: t spans the left null space,
+    R = cof(E) -/+ [t]_x E for E scaled to |E|_F^2 = 2 (Horn 1990). Returns ok."""
+    En = E.copy()
+    s = frobenius_normalise(En)
+    if not s > 0.0:
+        return False
+    r2 = np.sqrt(2.0)
+    for i in range(3):
+        for j in range(3):
+            En[i, j] *= r2
+    # t: E^T t = 0, i.e. t is orthogonal to every column: the largest cross product of two columns
+    best = -1.0
+    t = np.zeros(3)
+    for a in range(3):
+        b = (a + 1) % 3
+        cx = En[1, a] * En[2, b] - En[2, a] * En[1, b]
+        cy = En[2, a] * En[0, b] - En[0, a] * En[2, b]
+        cz = En[0, a] * En[1, b] - En[1, a] * En[0, b]
+        nn = cx * cx + cy * cy + cz * cz
+        if nn > best:
+            best = nn
+            t[0], t[1], t[2] = cx, cy, cz
+    if not best > 0.0:
+        return False
+    nt = np.sqrt(best)
+    t /= nt
+    cof = np.empty((3, 3))
+    for i in range(3):
+        i1 = (i + 1) % 3
+        i2 = (i + 2) % 3
+        cof[i, 0] = En[i1, 1] * En[i2, 2] - En[i1, 2] * En[i2, 1]
+        cof[i, 1] = En[i1, 2] * En[i2, 0] - En[i1, 0] * En[i2, 2]
+        cof[i, 2] = En[i1, 0] * En[i2, 1] - En[i1, 1] * En[i2, 0]
+    for c in range(3):
+        # [t]_x E column c = t x E[:, c]
+        tx0 = t[1] * En[2, c] - t[2] * En[1, c]
+        tx1 = t[2] * En[0, c] - t[0] * En[2, c]
+        tx2 = t[0] * En[1, c] - t[1] * En[0, c]
+        Rs[0, 0, c] = cof[0, c] - tx0
+        Rs[0, 1, c] = cof[1, c] - tx1
+        Rs[0, 2, c] = cof[2, c] - tx2
+        Rs[2, 0, c] = cof[0, c] + tx0
+        Rs[2, 1, c] = cof[1, c] + tx1
+        Rs[2, 2, c] = cof[2, c] + tx2
+    Rs[1] = Rs[0]
+    Rs[3] = Rs[2]
+    for k in range(3):
+        ts[0, k] = t[k]
+        ts[1, k] = -t[k]
+        ts[2, k] = t[k]
+        ts[3, k] = -t[k]
+    return True
+
+
+@njit(cache=True)
+def relative_pose_5pt_nb(rays1, rays2):
+    Rs = np.zeros((10, 3, 3))
+    ts = np.zeros((10, 3))
+    Es, ne = essential_5pt_nb(rays1, rays2)
+    cR = np.empty((4, 3, 3))
+    ct = np.empty((4, 3))
+    n = 0
+    for k in range(ne):
+        if not _decompose_exact(Es[k], cR, ct):
+            continue
+        best = 0
+        bi = -1
+        for c in range(4):
+            cnt = 0
+            for i in range(5):
+                if _in_front(cR[c], ct[c], rays1[i, 0], rays1[i, 1], rays1[i, 2], rays2[i, 0], rays2[i, 1], rays2[i, 2]):
+                    cnt += 1
+            if cnt > best:
+                best = cnt
+                bi = c
+        if bi >= 0:
+            Rs[n] = cR[bi]
+            ts[n] = ct[bi]
+            n += 1
+    return Rs, ts, n
+
+
+@njit(cache=True)
+def _ray_conditioner(rays, w):
+    """Linear map T (3,3) that turns the weighted mean direction of ``rays`` into +z and spreads
+    the rest isotropically (Hartley normalisation for bearings; valid for any direction)."""
+    m = np.zeros(3)
+    n = rays.shape[0]
+    U = np.empty((n, 3))
+    for i in range(n):
+        nr = np.sqrt(rays[i, 0] ** 2 + rays[i, 1] ** 2 + rays[i, 2] ** 2)
+        for k in range(3):
+            U[i, k] = rays[i, k] / nr
+            m[k] += w[i] * U[i, k]
+    nm = np.sqrt(m[0] ** 2 + m[1] ** 2 + m[2] ** 2)
+    T = np.eye(3)
+    if nm > 1e-12:
+        m /= nm
+        # Householder reflection taking m to e_z
+        v = m.copy()
+        v[2] -= 1.0
+        vv = v[0] ** 2 + v[1] ** 2 + v[2] ** 2
+        if vv > 1e-24:
+            for i in range(3):
+                for j in range(3):
+                    T[i, j] -= 2.0 * v[i] * v[j] / vv
+    # isotropic scale of the (x, y) spread after the reflection
+    sw = 0.0
+    sp = 0.0
+    for i in range(n):
+        x = T[0, 0] * U[i, 0] + T[0, 1] * U[i, 1] + T[0, 2] * U[i, 2]
+        y = T[1, 0] * U[i, 0] + T[1, 1] * U[i, 1] + T[1, 2] * U[i, 2]
+        sw += w[i]
+        sp += w[i] * (x * x + y * y)
+    if sw > 0.0 and sp > 0.0:
+        s = 1.0 / np.sqrt(0.5 * sp / sw)
+        s = min(s, 1e6)
+        for j in range(3):
+            T[0, j] *= s
+            T[1, j] *= s
+    return T, U
+
+
+@njit(cache=True)
+def _project_essential(E):
+    """Closest essential matrix (singular values 1, 1, 0) by SVD; ok False when rank < 2."""
+    U, S, Vt = np.linalg.svd(E)
+    if not S[1] > 1e-12 * S[0]:
+        return np.zeros((3, 3)), False
+    D = np.zeros((3, 3))
+    D[0, 0] = 1.0
+    D[1, 1] = 1.0
+    return U @ D @ Vt, True
+
+
+@njit(cache=True)
+def essential_8pt_nb(rays1, rays2, w):
+    E = np.zeros((3, 3))
+    n = rays1.shape[0]
+    npos = 0
+    for i in range(n):
+        if w[i] > 0.0:
+            npos += 1
+    if npos < 8:
+        return E, False
+    T1, U1 = _ray_conditioner(rays1, w)
+    T2, U2 = _ray_conditioner(rays2, w)
+    AtA = np.zeros((9, 9))
+    a = np.empty(9)
+    for i in range(n):
+        wi = w[i]
+        if wi <= 0.0:
+            continue
+        p = T1 @ U1[i]
+        q = T2 @ U2[i]
+        for j in range(3):
+            for k in range(3):
+                a[3 * j + k] = q[j] * p[k]
+        for r in range(9):
+            ar = wi * a[r]
+            for c in range(r, 9):
+                AtA[r, c] += ar * a[c]
+    for r in range(9):
+        for c in range(r):
+            AtA[r, c] = AtA[c, r]
+    evals, evecs = np.linalg.eigh(AtA)
+    if not evals[1] > 1e-12 * evals[8]:
+        return E, False  # not determined (e.g. pure rotation or too few distinct rays)
+    En = np.empty((3, 3))
+    for r in range(3):
+        for c in range(3):
+            En[r, c] = evecs[3 * r + c, 0]
+    E, ok = _project_essential(T2.T @ En @ T1)
+    return E, ok
+
+
+@njit(cache=True)
+def decompose_essential_nb(E):
+    Rs = np.zeros((4, 3, 3))
+    ts = np.zeros((4, 3))
+    U, S, Vt = np.linalg.svd(E)
+    if not (S[0] > 0.0 and S[1] > 1e-9 * S[0]):
+        return Rs, ts, False
+    if det3(U) < 0.0:
+        U = -U
+    if det3(Vt) < 0.0:
+        Vt = -Vt
+    W = np.zeros((3, 3))
+    W[0, 1] = -1.0
+    W[1, 0] = 1.0
+    W[2, 2] = 1.0
+    Ra = U @ W @ Vt
+    Rb = U @ W.T @ Vt
+    Rs[0] = Ra
+    Rs[1] = Ra
+    Rs[2] = Rb
+    Rs[3] = Rb
+    for k in range(3):
+        ts[0, k] = U[k, 2]
+        ts[1, k] = -U[k, 2]
+        ts[2, k] = U[k, 2]
+        ts[3, k] = -U[k, 2]
+    return Rs, ts, True
+
+
+@njit(cache=True)
+def relative_pose_from_essential_nb(E, rays1, rays2):
+    Rs, ts, ok = decompose_essential_nb(E)
+    if not ok:
+        return np.eye(3), np.zeros(3), 0
+    best = -1
+    bi = 0
+    for c in range(4):
+        cnt = count_in_front_nb(Rs[c], ts[c], rays1, rays2)
+        if cnt > best:
+            best = cnt
+            bi = c
+    return Rs[bi].copy(), ts[bi].copy(), best
+
+
+# --- Python API -------------------------------------------------------------------------------------
+def _rays_pair(rays1, rays2, *, exact=None, minimum=None):
+    a, b = point_pair(rays1, rays2, 3, exact=exact, minimum=minimum)
+    check_rays(a, "rays1")
+    check_rays(b, "rays2")
+    return a, b
+
+
+def essential_5pt(rays1: np.ndarray, rays2: np.ndarray) -> list[np.ndarray]:
+    """Essential matrices (up to 10, unit Frobenius norm) from 5 ray correspondences (5,3).
+
+    ``x2^T E x1 = 0``; rays are camera-frame directions of any length. Returns ``[]`` for
+    degenerate samples (repeated correspondences, rank-deficient constraints).
+    """
+    a, b = _rays_pair(rays1, rays2, exact=5)
+    Es, n = essential_5pt_nb(a, b)
+    return [Es[k].copy() for k in range(n)]
+
+
+def relative_pose_5pt(rays1: np.ndarray, rays2: np.ndarray) -> list[Rigid3]:
+    """Relative poses ``cam2_from_cam1`` (unit t) from 5 ray correspondences: for each E of
+    :func:`essential_5pt`, the decomposition with most of the 5 points in front of both cameras."""
+    a, b = _rays_pair(rays1, rays2, exact=5)
+    Rs, ts, n = relative_pose_5pt_nb(a, b)
+    return [Rigid3(Rs[k], ts[k], check=False) for k in range(n)]
+
+
+def essential_8pt(rays1: np.ndarray, rays2: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
+    """Least-squares essential matrix from N >= 8 ray correspondences (linear 8-point on
+    conditioned bearings), projected onto the essential space (singular values (1, 1, 0)).
+
+    ``weights`` (N,) >= 0 scale each equation. Returns None when the data do not determine E
+    (fewer than 8 distinct correspondences, pure rotation, ...).
+    """
+    a, b = _rays_pair(rays1, rays2, minimum=8)
+    w = weights_of(weights, len(a))
+    E, ok = essential_8pt_nb(a, b, w)
+    return E if ok else None
+
+
+def decompose_essential(E: np.ndarray) -> list[Rigid3]:
+    """The four candidate ``cam2_from_cam1`` (unit t) of an essential matrix: (R1, t), (R1, -t),
+    (R2, t), (R2, -t). E is first projected onto the essential space. Returns [] when rank(E) < 2."""
+    E = as_array(E, "E", (3, 3))
+    Rs, ts, ok = decompose_essential_nb(E)
+    if not ok:
+        return []
+    return [Rigid3(Rs[k], ts[k], check=False) for k in range(4)]
+
+
+def relative_pose_from_essential(E: np.ndarray, rays1: np.ndarray, rays2: np.ndarray) -> tuple[Rigid3 | None, int]:
+    """``(cam2_from_cam1, n_in_front)``: the decomposition of E that puts most correspondences
+    in front of both cameras (cheirality), with unit t. ``(None, 0)`` when E is degenerate or no
+    point is in front."""
+    E = as_array(E, "E", (3, 3))
+    a, b = _rays_pair(rays1, rays2, minimum=1)
+    R, t, n = relative_pose_from_essential_nb(E, a, b)
+    if n <= 0:
+        return None, 0
+    return Rigid3(R, t, check=False), int(n)
