@@ -7,8 +7,10 @@ function arguments (all take the estimator's ``data`` tuple first):
                                                   (rows of models (max_models, model_dim))
     fit_nonminimal(data, idx, weights, models) -> k   least-squares fit to many points (LO step)
     refine(data, model, idx, weights, max_iters) -> model   weighted local refinement (LM / IRLS)
-    sq_errors(data, model, out)                   squared errors of every point, in the units of
-                                                  the squared threshold
+    sq_errors(data, model, start, stop, out)      squared errors of points start..stop-1 into
+                                                  out[start:stop], in the units of the squared
+                                                  threshold (ranges let the engine stop scoring a
+                                                  model early once it cannot beat the best)
     degenerate_sample(data, sample) -> bool       reject a sample before fitting (collinear ...)
     repair(data, sample, model, errs, sq_threshold, models) -> k
                                                   estimator-specific degeneracy handling of a new
@@ -165,6 +167,37 @@ def msac_score(errs, sq_threshold):
     return score, k
 
 
+SCORE_BLOCK = 256
+
+
+@njit(inline="always")
+def score_model(sq_errors, data, model, errs, sq_threshold, bound):
+    """MSAC score of ``model`` and its inlier count, computing errors block by block and giving
+    up (returning (inf, 0)) as soon as the partial score exceeds ``bound``; on a full pass
+    ``errs`` holds every squared error."""
+    n = errs.shape[0]
+    score = 0.0
+    k = 0
+    for start in range(0, n, SCORE_BLOCK):
+        stop = min(n, start + SCORE_BLOCK)
+        sq_errors(data, model, start, stop, errs)
+        for i in range(start, stop):
+            e = errs[i]
+            if e < sq_threshold:
+                score += e
+                k += 1
+            else:
+                score += sq_threshold
+        if score > bound:
+            return np.inf, 0
+    return score, k
+
+
+@njit(inline="always")
+def all_sq_errors(sq_errors, data, model, errs):
+    sq_errors(data, model, 0, errs.shape[0], errs)
+
+
 @njit(cache=True)
 def select_below(errs, sq_threshold):
     """Indices of the points with e^2 < threshold."""
@@ -190,20 +223,19 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
     max_iters = params_i[P_REFINE_ITERS]
     best = model.copy()
     improved = 0
-    sq_errors(data, best, errs)
+    all_sq_errors(sq_errors, data, best, errs)
     if try_nonminimal:
         idx = select_below(errs, sq_thr)
         if idx.shape[0] > params_i[P_SAMPLE_SIZE]:
             w = np.ones(idx.shape[0])
             k = fit_nonminimal(data, idx, w, models)
             for j in range(k):
-                sq_errors(data, models[j], errs)
-                sc, ni = msac_score(errs, sq_thr)
+                sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, score)
                 if sc < score:
                     score, num_inl = sc, ni
                     best[:] = models[j]
                     improved += 1
-            sq_errors(data, best, errs)
+            all_sq_errors(sq_errors, data, best, errs)
     for _ in range(rounds):
         idx = select_below(errs, sq_lo)
         if idx.shape[0] <= params_i[P_SAMPLE_SIZE]:
@@ -213,14 +245,13 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             r = 1.0 - errs[idx[j]] / sq_lo
             w[j] = r * r
         cand = refine(data, best, idx, w, max_iters)
-        sq_errors(data, cand, errs)
-        sc, ni = msac_score(errs, sq_thr)
+        sc, ni = score_model(sq_errors, data, cand, errs, sq_thr, score)
         if sc < score:
             score, num_inl = sc, ni
             best[:] = cand
             improved += 1
         else:
-            sq_errors(data, best, errs)
+            all_sq_errors(sq_errors, data, best, errs)
             break
     return best, score, num_inl, improved
 
@@ -272,8 +303,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
         k = fit_minimal(data, sample, models)
         new_best = -1
         for j in range(k):
-            sq_errors(data, models[j], errs)
-            sc, ni = msac_score(errs, sq_thr)
+            sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, best_score)
             if sc < best_score:
                 best_score, best_inl = sc, ni
                 best[:] = models[j]
@@ -282,11 +312,10 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
         if new_best < 0:
             continue
         # estimator-specific degeneracy handling (e.g. DEGENSAC) on the new best minimal model
-        sq_errors(data, best, errs)
+        all_sq_errors(sq_errors, data, best, errs)
         kr = repair(data, sample, best, errs, sq_thr, lo_models)
         for j in range(kr):
-            sq_errors(data, lo_models[j], errs)
-            sc, ni = msac_score(errs, sq_thr)
+            sc, ni = score_model(sq_errors, data, lo_models[j], errs, sq_thr, best_score)
             if sc < best_score:
                 best_score, best_inl = sc, ni
                 best[:] = lo_models[j]
@@ -311,7 +340,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
 
     mask = np.zeros(n, dtype=np.bool_)
     if found:
-        sq_errors(data, best, errs)
+        all_sq_errors(sq_errors, data, best, errs)
         for i in range(n):
             mask[i] = errs[i] < sq_thr
     return best, best_score, best_inl, mask, it, lo_runs, lo_improved, found

@@ -74,7 +74,7 @@ class Estimator:
     Class attributes: ``sample_size`` (points per minimal sample), ``model_dim`` (length of the
     flat model vector), ``max_models`` (models a minimal sample can give), ``name``.
     Numba kernels (module-level ``@njit`` functions, see ``_core``): ``k_fit_minimal``,
-    ``k_fit_nonminimal``, ``k_refine``, ``k_sq_errors``, ``k_degenerate_sample``, ``k_repair``,
+    ``k_fit_nonminimal``, ``k_refine``, ``k_sq_errors`` (over a range of points), ``k_degenerate_sample``, ``k_repair``,
     and ``k_run`` (the estimator's cached RANSAC loop). Instances hold ``data``, the tuple of
     arrays the kernels read, and ``num_points``.
 
@@ -120,7 +120,7 @@ class Estimator:
     def sq_errors(self, model: Any) -> np.ndarray:
         """Squared error (N,) of every point under ``model`` (in the squared threshold's units)."""
         out = np.empty(self.num_points)
-        self.k_sq_errors(self.data, self.encode(model), out)
+        self.k_sq_errors(self.data, self.encode(model), 0, self.num_points, out)
         return out
 
     def refine(self, model: Any, inliers: np.ndarray, weights: np.ndarray | None = None, max_iters: int = 20) -> Any:

@@ -42,10 +42,10 @@ def _degenerate(data, sample):
 
 
 @njit(cache=True)
-def _sq_errors(data, model, out):
+def _sq_errors(data, model, start, stop, out):
     pts = data[0]
     a, b, c = model[0], model[1], model[2]
-    for k in range(pts.shape[0]):
+    for k in range(start, stop):
         r = a * pts[k, 0] + b * pts[k, 1] + c
         out[k] = r * r
 

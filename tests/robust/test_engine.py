@@ -21,9 +21,9 @@ def _mock_fit(data, sample, models):
 
 
 @njit
-def _mock_sq_errors(data, model, out):
+def _mock_sq_errors(data, model, start, stop, out):
     labels = data[0]
-    for i in range(labels.shape[0]):
+    for i in range(start, stop):
         out[i] = 0.0 if labels[i] else 1e6
 
 

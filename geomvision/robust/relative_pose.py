@@ -1,0 +1,212 @@
+"""Robust calibrated relative pose ``cam2_from_cam1`` and essential matrix from pixel matches.
+
+Pixels are unprojected to rays on the z = 1 plane with each camera's ``cam_from_img`` (so lens
+distortion is handled), and every error is the Sampson error of ``x2^T E x1 = 0`` measured in
+pixels: the gradient of the epipolar constraint with respect to the pixel coordinates divides by
+the focal lengths, ``e^2 = (x2^T E x1)^2 / ((Ex1)_0^2/fx2^2 + (Ex1)_1^2/fy2^2 + (E^T x2)_0^2/fx1^2 +
+(E^T x2)_1^2/fy1^2)``, which equals the Sampson error of F = K2^-T E K1^-1 on the pixels of pinhole
+cameras (and is the linearised pixel error with distortion). So ``max_error`` is in pixels, as in
+OpenCV and PoseLib.
+
+Minimal solver: Nister's 5 points with the cheirality-consistent decomposition; LO refit:
+8-point on the inliers followed by cheirality; refinement: weighted LM on the pose.
+Models are [R | t] row-major (12 numbers), t of unit norm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .._validation import RngLike, as_points, check_positive, check_same_length
+from ..geometry.camera import Camera
+from ..geometry.epipolar import essential_from_pose
+from ..geometry.rigid import Rigid3
+from ..solvers.essential import essential_8pt_nb, relative_pose_5pt_nb, relative_pose_from_essential_nb
+from . import _core as core
+from ._degeneracy import any_parallel_rays, gather_rows
+from .engine import Estimator, RansacResult, RansacStats, ransac
+from .options import RansacOptions, resolve_options
+
+
+@njit(cache=True)
+def pose_to_vec(R, t, out):
+    for r in range(3):
+        for c in range(3):
+            out[3 * r + c] = R[r, c]
+        out[9 + r] = t[r]
+
+
+@njit(cache=True)
+def sampson_px_sq_errors(model, rays1, rays2, inv_f2, start, stop, out):
+    """Pixel Sampson errors of points start..stop-1 under the pose ``model`` ([R|t] row-major)
+    on z = 1 rays; ``inv_f2 = (1/fx1^2, 1/fy1^2, 1/fx2^2, 1/fy2^2)``."""
+    t0, t1, t2 = model[9], model[10], model[11]
+    # E = [t]_x R
+    e00 = t1 * model[6] - t2 * model[3]
+    e01 = t1 * model[7] - t2 * model[4]
+    e02 = t1 * model[8] - t2 * model[5]
+    e10 = t2 * model[0] - t0 * model[6]
+    e11 = t2 * model[1] - t0 * model[7]
+    e12 = t2 * model[2] - t0 * model[8]
+    e20 = t0 * model[3] - t1 * model[0]
+    e21 = t0 * model[4] - t1 * model[1]
+    e22 = t0 * model[5] - t1 * model[2]
+    g1x, g1y, g2x, g2y = inv_f2[0], inv_f2[1], inv_f2[2], inv_f2[3]
+    for i in range(start, stop):
+        x, y, z = rays1[i, 0], rays1[i, 1], rays1[i, 2]
+        u, v, w = rays2[i, 0], rays2[i, 1], rays2[i, 2]
+        a0 = e00 * x + e01 * y + e02 * z
+        a1 = e10 * x + e11 * y + e12 * z
+        a2 = e20 * x + e21 * y + e22 * z
+        b0 = e00 * u + e10 * v + e20 * w
+        b1 = e01 * u + e11 * v + e21 * w
+        c = u * a0 + v * a1 + w * a2
+        den = a0 * a0 * g2x + a1 * a1 * g2y + b0 * b0 * g1x + b1 * b1 * g1y
+        out[i] = c * c / den if den > 0.0 else np.inf
+
+
+@njit(cache=True)
+def _sq_errors(data, model, start, stop, out):
+    sampson_px_sq_errors(model, data[0], data[1], data[2], start, stop, out)
+
+
+@njit(cache=True)
+def _degenerate(data, sample):
+    return any_parallel_rays(data[0], sample) or any_parallel_rays(data[1], sample)
+
+
+@njit(cache=True)
+def _fit_minimal(data, sample, models):
+    Rs, ts, n = relative_pose_5pt_nb(gather_rows(data[0], sample), gather_rows(data[1], sample))
+    for k in range(n):
+        pose_to_vec(Rs[k], ts[k], models[k])
+    return n
+
+
+@njit(cache=True)
+def _fit_8pt(data, idx, weights, out):
+    r1 = gather_rows(data[0], idx)
+    r2 = gather_rows(data[1], idx)
+    E, ok = essential_8pt_nb(r1, r2, weights)
+    if not ok:
+        return False
+    R, t, n_front = relative_pose_from_essential_nb(E, r1, r2)
+    if n_front <= 0:
+        return False
+    pose_to_vec(R, t, out)
+    return True
+
+
+@njit(cache=True)
+def _fit_nonminimal(data, idx, weights, models):
+    return 1 if _fit_8pt(data, idx, weights, models[0]) else 0
+
+
+@njit(cache=True)
+def _refine(data, model, idx, weights, max_iters):
+    out = np.empty(12)
+    if _fit_8pt(data, idx, weights, out):
+        return out
+    return model.copy()
+
+
+@njit(cache=True)
+def _run(data, order, params_i, params_f, seed):
+    return core.ransac_core(_fit_minimal, _fit_nonminimal, _refine, _sq_errors, _degenerate, core.no_repair,
+                            data, order, params_i, params_f, seed)
+
+
+def _rays(uv: np.ndarray, camera: Camera, name: str) -> np.ndarray:
+    if not isinstance(camera, Camera):
+        raise ValueError(f"{name} must be a geomvision.Camera, got {type(camera).__name__}")
+    rays = camera.cam_from_img(uv)
+    bad = ~np.isfinite(rays).all(axis=1)
+    if bad.any():  # outside the lens model's invertible region: never an inlier
+        rays[bad] = 0.0
+    return np.ascontiguousarray(rays)
+
+
+class RelativePoseEstimator(Estimator):
+    """Calibrated relative pose ``cam2_from_cam1`` from pixel matches x1, x2 (N,2) of two cameras."""
+
+    name = "relative pose"
+    sample_size = 5
+    model_dim = 12
+    max_models = 10
+    k_fit_minimal = staticmethod(_fit_minimal)
+    k_fit_nonminimal = staticmethod(_fit_nonminimal)
+    k_refine = staticmethod(_refine)
+    k_sq_errors = staticmethod(_sq_errors)
+    k_degenerate_sample = staticmethod(_degenerate)
+    k_run = staticmethod(_run)
+
+    def __init__(self, x1: np.ndarray, x2: np.ndarray, camera1: Camera, camera2: Camera) -> None:
+        a = as_points(x1, "x1", 2)
+        b = as_points(x2, "x2", 2)
+        check_same_length(x1=a, x2=b)
+        r1 = _rays(a, camera1, "camera1")
+        r2 = _rays(b, camera2, "camera2")
+        inv_f2 = 1.0 / np.array(
+            [camera1.focal_length_x, camera1.focal_length_y, camera2.focal_length_x, camera2.focal_length_y]
+        ) ** 2
+        super().__init__((r1, r2, inv_f2), len(a))
+
+    def decode(self, vec: np.ndarray) -> Rigid3:
+        return Rigid3(vec[:9].reshape(3, 3), vec[9:], check=False)
+
+    def encode(self, model) -> np.ndarray:
+        if not isinstance(model, Rigid3):
+            raise ValueError(f"model must be a Rigid3 cam2_from_cam1, got {type(model).__name__}")
+        out = np.empty(12)
+        pose_to_vec(model.R, model.t, out)
+        return out
+
+
+def estimate_relative_pose(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    camera1: Camera,
+    camera2: Camera,
+    *,
+    max_error: float,
+    rng: RngLike = None,
+    options: RansacOptions | None = None,
+    quality: np.ndarray | None = None,
+    **option_overrides,
+) -> RansacResult:
+    """Robust relative pose from pixel matches x1 (image 1), x2 (image 2), (N,2), N >= 5.
+
+    ``max_error``: inlier threshold on the Sampson error in pixels. ``quality`` (N,), higher is
+    better, orders PROSAC's samples (``sampler="prosac"``). Other keywords are
+    :class:`RansacOptions` fields. Returns ``(cam2_from_cam1 (Rigid3, |t| = 1), inliers, stats)``.
+    """
+    opts = resolve_options(options, option_overrides)
+    t = check_positive(max_error, "max_error")
+    return ransac(RelativePoseEstimator(x1, x2, camera1, camera2), t * t, opts, rng=rng, quality=quality)
+
+
+def estimate_essential(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    camera1: Camera,
+    camera2: Camera,
+    *,
+    max_error: float,
+    rng: RngLike = None,
+    options: RansacOptions | None = None,
+    quality: np.ndarray | None = None,
+    **option_overrides,
+) -> RansacResult:
+    """Robust essential matrix ``E = [t]_x R`` (``x2n^T E x1n = 0`` on the z = 1 rays of the two
+    cameras) from pixel matches, with the same estimation as :func:`estimate_relative_pose`:
+    E is the one of the best cheirality-consistent pose (|t| = 1, singular values (1, 1, 0))."""
+    res = estimate_relative_pose(
+        x1, x2, camera1, camera2, max_error=max_error, rng=rng, options=options, quality=quality, **option_overrides
+    )
+    if res.model is None:
+        return res
+    return RansacResult(essential_from_pose(res.model), res.inliers, res.stats)
+
+
+__all__ = ["RelativePoseEstimator", "estimate_essential", "estimate_relative_pose", "RansacStats"]
