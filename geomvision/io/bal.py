@@ -82,15 +82,18 @@ def read_bal(path: str | os.PathLike) -> BAProblem:
     naming the file, the line and the problem."""
     path = Path(path)
     text = path.read_text()
-    with warnings.catch_warnings():  # a malformed token stops the parse; _diagnose() names it
-        warnings.simplefilter("ignore", DeprecationWarning)
-        values = np.fromstring(text, sep=" ") if text.strip() else np.zeros(0)
-    n_cams, n_pts, n_obs = _header(path, text, values)
+    n_cams, n_pts, n_obs = _header(path, text)
     n_expected = 3 + 4 * n_obs + 9 * n_cams + 3 * n_pts
-    if len(values) != n_expected or not np.isfinite(values).all():
+    try:
+        with warnings.catch_warnings():  # older numpy warns and stops at a malformed token
+            warnings.simplefilter("ignore", DeprecationWarning)
+            values = np.fromstring(text, sep=" ")
+    except ValueError:  # numpy >= 2.3 raises at a malformed token
+        values = None
+    if values is None or len(values) != n_expected or not np.isfinite(values).all():
         _diagnose(path, text, n_cams, n_pts, n_obs)
         raise ValueError(f"{path}: expected {n_expected} numbers for {n_cams} cameras, {n_pts} points and "
-                         f"{n_obs} observations, found {len(values)}")
+                         f"{n_obs} observations, found {0 if values is None else len(values)}")
     obs = values[3 : 3 + 4 * n_obs].reshape(n_obs, 4)
     cam_idx = obs[:, 0]
     pt_idx = obs[:, 1]
@@ -109,7 +112,7 @@ def read_bal(path: str | os.PathLike) -> BAProblem:
         raise ValueError(f"{path}: {exc}") from None
 
 
-def _header(path: Path, text: str, values: np.ndarray) -> tuple[int, int, int]:
+def _header(path: Path, text: str) -> tuple[int, int, int]:
     first = text.split("\n", 1)[0].split()
     if len(first) != 3:
         raise ValueError(f"{path}: line 1: expected 'n_cams n_pts n_obs', got {' '.join(first)!r}")
