@@ -18,10 +18,13 @@ C-contiguous float64 arrays; minimal cores read only the first k rows):
 | ``essential.decompose_essential_nb`` | ``(E) -> (Rs (4,3,3), ts (4,3), ok)`` |
 | ``essential.count_in_front_nb`` | ``(R, t, rays1 (N,3), rays2 (N,3)) -> int`` |
 | ``essential.relative_pose_from_essential_nb`` | ``(E, rays1, rays2) -> (R, t, n_in_front)`` |
+| ``fundamental.fundamental_7pt_nb`` | ``(x1 (>=7,2), x2 (>=7,2)) -> (Fs (3,3,3), n)`` |
+| ``fundamental.fundamental_8pt_nb`` | ``(x1 (N,2), x2 (N,2), w (N,)) -> (F (3,3), ok)`` |
 | ``absolute.p3p_nb`` | ``(rays (>=3,3), X_world (>=3,3)) -> (Rs (4,3,3), ts (4,3), n)`` cam_from_world |
+| ``absolute.epnp_nb`` | ``(rays (N,3), X_world (N,3)) -> (R (3,3), t (3,), ok)`` cam_from_world |
 """
 
-from .absolute import p3p
+from .absolute import epnp, p3p
 from .essential import (
     decompose_essential,
     essential_5pt,
@@ -29,12 +32,16 @@ from .essential import (
     relative_pose_5pt,
     relative_pose_from_essential,
 )
+from .fundamental import fundamental_7pt, fundamental_8pt
 from .homography import homography_4pt, homography_dlt
 
 __all__ = [
     "decompose_essential",
+    "epnp",
     "essential_5pt",
     "essential_8pt",
+    "fundamental_7pt",
+    "fundamental_8pt",
     "homography_4pt",
     "homography_dlt",
     "p3p",

@@ -8,7 +8,8 @@ microsecond range when called from a RANSAC loop.
   a0 mu^3 + a1 mu^2 lam + a2 mu lam^2 + a3 lam^3 = 0, dehomogenised on the better-conditioned side.
 - ``poly_real_roots(p, out) -> n``: real roots of a polynomial (coefficients lowest degree first)
   by Sturm-sequence isolation and safeguarded Newton refinement (PoseLib's approach).
-- ``sym_eig_smallest(A) -> (vector, eigenvalues ascending)``: symmetric eigen-decomposition.
+- ``null_space_qr(At (n,m)) -> (N (n-m, n), ok)``: orthonormal null space of the m x n matrix A
+  from the Householder QR of A^T; ok False when rank(A) < m.
 - ``normalise_points(x, w) -> (xn, T)``: Hartley normalisation (weighted centroid, mean distance
   sqrt(2)); ``x_n = T @ (x, 1)``.
 """
@@ -309,9 +310,51 @@ def poly_real_roots(p, out):
 
 
 @njit(cache=True)
-def sym_eig(A):
-    """Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix."""
-    return np.linalg.eigh(A)
+def null_space_qr(At):
+    """Orthonormal basis (rows) of the null space of A (m x n, m < n) given At = A^T (n, m).
+
+    Householder QR of A^T: the last n - m columns of Q. ``At`` is overwritten. Returns
+    (N (n-m, n), ok) with ok False when A is rank-deficient (a pivot below 1e-10 of the first).
+    """
+    n, m = At.shape
+    V = np.zeros((m, n))
+    r00 = 0.0
+    for k in range(m):
+        nrm = 0.0
+        for i in range(k, n):
+            nrm += At[i, k] * At[i, k]
+        nrm = np.sqrt(nrm)
+        if k == 0:
+            r00 = nrm
+        if not nrm > 1e-10 * r00:
+            return np.zeros((n - m, n)), False
+        alpha = -nrm if At[k, k] >= 0.0 else nrm
+        for i in range(k, n):
+            V[k, i] = At[i, k]
+        V[k, k] -= alpha
+        vn = 0.0
+        for i in range(k, n):
+            vn += V[k, i] * V[k, i]
+        vn = np.sqrt(vn)
+        for i in range(k, n):
+            V[k, i] /= vn
+        for c in range(k, m):
+            d = 0.0
+            for i in range(k, n):
+                d += V[k, i] * At[i, c]
+            for i in range(k, n):
+                At[i, c] -= 2.0 * d * V[k, i]
+    N = np.zeros((n - m, n))
+    for c in range(n - m):
+        N[c, m + c] = 1.0
+    for k in range(m - 1, -1, -1):
+        for c in range(n - m):
+            d = 0.0
+            for i in range(k, n):
+                d += V[k, i] * N[c, i]
+            for i in range(k, n):
+                N[c, i] -= 2.0 * d * V[k, i]
+    return N, True
 
 
 @njit(cache=True)
@@ -371,6 +414,16 @@ def det3(M):
         - M[0, 1] * (M[1, 0] * M[2, 2] - M[1, 2] * M[2, 0])
         + M[0, 2] * (M[1, 0] * M[2, 1] - M[1, 1] * M[2, 0])
     )
+
+
+@njit(cache=True)
+def matmul3(A, B):
+    """3x3 product by explicit loops (BLAS call overhead dominates at this size)."""
+    C = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            C[i, j] = A[i, 0] * B[0, j] + A[i, 1] * B[1, j] + A[i, 2] * B[2, j]
+    return C
 
 
 @njit(cache=True)

@@ -14,8 +14,10 @@ numba cores (callable from other ``@njit`` code):
   depths positive are returned (at most 4).
 - ``epnp_nb(rays (N,3), X_world (N,3)) -> (R (3,3), t (3,), ok)`` — EPnP (Lepetit, Moreno-Noguer,
   Fua, IJCV 2009) with 4 control points (3 for planar point sets), the linearised beta
-  estimates for null-space dimensions 1..3, Gauss-Newton on the betas, and the candidate with
-  the smallest angular residual; N >= 4 (N >= 3 points not collinear when planar... see epnp).
+  estimates for null-space dimensions 1..3, Gauss-Newton on the betas, the candidate with
+  the smallest angular residual (with 4-5 points the P3P solutions of the first three points
+  compete), then a few Gauss-Newton steps on the pose (tangent-plane ray errors);
+  N >= 4 non-collinear points.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from numba import njit
 from .._validation import as_array, check_same_length
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays
-from ._numeric import binary_cubic_roots, det3
+from ._numeric import binary_cubic_roots, det3, matmul3, solve_linear
 
 
 @njit(cache=True, inline="always")
@@ -280,7 +282,7 @@ def p3p_nb(rays, X):
                 B[kk, 0] = g12[kk]
                 B[kk, 1] = g13[kk]
                 B[kk, 2] = gc[kk]
-            R = B @ Ainv
+            R = matmul3(B, Ainv)
             if not np.isfinite(R[0, 0]):
                 continue
             Rs[n] = R
@@ -288,6 +290,381 @@ def p3p_nb(rays, X):
                 ts[n, kk] = p1[kk] - (R[kk, 0] * X[0, 0] + R[kk, 1] * X[0, 1] + R[kk, 2] * X[0, 2])
             n += 1
     return Rs, ts, n
+
+
+# --- EPnP ---------------------------------------------------------------------------------------
+@njit(cache=True)
+def _kabsch(A, B, w_ok):
+    """R, t minimising sum |R A_i + t - B_i|^2 over rows with w_ok[i]; returns (R, t, ok)."""
+    n = A.shape[0]
+    ca = np.zeros(3)
+    cb = np.zeros(3)
+    m = 0
+    for i in range(n):
+        if w_ok[i]:
+            m += 1
+            for k in range(3):
+                ca[k] += A[i, k]
+                cb[k] += B[i, k]
+    if m < 3:
+        return np.eye(3), np.zeros(3), False
+    ca /= m
+    cb /= m
+    H = np.zeros((3, 3))
+    for i in range(n):
+        if w_ok[i]:
+            for r in range(3):
+                ar = A[i, r] - ca[r]
+                for c in range(3):
+                    H[r, c] += ar * (B[i, c] - cb[c])
+    U, S, Vt = np.linalg.svd(H)
+    if not S[1] > 1e-12 * S[0]:
+        return np.eye(3), np.zeros(3), False
+    V = Vt.T.copy()
+    Ut = U.T.copy()
+    D = np.eye(3)
+    if det3(matmul3(V, Ut)) < 0.0:
+        D[2, 2] = -1.0
+    R = matmul3(matmul3(V, D), Ut)
+    t = np.empty(3)
+    for k in range(3):
+        t[k] = cb[k] - (R[k, 0] * ca[0] + R[k, 1] * ca[1] + R[k, 2] * ca[2])
+    return R, t, True
+
+
+@njit(cache=True)
+def _epnp_pose(alphas, X, y, V, betas, K, nb):
+    """Pose from betas: camera control points sum_k beta_k v_k, points by barycentric
+    combination, sign by cheirality, then the rigid alignment. Returns (R, t, ok, cost)."""
+    n = X.shape[0]
+    C = np.zeros((K, 3))
+    for j in range(K):
+        for k in range(nb):
+            for d in range(3):
+                C[j, d] += betas[k] * V[3 * j + d, k]
+    Xc = np.zeros((n, 3))
+    front = 0.0
+    for i in range(n):
+        for j in range(K):
+            for d in range(3):
+                Xc[i, d] += alphas[i, j] * C[j, d]
+        front += Xc[i, 0] * y[i, 0] + Xc[i, 1] * y[i, 1] + Xc[i, 2] * y[i, 2]
+    if front < 0.0:
+        Xc = -Xc
+    ok_rows = np.ones(n, dtype=np.bool_)
+    R, t, ok = _kabsch(X, Xc, ok_rows)
+    if not ok:
+        return R, t, False, np.inf
+    return R, t, True, _angular_cost(R, t, X, y)
+
+
+@njit(cache=True)
+def _angular_cost(R, t, X, y):
+    """sum_i |unit(R X_i + t) - y_i|^2 for unit rays y."""
+    n = X.shape[0]
+    cost = 0.0
+    for i in range(n):
+        p0 = R[0, 0] * X[i, 0] + R[0, 1] * X[i, 1] + R[0, 2] * X[i, 2] + t[0]
+        p1 = R[1, 0] * X[i, 0] + R[1, 1] * X[i, 1] + R[1, 2] * X[i, 2] + t[1]
+        p2 = R[2, 0] * X[i, 0] + R[2, 1] * X[i, 1] + R[2, 2] * X[i, 2] + t[2]
+        npn = np.sqrt(p0 * p0 + p1 * p1 + p2 * p2)
+        if npn == 0.0:
+            cost += 4.0
+            continue
+        dx = p0 / npn - y[i, 0]
+        dy = p1 / npn - y[i, 1]
+        dz = p2 / npn - y[i, 2]
+        cost += dx * dx + dy * dy + dz * dz
+    return cost
+
+
+@njit(cache=True)
+def _betas_gauss_newton(L, rho, betas, nb):
+    """Gauss-Newton on sum_p (L_p . b(beta) - rho_p)^2 with b the products beta_k beta_l (k <= l)
+    in the order 11, 12, 22, 13, 23, 33, 14, 24, 34, 44."""
+    npairs = L.shape[0]
+    for _ in range(10):
+        JtJ = np.zeros((nb, nb))
+        Jtr = np.zeros(nb)
+        cost = 0.0
+        for p in range(npairs):
+            r = -rho[p]
+            J = np.zeros(nb)
+            m = 0
+            for l in range(nb):
+                for k in range(l + 1):
+                    r += L[p, m] * betas[k] * betas[l]
+                    J[k] += L[p, m] * betas[l]
+                    J[l] += L[p, m] * betas[k]
+                    m += 1
+            cost += r * r
+            for a in range(nb):
+                Jtr[a] += J[a] * r
+                for b in range(nb):
+                    JtJ[a, b] += J[a] * J[b]
+        for a in range(nb):
+            JtJ[a, a] *= 1.0 + 1e-12
+        d, ok = solve_linear(JtJ, Jtr)
+        if not ok:
+            break
+        dn = 0.0
+        bn = 0.0
+        for a in range(nb):
+            betas[a] -= d[a]
+            dn += d[a] * d[a]
+            bn += betas[a] * betas[a]
+        if dn <= 1e-24 * bn:
+            break
+    return betas
+
+
+@njit(cache=True)
+def epnp_nb(rays, X):
+    n = X.shape[0]
+    R_best = np.eye(3)
+    t_best = np.zeros(3)
+    if n < 4:
+        return R_best, t_best, False
+    y = np.empty((n, 3))
+    for i in range(n):
+        nr = np.sqrt(rays[i, 0] ** 2 + rays[i, 1] ** 2 + rays[i, 2] ** 2)
+        for k in range(3):
+            y[i, k] = rays[i, k] / nr
+    # control points: centroid + principal directions scaled by their standard deviations
+    c0 = np.zeros(3)
+    for i in range(n):
+        for k in range(3):
+            c0[k] += X[i, k]
+    c0 /= n
+    Cov = np.zeros((3, 3))
+    for i in range(n):
+        for a in range(3):
+            for b in range(3):
+                Cov[a, b] += (X[i, a] - c0[a]) * (X[i, b] - c0[b])
+    ev, evec = np.linalg.eigh(Cov / n)
+    if not ev[1] > 1e-10 * ev[2]:
+        return R_best, t_best, False  # collinear (or coincident) points
+    planar = not ev[0] > 1e-8 * ev[2]
+    K = 3 if planar else 4
+    first = 1 if planar else 0  # principal axes used (largest ones)
+    ctrl = np.zeros((K, 3))
+    ctrl[0] = c0
+    axes = np.zeros((K - 1, 3))
+    sd = np.zeros(K - 1)
+    for j in range(K - 1):
+        e = first + j
+        sd[j] = np.sqrt(ev[e])
+        for k in range(3):
+            axes[j, k] = evec[k, e]
+            ctrl[j + 1, k] = c0[k] + sd[j] * evec[k, e]
+    alphas = np.empty((n, K))
+    for i in range(n):
+        s = 0.0
+        for j in range(K - 1):
+            a = ((X[i, 0] - c0[0]) * axes[j, 0] + (X[i, 1] - c0[1]) * axes[j, 1] + (X[i, 2] - c0[2]) * axes[j, 2]) / sd[j]
+            alphas[i, j + 1] = a
+            s += a
+        alphas[i, 0] = 1.0 - s
+    # M^T M = sum_i (alpha_i alpha_i^T) kron (I - y_i y_i^T)
+    dim = 3 * K
+    MtM = np.zeros((dim, dim))
+    for i in range(n):
+        P = np.empty((3, 3))
+        for a in range(3):
+            for b in range(3):
+                P[a, b] = (1.0 if a == b else 0.0) - y[i, a] * y[i, b]
+        for j in range(K):
+            aj = alphas[i, j]
+            for k in range(K):
+                ajk = aj * alphas[i, k]
+                for a in range(3):
+                    for b in range(3):
+                        MtM[3 * j + a, 3 * k + b] += ajk * P[a, b]
+    evm, V = np.linalg.eigh(MtM)
+    nb = 4 if K == 4 else 3
+    # distance constraints between control points
+    npairs = K * (K - 1) // 2
+    nprod = nb * (nb + 1) // 2
+    L = np.zeros((npairs, nprod))
+    rho = np.zeros(npairs)
+    p = 0
+    for a in range(K):
+        for b in range(a + 1, K):
+            dv = np.empty((nb, 3))
+            for k in range(nb):
+                for d in range(3):
+                    dv[k, d] = V[3 * a + d, k] - V[3 * b + d, k]
+            m = 0
+            for l in range(nb):
+                for k in range(l + 1):
+                    dot = dv[k, 0] * dv[l, 0] + dv[k, 1] * dv[l, 1] + dv[k, 2] * dv[l, 2]
+                    L[p, m] = dot if k == l else 2.0 * dot
+                    m += 1
+            rho[p] = (ctrl[a, 0] - ctrl[b, 0]) ** 2 + (ctrl[a, 1] - ctrl[b, 1]) ** 2 + (ctrl[a, 2] - ctrl[b, 2]) ** 2
+            p += 1
+    best_cost = np.inf
+    found = False
+    # product index of (k, l), k <= l: l (l + 1) / 2 + k
+    for approx in range(3):
+        if approx == 0:
+            cols = np.array([0, 1, 3, 6]) if nb == 4 else np.array([0, 1, 3])  # b11, b12, b13 (, b14)
+        elif approx == 1:
+            cols = np.array([0, 1, 2])  # b11, b12, b22
+        else:
+            if nb < 4:
+                break
+            cols = np.array([0, 1, 2, 3, 4])  # b11, b12, b22, b13, b23
+        nc = cols.shape[0]
+        if nc > npairs:
+            continue
+        A = np.empty((npairs, nc))
+        for r in range(npairs):
+            for c in range(nc):
+                A[r, c] = L[r, cols[c]]
+        sol, ok = solve_linear(A.T @ A, A.T @ rho)
+        if not ok:
+            continue
+        betas = np.zeros(nb)
+        if approx == 0:
+            if sol[0] < 0.0:
+                sol = -sol
+            b1 = np.sqrt(sol[0])
+            if not b1 > 0.0:
+                continue
+            betas[0] = b1
+            for k in range(1, nc):
+                betas[k] = sol[k] / b1
+        else:
+            s = -1.0 if sol[0] < 0.0 else 1.0
+            b1 = np.sqrt(max(s * sol[0], 0.0))
+            b2 = np.sqrt(max(s * sol[2], 0.0))
+            if s * sol[1] < 0.0:
+                b1 = -b1
+            betas[0] = b1
+            betas[1] = b2
+            if approx == 2 and b1 != 0.0:
+                betas[2] = s * sol[3] / b1
+        betas = _betas_gauss_newton(L, rho, betas, nb)
+        R, t, ok, cost = _epnp_pose(alphas, X, y, V, betas, K, nb)
+        if ok and cost < best_cost:
+            best_cost = cost
+            R_best = R
+            t_best = t
+            found = True
+    if n <= 5 and not planar:
+        # with 4-5 points the null space is 4-dimensional and the beta approximations can all
+        # miss: also try the P3P solutions of the first three points, scored on every point
+        Rs, ts, ns = p3p_nb(y, X)
+        for k in range(ns):
+            cost = _angular_cost(Rs[k], ts[k], X, y)
+            if cost < best_cost:
+                best_cost = cost
+                R_best = Rs[k].copy()
+                t_best = ts[k].copy()
+                found = True
+    if found:
+        R_best, t_best = _polish_pose(R_best, t_best, X, y)
+    return R_best, t_best, found
+
+
+@njit(cache=True)
+def _tangent_cost(R, t, X, y):
+    """sum_i |(I - y y^T) X_c / (y . X_c)|^2 (tangent-plane error of each unit ray); inf when a
+    point is not in front of its ray."""
+    cost = 0.0
+    for i in range(X.shape[0]):
+        c0 = R[0, 0] * X[i, 0] + R[0, 1] * X[i, 1] + R[0, 2] * X[i, 2] + t[0]
+        c1 = R[1, 0] * X[i, 0] + R[1, 1] * X[i, 1] + R[1, 2] * X[i, 2] + t[1]
+        c2 = R[2, 0] * X[i, 0] + R[2, 1] * X[i, 1] + R[2, 2] * X[i, 2] + t[2]
+        d = c0 * y[i, 0] + c1 * y[i, 1] + c2 * y[i, 2]
+        if not d > 0.0:
+            return np.inf
+        e0 = c0 / d - y[i, 0]
+        e1 = c1 / d - y[i, 1]
+        e2 = c2 / d - y[i, 2]
+        cost += e0 * e0 + e1 * e1 + e2 * e2
+    return cost
+
+
+@njit(cache=True)
+def _polish_pose(R, t, X, y):
+    """A few Gauss-Newton steps on the tangent-plane ray errors (R <- R Exp(dw), t <- t + dt);
+    a step is kept only when it lowers the cost."""
+    cost = _tangent_cost(R, t, X, y)
+    for _ in range(5):
+        if not cost > 1e-30:
+            break
+        JtJ = np.zeros((6, 6))
+        Jtr = np.zeros(6)
+        J = np.empty((3, 6))
+        for i in range(X.shape[0]):
+            # X_c = R X + t; d X_c / d dw = -R [X]_x, d X_c / d t = I
+            c = np.empty(3)
+            for k in range(3):
+                c[k] = R[k, 0] * X[i, 0] + R[k, 1] * X[i, 1] + R[k, 2] * X[i, 2] + t[k]
+            d = c[0] * y[i, 0] + c[1] * y[i, 1] + c[2] * y[i, 2]
+            e = np.empty(3)
+            for k in range(3):
+                e[k] = c[k] / d
+            # d (c / d) / d c = (I - (c / d) y^T) / d
+            G = np.empty((3, 3))
+            for a in range(3):
+                for b in range(3):
+                    G[a, b] = ((1.0 if a == b else 0.0) - e[a] * y[i, b]) / d
+            RX = np.empty((3, 3))  # -R [X]_x
+            x0, x1, x2 = X[i, 0], X[i, 1], X[i, 2]
+            for a in range(3):
+                RX[a, 0] = -(R[a, 1] * x2 - R[a, 2] * x1)
+                RX[a, 1] = -(R[a, 2] * x0 - R[a, 0] * x2)
+                RX[a, 2] = -(R[a, 0] * x1 - R[a, 1] * x0)
+            for a in range(3):
+                for b in range(3):
+                    J[a, b] = G[a, 0] * RX[0, b] + G[a, 1] * RX[1, b] + G[a, 2] * RX[2, b]
+                    J[a, 3 + b] = G[a, b]
+            for a in range(3):
+                r = e[a] - y[i, a]
+                for u in range(6):
+                    Jtr[u] += J[a, u] * r
+                    for v in range(6):
+                        JtJ[u, v] += J[a, u] * J[a, v]
+        dlt, ok = solve_linear(JtJ, Jtr)
+        if not ok:
+            break
+        w = np.empty(3)
+        for k in range(3):
+            w[k] = -dlt[k]
+        Rn = matmul3(R, _exp_so3(w))
+        tn = t - dlt[3:]
+        cn = _tangent_cost(Rn, tn, X, y)
+        if not cn < cost:
+            break
+        R, t, cost = Rn, tn, cn
+    return R, t
+
+
+@njit(cache=True)
+def _exp_so3(w):
+    th2 = w[0] * w[0] + w[1] * w[1] + w[2] * w[2]
+    th = np.sqrt(th2)
+    if th < 1e-4:
+        a = 1.0 - th2 / 6.0
+        b = 0.5 - th2 / 24.0
+    else:
+        a = np.sin(th) / th
+        b = (1.0 - np.cos(th)) / th2
+    W = np.zeros((3, 3))
+    W[0, 1] = -w[2]
+    W[0, 2] = w[1]
+    W[1, 0] = w[2]
+    W[1, 2] = -w[0]
+    W[2, 0] = -w[1]
+    W[2, 1] = w[0]
+    W2 = matmul3(W, W)
+    R = np.eye(3)
+    for i in range(3):
+        for j in range(3):
+            R[i, j] += a * W[i, j] + b * W2[i, j]
+    return R
 
 
 def _rays_points(rays, X_world, *, exact=None, minimum=None):
@@ -309,3 +686,14 @@ def p3p(rays: np.ndarray, X_world: np.ndarray) -> list[Rigid3]:
     r, X = _rays_points(rays, X_world, exact=3)
     Rs, ts, n = p3p_nb(r, X)
     return [Rigid3(Rs[k], ts[k], check=False) for k in range(n)]
+
+
+def epnp(rays: np.ndarray, X_world: np.ndarray) -> Rigid3 | None:
+    """Camera pose ``cam_from_world`` from N >= 4 ray / world-point correspondences (EPnP with
+    Gauss-Newton refinement of the betas; planar point sets use 3 control points).
+
+    Returns None when the world points are collinear or the configuration has no solution.
+    """
+    r, X = _rays_points(rays, X_world, minimum=4)
+    R, t, ok = epnp_nb(r, X)
+    return Rigid3(R, t, check=False) if ok else None

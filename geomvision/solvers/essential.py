@@ -28,7 +28,7 @@ from numba import njit
 from ..geometry.rigid import Rigid3
 from .._validation import as_array
 from ._inputs import check_rays, point_pair, weights_of
-from ._numeric import cholesky_solve, det3, frobenius_normalise, poly_real_roots
+from ._numeric import cholesky_solve, det3, frobenius_normalise, matmul3, null_space_qr, poly_real_roots
 
 # --- monomial bookkeeping for the 10 cubic constraints --------------------------------------------
 # degree-1 polynomials in (x, y, z): coefficients of [x, y, z, 1]
@@ -55,52 +55,14 @@ _EXP3 = np.array(_MONO3, dtype=np.int64)  # (20,3) exponents of x, y, z
 @njit(cache=True)
 def _null_space_5x9(rays1, rays2):
     """Orthonormal basis (4,9) of the null space of the 5x9 epipolar constraint matrix."""
-    A = np.empty((9, 5))  # A^T: column i = kron(b_i, a_i) (unit rays)
+    At = np.empty((9, 5))  # column i = kron(b_i, a_i) of unit rays
     for i in range(5):
         n1 = np.sqrt(rays1[i, 0] ** 2 + rays1[i, 1] ** 2 + rays1[i, 2] ** 2)
         n2 = np.sqrt(rays2[i, 0] ** 2 + rays2[i, 1] ** 2 + rays2[i, 2] ** 2)
         for j in range(3):
             for k in range(3):
-                A[3 * j + k, i] = rays2[i, j] * rays1[i, k] / (n1 * n2)
-    V = np.zeros((5, 9))  # Householder vectors
-    r00 = 0.0
-    for k in range(5):
-        nrm = 0.0
-        for i in range(k, 9):
-            nrm += A[i, k] * A[i, k]
-        nrm = np.sqrt(nrm)
-        if k == 0:
-            r00 = nrm
-        if not nrm > 1e-10 * r00:
-            return np.zeros((4, 9)), False  # rank < 5: repeated or degenerate correspondences
-        alpha = -nrm if A[k, k] >= 0.0 else nrm
-        vn = 0.0
-        for i in range(k, 9):
-            V[k, i] = A[i, k]
-        V[k, k] -= alpha
-        for i in range(k, 9):
-            vn += V[k, i] * V[k, i]
-        vn = np.sqrt(vn)
-        for i in range(k, 9):
-            V[k, i] /= vn
-        for c in range(k, 5):
-            d = 0.0
-            for i in range(k, 9):
-                d += V[k, i] * A[i, c]
-            for i in range(k, 9):
-                A[i, c] -= 2.0 * d * V[k, i]
-    # null space: Q[:, 5:9] = H0 H1 H2 H3 H4 [e5 e6 e7 e8]
-    N = np.zeros((4, 9))
-    for c in range(4):
-        N[c, 5 + c] = 1.0
-    for k in range(4, -1, -1):
-        for c in range(4):
-            d = 0.0
-            for i in range(k, 9):
-                d += V[k, i] * N[c, i]
-            for i in range(k, 9):
-                N[c, i] -= 2.0 * d * V[k, i]
-    return N, True
+                At[3 * j + k, i] = rays2[i, j] * rays1[i, k] / (n1 * n2)
+    return null_space_qr(At)
 
 
 @njit(cache=True)
@@ -485,7 +447,7 @@ def _project_essential(E):
     D = np.zeros((3, 3))
     D[0, 0] = 1.0
     D[1, 1] = 1.0
-    return U @ D @ Vt, True
+    return matmul3(matmul3(U, D), Vt), True
 
 
 @njit(cache=True)
@@ -502,12 +464,17 @@ def essential_8pt_nb(rays1, rays2, w):
     T2, U2 = _ray_conditioner(rays2, w)
     AtA = np.zeros((9, 9))
     a = np.empty(9)
+    p = np.empty(3)
+    q = np.empty(3)
     for i in range(n):
         wi = w[i]
         if wi <= 0.0:
             continue
-        p = T1 @ U1[i]
-        q = T2 @ U2[i]
+        for j in range(3):
+            pj = T1[j, 0] * U1[i, 0] + T1[j, 1] * U1[i, 1] + T1[j, 2] * U1[i, 2]
+            qj = T2[j, 0] * U2[i, 0] + T2[j, 1] * U2[i, 1] + T2[j, 2] * U2[i, 2]
+            p[j] = pj
+            q[j] = qj
         for j in range(3):
             for k in range(3):
                 a[3 * j + k] = q[j] * p[k]
@@ -525,7 +492,7 @@ def essential_8pt_nb(rays1, rays2, w):
     for r in range(3):
         for c in range(3):
             En[r, c] = evecs[3 * r + c, 0]
-    E, ok = _project_essential(T2.T @ En @ T1)
+    E, ok = _project_essential(matmul3(matmul3(T2.T, En), T1))
     return E, ok
 
 
@@ -544,8 +511,8 @@ def decompose_essential_nb(E):
     W[0, 1] = -1.0
     W[1, 0] = 1.0
     W[2, 2] = 1.0
-    Ra = U @ W @ Vt
-    Rb = U @ W.T @ Vt
+    Ra = matmul3(matmul3(U, W), Vt)
+    Rb = matmul3(matmul3(U, W.T.copy()), Vt)
     Rs[0] = Ra
     Rs[1] = Ra
     Rs[2] = Rb

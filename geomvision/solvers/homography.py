@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from ._inputs import point_pair, weights_of
-from ._numeric import det3, frobenius_normalise, inv_normaliser, normalise_points
+from ._numeric import det3, frobenius_normalise, inv_normaliser, matmul3, normalise_points
 
 _COLLINEAR_TOL = 1e-10  # |triangle determinant| / sum of squared spreads below this: collinear triple
 
@@ -165,7 +165,7 @@ def homography_dlt_nb(x1, x2, w):
             Hn[r, c] = evecs[3 * r + c, 0]
     if abs(det3(Hn)) < 1e-10:
         return H, False  # rank-deficient: maps everything to a line or a point
-    H[:, :] = inv_normaliser(T2) @ Hn @ T1
+    H[:, :] = matmul3(matmul3(inv_normaliser(T2), Hn), T1)
     frobenius_normalise(H)
     # sign: positive third coordinate at the weighted centroid of x1
     cx = -T1[0, 2] / T1[0, 0]
