@@ -52,8 +52,8 @@ class BAProblem:
         obs_pt,
         obs_uv,
     ) -> BAProblem:
-        """Validate and pack arrays. ``cam_models`` is a list of model names (or kernel ids);
-        ``cam_params`` a list of per-camera parameter vectors (or a (C,P) array)."""
+        """Validate and pack copies of the arrays. ``cam_models`` is a list of model names (or
+        kernel ids); ``cam_params`` a list of per-camera parameter vectors (or a (C,P) array)."""
         R = _float(R, "R")
         t = _float(t, "t")
         if R.ndim != 3 or R.shape[1:] != (3, 3):
@@ -171,7 +171,7 @@ class BAProblem:
 
 def _float(a, name: str) -> np.ndarray:
     try:
-        return np.ascontiguousarray(a, dtype=np.float64)
+        return np.array(a, dtype=np.float64, order="C", copy=True)  # the solver updates in place
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a float array: {exc}") from None
 
@@ -183,7 +183,7 @@ def _int(a, name: str) -> np.ndarray:
             raise ValueError(f"{name} must hold integer indices")
     if arr.size and arr.dtype.kind not in "iuf":
         raise ValueError(f"{name} must hold integer indices, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.int64).ravel() if arr.ndim <= 1 else _bad_ndim(name, arr)
+    return np.array(arr, dtype=np.int64, order="C", copy=True).ravel() if arr.ndim <= 1 else _bad_ndim(name, arr)
 
 
 def _bad_ndim(name: str, arr: np.ndarray):
