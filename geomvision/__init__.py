@@ -31,6 +31,16 @@ _LAZY: dict[str, str] = {
     "Reconstruction": "geomvision.scene.reconstruction",
     "read_model": "geomvision.io.colmap",
     "write_model": "geomvision.io.colmap",
+    "estimate_homography": "geomvision.robust",
+    "estimate_fundamental": "geomvision.robust",
+    "estimate_essential": "geomvision.robust",
+    "estimate_relative_pose": "geomvision.robust",
+    "estimate_absolute_pose": "geomvision.robust",
+    "estimate_line": "geomvision.robust",
+    "RansacOptions": "geomvision.robust",
+    "RansacResult": "geomvision.robust",
+    "RansacStats": "geomvision.robust",
+    "ransac": "geomvision.robust",
 }
 
 
