@@ -28,7 +28,7 @@ def read_text(path: str | os.PathLike) -> str:
     except FileNotFoundError:
         raise ValueError(f"{os.fspath(path)}: file not found") from None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise file_error(path, f"line {line}", "not UTF-8 text (is this a binary file?)") from None

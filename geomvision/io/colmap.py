@@ -443,7 +443,9 @@ def _reconstruction_from_raw(raw: RawModel) -> Reconstruction:
         rec.add_image(imgs.names[k], int(imgs.camera_ids[k]), keypoints[start:end], pose, image_id=iid)
         rec.images[iid].point3D_ids = point3D_ids[start:end].copy()
         start = end
-    tracks = np.split(pts.track, np.cumsum(pts.track_lengths)[:-1]) if len(pts.ids) else []
+    track_end = np.cumsum(pts.track_lengths).tolist()
+    track_start = [0, *track_end[:-1]]
+    tracks = [pts.track[a:b] for a, b in zip(track_start, track_end)]
     xyz, rgb, errors = pts.xyz.copy(), pts.rgb.copy(), pts.errors.tolist()
     points = rec.points3D
     for k, pid in enumerate(pts.ids.tolist()):
@@ -525,7 +527,7 @@ def _raw_from_reconstruction(rec: Reconstruction, *, text: bool) -> RawModel:
         raise ValueError("rec: a point3D has NaN or inf coordinates; run rec.check()")
     lengths = np.array([len(p.track) for p in points], dtype=np.int64)
     track = (
-        np.concatenate([np.asarray(p.track, dtype=np.int64).reshape(-1, 2) for p in points])
+        np.concatenate([p.track for p in points]).astype(np.int64, copy=False).reshape(-1, 2)
         if n_pt
         else np.zeros((0, 2), np.int64)
     )

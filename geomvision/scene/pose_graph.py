@@ -173,12 +173,13 @@ class PoseGraph:
                 problems.append(f"{name} has shape {got}, expected {want} for {E} edges")
         if problems:
             raise ValueError("invalid pose graph: " + "; ".join(problems))
-        for node_id, T in self.nodes.items():
-            if not isinstance(T, Rigid3):
-                problems.append(f"node {node_id} is a {type(T).__name__}, not a Rigid3")
-            elif not (np.isfinite(T.R).all() and np.isfinite(T.t).all()):
-                problems.append(f"node {node_id} has a non-finite pose")
-        node_ids = np.fromiter(self.nodes, dtype=np.int64, count=len(self.nodes))
+        not_rigid = [node_id for node_id, T in self.nodes.items() if not isinstance(T, Rigid3)]
+        if not_rigid:
+            raise ValueError(f"invalid pose graph: nodes {not_rigid[:5]} are not Rigid3 poses")
+        node_ids, R_nodes, t_nodes = self.node_arrays()
+        bad = np.flatnonzero(~np.isfinite(R_nodes).all(axis=(1, 2)) | ~np.isfinite(t_nodes).all(axis=1))
+        if len(bad):
+            problems.append(f"{len(bad)} nodes have a non-finite pose (first: node {node_ids[bad[0]]})")
         for name, ids in (("i", self.i_ids), ("j", self.j_ids)):
             bad = np.flatnonzero(~np.isin(ids, node_ids))
             if len(bad):

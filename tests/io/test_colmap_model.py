@@ -269,3 +269,24 @@ def test_multi_model_fixture_is_not_degenerate(rng):
     assert rec.num_registered_images == 18 and len(rec.points3D) > 100
     assert any(np.any(im.point3D_ids < 0) for im in rec.images.values())
     assert _registered_only(rec) == {99}
+
+
+@pytest.mark.parametrize("binary", FORMATS)
+def test_pycolmap_reads_empty_images_and_trackless_points(tmp_path, binary):
+    pycolmap = require_module("pycolmap")
+    rec = Reconstruction()
+    rec.add_camera(Camera("PINHOLE", 10, 10, [5.0, 5.0, 4.5, 4.5]), camera_id=1)
+    rec.add_image("a.png", 1, np.zeros((0, 2)), Rigid3(), image_id=1)
+    rec.add_image("b.png", 1, np.ones((2, 2)), Rigid3.from_rotvec([0.0, 0.1, 0.0], [1.0, 0.0, 0.0]), image_id=2)
+    rec.add_point3D([0.0, 0.0, 1.0], None, point3D_id=5)
+    write_model(rec, tmp_path, binary=binary)
+    assert_matches_pycolmap(rec, pycolmap.Reconstruction(str(tmp_path)))
+    assert_same_reconstruction(rec, read_model(tmp_path))
+
+
+def test_text_with_byte_order_mark_and_crlf(multi_rec, tmp_path):
+    write_model(multi_rec, tmp_path, binary=False)
+    for name in ("cameras", "images", "points3D", "rigs", "frames"):
+        path = tmp_path / f"{name}.txt"
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    assert_same_reconstruction(multi_rec, read_model(tmp_path))
