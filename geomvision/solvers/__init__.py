@@ -22,6 +22,18 @@ C-contiguous float64 arrays; minimal cores read only the first k rows):
 | ``fundamental.fundamental_8pt_nb`` | ``(x1 (N,2), x2 (N,2), w (N,)) -> (F (3,3), ok)`` |
 | ``absolute.p3p_nb`` | ``(rays (>=3,3), X_world (>=3,3)) -> (Rs (4,3,3), ts (4,3), n)`` cam_from_world |
 | ``absolute.epnp_nb`` | ``(rays (N,3), X_world (N,3)) -> (R (3,3), t (3,), ok)`` cam_from_world |
+| ``focal.focal_from_fundamental_nb`` | ``(F, pp1 (2,), pp2 (2,)) -> (f1, f2)`` NaN when imaginary |
+| ``focal.shared_focal_from_fundamental_nb`` | ``(F, pp (2,), scale) -> f`` NaN when none |
+| ``refine.refine_homography_nb`` | ``(H, x1, x2, w, max_iter, ftol, xtol, gtol) -> (H, iters, cost0, cost)`` |
+| ``refine.refine_fundamental_nb`` | ``(F, x1, x2, w, max_iter, ftol, xtol, gtol) -> (F, iters, cost0, cost)`` |
+| ``refine.refine_relative_pose_nb`` | ``(R, t, rays1, rays2, w, on_sphere, max_iter, ftol, xtol, gtol) -> (R, t, iters, cost0, cost)`` |
+| ``refine.refine_absolute_pose_nb`` | ``(R, t, uv, X_world, model_id, params, w, max_iter, ftol, xtol, gtol) -> (R, t, iters, cost0, cost)`` |
+
+Refiners minimise sum_i w_i r_i^2 (w_i = 0 ignores a point): homography on the one-sided
+transfer error (pixels^2), fundamental on the Sampson error (pixels^2, rank 2 kept),
+relative pose on the Sampson error of E on the z = 1 plane (``on_sphere=False``) or in the
+bearings' tangent planes (``on_sphere=True``), absolute pose on the pixel reprojection error
+through the camera model. Typical options: ``max_iter=100, ftol=1e-12, xtol=1e-12, gtol=1e-14``.
 """
 
 from .absolute import epnp, p3p
@@ -32,19 +44,28 @@ from .essential import (
     relative_pose_5pt,
     relative_pose_from_essential,
 )
+from .focal import focal_from_fundamental, shared_focal_from_fundamental
 from .fundamental import fundamental_7pt, fundamental_8pt
 from .homography import homography_4pt, homography_dlt
+from .refine import RefineInfo, refine_absolute_pose, refine_fundamental, refine_homography, refine_relative_pose
 
 __all__ = [
+    "RefineInfo",
     "decompose_essential",
     "epnp",
     "essential_5pt",
     "essential_8pt",
+    "focal_from_fundamental",
     "fundamental_7pt",
     "fundamental_8pt",
     "homography_4pt",
     "homography_dlt",
     "p3p",
+    "refine_absolute_pose",
+    "refine_fundamental",
+    "refine_homography",
+    "refine_relative_pose",
     "relative_pose_5pt",
     "relative_pose_from_essential",
+    "shared_focal_from_fundamental",
 ]

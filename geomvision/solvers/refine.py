@@ -1,0 +1,767 @@
+"""Non-linear refinement (Levenberg-Marquardt, small dense, numba) of H, F, relative and absolute pose.
+
+Every refiner minimises ``cost = sum_i w_i * r_i^2`` (per-point weights ``w`` >= 0 so that a
+RANSAC engine can run IRLS / robust losses; a zero weight ignores the point) and stops after
+``max_iterations`` or when the relative cost decrease < ``function_tolerance``, the step is
+< ``step_tolerance`` relative to the parameters, or the gradient max-norm < ``gradient_tolerance``.
+A step is kept only when it lowers the cost (Marquardt damping, diag(J^T J) scaled).
+
+numba cores (callable from other ``@njit`` code); each returns the refined model followed by
+``(iterations, initial_cost, final_cost)``:
+
+- ``refine_homography_nb(H, x1, x2, w, max_iter, ftol, xtol, gtol) -> (H, it, c0, c1)`` — one-sided
+  transfer error |x2 - H(x1)|^2 (pixels^2, the error RANSAC scores); H on the unit sphere of
+  R^9 (8 dof), computed in Hartley-normalised coordinates and reported in pixels.
+- ``refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol) -> (F, it, c0, c1)`` — Sampson
+  error (pixels^2); rank 2 kept by the orthonormal representation F = U diag(1, s, 0) V^T
+  (Bartoli & Sturm 2004): U, V rotations updated by Exp, s scalar (7 dof).
+- ``refine_relative_pose_nb(R, t, rays1, rays2, w, on_sphere, max_iter, ftol, xtol, gtol)
+  -> (R, t, it, c0, c1)`` — 5 dof (R <- R Exp(dw), unit t moved on its tangent plane). Sampson
+  error of E = [t]_x R either on the z = 1 plane (``on_sphere`` False: first-order image
+  error for pinhole cameras, in normalised units; rays must have z > 0) or in the tangent
+  planes of unit bearings (``on_sphere`` True: any direction, e.g. wide fisheye).
+- ``refine_absolute_pose_nb(R, t, uv, X_world, model_id, params, w, max_iter, ftol, xtol, gtol)
+  -> (R, t, it, c0, c1)`` — pixel reprojection error through the camera model
+  (``_camera_kernels.project_one``, every model incl. distortion); a step may not push a point
+  behind the camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .._validation import as_array, check_int, check_positive, check_same_length
+from ..geometry._camera_kernels import project_one
+from ..geometry.camera import Camera
+from ..geometry.rigid import Rigid3
+from ..geometry.rotation import is_rotation
+from ._inputs import check_rays, point_pair, weights_of
+from ._numeric import cholesky_solve, det3, matmul3, normalise_points
+
+
+@dataclass(frozen=True)
+class RefineInfo:
+    """Outcome of a refinement: iterations run, cost before and after (sum of weighted
+    squared errors, in the units the refiner documents)."""
+
+    iterations: int
+    initial_cost: float
+    final_cost: float
+
+
+# --- shared helpers --------------------------------------------------------------------------------
+@njit(cache=True)
+def _exp_so3(w0, w1, w2):
+    th2 = w0 * w0 + w1 * w1 + w2 * w2
+    th = np.sqrt(th2)
+    if th < 1e-4:
+        a = 1.0 - th2 / 6.0
+        b = 0.5 - th2 / 24.0
+    else:
+        a = np.sin(th) / th
+        b = (1.0 - np.cos(th)) / th2
+    R = np.empty((3, 3))
+    R[0, 0] = 1.0 - b * (w1 * w1 + w2 * w2)
+    R[1, 1] = 1.0 - b * (w0 * w0 + w2 * w2)
+    R[2, 2] = 1.0 - b * (w0 * w0 + w1 * w1)
+    R[0, 1] = -a * w2 + b * w0 * w1
+    R[1, 0] = a * w2 + b * w0 * w1
+    R[0, 2] = a * w1 + b * w0 * w2
+    R[2, 0] = -a * w1 + b * w0 * w2
+    R[1, 2] = -a * w0 + b * w1 * w2
+    R[2, 1] = a * w0 + b * w1 * w2
+    return R
+
+
+@njit(cache=True)
+def _damped_step(JtJ, Jtr, lam):
+    """Solve (JtJ + lam diag(JtJ)) d = -Jtr; returns (d, ok)."""
+    n = JtJ.shape[0]
+    A = JtJ.copy()
+    dmax = 0.0
+    for i in range(n):
+        dmax = max(dmax, JtJ[i, i])
+    for i in range(n):
+        A[i, i] += lam * max(JtJ[i, i], 1e-12 * dmax) + 1e-300
+    d, ok = cholesky_solve(A, -Jtr)
+    return d, ok
+
+
+@njit(cache=True, inline="always")
+def _max_abs(v):
+    m = 0.0
+    for i in range(v.shape[0]):
+        m = max(m, abs(v[i]))
+    return m
+
+
+@njit(cache=True, inline="always")
+def _norm(v):
+    s = 0.0
+    for i in range(v.shape[0]):
+        s += v[i] * v[i]
+    return np.sqrt(s)
+
+
+@njit(cache=True)
+def _tangent_basis(v):
+    """(n, n-1) orthonormal basis of the complement of the unit vector v (Householder)."""
+    n = v.shape[0]
+    k = 0
+    for i in range(n):
+        if abs(v[i]) > abs(v[k]):
+            k = i
+    u = v.copy()
+    u[k] += 1.0 if v[k] >= 0.0 else -1.0
+    uu = 0.0
+    for i in range(n):
+        uu += u[i] * u[i]
+    B = np.empty((n, n - 1))
+    c = 0
+    for j in range(n):
+        if j == k:
+            continue
+        for i in range(n):
+            B[i, c] = (1.0 if i == j else 0.0) - 2.0 * u[i] * u[j] / uu
+        c += 1
+    return B
+
+
+# --- homography --------------------------------------------------------------------------------------
+@njit(cache=True)
+def _homography_system(h, y1, y2, w, want):
+    """Cost and (with want) the 9-parameter normal equations of the transfer error."""
+    JtJ = np.zeros((9, 9))
+    Jtr = np.zeros(9)
+    cost = 0.0
+    g = np.empty(9)
+    q = np.empty(9)
+    for i in range(y1.shape[0]):
+        wi = w[i]
+        if wi <= 0.0:
+            continue
+        x, y = y1[i, 0], y1[i, 1]
+        p0 = h[0] * x + h[1] * y + h[2]
+        p1 = h[3] * x + h[4] * y + h[5]
+        p2 = h[6] * x + h[7] * y + h[8]
+        if abs(p2) < 1e-12:
+            continue
+        ip = 1.0 / p2
+        u = p0 * ip
+        v = p1 * ip
+        ru = u - y2[i, 0]
+        rv = v - y2[i, 1]
+        cost += wi * (ru * ru + rv * rv)
+        if want:
+            g[0], g[1], g[2] = x * ip, y * ip, ip
+            g[3] = g[4] = g[5] = 0.0
+            g[6], g[7], g[8] = -u * x * ip, -u * y * ip, -u * ip
+            q[0] = q[1] = q[2] = 0.0
+            q[3], q[4], q[5] = x * ip, y * ip, ip
+            q[6], q[7], q[8] = -v * x * ip, -v * y * ip, -v * ip
+            for a in range(9):
+                ga = wi * g[a]
+                qa = wi * q[a]
+                Jtr[a] += ga * ru + qa * rv
+                for b in range(a, 9):
+                    JtJ[a, b] += ga * g[b] + qa * q[b]
+    for a in range(9):
+        for b in range(a):
+            JtJ[a, b] = JtJ[b, a]
+    return cost, JtJ, Jtr
+
+
+@njit(cache=True)
+def refine_homography_nb(H, x1, x2, w, max_iter, ftol, xtol, gtol):
+    y1, T1 = normalise_points(x1, w)
+    y2, T2 = normalise_points(x2, w)
+    if T1[2, 2] == 0.0 or T2[2, 2] == 0.0:
+        return H.copy(), 0, np.nan, np.nan
+    s2 = T2[0, 0]
+    # Hn = T2 H T1^-1
+    T1i = np.zeros((3, 3))
+    T1i[0, 0] = T1i[1, 1] = 1.0 / T1[0, 0]
+    T1i[0, 2] = -T1[0, 2] / T1[0, 0]
+    T1i[1, 2] = -T1[1, 2] / T1[1, 1]
+    T1i[2, 2] = 1.0
+    Hn = matmul3(matmul3(T2, H), T1i)
+    h = Hn.ravel().copy()
+    h /= _norm(h)
+    cost, JtJ9, Jtr9 = _homography_system(h, y1, y2, w, True)
+    cost0 = cost
+    lam = 1e-4
+    it = 0
+    while it < max_iter:
+        it += 1
+        B = _tangent_basis(h)
+        JtJ = B.T @ JtJ9 @ B
+        Jtr = B.T @ Jtr9
+        if _max_abs(Jtr) <= gtol * max(cost, 1e-300) or cost == 0.0:
+            break
+        accepted = False
+        for _ in range(12):
+            d, ok = _damped_step(JtJ, Jtr, lam)
+            if ok:
+                hn = h + B @ d
+                hn /= _norm(hn)
+                cn, _, _ = _homography_system(hn, y1, y2, w, False)
+                if cn < cost:
+                    accepted = True
+                    break
+            lam *= 10.0
+        if not accepted:
+            break
+        lam = max(lam * 0.1, 1e-12)
+        dec = cost - cn
+        h = hn
+        cost, JtJ9, Jtr9 = _homography_system(h, y1, y2, w, True)
+        if dec <= ftol * cn or _norm(d) <= xtol:
+            break
+    Hr = np.empty((3, 3))
+    for r in range(3):
+        for c in range(3):
+            Hr[r, c] = h[3 * r + c]
+    # H = T2^-1 Hn T1
+    T2i = np.zeros((3, 3))
+    T2i[0, 0] = T2i[1, 1] = 1.0 / s2
+    T2i[0, 2] = -T2[0, 2] / s2
+    T2i[1, 2] = -T2[1, 2] / s2
+    T2i[2, 2] = 1.0
+    Hp = matmul3(matmul3(T2i, Hr), T1)
+    nh = 0.0
+    for r in range(3):
+        for c in range(3):
+            nh += Hp[r, c] * Hp[r, c]
+    Hp /= np.sqrt(nh)
+    # keep the sign of the input
+    dot = 0.0
+    for r in range(3):
+        for c in range(3):
+            dot += Hp[r, c] * H[r, c]
+    if dot < 0.0:
+        Hp = -Hp
+    return Hp, it, cost0 / (s2 * s2), cost / (s2 * s2)
+
+
+# --- epipolar (Sampson) ------------------------------------------------------------------------------
+@njit(cache=True)
+def _sampson_system(E, y1, y2, w, dE, on_sphere, want):
+    """Cost sum w r^2 of the Sampson residuals r = c / sqrt(d) and (with want) the normal
+    equations for the parameters whose dE/dp are the rows of dE (P, 9)."""
+    P = dE.shape[0]
+    JtJ = np.zeros((P, P))
+    Jtr = np.zeros(P)
+    cost = 0.0
+    g = np.empty(9)
+    J = np.empty(P)
+    for i in range(y1.shape[0]):
+        wi = w[i]
+        if wi <= 0.0:
+            continue
+        x0, x1_, x2_ = y1[i, 0], y1[i, 1], y1[i, 2]
+        z0, z1, z2 = y2[i, 0], y2[i, 1], y2[i, 2]
+        a0 = E[0, 0] * x0 + E[0, 1] * x1_ + E[0, 2] * x2_
+        a1 = E[1, 0] * x0 + E[1, 1] * x1_ + E[1, 2] * x2_
+        a2 = E[2, 0] * x0 + E[2, 1] * x1_ + E[2, 2] * x2_
+        b0 = E[0, 0] * z0 + E[1, 0] * z1 + E[2, 0] * z2
+        b1 = E[0, 1] * z0 + E[1, 1] * z1 + E[2, 1] * z2
+        b2 = E[0, 2] * z0 + E[1, 2] * z1 + E[2, 2] * z2
+        c = z0 * a0 + z1 * a1 + z2 * a2
+        if on_sphere:
+            d = a0 * a0 + a1 * a1 + a2 * a2 + b0 * b0 + b1 * b1 + b2 * b2 - 2.0 * c * c
+        else:
+            d = a0 * a0 + a1 * a1 + b0 * b0 + b1 * b1
+        if not d > 1e-300:
+            continue
+        isd = 1.0 / np.sqrt(d)
+        r = c * isd
+        cost += wi * r * r
+        if not want:
+            continue
+        # dr/dE_jk = z_j x_k / sqrt(d) - c / (2 d^1.5) dd/dE_jk
+        h = 0.5 * c * isd * isd * isd
+        zz = (z0, z1, z2)
+        xx = (x0, x1_, x2_)
+        aa = (a0, a1, a2)
+        bb = (b0, b1, b2)
+        for j in range(3):
+            for k in range(3):
+                if on_sphere:
+                    dd = 2.0 * aa[j] * xx[k] + 2.0 * bb[k] * zz[j] - 4.0 * c * zz[j] * xx[k]
+                else:
+                    dd = 0.0
+                    if j < 2:
+                        dd += 2.0 * aa[j] * xx[k]
+                    if k < 2:
+                        dd += 2.0 * bb[k] * zz[j]
+                g[3 * j + k] = zz[j] * xx[k] * isd - h * dd
+        for p in range(P):
+            s = 0.0
+            for m in range(9):
+                s += g[m] * dE[p, m]
+            J[p] = s
+        for p in range(P):
+            wp = wi * J[p]
+            Jtr[p] += wp * r
+            for q in range(p, P):
+                JtJ[p, q] += wp * J[q]
+    for p in range(P):
+        for q in range(p):
+            JtJ[p, q] = JtJ[q, p]
+    return cost, JtJ, Jtr
+
+
+@njit(cache=True)
+def _hat_times(k, M, left):
+    """[e_k]_x M (left) or M [e_k]_x (not left)."""
+    S = np.zeros((3, 3))
+    if k == 0:
+        S[1, 2] = -1.0
+        S[2, 1] = 1.0
+    elif k == 1:
+        S[0, 2] = 1.0
+        S[2, 0] = -1.0
+    else:
+        S[0, 1] = -1.0
+        S[1, 0] = 1.0
+    return matmul3(S, M) if left else matmul3(M, S)
+
+
+@njit(cache=True)
+def _F_from_factors(U, s, V):
+    F = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            F[i, j] = U[i, 0] * V[j, 0] + s * U[i, 1] * V[j, 1]
+    return F
+
+
+@njit(cache=True)
+def refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol):
+    # normalise both images with one common scale so that Sampson errors scale uniformly
+    n = x1.shape[0]
+    y1h, T1 = normalise_points(x1, w)
+    y2h, T2 = normalise_points(x2, w)
+    if T1[2, 2] == 0.0 or T2[2, 2] == 0.0:
+        return F.copy(), 0, np.nan, np.nan
+    sc = np.sqrt(T1[0, 0] * T2[0, 0])
+    c1x, c1y = -T1[0, 2] / T1[0, 0], -T1[1, 2] / T1[1, 1]
+    c2x, c2y = -T2[0, 2] / T2[0, 0], -T2[1, 2] / T2[1, 1]
+    y1 = np.empty((n, 3))
+    y2 = np.empty((n, 3))
+    for i in range(n):
+        y1[i, 0] = sc * (x1[i, 0] - c1x)
+        y1[i, 1] = sc * (x1[i, 1] - c1y)
+        y1[i, 2] = 1.0
+        y2[i, 0] = sc * (x2[i, 0] - c2x)
+        y2[i, 1] = sc * (x2[i, 1] - c2y)
+        y2[i, 2] = 1.0
+    # Fn = A2^-T F A1^-1 with A = [[sc, 0, -sc c], [0, sc, -sc c], [0, 0, 1]]
+    A1i = np.zeros((3, 3))
+    A1i[0, 0] = A1i[1, 1] = 1.0 / sc
+    A1i[0, 2] = c1x
+    A1i[1, 2] = c1y
+    A1i[2, 2] = 1.0
+    A2i = np.zeros((3, 3))
+    A2i[0, 0] = A2i[1, 1] = 1.0 / sc
+    A2i[0, 2] = c2x
+    A2i[1, 2] = c2y
+    A2i[2, 2] = 1.0
+    Fn = matmul3(matmul3(A2i.T.copy(), F), A1i)
+    U, S, Vt = np.linalg.svd(Fn)
+    if not S[0] > 0.0:
+        return F.copy(), 0, np.nan, np.nan
+    V = Vt.T.copy()
+    if det3(U) < 0.0:
+        U = -U
+    if det3(V) < 0.0:
+        V = -V
+    s = S[1] / S[0]
+    E = _F_from_factors(U, s, V)
+    dE = np.empty((7, 9))
+    lam = 1e-4
+    it = 0
+    first = True
+    cost0 = 0.0
+    while True:
+        # dF/dp: U [e_k]_x S V^T, -U S [e_k]_x V^T, U e2 e2^T V^T
+        Sd = np.zeros((3, 3))
+        Sd[0, 0] = 1.0
+        Sd[1, 1] = s
+        Vt_ = V.T.copy()
+        SVt = matmul3(Sd, Vt_)
+        US = matmul3(U, Sd)
+        for k in range(3):
+            Du = matmul3(U, _hat_times(k, SVt, True))
+            Dv = matmul3(_hat_times(k, US, False), Vt_)
+            for m in range(9):
+                dE[k, m] = Du[m // 3, m % 3]
+                dE[3 + k, m] = -Dv[m // 3, m % 3]
+        for m in range(9):
+            dE[6, m] = U[m // 3, 1] * V[m % 3, 1]
+        cost, JtJ, Jtr = _sampson_system(E, y1, y2, w, dE, False, True)
+        if first:
+            cost0 = cost
+            first = False
+        if it >= max_iter or _max_abs(Jtr) <= gtol * max(cost, 1e-300) or cost == 0.0:
+            break
+        it += 1
+        accepted = False
+        for _ in range(12):
+            d, ok = _damped_step(JtJ, Jtr, lam)
+            if ok:
+                Un = matmul3(U, _exp_so3(d[0], d[1], d[2]))
+                Vn = matmul3(V, _exp_so3(d[3], d[4], d[5]))
+                sn = s + d[6]
+                En = _F_from_factors(Un, sn, Vn)
+                cn, _, _ = _sampson_system(En, y1, y2, w, dE, False, False)
+                if cn < cost:
+                    accepted = True
+                    break
+            lam *= 10.0
+        if not accepted:
+            break
+        lam = max(lam * 0.1, 1e-12)
+        dec = cost - cn
+        U, V, s, E = Un, Vn, sn, En
+        if dec <= ftol * cn or _norm(d) <= xtol * (1.0 + abs(s)):
+            cost = cn
+            break
+    Fp = matmul3(matmul3(_inv_T(A2i).T.copy(), E), _inv_T(A1i))
+    nf = 0.0
+    for r in range(3):
+        for c in range(3):
+            nf += Fp[r, c] * Fp[r, c]
+    Fp /= np.sqrt(nf)
+    dot = 0.0
+    for r in range(3):
+        for c in range(3):
+            dot += Fp[r, c] * F[r, c]
+    if dot < 0.0:
+        Fp = -Fp
+    s2 = sc * sc
+    return Fp, it, cost0 / s2, cost / s2
+
+
+@njit(cache=True)
+def _inv_T(Ai):
+    """Inverse of [[1/s, 0, cx], [0, 1/s, cy], [0, 0, 1]]."""
+    A = np.zeros((3, 3))
+    s = 1.0 / Ai[0, 0]
+    A[0, 0] = A[1, 1] = s
+    A[0, 2] = -s * Ai[0, 2]
+    A[1, 2] = -s * Ai[1, 2]
+    A[2, 2] = 1.0
+    return A
+
+
+# --- relative pose -----------------------------------------------------------------------------------
+@njit(cache=True)
+def _essential_jacobian(R, t, Bt, dE):
+    """Rows of dE (5, 9): dE/d dw_k = [t]_x R [e_k]_x and dE/d dt_j = [B_j]_x R."""
+    tx = np.zeros((3, 3))
+    tx[0, 1] = -t[2]
+    tx[0, 2] = t[1]
+    tx[1, 0] = t[2]
+    tx[1, 2] = -t[0]
+    tx[2, 0] = -t[1]
+    tx[2, 1] = t[0]
+    E = matmul3(tx, R)
+    for k in range(3):
+        D = _hat_times(k, E, False)
+        for m in range(9):
+            dE[k, m] = D[m // 3, m % 3]
+    for j in range(2):
+        bx = np.zeros((3, 3))
+        b0, b1, b2 = Bt[0, j], Bt[1, j], Bt[2, j]
+        bx[0, 1] = -b2
+        bx[0, 2] = b1
+        bx[1, 0] = b2
+        bx[1, 2] = -b0
+        bx[2, 0] = -b1
+        bx[2, 1] = b0
+        D = matmul3(bx, R)
+        for m in range(9):
+            dE[3 + j, m] = D[m // 3, m % 3]
+    return E
+
+
+@njit(cache=True)
+def refine_relative_pose_nb(R, t, rays1, rays2, w, on_sphere, max_iter, ftol, xtol, gtol):
+    n = rays1.shape[0]
+    y1 = np.empty((n, 3))
+    y2 = np.empty((n, 3))
+    for i in range(n):
+        if on_sphere:
+            d1 = np.sqrt(rays1[i, 0] ** 2 + rays1[i, 1] ** 2 + rays1[i, 2] ** 2)
+            d2 = np.sqrt(rays2[i, 0] ** 2 + rays2[i, 1] ** 2 + rays2[i, 2] ** 2)
+        else:
+            d1 = rays1[i, 2]
+            d2 = rays2[i, 2]
+        for k in range(3):
+            y1[i, k] = rays1[i, k] / d1
+            y2[i, k] = rays2[i, k] / d2
+    R = R.copy()
+    t = t / _norm(t)
+    dE = np.empty((5, 9))
+    lam = 1e-4
+    it = 0
+    cost0 = 0.0
+    first = True
+    while True:
+        Bt = _tangent_basis(t)
+        E = _essential_jacobian(R, t, Bt, dE)
+        cost, JtJ, Jtr = _sampson_system(E, y1, y2, w, dE, on_sphere, True)
+        if first:
+            cost0 = cost
+            first = False
+        if it >= max_iter or _max_abs(Jtr) <= gtol * max(cost, 1e-300) or cost == 0.0:
+            break
+        it += 1
+        accepted = False
+        for _ in range(12):
+            d, ok = _damped_step(JtJ, Jtr, lam)
+            if ok:
+                Rn = matmul3(R, _exp_so3(d[0], d[1], d[2]))
+                tn = t + Bt[:, 0] * d[3] + Bt[:, 1] * d[4]
+                tn /= _norm(tn)
+                En = _essential_jacobian(Rn, tn, Bt, dE)
+                cn, _, _ = _sampson_system(En, y1, y2, w, dE, on_sphere, False)
+                if cn < cost:
+                    accepted = True
+                    break
+            lam *= 10.0
+        if not accepted:
+            break
+        lam = max(lam * 0.1, 1e-12)
+        dec = cost - cn
+        R, t = Rn, tn
+        if dec <= ftol * cn or _norm(d) <= xtol:
+            cost = cn
+            break
+    return R, t, it, cost0, cost
+
+
+# --- absolute pose -----------------------------------------------------------------------------------
+@njit(cache=True)
+def _absolute_system(R, t, uv, X, model_id, params, w, want):
+    """(cost, number of points in front, JtJ (6,6), Jtr (6,)) of the reprojection error."""
+    JtJ = np.zeros((6, 6))
+    Jtr = np.zeros(6)
+    J_X = np.empty((2, 3))
+    J_p = np.zeros((2, params.shape[0]))
+    J = np.empty((2, 6))
+    cost = 0.0
+    valid = 0
+    for i in range(X.shape[0]):
+        wi = w[i]
+        if wi <= 0.0:
+            continue
+        x0, x1, x2 = X[i, 0], X[i, 1], X[i, 2]
+        c0 = R[0, 0] * x0 + R[0, 1] * x1 + R[0, 2] * x2 + t[0]
+        c1 = R[1, 0] * x0 + R[1, 1] * x1 + R[1, 2] * x2 + t[1]
+        c2 = R[2, 0] * x0 + R[2, 1] * x1 + R[2, 2] * x2 + t[2]
+        u, v = project_one(model_id, params, c0, c1, c2, want, J_X, J_p)
+        if not (np.isfinite(u) and np.isfinite(v)):
+            continue
+        valid += 1
+        ru = u - uv[i, 0]
+        rv = v - uv[i, 1]
+        cost += wi * (ru * ru + rv * rv)
+        if not want:
+            continue
+        # X_c = R Exp(dw) X + t: dX_c/d dw = -R [X]_x, dX_c/dt = I
+        for a in range(2):
+            for b in range(3):
+                J[a, 3 + b] = J_X[a, b]
+            # row a of J_X (-R [X]_x) is -m^T [X]_x with m = R^T J_X[a]
+            m0 = J_X[a, 0] * R[0, 0] + J_X[a, 1] * R[1, 0] + J_X[a, 2] * R[2, 0]
+            m1 = J_X[a, 0] * R[0, 1] + J_X[a, 1] * R[1, 1] + J_X[a, 2] * R[2, 1]
+            m2 = J_X[a, 0] * R[0, 2] + J_X[a, 1] * R[1, 2] + J_X[a, 2] * R[2, 2]
+            J[a, 0] = m2 * x1 - m1 * x2
+            J[a, 1] = m0 * x2 - m2 * x0
+            J[a, 2] = m1 * x0 - m0 * x1
+        for p in range(6):
+            jp0 = wi * J[0, p]
+            jp1 = wi * J[1, p]
+            Jtr[p] += jp0 * ru + jp1 * rv
+            for q in range(p, 6):
+                JtJ[p, q] += jp0 * J[0, q] + jp1 * J[1, q]
+    for p in range(6):
+        for q in range(p):
+            JtJ[p, q] = JtJ[q, p]
+    return cost, valid, JtJ, Jtr
+
+
+@njit(cache=True)
+def refine_absolute_pose_nb(R, t, uv, X, model_id, params, w, max_iter, ftol, xtol, gtol):
+    R = R.copy()
+    t = t.copy()
+    lam = 1e-4
+    it = 0
+    cost, valid, JtJ, Jtr = _absolute_system(R, t, uv, X, model_id, params, w, True)
+    cost0 = cost
+    while it < max_iter:
+        if _max_abs(Jtr) <= gtol * max(cost, 1e-300) or cost == 0.0:
+            break
+        it += 1
+        accepted = False
+        for _ in range(12):
+            d, ok = _damped_step(JtJ, Jtr, lam)
+            if ok:
+                Rn = matmul3(R, _exp_so3(d[0], d[1], d[2]))
+                tn = t + d[3:]
+                cn, vn, _, _ = _absolute_system(Rn, tn, uv, X, model_id, params, w, False)
+                if cn < cost and vn >= valid:
+                    accepted = True
+                    break
+            lam *= 10.0
+        if not accepted:
+            break
+        lam = max(lam * 0.1, 1e-12)
+        dec = cost - cn
+        R, t = Rn, tn
+        cost, valid, JtJ, Jtr = _absolute_system(R, t, uv, X, model_id, params, w, True)
+        scale = 1.0 + _norm(t)
+        if dec <= ftol * cost or _norm(d) <= xtol * scale:
+            break
+    return R, t, it, cost0, cost
+
+
+# --- Python API -------------------------------------------------------------------------------------
+def _options(max_iterations, function_tolerance, step_tolerance, gradient_tolerance):
+    return (
+        check_int(max_iterations, "max_iterations", minimum=0),
+        check_positive(function_tolerance, "function_tolerance", allow_zero=True),
+        check_positive(step_tolerance, "step_tolerance", allow_zero=True),
+        check_positive(gradient_tolerance, "gradient_tolerance", allow_zero=True),
+    )
+
+
+_DOC_OPTIONS = """
+    Options: ``max_iterations`` (default 100), ``function_tolerance`` (relative cost decrease,
+    1e-12), ``step_tolerance`` (relative step, 1e-12), ``gradient_tolerance`` (gradient max-norm
+    relative to the cost, 1e-14)."""
+
+
+def refine_homography(
+    H: np.ndarray,
+    x1: np.ndarray,
+    x2: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    max_iterations: int = 100,
+    function_tolerance: float = 1e-12,
+    step_tolerance: float = 1e-12,
+    gradient_tolerance: float = 1e-14,
+) -> tuple[np.ndarray, RefineInfo]:
+    """Refine H (x2 ~ H x1) on the one-sided transfer error sum w |x2 - H(x1)|^2 (pixels^2).
+
+    Returns ``(H (unit Frobenius norm, sign of the input), RefineInfo)``.""" + _DOC_OPTIONS
+    H = as_array(H, "H", (3, 3))
+    a, b = point_pair(x1, x2, 2, minimum=1)
+    w = weights_of(weights, len(a))
+    opts = _options(max_iterations, function_tolerance, step_tolerance, gradient_tolerance)
+    if not np.linalg.norm(H) > 0:
+        raise ValueError("H must not be all zeros")
+    Hr, it, c0, c1 = refine_homography_nb(H, a, b, w, *opts)
+    return Hr, RefineInfo(int(it), float(c0), float(c1))
+
+
+def refine_fundamental(
+    F: np.ndarray,
+    x1: np.ndarray,
+    x2: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    max_iterations: int = 100,
+    function_tolerance: float = 1e-12,
+    step_tolerance: float = 1e-12,
+    gradient_tolerance: float = 1e-14,
+) -> tuple[np.ndarray, RefineInfo]:
+    """Refine F (x2^T F x1 = 0) on the Sampson error (pixels^2), keeping rank 2 through the
+    orthonormal representation F = U diag(1, s, 0) V^T.
+
+    Returns ``(F (rank 2, unit Frobenius norm), RefineInfo)``.""" + _DOC_OPTIONS
+    F = as_array(F, "F", (3, 3))
+    a, b = point_pair(x1, x2, 2, minimum=1)
+    w = weights_of(weights, len(a))
+    opts = _options(max_iterations, function_tolerance, step_tolerance, gradient_tolerance)
+    if not np.linalg.norm(F) > 0:
+        raise ValueError("F must not be all zeros")
+    Fr, it, c0, c1 = refine_fundamental_nb(F, a, b, w, *opts)
+    return Fr, RefineInfo(int(it), float(c0), float(c1))
+
+
+def refine_relative_pose(
+    cam2_from_cam1: Rigid3,
+    rays1: np.ndarray,
+    rays2: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    error: str = "auto",
+    max_iterations: int = 100,
+    function_tolerance: float = 1e-12,
+    step_tolerance: float = 1e-12,
+    gradient_tolerance: float = 1e-14,
+) -> tuple[Rigid3, RefineInfo]:
+    """Refine a relative pose (5 dof: rotation and unit translation) on the Sampson error of
+    E = [t]_x R.
+
+    ``error``: ``"plane"`` — Sampson error on the z = 1 plane (the first-order image error of
+    pinhole cameras, in normalised units: multiply by f^2 for pixels^2; needs z > 0);
+    ``"sphere"`` — Sampson error in the tangent planes of unit bearings (any direction, e.g.
+    fisheye beyond 90 degrees); ``"auto"`` — plane when every ray is within 80 degrees of the
+    optical axis, sphere otherwise. Returns ``(cam2_from_cam1 with unit t, RefineInfo)``.""" + _DOC_OPTIONS
+    if not isinstance(cam2_from_cam1, Rigid3):
+        raise ValueError("cam2_from_cam1 must be a Rigid3")
+    if not np.linalg.norm(cam2_from_cam1.t) > 0:
+        raise ValueError("cam2_from_cam1.t must be non-zero (the translation direction is refined)")
+    a, b = point_pair(rays1, rays2, 3, minimum=1)
+    check_rays(a, "rays1")
+    check_rays(b, "rays2")
+    w = weights_of(weights, len(a))
+    opts = _options(max_iterations, function_tolerance, step_tolerance, gradient_tolerance)
+    if error not in ("auto", "plane", "sphere"):
+        raise ValueError(f"error must be 'auto', 'plane' or 'sphere', got {error!r}")
+    cos_z = np.minimum(a[:, 2] / np.linalg.norm(a, axis=1), b[:, 2] / np.linalg.norm(b, axis=1))
+    if error == "plane" and not (cos_z > 1e-9).all():
+        raise ValueError("rays1/rays2: error='plane' needs every ray in front of its camera (z > 0); use 'sphere'")
+    on_sphere = error == "sphere" or (error == "auto" and not (cos_z > np.cos(np.radians(80.0))).all())
+    R, t, it, c0, c1 = refine_relative_pose_nb(cam2_from_cam1.R, cam2_from_cam1.t, a, b, w, on_sphere, *opts)
+    return Rigid3(R, t, check=False), RefineInfo(int(it), float(c0), float(c1))
+
+
+def refine_absolute_pose(
+    cam_from_world: Rigid3,
+    uv: np.ndarray,
+    X_world: np.ndarray,
+    camera: Camera,
+    weights: np.ndarray | None = None,
+    *,
+    max_iterations: int = 100,
+    function_tolerance: float = 1e-12,
+    step_tolerance: float = 1e-12,
+    gradient_tolerance: float = 1e-14,
+) -> tuple[Rigid3, RefineInfo]:
+    """Refine ``cam_from_world`` on the pixel reprojection error sum w |project(X) - uv|^2
+    through ``camera`` (any model, with distortion). Points behind the camera do not count
+    and a step may not move a point behind it.
+
+    Returns ``(cam_from_world, RefineInfo)`` (costs in pixels^2).""" + _DOC_OPTIONS
+    if not isinstance(cam_from_world, Rigid3):
+        raise ValueError("cam_from_world must be a Rigid3")
+    if not isinstance(camera, Camera):
+        raise ValueError(f"camera must be a geomvision Camera, got {type(camera).__name__}")
+    uv = as_array(uv, "uv", (None, 2))
+    X = as_array(X_world, "X_world", (None, 3))
+    check_same_length(uv=uv, X_world=X)
+    w = weights_of(weights, len(uv))
+    opts = _options(max_iterations, function_tolerance, step_tolerance, gradient_tolerance)
+    R, t, it, c0, c1 = refine_absolute_pose_nb(
+        cam_from_world.R, cam_from_world.t, uv, X, camera.model_id, camera.params, w, *opts
+    )
+    return Rigid3(R, t, check=False), RefineInfo(int(it), float(c0), float(c1))
