@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..geometry._camera_kernels import project_one
+from ..geometry.triangulation import _project_flat
 from .losses import loss_rho
 
 
@@ -84,22 +85,8 @@ def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_
 @njit(cache=True)
 def sq_errors(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv):
     """Squared pixel error per observation (M,); NaN where the point does not project."""
-    m = obs_img.shape[0]
-    out = np.empty(m)
-    dJX = np.empty((2, 3))
-    dJp = np.empty((2, 1))
-    for o in range(m):
-        i = obs_img[o]
-        j = obs_pt[o]
-        c = img_cam[i]
-        Xc = R[i, 0, 0] * X[j, 0] + R[i, 0, 1] * X[j, 1] + R[i, 0, 2] * X[j, 2] + t[i, 0]
-        Yc = R[i, 1, 0] * X[j, 0] + R[i, 1, 1] * X[j, 1] + R[i, 1, 2] * X[j, 2] + t[i, 1]
-        Zc = R[i, 2, 0] * X[j, 0] + R[i, 2, 1] * X[j, 1] + R[i, 2, 2] * X[j, 2] + t[i, 2]
-        u, v = project_one(cam_model[c], cam_params[c, : cam_nparams[c]], Xc, Yc, Zc, False, dJX, dJp)
-        ru = u - obs_uv[o, 0]
-        rv = v - obs_uv[o, 1]
-        out[o] = ru * ru + rv * rv
-    return out
+    return _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, False,
+                         np.empty((0, 2, 3)), np.empty((0, 2)))
 
 
 @njit(cache=True, parallel=True)
