@@ -1,0 +1,37 @@
+"""Local features for SfM: OpenCV SIFT / RootSIFT extraction, exact descriptor matching, pair
+selection, and cached parallel batch versions of both.
+
+    from geomvision.features import extract_all, match_all, exhaustive_pairs
+    ex = extract_all(image_paths, cache_dir="cache")          # ex.features, ex.skipped
+    names = list(ex.features)
+    pairs = [(names[i], names[j]) for i, j in exhaustive_pairs(len(names))]
+    matches = match_all(pairs, ex.features, cache_dir="cache")  # {(a, b): (K,2) int64}
+"""
+
+from .batch import ExtractionResult, FeatureWarning, default_image_names, extract_all, match_all
+from .cache import CacheWarning
+from .matching import match_descriptors, unit_descriptors
+from .options import FeatureOptions, MatchOptions
+from .pairs import exhaustive_pairs, natural_sort_key, sequential_pairs, union_pairs
+from .sift import extract_features, root_sift
+from .types import Features
+
+__all__ = [
+    "CacheWarning",
+    "ExtractionResult",
+    "FeatureOptions",
+    "FeatureWarning",
+    "Features",
+    "MatchOptions",
+    "default_image_names",
+    "exhaustive_pairs",
+    "extract_all",
+    "extract_features",
+    "match_all",
+    "match_descriptors",
+    "natural_sort_key",
+    "root_sift",
+    "sequential_pairs",
+    "union_pairs",
+    "unit_descriptors",
+]

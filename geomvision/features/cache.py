@@ -1,0 +1,129 @@
+"""On-disk caches of features and matches, keyed by content, written atomically, never trusted blindly.
+
+Keys (sha256 hex):
+- features: the image file's bytes + :class:`FeatureOptions` + the OpenCV version + the format
+  version. Renaming or moving an image keeps its key; editing one pixel changes it.
+- matches: the descriptor digests of both images (order matters) + :class:`MatchOptions`.
+
+Files are ``.npz`` without pickles (``<root>/<kind>/<key[:2]>/<key>.npz``), written through a
+temporary file and ``os.replace``, so a crash never leaves a half-written entry. On load every
+array is read in full (the zip CRC-32 catches flipped bytes), the stored key must equal the
+requested one and the arrays must form valid features or in-range matches; anything else counts
+as a miss (a :class:`CacheWarning` is issued) and the caller recomputes and overwrites it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import cv2
+import numpy as np
+
+from ..io._atomic import atomic_write
+from .options import FeatureOptions, MatchOptions
+from .types import Features
+
+__all__ = ["CacheWarning", "ArrayCache", "feature_key", "match_key", "bytes_digest"]
+
+FORMAT_VERSION = 1
+T = TypeVar("T")
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unreadable or did not validate (it is recomputed), or could not be written."""
+
+
+def bytes_digest(data: bytes | bytearray | memoryview) -> str:
+    """sha256 hex digest of raw bytes (an image file's content)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def feature_key(image_digest: str, options: FeatureOptions) -> str:
+    """Cache key of the features of an image with content digest ``image_digest``."""
+    text = f"geomvision-features/v{FORMAT_VERSION}/opencv-{cv2.__version__}/{image_digest}/{options.fingerprint()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def match_key(descriptor_digest1: str, descriptor_digest2: str, options: MatchOptions) -> str:
+    """Cache key of the matches from descriptors with digest 1 to descriptors with digest 2."""
+    text = f"geomvision-matches/v{FORMAT_VERSION}/{descriptor_digest1}/{descriptor_digest2}/{options.fingerprint()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ArrayCache:
+    """A folder of ``.npz`` entries named by key: ``save(key, arrays)`` / ``load(key, build)``."""
+
+    def __init__(self, root: str | os.PathLike, kind: str) -> None:
+        if not kind.isidentifier():
+            raise ValueError(f"kind must be a plain name like 'features', got {kind!r}")
+        self.folder = Path(root) / kind
+        self.kind = kind
+
+    def path(self, key: str) -> Path:
+        if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"key must be a lowercase hex digest, got {key!r}")
+        return self.folder / key[:2] / f"{key}.npz"
+
+    def load(self, key: str, build: Callable[[dict[str, np.ndarray]], T]) -> T | None:
+        """The entry for ``key`` turned into a value by ``build(arrays)``; None on a miss.
+
+        ``build`` raises ``ValueError`` on arrays that do not form a valid value. Unreadable or
+        invalid entries give a :class:`CacheWarning` and None.
+        """
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}  # reads everything: CRC-checked
+            stored = arrays.pop("__key__", None)
+            if stored is None or str(stored) != key:
+                raise ValueError("stored key differs from the file name")
+            version = arrays.pop("__version__", None)
+            if version is None or int(version) != FORMAT_VERSION:
+                raise ValueError(f"format version {version} != {FORMAT_VERSION}")
+            return build(arrays)
+        except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            warnings.warn(f"{self.kind} cache entry {path} is corrupt ({exc}); recomputing", CacheWarning, stacklevel=2)
+            return None
+
+    def save(self, key: str, arrays: dict[str, np.ndarray]) -> bool:
+        """Write the entry atomically; a failure (full disk, read-only folder) warns and returns False."""
+        path = self.path(key)
+        payload = dict(arrays)
+        payload["__key__"] = np.array(key)
+        payload["__version__"] = np.array(FORMAT_VERSION)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "wb") as f:
+                np.savez(f, **payload)
+        except OSError as exc:
+            warnings.warn(f"cannot write {self.kind} cache entry {path} ({exc})", CacheWarning, stacklevel=2)
+            return False
+        return True
+
+
+def features_from_arrays(arrays: dict[str, np.ndarray]) -> Features:
+    """Build cached features; ``ValueError`` when malformed."""
+    return Features.from_arrays(arrays)
+
+
+def matches_builder(n1: int, n2: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """A ``build`` for cached matches between images with n1 and n2 features (checks the ranges)."""
+
+    def build(arrays: dict[str, np.ndarray]) -> np.ndarray:
+        m = arrays["matches"]
+        if m.ndim != 2 or m.shape[1] != 2 or m.dtype.kind not in "iu":
+            raise ValueError(f"matches must be (K,2) integers, got {m.dtype}{m.shape}")
+        m = m.astype(np.int64)
+        if len(m) and (m.min() < 0 or m[:, 0].max() >= n1 or m[:, 1].max() >= n2):
+            raise ValueError(f"match indices out of range for {n1} x {n2} features")
+        return m
+
+    return build

@@ -1,0 +1,97 @@
+"""Exact nearest-neighbour descriptor matching: mutual check and Lowe's ratio test.
+
+Method (measured on fountain-P11, 8192 x 8192 RootSIFT descriptors, 2 cores; see
+benchmarks/RESULTS.md): descriptors are scaled to unit L2 norm in float32, the cosine
+similarities of a block of rows against all columns come from one BLAS sgemm, and a numba kernel
+folds each block into the two best neighbours of every row and every column. The squared distance
+of unit vectors is ``2 - 2 cos``, so nearest = most similar and the ratio test needs no square
+roots of the whole matrix. This is exact (equal to a float64 brute force up to float32 rounding
+of near-ties) and faster than cv2.BFMatcher (brute force, ~10x slower) and cv2.FlannBasedMatcher
+(approximate: 92-99 % recall at a similar or higher cost).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._match_kernels import NEG, top2_update
+from .options import MatchOptions
+
+__all__ = ["match_descriptors", "unit_descriptors"]
+
+BLOCK_ROWS = 256  # rows of the similarity matrix per sgemm; 256 x 8192 float32 = 8 MB stays in L3
+
+
+def unit_descriptors(descriptors, name: str = "descriptors") -> np.ndarray:
+    """(N,D) descriptors as C-contiguous float32 rows of unit L2 norm (zero rows stay zero)."""
+    d = np.asarray(descriptors)
+    if d.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, D), got {d.shape}")
+    if d.dtype.kind not in "uif":
+        raise ValueError(f"{name} must be numeric (uint8 or float), got {d.dtype}")
+    d = np.array(d, dtype=np.float32, order="C")  # a copy we may scale in place
+    if d.size and not np.isfinite(d).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    norms = np.sqrt(np.einsum("ij,ij->i", d, d, dtype=np.float64)).astype(np.float32)
+    norms[norms == 0] = 1.0
+    d /= norms[:, None]
+    return d
+
+
+def _nearest_two(A: np.ndarray, B: np.ndarray):
+    """Best and second-best cosine similarity (and best index) of each row of A in B and vice versa."""
+    m, n = len(A), len(B)
+    row_b1 = np.full(m, NEG, np.float32)
+    row_b2 = np.full(m, NEG, np.float32)
+    row_i = np.full(m, -1, np.int32)
+    col_b1 = np.full(n, NEG, np.float32)
+    col_b2 = np.full(n, NEG, np.float32)
+    col_i = np.full(n, -1, np.int32)
+    if m and n:
+        BT = np.ascontiguousarray(B.T)  # (D, n): a few % faster in sgemm than the transposed view
+        buf = np.empty((min(BLOCK_ROWS, m), n), np.float32)
+        for i0 in range(0, m, BLOCK_ROWS):
+            k = min(BLOCK_ROWS, m - i0)
+            S = buf[:k]
+            np.matmul(A[i0 : i0 + k], BT, out=S)
+            top2_update(S, i0, row_b1, row_b2, row_i, col_b1, col_b2, col_i)
+    return row_b1, row_b2, row_i, col_b1, col_b2, col_i
+
+
+def _passes(best1: np.ndarray, best2: np.ndarray, ratio: float, max_distance: float) -> np.ndarray:
+    """Ratio and distance tests from similarities: d^2 = 2 - 2 s for unit vectors."""
+    d1_sq = np.maximum(2.0 - 2.0 * best1.astype(np.float64), 0.0)
+    d2_sq = np.maximum(2.0 - 2.0 * best2.astype(np.float64), 0.0)
+    no_second = best2 <= NEG  # a single candidate: nothing to be ambiguous with
+    return (d1_sq <= max_distance**2) & ((d1_sq < ratio**2 * d2_sq) | no_second) & (best1 > NEG)
+
+
+def match_descriptors(desc1, desc2, options: MatchOptions | None = None) -> np.ndarray:
+    """Match (N1,D) against (N2,D) descriptors; returns (K,2) int64 index pairs (i1, i2), sorted by i1.
+
+    A pair (i, j) is kept when j is i's nearest neighbour in desc2, the Lowe ratio test
+    ``d1 < ratio * d2`` and ``d1 <= max_distance`` hold, and, with ``options.mutual``, i is also
+    j's nearest neighbour in desc1 and j passes both tests against desc1 as well. Distances are
+    Euclidean between descriptors scaled to unit norm (see :class:`MatchOptions`). Exact.
+    uint8 (SIFT / RootSIFT) or float descriptors; BLAS threads as configured by the caller.
+    """
+    options = MatchOptions() if options is None else options
+    if not isinstance(options, MatchOptions):
+        raise ValueError(f"options must be a MatchOptions, got {type(options).__name__}")
+    A = unit_descriptors(desc1, "desc1")
+    B = unit_descriptors(desc2, "desc2")
+    if A.shape[1] != B.shape[1] and len(A) and len(B):
+        raise ValueError(f"desc1 and desc2 must have the same length D, got {A.shape[1]} and {B.shape[1]}")
+    return _match_unit(A, B, options)
+
+
+def _match_unit(A: np.ndarray, B: np.ndarray, options: MatchOptions) -> np.ndarray:
+    row_b1, row_b2, row_i, col_b1, col_b2, col_i = _nearest_two(A, B)
+    ok = _passes(row_b1, row_b2, options.ratio, options.max_distance)
+    i = np.flatnonzero(ok)
+    j = row_i[i].astype(np.int64)
+    if options.mutual:
+        col_ok = _passes(col_b1, col_b2, options.ratio, options.max_distance)
+        keep = (col_i[j] == i) & col_ok[j]
+        i, j = i[keep], j[keep]
+    return np.column_stack([i.astype(np.int64), j]).reshape(-1, 2)

@@ -1,0 +1,112 @@
+"""Options of feature extraction and descriptor matching: frozen dataclasses that validate themselves.
+
+Being frozen and made of plain values, an options object has a stable :meth:`fingerprint` that
+the on-disk caches put into their keys: different options never share a cache entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+from .._validation import check_int, check_positive
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _fingerprint(obj) -> str:
+    payload = json.dumps({"type": type(obj).__name__, **dataclasses.asdict(obj)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """SIFT extraction options (OpenCV SIFT with the settings COLMAP uses by default).
+
+    max_num_features : keep the strongest features by detector response (DoG contrast).
+    root_sift : store RootSIFT (L1-normalise, square root) instead of plain SIFT; both are kept
+        as uint8, RootSIFT scaled by 512 like COLMAP.
+    upright : fix every orientation to 0 (no rotation invariance; more distinctive descriptors
+        for images taken upright). One feature per detected location and scale.
+    contrast_threshold : OpenCV's contrastThreshold; a DoG extremum is kept when
+        ``|D| > contrast_threshold / num_octave_layers`` on [0, 1] intensities. The default 0.02
+        equals COLMAP's peak_threshold 0.02 / 3 (OpenCV's own default, 0.04, is twice as strict
+        and yields too few features on smooth surfaces).
+    edge_threshold : the principal-curvature ratio limit (Lowe's r; 10 in COLMAP and OpenCV).
+    num_octave_layers : scales sampled per octave (3, Lowe).
+    sigma : Gaussian blur of the base octave (1.6, Lowe).
+    max_image_size : images whose long side exceeds this are downscaled (area averaging) before
+        detection and the keypoints mapped back to full-resolution pixels; None never downscales.
+    """
+
+    max_num_features: int = 8192
+    root_sift: bool = True
+    upright: bool = False
+    contrast_threshold: float = 0.02
+    edge_threshold: float = 10.0
+    num_octave_layers: int = 3
+    sigma: float = 1.6
+    max_image_size: int | None = 3200
+
+    def __post_init__(self) -> None:
+        check_int(self.max_num_features, "FeatureOptions.max_num_features", minimum=1)
+        _check_bool(self.root_sift, "FeatureOptions.root_sift")
+        _check_bool(self.upright, "FeatureOptions.upright")
+        check_positive(self.contrast_threshold, "FeatureOptions.contrast_threshold")
+        edge = check_positive(self.edge_threshold, "FeatureOptions.edge_threshold")
+        if edge <= 1.0:
+            raise ValueError(f"FeatureOptions.edge_threshold must be > 1 (a curvature ratio), got {edge}")
+        check_int(self.num_octave_layers, "FeatureOptions.num_octave_layers", minimum=1)
+        check_positive(self.sigma, "FeatureOptions.sigma")
+        if self.max_image_size is not None:
+            check_int(self.max_image_size, "FeatureOptions.max_image_size (or None)", minimum=16)
+        # store floats as floats so that 10 and 10.0 give the same fingerprint
+        object.__setattr__(self, "contrast_threshold", float(self.contrast_threshold))
+        object.__setattr__(self, "edge_threshold", float(self.edge_threshold))
+        object.__setattr__(self, "sigma", float(self.sigma))
+
+    def fingerprint(self) -> str:
+        """sha256 hex digest of the option values (part of the feature cache key)."""
+        return _fingerprint(self)
+
+
+@dataclass(frozen=True)
+class MatchOptions:
+    """Nearest-neighbour descriptor matching options.
+
+    Descriptors are compared after scaling each to unit L2 norm, so distances lie in [0, 2]
+    (in [0, sqrt(2)] for non-negative descriptors such as SIFT and RootSIFT).
+
+    ratio : Lowe's ratio test, ``d1 < ratio * d2`` on the distances to the nearest and the second
+        nearest neighbour; 1.0 only rejects exact ties.
+    mutual : keep (i, j) only when i is also j's nearest neighbour, and (with the ratio and
+        distance tests applied in both directions, like COLMAP's cross check).
+    max_distance : reject matches whose nearest-neighbour distance exceeds this. 0.7 matches
+        COLMAP's default (its 0.7 is the angle in radians; the chord 0.7 is an angle of 0.71).
+    """
+
+    ratio: float = 0.8
+    mutual: bool = True
+    max_distance: float = 0.7
+
+    def __post_init__(self) -> None:
+        r = check_positive(self.ratio, "MatchOptions.ratio")
+        if r > 1.0:
+            raise ValueError(f"MatchOptions.ratio must lie in (0, 1], got {self.ratio!r}")
+        _check_bool(self.mutual, "MatchOptions.mutual")
+        d = check_positive(self.max_distance, "MatchOptions.max_distance")
+        if d > 2.0 or not math.isfinite(d):
+            raise ValueError(f"MatchOptions.max_distance must lie in (0, 2] (unit descriptors), got {d}")
+        object.__setattr__(self, "ratio", float(r))
+        object.__setattr__(self, "max_distance", float(d))
+
+    def fingerprint(self) -> str:
+        """sha256 hex digest of the option values (part of the match cache key)."""
+        return _fingerprint(self)

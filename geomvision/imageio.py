@@ -1,0 +1,135 @@
+"""Image files: decode to RGB arrays, read the size from the header, and an EXIF focal-length prior.
+
+Pixels are returned exactly as stored in the file: the EXIF orientation flag is NOT applied
+(as in COLMAP), so ``read_image(p).shape[:2] == image_size(p)[::-1]`` and keypoints, camera
+intrinsics and the EXIF focal length all refer to the same sensor grid.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["read_image", "decode_image", "image_size", "exif_focal_px"]
+
+_DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+
+# EXIF tags (Exif sub-IFD 0x8769)
+_EXIF_IFD = 0x8769
+_FOCAL_LENGTH = 0x920A  # mm
+_FOCAL_35MM = 0xA405  # mm, 35 mm film equivalent
+_FOCAL_PLANE_X_RES = 0xA20E  # pixels per unit on the sensor (for the full-resolution image)
+_FOCAL_PLANE_UNIT = 0xA210  # 2 = inch, 3 = cm, 4 = mm, 5 = um
+_PIXEL_X_DIMENSION = 0xA002  # width of the image the camera wrote
+_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 1e-3}
+
+
+def decode_image(data: bytes | bytearray | memoryview, name: str = "image") -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, TIFF, BMP, WebP ...) into (H,W,3) uint8 RGB.
+
+    Grey images are replicated to three channels, alpha is dropped and 16-bit images are scaled
+    to 8 bits. Raises ``ValueError`` naming ``name`` when the bytes are not a decodable image
+    (empty, truncated or not an image format).
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    img = cv2.imdecode(buf, _DECODE_FLAGS) if buf.size else None
+    if img is None or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
+        raise ValueError(f"{name}: not a readable image (empty, truncated or unsupported format)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file into (H,W,3) uint8 RGB; ``ValueError`` naming the file if it is not one."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder, expected an image file") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return decode_image(data, str(path))
+
+
+def _open_pil(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not a readable image (unknown format)") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder, expected an image file") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) in pixels read from the file header, without decoding the pixels."""
+    path = Path(path)
+    with _open_pil(path) as im:
+        w, h = im.size
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{path}: image header gives an empty size {w}x{h}")
+    return int(w), int(h)
+
+
+def _positive(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
+
+
+def exif_focal_px(path: str | os.PathLike, sensor_width_mm: float | None = None) -> float | None:
+    """Focal length in pixels from the EXIF tags of an image, or None when they do not tell.
+
+    The rule, first match wins (``W, H`` = stored image size, ``max(W, H)`` = the long side):
+
+    1. ``FocalLengthIn35mmFilm`` (f35 mm): ``f_px = f35 / 36 * max(W, H)`` — a 35 mm film frame
+       is 36 mm wide, and the long side of the image is taken to span it;
+    2. ``FocalLength`` (f mm) and a known sensor width ``sensor_width_mm`` (the long side of the
+       sensor, e.g. from a camera database): ``f_px = f / sensor_width_mm * max(W, H)``;
+    3. ``FocalLength`` with ``FocalPlaneXResolution`` / ``FocalPlaneResolutionUnit`` (sensor
+       pixels per unit length): ``f_px = f * pixels_per_mm``, scaled by ``W / PixelXDimension``
+       when the file says at which width the camera wrote it (a resized copy keeps the tags).
+
+    Missing, zero or non-finite tags fall through to the next rule. Raises ``ValueError`` only
+    when the file is not an image.
+    """
+    if sensor_width_mm is not None:
+        sw = _positive(sensor_width_mm)
+        if sw is None:
+            raise ValueError(f"sensor_width_mm must be a positive number of millimetres, got {sensor_width_mm!r}")
+        sensor_width_mm = sw
+    path = Path(path)
+    with _open_pil(path) as im:
+        w, h = im.size
+        try:
+            exif = im.getexif()
+            sub = exif.get_ifd(_EXIF_IFD)
+        except Exception:  # noqa: BLE001 - a malformed EXIF block only means "no prior"
+            return None
+    tags = {**dict(exif), **dict(sub)}
+    long_side = float(max(w, h))
+    f35 = _positive(tags.get(_FOCAL_35MM))
+    if f35 is not None:
+        return f35 / 36.0 * long_side
+    f_mm = _positive(tags.get(_FOCAL_LENGTH))
+    if f_mm is None:
+        return None
+    if sensor_width_mm is not None:
+        return f_mm / sensor_width_mm * long_side
+    res = _positive(tags.get(_FOCAL_PLANE_X_RES))
+    unit_mm = _UNIT_MM.get(tags.get(_FOCAL_PLANE_UNIT, 2))  # EXIF default unit: inch
+    if res is None or unit_mm is None:
+        return None
+    f_px = f_mm * res / unit_mm
+    written_w = _positive(tags.get(_PIXEL_X_DIMENSION))
+    if written_w is not None:
+        f_px *= w / written_w
+    return f_px
