@@ -14,6 +14,8 @@ import sys
 # command name -> module defining add_parser()
 COMMANDS: dict[str, str] = {
     "ba": "geomvision.cli.ba",
+    "view": "geomvision.cli.view",
+    "report": "geomvision.cli.report",
 }
 
 
