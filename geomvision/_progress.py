@@ -23,9 +23,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import IO, TypeVar
+from typing import IO, Self, TypeVar
 
-__all__ = ["Progress", "progress", "format_duration"]
+__all__ = ["Progress", "format_duration", "progress"]
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ def format_duration(seconds: float) -> str:
     """``75.2 -> '1:15'``, ``3725 -> '1:02:05'``; ``'?'`` for unknown (negative, NaN or inf)."""
     if not seconds >= 0 or seconds == float("inf"):
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
@@ -107,7 +107,7 @@ class Progress:
             self._closed = True
             self._draw(time.perf_counter(), final=True)
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["read_image", "decode_image", "image_size", "exif_focal_px"]
+__all__ = ["decode_image", "exif_focal_px", "image_size", "read_image"]
 
 _DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 

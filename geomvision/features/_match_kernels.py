@@ -14,6 +14,8 @@ stores (``vmaskmovps`` is microcoded and slow on AMD); the row direction reuses 
 the row viewed as (n/64, 64) "lanes" followed by a 64-way merge. The cost is ~10 % of the GEMM.
 """
 
+# ruff: noqa: FURB136  (numba: min()/max() here compile to scalar branches, the selects vectorise)
+
 from __future__ import annotations
 
 import numpy as np

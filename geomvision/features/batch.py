@@ -31,7 +31,7 @@ from .options import FeatureOptions, MatchOptions
 from .sift import extract_features
 from .types import Features
 
-__all__ = ["ExtractionResult", "FeatureWarning", "extract_all", "match_all", "default_image_names"]
+__all__ = ["ExtractionResult", "FeatureWarning", "default_image_names", "extract_all", "match_all"]
 
 
 class FeatureWarning(UserWarning):

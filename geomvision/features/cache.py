@@ -29,7 +29,7 @@ from ..io._atomic import atomic_write
 from .options import FeatureOptions, MatchOptions
 from .types import Features
 
-__all__ = ["CacheWarning", "ArrayCache", "feature_key", "match_key", "bytes_digest"]
+__all__ = ["ArrayCache", "CacheWarning", "bytes_digest", "feature_key", "match_key"]
 
 FORMAT_VERSION = 1
 T = TypeVar("T")

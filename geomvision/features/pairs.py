@@ -13,7 +13,7 @@ import numpy as np
 
 from .._validation import check_int
 
-__all__ = ["exhaustive_pairs", "sequential_pairs", "natural_sort_key", "union_pairs"]
+__all__ = ["exhaustive_pairs", "natural_sort_key", "sequential_pairs", "union_pairs"]
 
 
 def exhaustive_pairs(n: int) -> np.ndarray:

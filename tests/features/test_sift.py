@@ -188,13 +188,13 @@ def test_options_fingerprint_depends_on_values():
 
 
 def test_features_validate_shapes():
-    ok = dict(
-        keypoints=np.zeros((2, 2)),
-        scales=np.ones(2),
-        orientations_rad=np.zeros(2),
-        descriptors=np.zeros((2, 128), np.uint8),
-        colors=np.zeros((2, 3), np.uint8),
-    )
+    ok = {
+        "keypoints": np.zeros((2, 2)),
+        "scales": np.ones(2),
+        "orientations_rad": np.zeros(2),
+        "descriptors": np.zeros((2, 128), np.uint8),
+        "colors": np.zeros((2, 3), np.uint8),
+    }
     assert len(Features(**ok)) == 2
     with pytest.raises(ValueError, match="descriptors"):
         Features(**{**ok, "descriptors": np.zeros((3, 128), np.uint8)})
