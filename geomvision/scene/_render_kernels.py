@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .shapes import KIND_BOX, KIND_CYLINDER, KIND_QUAD, KIND_SPHERE
+from .shapes import KIND_BOX, KIND_CYLINDER, KIND_QUAD  # anything else is a sphere
 
 T_MIN = 1e-9  # hits nearer than this (depth units) are ignored
 MIN_COS = 1e-3  # grazing-angle floor of the texture-footprint foreshortening
@@ -125,6 +125,7 @@ def trace(dwx, dwy, dwz, cx, cy, cz, uu, vv, origins, order, rects, kinds, R_ow,
     best_t, best_p, best_face, best_s, best_tt = np.inf, -1, 0, 0.0, 0.0
     nx, ny, nz = 0.0, 0.0, 0.0
     dd = dwx * dwx + dwy * dwy + dwz * dwz
+    inv_norm = 1.0 / math.sqrt(dd)
     for k in range(order.shape[0]):
         p = order[k]
         if uu < rects[p, 0] or vv < rects[p, 1] or uu > rects[p, 2] or vv > rects[p, 3]:
@@ -134,7 +135,7 @@ def trace(dwx, dwy, dwz, cx, cy, cz, uu, vv, origins, order, rects, kinds, R_ow,
         rad = bspheres[p, 3]
         tc = (ocx * dwx + ocy * dwy + ocz * dwz) / dd
         miss2 = ocx * ocx + ocy * ocy + ocz * ocz - tc * tc * dd
-        if miss2 > rad * rad or (tc - rad / math.sqrt(dd) > best_t):
+        if miss2 > rad * rad or (tc - rad * inv_norm > best_t):
             continue
         R = R_ow[p]
         dx = R[0, 0] * dwx + R[0, 1] * dwy + R[0, 2] * dwz
@@ -284,5 +285,7 @@ def render_depth(depth, shape_idx, Kinv, rays, R_wc, C, order, rects, kinds, R_o
             dwx = R_wc[0, 0] * xc + R_wc[0, 1] * yc + R_wc[0, 2] * zc
             dwy = R_wc[1, 0] * xc + R_wc[1, 1] * yc + R_wc[1, 2] * zc
             dwz = R_wc[2, 0] * xc + R_wc[2, 1] * yc + R_wc[2, 2] * zc
-            hit = trace(dwx, dwy, dwz, C[0], C[1], C[2], float(u), float(v), origins, order, rects, kinds, R_ow, dims, bspheres)
+            hit = trace(
+                dwx, dwy, dwz, C[0], C[1], C[2], float(u), float(v), origins, order, rects, kinds, R_ow, dims, bspheres
+            )
             depth[v, u], shape_idx[v, u] = hit[0], hit[1]

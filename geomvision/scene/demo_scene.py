@@ -35,7 +35,9 @@ def _rot_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _textures(shape_extents: np.ndarray, texels_per_metre: float, palette: str, gen: np.random.Generator) -> list[Texture]:
+def _textures(
+    shape_extents: np.ndarray, texels_per_metre: float, palette: str, gen: np.random.Generator
+) -> list[Texture]:
     """One fresh procedural texture per face, sized to cover the face's extent."""
     out = []
     for s_ext, t_ext in shape_extents:

@@ -143,14 +143,21 @@ def render_orbit_dataset(
     height: int = 600,
     arc_deg: float = 100.0,
     rng: RngLike = 0,
+    scene: TexturedScene | None = None,
     supersample: int = 2,
 ) -> Path:
-    """Render :func:`render_orbit_views` of the demo scene and write them to ``out_dir`` in the
-    Strecha layout (``images/NNNN.png``, ``K.txt``, ``gt_cameras.json`` with K, R, t, C,
-    width, height per image, ``x_cam = R X + t``). Returns ``out_dir`` as a Path."""
-    views = render_orbit_views(n_images, width=width, height=height, arc_deg=arc_deg, rng=rng, supersample=supersample)
-    seed = rng if isinstance(rng, int) else "generator"
-    return write_strecha_layout(out_dir, views, source=f"geomvision demo_scene(rng={seed}) rendered by geomvision.scene.render")
+    """Render :func:`render_orbit_views` of the demo scene (from ``rng``, or ``scene``) and
+    write them to ``out_dir`` in the Strecha layout (``images/NNNN.png``, ``K.txt``,
+    ``gt_cameras.json`` with K, R, t, C, width, height per image, ``x_cam = R X + t``).
+    Returns ``out_dir`` as a Path."""
+    views = render_orbit_views(
+        n_images, width=width, height=height, arc_deg=arc_deg, rng=rng, scene=scene, supersample=supersample
+    )
+    if scene is not None:
+        source = "a user TexturedScene"
+    else:
+        source = f"demo_scene(rng={rng if isinstance(rng, int) else 'a Generator'})"
+    return write_strecha_layout(out_dir, views, source=f"geomvision {source} rendered by geomvision.scene.render")
 
 
 def rotation_sequence(

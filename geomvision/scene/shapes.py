@@ -61,7 +61,7 @@ class Shape(ABC):
 
     kind: int = -1
     n_faces: int = 0
-    __slots__ = ("world_from_object", "dims", "textures")
+    __slots__ = ("dims", "textures", "world_from_object")
 
     def __init__(self, world_from_object: Rigid3, dims: np.ndarray, textures: Texture | Sequence[Texture]) -> None:
         if not isinstance(world_from_object, Rigid3):
@@ -134,7 +134,9 @@ class Cylinder(Shape):
     kind, n_faces = KIND_CYLINDER, 3
     __slots__ = ()
 
-    def __init__(self, world_from_object: Rigid3, radius: float, height: float, textures: Texture | Sequence[Texture]) -> None:
+    def __init__(
+        self, world_from_object: Rigid3, radius: float, height: float, textures: Texture | Sequence[Texture]
+    ) -> None:
         r = check_positive(radius, "radius")
         h = check_positive(height, "height")
         super().__init__(world_from_object, np.array([r, h, 0.0]), textures)
@@ -172,7 +174,7 @@ class TexturedScene:
     colours are RGB in [0, 255].
     """
 
-    __slots__ = ("shapes", "light_direction", "ambient", "sky_horizon", "sky_zenith", "_packed")
+    __slots__ = ("_packed", "ambient", "light_direction", "shapes", "sky_horizon", "sky_zenith")
 
     def __init__(
         self,

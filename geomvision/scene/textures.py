@@ -62,7 +62,9 @@ def procedural_texture(
         raise ValueError(f"palette: unknown palette {palette!r}; choose one of {', '.join(PALETTES)}")
     coverage = check_positive(coverage, "coverage")
     r_min = check_positive(min_radius, "min_radius")
-    r_max = max(max(width, height) / 6.0, 2.0 * r_min) if max_radius is None else check_positive(max_radius, "max_radius")
+    r_max = (
+        max(max(width, height) / 6.0, 2.0 * r_min) if max_radius is None else check_positive(max_radius, "max_radius")
+    )
     if r_max <= r_min:
         raise ValueError(f"max_radius must exceed min_radius, got {r_max} <= {r_min}")
     noise_strength = check_positive(noise_strength, "noise_strength", allow_zero=True)
@@ -72,7 +74,7 @@ def procedural_texture(
     # p(r) ~ r^-3 on [r_min, r_max]: inverse CDF of u in [0, 1)
     z = r_min**-2 - r_max**-2
     mean_area = math.pi * 2.0 * math.log(r_max / r_min) / z  # pi E[r^2]
-    n = max(1, int(round(coverage * width * height / mean_area)))
+    n = max(1, round(coverage * width * height / mean_area))
     radius = (r_min**-2 - gen.random(n) * z) ** -0.5
     kind = gen.choice(4, size=n, p=_KIND_WEIGHTS).astype(np.float64)
     aspect = gen.uniform(0.25, 1.0, n)
@@ -98,7 +100,9 @@ def procedural_texture(
     return image
 
 
-def fractal_noise(width: int, height: int, *, rng: RngLike = None, min_wavelength: float = 3.0, beta: float = 0.5) -> np.ndarray:
+def fractal_noise(
+    width: int, height: int, *, rng: RngLike = None, min_wavelength: float = 3.0, beta: float = 0.5
+) -> np.ndarray:
     """Zero-mean fractal value noise (height, width) float32 of standard deviation about 1.
 
     Octaves of Gaussian lattices with wavelengths halving from the larger side down to
@@ -180,8 +184,8 @@ def _paint_shapes(image, shapes):
     y_lo, y_hi = np.empty(n, np.int64), np.empty(n, np.int64)
     for k in range(n):
         ex, ey = _half_extents(int(shapes[k, 0]), shapes[k, 3], shapes[k, 4], shapes[k, 5], shapes[k, 6])
-        x_lo[k], x_hi[k] = int(math.floor(shapes[k, 1] - ex - 1.0)), int(math.ceil(shapes[k, 1] + ex + 1.0))
-        y_lo[k], y_hi[k] = int(math.floor(shapes[k, 2] - ey - 1.0)), int(math.ceil(shapes[k, 2] + ey + 1.0))
+        x_lo[k], x_hi[k] = math.floor(shapes[k, 1] - ex - 1.0), math.ceil(shapes[k, 1] + ex + 1.0)
+        y_lo[k], y_hi[k] = math.floor(shapes[k, 2] - ey - 1.0), math.ceil(shapes[k, 2] + ey + 1.0)
     for bi in prange((h + band - 1) // band):
         b0, b1 = bi * band, min(h, (bi + 1) * band) - 1
         for k in range(n):
@@ -197,8 +201,7 @@ def _paint_shapes(image, shapes):
                     alpha = 0.5 - _signed_distance(kind, c * dx + s * dy, -s * dx + c * dy, a, b)
                     if alpha <= 0.0:
                         continue
-                    if alpha > 1.0:
-                        alpha = 1.0
+                    alpha = min(alpha, 1.0)
                     for ch in range(3):
                         v = image[y, x, ch] * (1.0 - alpha) + shapes[k, 7 + ch] * alpha
                         image[y, x, ch] = np.uint8(min(255.0, v + 0.5))

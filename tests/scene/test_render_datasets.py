@@ -15,6 +15,7 @@ from geomvision.scene import (
     Texture,
     TexturedScene,
     demo_camera,
+    demo_scene,
     orbit_cameras,
     render_depth,
     render_image,
@@ -33,7 +34,8 @@ def small_scene():
 
 def test_orbit_dataset_round_trips_through_the_strecha_loader(tmp_path):
     out = render_orbit_dataset(tmp_path / "demo", n_images=3, width=160, height=120, arc_deg=30.0)
-    views = render_orbit_views(3, width=160, height=120, arc_deg=30.0)
+    scene = demo_scene(0)  # the default scene of render_orbit_dataset
+    views = render_orbit_views(3, width=160, height=120, arc_deg=30.0, scene=scene)
     gt = load_strecha_scene(out)
     assert gt.image_names == ["0000.png", "0001.png", "0002.png"]
     assert sorted(p.name for p in (out / "images").iterdir()) == gt.image_names  # no temporary files left
@@ -45,7 +47,7 @@ def test_orbit_dataset_round_trips_through_the_strecha_loader(tmp_path):
         assert (gt.cameras[name].width, gt.cameras[name].height) == (160, 120)
         np.testing.assert_array_equal(cv2.imread(str(gt.image_dir / name))[..., ::-1], image)
     # rewriting an existing folder replaces the files in place
-    render_orbit_dataset(out, n_images=2, width=160, height=120, arc_deg=30.0)
+    render_orbit_dataset(out, n_images=2, width=160, height=120, arc_deg=30.0, scene=scene)
     assert load_strecha_scene(out).image_names == ["0000.png", "0001.png"]
 
 
@@ -80,6 +82,7 @@ def test_orbit_cameras_lie_on_the_arc_and_look_at_the_target():
         (lambda s: render_orbit_views(2, width=0, scene=s), "width"),
         (lambda s: render_orbit_views(2, width=64, height=48, scene="demo"), "scene"),
         (lambda s: render_orbit_dataset("/tmp/never", n_images=-1), "n_images"),
+        (lambda s: render_orbit_dataset("/tmp/never", n_images=2, width=64, height=48, scene=3), "scene"),
         (lambda s: rotation_sequence(3, pan_deg=-5.0, scene=s), "pan_deg"),
         (lambda s: rotation_sequence(3, pan_deg=200.0, scene=s), "pan_deg"),
         (lambda s: rotation_sequence(3, height=0, scene=s), "height"),

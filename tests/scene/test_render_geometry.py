@@ -193,17 +193,21 @@ def _expected_face_st(kind: int, dims: np.ndarray, X: np.ndarray) -> tuple[np.nd
         return np.abs(z), np.zeros(len(X), int), np.column_stack([x + sx / 2, y + sy / 2])
     if kind == 1:
         sx, sy, sz = dims
-        gaps = np.column_stack([np.abs(x + sx / 2), np.abs(x - sx / 2), np.abs(y + sy / 2), np.abs(y - sy / 2), np.abs(z), np.abs(z - sz)])
+        gaps = np.column_stack(
+            [np.abs(x + sx / 2), np.abs(x - sx / 2), np.abs(y + sy / 2), np.abs(y - sy / 2), np.abs(z), np.abs(z - sz)]
+        )
         face = gaps.argmin(axis=1)
-        st = np.where(face[:, None] < 2, np.column_stack([y + sy / 2, z]),
-                      np.where(face[:, None] < 4, np.column_stack([x + sx / 2, z]), np.column_stack([x + sx / 2, y + sy / 2])))  # fmt: skip
+        st_yz, st_xz, st_xy = (np.column_stack(c) for c in ((y + sy / 2, z), (x + sx / 2, z), (x + sx / 2, y + sy / 2)))
+        st = np.where(face[:, None] < 2, st_yz, np.where(face[:, None] < 4, st_xz, st_xy))
         return gaps.min(axis=1), face, st
     if kind == 2:
         r, h = dims[:2]
         side = np.abs(np.hypot(x, y) - r)
         caps = np.column_stack([side, np.abs(z - h), np.abs(z)])
         face = caps.argmin(axis=1)
-        st = np.where(face[:, None] == 0, np.column_stack([r * (np.arctan2(y, x) + np.pi), z]), np.column_stack([x + r, y + r]))
+        st = np.where(
+            face[:, None] == 0, np.column_stack([r * (np.arctan2(y, x) + np.pi), z]), np.column_stack([x + r, y + r])
+        )
         return caps.min(axis=1), face, st
     r = dims[0]
     major = np.abs(X).argmax(axis=1)
