@@ -1,4 +1,4 @@
-"""Sample degeneracy tests shared by the estimators (numba), and small gather helpers."""
+"""Sample degeneracy tests shared by the estimators (numba), small gather helpers, LM tolerances."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from numba import njit
 # relative tolerances: a triangle with |2 * area| below COLLINEAR_TOL * (longest side)^2 is a line
 COLLINEAR_TOL = 1e-6
 COINCIDENT_TOL = 1e-9
+
+# stopping tolerances of the LM refinements in LO steps (relative cost decrease, step, gradient)
+LM_FTOL = 1e-10
+LM_XTOL = 1e-12
+LM_GTOL = 1e-14
 
 
 @njit(cache=True)

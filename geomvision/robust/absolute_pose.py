@@ -4,7 +4,7 @@ Pixels are unprojected with the camera's ``cam_from_img`` (lens distortion handl
 is the reprojection error on the z = 1 plane scaled by the focal lengths,
 ``fx^2 (x - X_c/Z_c)^2 + fy^2 (y - Y_c/Z_c)^2`` — exactly the pixel reprojection error of a
 pinhole camera, and its linearisation with distortion; points behind the camera never count.
-Minimal solver: P3P (Lambda Twist); LO refit: EPnP on the inliers; refinement: weighted LM.
+Minimal solver: P3P (Lambda Twist); LO refit: EPnP on the inliers; refinement: weighted LM on the pixel reprojection error through the camera model.
 Models are [R | t] row-major (12 numbers).
 """
 
@@ -17,8 +17,9 @@ from .._validation import RngLike, as_points, check_positive, check_same_length
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
 from ..solvers.absolute import epnp_nb, p3p_nb
+from ..solvers.refine import refine_absolute_pose_nb
 from . import _core as core
-from ._degeneracy import any_collinear_triple_3d, any_parallel_rays, gather_rows
+from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_collinear_triple_3d, any_parallel_rays, gather_rows
 from .engine import Estimator, RansacResult, ransac
 from .options import RansacOptions, resolve_options
 from .relative_pose import pose_to_vec
@@ -70,16 +71,11 @@ def _fit_nonminimal(data, idx, weights, models):
 
 @njit(cache=True)
 def _refine(data, model, idx, weights, max_iters):
-    sel = np.empty(idx.shape[0], dtype=np.int64)
-    m = 0
-    for k in range(idx.shape[0]):
-        if weights[k] > 0.0:
-            sel[m] = idx[k]
-            m += 1
-    if m < 4:
-        return model.copy()
-    R, t, ok = epnp_nb(gather_rows(data[0], sel[:m]), gather_rows(data[1], sel[:m]))
-    if not ok:
+    R = model[:9].reshape(3, 3).copy()
+    t = model[9:].copy()
+    R, t, it, c0, c1 = refine_absolute_pose_nb(R, t, gather_rows(data[3], idx), gather_rows(data[1], idx),
+                                               data[5][0], data[4], weights, max_iters, LM_FTOL, LM_XTOL, LM_GTOL)
+    if not np.isfinite(c1):
         return model.copy()
     out = np.empty(12)
     pose_to_vec(R, t, out)
@@ -117,7 +113,8 @@ class AbsolutePoseEstimator(Estimator):
         if bad.any():  # outside the lens model's invertible region: never an inlier
             rays[bad] = 0.0
         f2 = np.array([camera.focal_length_x, camera.focal_length_y]) ** 2
-        super().__init__((np.ascontiguousarray(rays), X, f2), len(uv))
+        model_id = np.array([camera.model_id], dtype=np.int64)
+        super().__init__((np.ascontiguousarray(rays), X, f2, uv, camera.params.copy(), model_id), len(uv))
 
     def decode(self, vec: np.ndarray) -> Rigid3:
         return Rigid3(vec[:9].reshape(3, 3), vec[9:], check=False)

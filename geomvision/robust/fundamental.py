@@ -1,7 +1,7 @@
 """Robust fundamental matrix ``x2^T F x1 = 0`` from pixel matches, with DEGENSAC.
 
-Error: the Sampson error in pixels. Minimal solver: 7 points (1 or 3 models); LO refit and
-refinement: weighted normalised 8-point. Models are F (3,3) with unit Frobenius norm.
+Error: the Sampson error in pixels. Minimal solver: 7 points (1 or 3 models); LO refit: weighted
+normalised 8-point; refinement: weighted Levenberg-Marquardt on the Sampson error (rank 2 kept). Models are F (3,3) with unit Frobenius norm.
 
 DEGENSAC (Chum, Werner & Matas, CVPR 2005): when a plane dominates the scene, a 7-point sample
 with 5 or more points on the plane gives an F that fits the plane and any one of a family of
@@ -21,8 +21,9 @@ from numba import njit
 
 from .._validation import RngLike, as_points, check_positive, check_same_length
 from ..solvers.fundamental import fundamental_7pt_nb, fundamental_8pt_nb
+from ..solvers.refine import refine_fundamental_nb
 from . import _core as core
-from ._degeneracy import any_coincident_2d, gather_rows
+from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_coincident_2d, gather_rows
 from .engine import Estimator, RansacResult, ransac
 from .homography import HomographyEstimator
 from .options import RansacOptions, resolve_options
@@ -77,8 +78,9 @@ def _fit_nonminimal(data, idx, weights, models):
 
 @njit(cache=True)
 def _refine(data, model, idx, weights, max_iters):
-    F, ok = fundamental_8pt_nb(gather_rows(data[0], idx), gather_rows(data[1], idx), weights)
-    if not ok:
+    F, it, c0, c1 = refine_fundamental_nb(model.reshape(3, 3).copy(), gather_rows(data[0], idx),
+                                          gather_rows(data[1], idx), weights, max_iters, LM_FTOL, LM_XTOL, LM_GTOL)
+    if not np.isfinite(c1):
         return model.copy()
     return F.ravel().copy()
 

@@ -2,7 +2,7 @@
 
 Error: the one-sided transfer error ``|x2 - H(x1)|^2`` in image 2 (the measure OpenCV's
 ``findHomography`` and PoseLib score with). Minimal solver: 4 points; LO refit: normalised DLT;
-refinement: weighted DLT (IRLS on the LO weights). Models are H (3,3) with unit Frobenius norm,
+refinement: weighted Levenberg-Marquardt on the transfer error. Models are H (3,3) with unit Frobenius norm,
 signed so that the third coordinate of ``H @ (x1, 1)`` is positive on the inliers.
 """
 
@@ -13,8 +13,9 @@ from numba import njit
 
 from .._validation import RngLike, as_points, check_positive, check_same_length
 from ..solvers.homography import homography_4pt_nb, homography_dlt_nb
+from ..solvers.refine import refine_homography_nb
 from . import _core as core
-from ._degeneracy import any_collinear_triple_2d, gather_rows
+from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_collinear_triple_2d, gather_rows
 from .engine import Estimator, RansacResult, ransac
 from .options import RansacOptions, resolve_options
 
@@ -44,8 +45,9 @@ def _fit_nonminimal(data, idx, weights, models):
 
 @njit(cache=True)
 def _refine(data, model, idx, weights, max_iters):
-    H, ok = homography_dlt_nb(gather_rows(data[0], idx), gather_rows(data[1], idx), weights)
-    if not ok:
+    H, it, c0, c1 = refine_homography_nb(model.reshape(3, 3).copy(), gather_rows(data[0], idx),
+                                         gather_rows(data[1], idx), weights, max_iters, LM_FTOL, LM_XTOL, LM_GTOL)
+    if not np.isfinite(c1):
         return model.copy()
     return H.ravel().copy()
 

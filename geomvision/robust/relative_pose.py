@@ -23,8 +23,9 @@ from ..geometry.camera import Camera
 from ..geometry.epipolar import essential_from_pose
 from ..geometry.rigid import Rigid3
 from ..solvers.essential import essential_8pt_nb, relative_pose_5pt_nb, relative_pose_from_essential_nb
+from ..solvers.refine import refine_relative_pose_nb
 from . import _core as core
-from ._degeneracy import any_parallel_rays, gather_rows
+from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_parallel_rays, gather_rows
 from .engine import Estimator, RansacResult, RansacStats, ransac
 from .options import RansacOptions, resolve_options
 
@@ -105,10 +106,15 @@ def _fit_nonminimal(data, idx, weights, models):
 
 @njit(cache=True)
 def _refine(data, model, idx, weights, max_iters):
+    R = model[:9].reshape(3, 3).copy()
+    t = model[9:].copy()
+    R, t, it, c0, c1 = refine_relative_pose_nb(R, t, gather_rows(data[0], idx), gather_rows(data[1], idx), weights,
+                                               False, max_iters, LM_FTOL, LM_XTOL, LM_GTOL)
     out = np.empty(12)
-    if _fit_8pt(data, idx, weights, out):
-        return out
-    return model.copy()
+    if not np.isfinite(c1):
+        return model.copy()
+    pose_to_vec(R, t, out)
+    return out
 
 
 @njit(cache=True)
