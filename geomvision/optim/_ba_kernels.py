@@ -50,16 +50,16 @@ def _rodrigues(wx, wy, wz, out):
     out[2, 1] = a * wx + b * wy * wz
 
 
-@njit(cache=True, parallel=True)
-def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale):
-    """(cost = 0.5 sum rho, sum of squared pixel errors, number of non-finite residuals)."""
-    m = obs_img.shape[0]
+@njit(cache=True)
+def _evaluate_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id,
+                    loss_scale):
+    """(0.5 sum rho, sum of squared errors, non-finite count) over observations lo..hi-1."""
     cost = 0.0
     sq = 0.0
     bad = 0
     dJX = np.empty((2, 3))
-    dJp = np.empty((2, 1))
-    for o in prange(m):
+    dJp = np.empty((2, cam_params.shape[1]))
+    for o in range(lo, hi):
         i = obs_img[o]
         j = obs_pt[o]
         c = img_cam[i]
@@ -69,7 +69,8 @@ def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_
         Xc = R[i, 0, 0] * Xw0 + R[i, 0, 1] * Xw1 + R[i, 0, 2] * Xw2 + t[i, 0]
         Yc = R[i, 1, 0] * Xw0 + R[i, 1, 1] * Xw1 + R[i, 1, 2] * Xw2 + t[i, 1]
         Zc = R[i, 2, 0] * Xw0 + R[i, 2, 1] * Xw1 + R[i, 2, 2] * Xw2 + t[i, 2]
-        u, v = project_one(cam_model[c], cam_params[c, : cam_nparams[c]], Xc, Yc, Zc, False, dJX, dJp)
+        np_c = cam_nparams[c]
+        u, v = project_one(cam_model[c], cam_params[c, :np_c], Xc, Yc, Zc, False, dJX, dJp[:, :np_c])
         ru = u - obs_uv[o, 0]
         rv = v - obs_uv[o, 1]
         s = ru * ru + rv * rv
@@ -83,27 +84,15 @@ def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_
 
 
 @njit(cache=True)
-def sq_errors(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv):
-    """Squared pixel error per observation (M,); NaN where the point does not project."""
-    return _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, False,
-                         np.empty((0, 2, 3)), np.empty((0, 2)))
-
-
-@njit(cache=True, parallel=True)
-def linearize(
-    R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale, r, Jc, Jp
-):
-    """Fill weighted residuals r (M,2), camera Jacobians Jc (M,2,6+P) and point Jacobians Jp (M,2,3).
-
-    Columns of Jc: dw (3), dt (3), then d params (cam_nparams of the image's camera; the rest 0).
-    Returns (cost, sum of squared pixel errors, number of non-finite residuals).
-    """
-    m = obs_img.shape[0]
+def _linearize_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id,
+                     loss_scale, r, Jc, Jp):
+    """``linearize`` over observations lo..hi-1."""
     P = cam_params.shape[1]
     cost = 0.0
     sq = 0.0
     bad = 0
-    for o in prange(m):
+    JX = np.empty((2, 3))
+    for o in range(lo, hi):
         i = obs_img[o]
         j = obs_pt[o]
         c = img_cam[i]
@@ -113,7 +102,6 @@ def linearize(
         Xc = R[i, 0, 0] * Xw0 + R[i, 0, 1] * Xw1 + R[i, 0, 2] * Xw2 + t[i, 0]
         Yc = R[i, 1, 0] * Xw0 + R[i, 1, 1] * Xw1 + R[i, 1, 2] * Xw2 + t[i, 1]
         Zc = R[i, 2, 0] * Xw0 + R[i, 2, 1] * Xw1 + R[i, 2, 2] * Xw2 + t[i, 2]
-        JX = np.empty((2, 3))
         np_c = cam_nparams[c]
         for k in range(6 + np_c, 6 + P):
             Jc[o, 0, k] = 0.0
@@ -143,8 +131,7 @@ def linearize(
             # d uv / d X_world = JX R
             for b in range(3):
                 Jp[o, a, b] = w * (JX[a, 0] * R[i, 0, b] + JX[a, 1] * R[i, 1, b] + JX[a, 2] * R[i, 2, b])
-            # d X_cam / d dw = -R [X]_x: columns R @ (0, Z, -Y)... written per column
-            # -[X]_x = [[0, Z, -Y], [-Z, 0, X], [Y, -X, 0]]
+            # d X_cam / d dw = R (-[X]_x), -[X]_x = [[0, Z, -Y], [-Z, 0, X], [Y, -X, 0]] (column b below)
             for b in range(3):
                 if b == 0:
                     m0, m1, m2 = 0.0, -Xw2, Xw1
@@ -162,15 +149,76 @@ def linearize(
     return cost, sq, bad
 
 
+@njit(cache=True)
+def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale):
+    """(cost = 0.5 sum rho, sum of squared pixel errors, number of non-finite residuals)."""
+    return _evaluate_range(0, obs_img.shape[0], R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img,
+                           obs_pt, obs_uv, loss_id, loss_scale)
+
+
 @njit(cache=True, parallel=True)
+def evaluate_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id,
+                      loss_scale, nchunks):
+    """``evaluate`` split into ``nchunks`` parallel chunks."""
+    m = obs_img.shape[0]
+    cost = 0.0
+    sq = 0.0
+    bad = 0
+    for k in prange(nchunks):
+        c_, s_, b_ = _evaluate_range(k * m // nchunks, (k + 1) * m // nchunks, R, t, cam_model, cam_params,
+                                     cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale)
+        cost += c_
+        sq += s_
+        bad += b_
+    return cost, sq, bad
+
+
+@njit(cache=True)
+def sq_errors(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv):
+    """Squared pixel error per observation (M,); NaN where the point does not project."""
+    return _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, False,
+                         np.empty((0, 2, 3)), np.empty((0, 2)))
+
+
+@njit(cache=True)
+def linearize(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale, r,
+              Jc, Jp):
+    """Fill weighted residuals r (M,2), camera Jacobians Jc (M,2,6+P) and point Jacobians Jp (M,2,3).
+
+    Columns of Jc: dw (3), dt (3), then d params (cam_nparams of the image's camera; the rest 0).
+    Returns (cost, sum of squared pixel errors, number of non-finite residuals).
+    """
+    return _linearize_range(0, obs_img.shape[0], R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img,
+                            obs_pt, obs_uv, loss_id, loss_scale, r, Jc, Jp)
+
+
+@njit(cache=True, parallel=True)
+def linearize_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id,
+                       loss_scale, r, Jc, Jp, nchunks):
+    """``linearize`` split into ``nchunks`` parallel chunks."""
+    m = obs_img.shape[0]
+    cost = 0.0
+    sq = 0.0
+    bad = 0
+    for k in prange(nchunks):
+        c_, s_, b_ = _linearize_range(k * m // nchunks, (k + 1) * m // nchunks, R, t, cam_model, cam_params,
+                                      cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale, r, Jc, Jp)
+        cost += c_
+        sq += s_
+        bad += b_
+    return cost, sq, bad
+
+
+@njit(cache=True)
 def apply_update(R, t, cam_params, X, pose_col, intr_col, pt_col, h_c, h_p, R_out, t_out, params_out, X_out):
     """Candidate parameters x (+) h. ``pose_col`` (I,6) / ``intr_col`` (C,P) give the index of each
     local parameter in the reduced camera vector ``h_c`` (-1: fixed); ``pt_col`` (N,) the row of
     each point in ``h_p`` (N',3) (-1: fixed)."""
     n_img = R.shape[0]
     W = np.empty((3, 3))
+    w = np.empty(3)
     for i in range(n_img):
-        w = np.zeros(3)
+        w[:] = 0.0
         for k in range(3):
             col = pose_col[i, k]
             if col >= 0:
@@ -186,7 +234,7 @@ def apply_update(R, t, cam_params, X, pose_col, intr_col, pt_col, h_c, h_p, R_ou
         for k in range(cam_params.shape[1]):
             col = intr_col[c, k]
             params_out[c, k] = cam_params[c, k] + (h_c[col] if col >= 0 else 0.0)
-    for j in prange(X.shape[0]):
+    for j in range(X.shape[0]):
         row = pt_col[j]
         for k in range(3):
             X_out[j, k] = X[j, k] + (h_p[row, k] if row >= 0 else 0.0)

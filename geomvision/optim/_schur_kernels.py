@@ -21,8 +21,10 @@ so the data position of (row ca, column cb) is
     gbase[ga] + within[ca] * growlen[ga] + gcolstart[k] + within[cb]
 
 with k the entry of group gb in group ga's sorted neighbour list (``gptr``/``gcol``).
-The Schur complement runs over points in ``nchunks`` parallel chunks, each into its own copy of
-S; the copies are summed at the end (race-free; the copies are small next to the Jacobian).
+Every kernel that loops over observations or points is written once over a range (``_*_range``)
+and driven either serially or, for large problems, by a ``*_parallel`` twin over ``nchunks``
+chunks; the Schur complement's chunks sum into their own copies of the image-pair blocks, added
+up afterwards (race-free; the copies are small next to the Jacobian).
 """
 
 from __future__ import annotations
@@ -89,11 +91,9 @@ def accumulate_cameras(r, Jc, obs_img, img_nloc, img_loc_jc, Uimg, gimg):
                 Uimg[i, a, b] += c0 * Jc[o, 0, jb] + c1 * Jc[o, 1, jb]
 
 
-@njit(cache=True, parallel=True)
-def accumulate_points(r, Jp, pt_ptr, pt_obs, pt_free_idx, V, gp):
-    """V_j = sum Jp^T Jp (N',3,3) and gp_j = sum Jp^T r (N',3) for every free point
-    (``pt_free_idx`` lists the point index of each free row)."""
-    for q in prange(pt_free_idx.shape[0]):
+@njit(cache=True)
+def _accumulate_points_range(lo, hi, r, Jp, pt_ptr, pt_obs, pt_free_idx, V, gp):
+    for q in range(lo, hi):
         j = pt_free_idx[q]
         for a in range(3):
             gp[q, a] = 0.0
@@ -105,6 +105,20 @@ def accumulate_points(r, Jp, pt_ptr, pt_obs, pt_free_idx, V, gp):
                 gp[q, a] += Jp[o, 0, a] * r[o, 0] + Jp[o, 1, a] * r[o, 1]
                 for b in range(3):
                     V[q, a, b] += Jp[o, 0, a] * Jp[o, 0, b] + Jp[o, 1, a] * Jp[o, 1, b]
+
+
+@njit(cache=True)
+def accumulate_points(r, Jp, pt_ptr, pt_obs, pt_free_idx, V, gp):
+    """V_j = sum Jp^T Jp (N',3,3) and gp_j = sum Jp^T r (N',3) for every free point
+    (``pt_free_idx`` lists the point index of each free row)."""
+    _accumulate_points_range(0, pt_free_idx.shape[0], r, Jp, pt_ptr, pt_obs, pt_free_idx, V, gp)
+
+
+@njit(cache=True, parallel=True)
+def accumulate_points_parallel(r, Jp, pt_ptr, pt_obs, pt_free_idx, V, gp, nchunks):
+    n = pt_free_idx.shape[0]
+    for k in prange(nchunks):
+        _accumulate_points_range(k * n // nchunks, (k + 1) * n // nchunks, r, Jp, pt_ptr, pt_obs, pt_free_idx, V, gp)
 
 
 @njit(cache=True, inline="always")
@@ -146,93 +160,108 @@ def _pair_index(pair_ptr, pair_col, ia, ib):
     return -1
 
 
-@njit(cache=True, parallel=True)
-def schur_complement(lam, Jc, Jp, obs_img, img_nloc, img_loc_jc, pt_ptr, pt_obs, pt_free_idx, V, Dp, gp,
-                     pair_ptr, pair_col, max_track, nchunks, B_parts, b_parts, Vinv):
-    """Per-chunk sums over free points of -W_j Vd_j^-1 W_j^T, as image-pair blocks
-    ``B_parts[k, pair, a, b]`` (pairs ia <= ib of ``pair_ptr``/``pair_col``, local free columns
-    a of ia, b of ib), and of W_j Vd_j^-1 gp_j per image (``b_parts[k, i, a]``); stores
-    Vd_j^-1 (Vd_j = V_j + lam diag(Dp_j)) in ``Vinv``. Returns the number of points whose damped
-    block is not positive definite."""
+@njit(cache=True)
+def _schur_range(lo, hi, lam, Jc, Jp, obs_img, img_nloc, img_loc_jc, pt_ptr, pt_obs, pt_free_idx, V, Dp, gp,
+                 pair_ptr, pair_col, max_track, B, bimg, Vinv):
+    """Sums over free point rows lo..hi-1 of -W_j Vd_j^-1 W_j^T, as image-pair blocks
+    ``B[pair, a, b]`` (pairs ia <= ib of ``pair_ptr``/``pair_col``, local free columns a of ia,
+    b of ib), and of W_j Vd_j^-1 gp_j per image (``bimg[i, a]``); stores Vd_j^-1 (Vd_j = V_j +
+    lam diag(Dp_j)) in ``Vinv``. Returns the number of points whose damped block is not
+    positive definite."""
     L = Jc.shape[2]
-    n_free = pt_free_idx.shape[0]
-    bad_total = 0
-    for chunk in prange(nchunks):
-        B = B_parts[chunk]
-        bimg = b_parts[chunk]
-        B[:] = 0.0
-        bimg[:] = 0.0
-        img = np.empty(max_track, np.int64)
-        E = np.empty((max_track, 3, L))
-        F = np.empty((max_track, 3, L))
-        Vd = np.empty((3, 3))
-        Vi = np.empty((3, 3))
-        bad = 0
-        lo = chunk * n_free // nchunks
-        hi = (chunk + 1) * n_free // nchunks
-        for q in range(lo, hi):
-            j = pt_free_idx[q]
-            for a in range(3):
-                for b in range(3):
-                    Vd[a, b] = V[q, a, b]
-                Vd[a, a] += lam * Dp[q, a]
-            if not _inv3_sym(Vd, Vi):
-                bad += 1
-                Vi[:, :] = 0.0
-            for a in range(3):
-                for b in range(3):
-                    Vinv[q, a, b] = Vi[a, b]
-            y0 = Vi[0, 0] * gp[q, 0] + Vi[0, 1] * gp[q, 1] + Vi[0, 2] * gp[q, 2]
-            y1 = Vi[1, 0] * gp[q, 0] + Vi[1, 1] * gp[q, 1] + Vi[1, 2] * gp[q, 2]
-            y2 = Vi[2, 0] * gp[q, 0] + Vi[2, 1] * gp[q, 1] + Vi[2, 2] * gp[q, 2]
-            k = 0
-            for e in range(pt_ptr[j], pt_ptr[j + 1]):
-                o = pt_obs[e]
-                i = obs_img[o]
-                n = img_nloc[i]
-                if n == 0:
-                    continue
-                img[k] = i
-                # E = Jp^T Jc (3 x n), F = Vd^-1 E
-                for c in range(n):
-                    jc = img_loc_jc[i, c]
-                    j0 = Jc[o, 0, jc]
-                    j1 = Jc[o, 1, jc]
-                    e0 = Jp[o, 0, 0] * j0 + Jp[o, 1, 0] * j1
-                    e1 = Jp[o, 0, 1] * j0 + Jp[o, 1, 1] * j1
-                    e2 = Jp[o, 0, 2] * j0 + Jp[o, 1, 2] * j1
-                    E[k, 0, c] = e0
-                    E[k, 1, c] = e1
-                    E[k, 2, c] = e2
-                    F[k, 0, c] = Vi[0, 0] * e0 + Vi[0, 1] * e1 + Vi[0, 2] * e2
-                    F[k, 1, c] = Vi[1, 0] * e0 + Vi[1, 1] * e1 + Vi[1, 2] * e2
-                    F[k, 2, c] = Vi[2, 0] * e0 + Vi[2, 1] * e1 + Vi[2, 2] * e2
-                    bimg[i, c] += e0 * y0 + e1 * y1 + e2 * y2
-                k += 1
-            for a_ in range(k):
-                ia = img[a_]
-                na = img_nloc[ia]
-                for b_ in range(a_, k):
-                    ib = img[b_]
-                    nb = img_nloc[ib]
-                    if ia <= ib:
-                        Bk = B[_pair_index(pair_ptr, pair_col, ia, ib)]
-                        for a in range(na):
-                            ea0 = E[a_, 0, a]
-                            ea1 = E[a_, 1, a]
-                            ea2 = E[a_, 2, a]
-                            for b in range(nb):
-                                Bk[a, b] -= ea0 * F[b_, 0, b] + ea1 * F[b_, 1, b] + ea2 * F[b_, 2, b]
-                    if ib < ia or (ia == ib and a_ != b_):
-                        Bk = B[_pair_index(pair_ptr, pair_col, ib, ia)]
+    B[:] = 0.0
+    bimg[:] = 0.0
+    img = np.empty(max_track, np.int64)
+    E = np.empty((max_track, 3, L))
+    F = np.empty((max_track, 3, L))
+    Vd = np.empty((3, 3))
+    Vi = np.empty((3, 3))
+    bad = 0
+    for q in range(lo, hi):
+        j = pt_free_idx[q]
+        for a in range(3):
+            for b in range(3):
+                Vd[a, b] = V[q, a, b]
+            Vd[a, a] += lam * Dp[q, a]
+        if not _inv3_sym(Vd, Vi):
+            bad += 1
+            Vi[:, :] = 0.0
+        for a in range(3):
+            for b in range(3):
+                Vinv[q, a, b] = Vi[a, b]
+        y0 = Vi[0, 0] * gp[q, 0] + Vi[0, 1] * gp[q, 1] + Vi[0, 2] * gp[q, 2]
+        y1 = Vi[1, 0] * gp[q, 0] + Vi[1, 1] * gp[q, 1] + Vi[1, 2] * gp[q, 2]
+        y2 = Vi[2, 0] * gp[q, 0] + Vi[2, 1] * gp[q, 1] + Vi[2, 2] * gp[q, 2]
+        k = 0
+        for e in range(pt_ptr[j], pt_ptr[j + 1]):
+            o = pt_obs[e]
+            i = obs_img[o]
+            n = img_nloc[i]
+            if n == 0:
+                continue
+            img[k] = i
+            # E = Jp^T Jc (3 x n), F = Vd^-1 E
+            for c in range(n):
+                jc = img_loc_jc[i, c]
+                j0 = Jc[o, 0, jc]
+                j1 = Jc[o, 1, jc]
+                e0 = Jp[o, 0, 0] * j0 + Jp[o, 1, 0] * j1
+                e1 = Jp[o, 0, 1] * j0 + Jp[o, 1, 1] * j1
+                e2 = Jp[o, 0, 2] * j0 + Jp[o, 1, 2] * j1
+                E[k, 0, c] = e0
+                E[k, 1, c] = e1
+                E[k, 2, c] = e2
+                F[k, 0, c] = Vi[0, 0] * e0 + Vi[0, 1] * e1 + Vi[0, 2] * e2
+                F[k, 1, c] = Vi[1, 0] * e0 + Vi[1, 1] * e1 + Vi[1, 2] * e2
+                F[k, 2, c] = Vi[2, 0] * e0 + Vi[2, 1] * e1 + Vi[2, 2] * e2
+                bimg[i, c] += e0 * y0 + e1 * y1 + e2 * y2
+            k += 1
+        for a_ in range(k):
+            ia = img[a_]
+            na = img_nloc[ia]
+            for b_ in range(a_, k):
+                ib = img[b_]
+                nb = img_nloc[ib]
+                if ia <= ib:
+                    Bk = B[_pair_index(pair_ptr, pair_col, ia, ib)]
+                    for a in range(na):
+                        ea0 = E[a_, 0, a]
+                        ea1 = E[a_, 1, a]
+                        ea2 = E[a_, 2, a]
                         for b in range(nb):
-                            eb0 = F[b_, 0, b]
-                            eb1 = F[b_, 1, b]
-                            eb2 = F[b_, 2, b]
-                            for a in range(na):
-                                Bk[b, a] -= eb0 * E[a_, 0, a] + eb1 * E[a_, 1, a] + eb2 * E[a_, 2, a]
-        bad_total += bad
-    return bad_total
+                            Bk[a, b] -= ea0 * F[b_, 0, b] + ea1 * F[b_, 1, b] + ea2 * F[b_, 2, b]
+                if ib < ia or (ia == ib and a_ != b_):
+                    Bk = B[_pair_index(pair_ptr, pair_col, ib, ia)]
+                    for b in range(nb):
+                        eb0 = F[b_, 0, b]
+                        eb1 = F[b_, 1, b]
+                        eb2 = F[b_, 2, b]
+                        for a in range(na):
+                            Bk[b, a] -= eb0 * E[a_, 0, a] + eb1 * E[a_, 1, a] + eb2 * E[a_, 2, a]
+    return bad
+
+
+@njit(cache=True)
+def schur_complement(lam, Jc, Jp, obs_img, img_nloc, img_loc_jc, pt_ptr, pt_obs, pt_free_idx, V, Dp, gp, pair_ptr,
+                     pair_col, max_track, B_parts, b_parts, Vinv):
+    """The Schur complement of every free point into ``B_parts[0]``, ``b_parts[0]`` (see _schur_range)."""
+    return _schur_range(0, pt_free_idx.shape[0], lam, Jc, Jp, obs_img, img_nloc, img_loc_jc, pt_ptr, pt_obs,
+                        pt_free_idx, V, Dp, gp, pair_ptr, pair_col, max_track, B_parts[0], b_parts[0], Vinv)
+
+
+@njit(cache=True, parallel=True)
+def schur_complement_parallel(lam, Jc, Jp, obs_img, img_nloc, img_loc_jc, pt_ptr, pt_obs, pt_free_idx, V, Dp, gp,
+                              pair_ptr, pair_col, max_track, B_parts, b_parts, Vinv):
+    """``schur_complement`` in ``len(B_parts)`` parallel chunks of points, chunk k summing into
+    its own ``B_parts[k]``, ``b_parts[k]`` (the caller adds them up)."""
+    nchunks = B_parts.shape[0]
+    n = pt_free_idx.shape[0]
+    bad = 0
+    for k in prange(nchunks):
+        bad += _schur_range(k * n // nchunks, (k + 1) * n // nchunks, lam, Jc, Jp, obs_img, img_nloc, img_loc_jc,
+                            pt_ptr, pt_obs, pt_free_idx, V, Dp, gp, pair_ptr, pair_col, max_track, B_parts[k],
+                            b_parts[k], Vinv)
+    return bad
 
 
 @njit(cache=True)
@@ -258,10 +287,10 @@ def assemble(mode, N, pair_ptr, pair_col, B, Uimg, img_nloc, img_loc_g, col_grp,
                            gbase, growlen)
 
 
-@njit(cache=True, parallel=True)
-def back_substitute(hc, Jc, Jp, obs_img, img_nloc, img_loc_jc, img_loc_g, pt_ptr, pt_obs, pt_free_idx, Vinv, gp, hp):
-    """hp_q = Vd_q^-1 (-gp_q - sum_o Jp_o^T Jc_o hc[cols of o]) for every free point row q."""
-    for q in prange(pt_free_idx.shape[0]):
+@njit(cache=True)
+def _back_substitute_range(lo, hi, hc, Jc, Jp, obs_img, img_nloc, img_loc_jc, img_loc_g, pt_ptr, pt_obs, pt_free_idx,
+                           Vinv, gp, hp):
+    for q in range(lo, hi):
         j = pt_free_idx[q]
         z0 = -gp[q, 0]
         z1 = -gp[q, 1]
@@ -273,13 +302,30 @@ def back_substitute(hc, Jc, Jp, obs_img, img_nloc, img_loc_jc, img_loc_g, pt_ptr
             s1 = 0.0
             for c in range(img_nloc[i]):
                 h = hc[img_loc_g[i, c]]
-                s0 += Jc[o, 0, img_loc_jc[i, c]] * h
-                s1 += Jc[o, 1, img_loc_jc[i, c]] * h
+                jc = img_loc_jc[i, c]
+                s0 += Jc[o, 0, jc] * h
+                s1 += Jc[o, 1, jc] * h
             z0 -= Jp[o, 0, 0] * s0 + Jp[o, 1, 0] * s1
             z1 -= Jp[o, 0, 1] * s0 + Jp[o, 1, 1] * s1
             z2 -= Jp[o, 0, 2] * s0 + Jp[o, 1, 2] * s1
         for a in range(3):
             hp[q, a] = Vinv[q, a, 0] * z0 + Vinv[q, a, 1] * z1 + Vinv[q, a, 2] * z2
+
+
+@njit(cache=True)
+def back_substitute(hc, Jc, Jp, obs_img, img_nloc, img_loc_jc, img_loc_g, pt_ptr, pt_obs, pt_free_idx, Vinv, gp, hp):
+    """hp_q = Vd_q^-1 (-gp_q - sum_o Jp_o^T Jc_o hc[cols of o]) for every free point row q."""
+    _back_substitute_range(0, pt_free_idx.shape[0], hc, Jc, Jp, obs_img, img_nloc, img_loc_jc, img_loc_g, pt_ptr,
+                           pt_obs, pt_free_idx, Vinv, gp, hp)
+
+
+@njit(cache=True, parallel=True)
+def back_substitute_parallel(hc, Jc, Jp, obs_img, img_nloc, img_loc_jc, img_loc_g, pt_ptr, pt_obs, pt_free_idx, Vinv,
+                             gp, hp, nchunks):
+    n = pt_free_idx.shape[0]
+    for k in prange(nchunks):
+        _back_substitute_range(k * n // nchunks, (k + 1) * n // nchunks, hc, Jc, Jp, obs_img, img_nloc, img_loc_jc,
+                               img_loc_g, pt_ptr, pt_obs, pt_free_idx, Vinv, gp, hp)
 
 
 @njit(cache=True)

@@ -15,7 +15,6 @@ Reduced system S (n x n, n = number of free camera-side parameters):
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import scipy.linalg
 import scipy.sparse
@@ -38,7 +37,7 @@ class SchurSystem:
     """Column layout, normal equations and their solution for one problem structure."""
 
     def __init__(self, problem, pose_free, intr_free, point_free, *, linear_solver="auto", dense_max_size=1500,
-                 pcg_tolerance=1e-8, pcg_max_iterations=500, min_diagonal=1e-6, max_diagonal=1e32):
+                 pcg_tolerance=1e-8, pcg_max_iterations=500, min_diagonal=1e-6, max_diagonal=1e32, nchunks=1):
         I = problem.num_images
         C = problem.num_cameras
         self.obs_img = problem.obs_img
@@ -116,7 +115,8 @@ class SchurSystem:
             self.diag_pos = np.arange(n) * (n + 1)
         else:
             self._build_pattern(problem, pose_grp, intr_grp, ia, ib)
-        self.nchunks = max(1, min(numba.get_num_threads(), len(self.pt_free_idx)))
+        # nchunks > 1: the point kernels run as their parallel twins over that many chunks
+        self.nchunks = max(1, min(int(nchunks), len(self.pt_free_idx)))
 
     # --- set-up ---------------------------------------------------------------------------------
     def _build_pattern(self, problem, pose_grp, intr_grp, ia, ib) -> None:
@@ -187,7 +187,11 @@ class SchurSystem:
         nf = len(self.pt_free_idx)
         self.V = np.empty((nf, 3, 3))
         self.gp = np.empty((nf, 3))
-        sk.accumulate_points(r, Jp, self.pt_ptr, self.pt_obs, self.pt_free_idx, self.V, self.gp)
+        if self.nchunks > 1:
+            sk.accumulate_points_parallel(r, Jp, self.pt_ptr, self.pt_obs, self.pt_free_idx, self.V, self.gp,
+                                          self.nchunks)
+        else:
+            sk.accumulate_points(r, Jp, self.pt_ptr, self.pt_obs, self.pt_free_idx, self.V, self.gp)
         self.Dc = np.clip(diagU, self.min_diagonal, self.max_diagonal)
         self.Dp = np.clip(np.einsum("qii->qi", self.V), self.min_diagonal, self.max_diagonal)
         self._valid = valid
@@ -210,11 +214,10 @@ class SchurSystem:
         self.Vinv = np.empty((nf, 3, 3))
         B_parts = np.empty((self.nchunks, len(self.pair_col), self.L, self.L))
         b_parts = np.empty((self.nchunks, I, self.L))
-        bad = sk.schur_complement(
-            lam, self.Jc, self.Jp, self.obs_img, self.img_nloc, self.img_loc_jc, self.pt_ptr, self.pt_obs,
-            self.pt_free_idx, self.V, self.Dp, self.gp, self.pair_ptr, self.pair_col, self.max_track, self.nchunks,
-            B_parts, b_parts, self.Vinv,
-        )
+        kernel = sk.schur_complement_parallel if self.nchunks > 1 else sk.schur_complement
+        bad = kernel(lam, self.Jc, self.Jp, self.obs_img, self.img_nloc, self.img_loc_jc, self.pt_ptr, self.pt_obs,
+                     self.pt_free_idx, self.V, self.Dp, self.gp, self.pair_ptr, self.pair_col, self.max_track, B_parts,
+                     b_parts, self.Vinv)
         if bad:
             return None
         hc = np.zeros(self.n)
@@ -230,8 +233,12 @@ class SchurSystem:
             if hc is None or not np.isfinite(hc).all():
                 return None
         hp = np.empty((nf, 3))
-        sk.back_substitute(hc, self.Jc, self.Jp, self.obs_img, self.img_nloc, self.img_loc_jc, self.img_loc_g,
-                           self.pt_ptr, self.pt_obs, self.pt_free_idx, self.Vinv, self.gp, hp)
+        args = (hc, self.Jc, self.Jp, self.obs_img, self.img_nloc, self.img_loc_jc, self.img_loc_g, self.pt_ptr,
+                self.pt_obs, self.pt_free_idx, self.Vinv, self.gp, hp)
+        if self.nchunks > 1:
+            sk.back_substitute_parallel(*args, self.nchunks)
+        else:
+            sk.back_substitute(*args)
         return hc, hp
 
     def _solve_dense(self, S, b):

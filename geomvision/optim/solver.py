@@ -8,6 +8,7 @@ that timings exclude JIT compilation.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -57,11 +58,14 @@ class _BundleLM:
         self.point_free = point_free
         self.loss_id = options.loss.loss_id
         self.loss_scale = options.loss.scale
+        threads = numba.get_num_threads()
+        big = problem.num_observations >= options.parallel_min_observations
+        self.nchunks = threads if threads > 1 and big else 1
         self.system = SchurSystem(
             problem, pose_free, intr_free, point_free, linear_solver=options.linear_solver,
             dense_max_size=options.dense_max_size, pcg_tolerance=options.pcg_tolerance,
             pcg_max_iterations=options.pcg_max_iterations, min_diagonal=options.min_diagonal,
-            max_diagonal=options.max_diagonal,
+            max_diagonal=options.max_diagonal, nchunks=self.nchunks,
         )
         M = problem.num_observations
         L = 6 + problem.cam_params.shape[1]
@@ -87,7 +91,10 @@ class _BundleLM:
                 self.loss_id, self.loss_scale)
 
     def linearize(self) -> float:
-        cost, sq, bad = kern.linearize(*self._args(), self.r, self.Jc, self.Jp)
+        if self.nchunks > 1:
+            cost, sq, bad = kern.linearize_parallel(*self._args(), self.r, self.Jc, self.Jp, self.nchunks)
+        else:
+            cost, sq, bad = kern.linearize(*self._args(), self.r, self.Jc, self.Jp)
         if bad:
             raise ValueError(f"{bad} observations do not project (point behind its camera or NaN) at the current "
                              "parameters; remove them before bundle adjustment")
@@ -116,8 +123,12 @@ class _BundleLM:
         R, t, params, X = self.cand
         kern.apply_update(p.R, p.t, p.cam_params, p.X, self.system.pose_col, self.system.intr_col, self.system.pt_col,
                           hc, hp, R, t, params, X)
-        cost, sq, bad = kern.evaluate(R, t, p.cam_model, params, p.cam_nparams, p.img_cam, X, p.obs_img, p.obs_pt,
-                                      p.obs_uv, self.loss_id, self.loss_scale)
+        args = (R, t, p.cam_model, params, p.cam_nparams, p.img_cam, X, p.obs_img, p.obs_pt, p.obs_uv, self.loss_id,
+                self.loss_scale)
+        if self.nchunks > 1:
+            cost, sq, bad = kern.evaluate_parallel(*args, self.nchunks)
+        else:
+            cost, sq, bad = kern.evaluate(*args)
         self.cand_sq = sq
         return float("inf") if bad or not np.isfinite(cost) else cost
 
@@ -153,6 +164,24 @@ def check_start(problem: BAProblem) -> None:
         )
 
 
+_BLAS = {}
+
+
+def _blas_limit(threads: int | None):
+    """Context limiting BLAS threads (threadpoolctl, when installed; else a no-op)."""
+    if threads is None:
+        return contextlib.nullcontext()
+    if "controller" not in _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS["controller"] = ThreadpoolController()
+        except ImportError:  # pragma: no cover - optional
+            _BLAS["controller"] = None
+    ctrl = _BLAS["controller"]
+    return contextlib.nullcontext() if ctrl is None else ctrl.limit(limits=threads, user_api="blas")
+
+
 def solve_bundle(problem: BAProblem, options: BAOptions | None = None, config: BAConfig | None = None,
                  *, printer=None) -> BAReport:
     """Bundle-adjust ``problem`` in place; returns the report (per-iteration log in ``.log``).
@@ -177,7 +206,8 @@ def solve_bundle(problem: BAProblem, options: BAOptions | None = None, config: B
         lmp = _BundleLM(problem, pose_free, intr_free, point_free, options)
         if printer is None and options.verbose:
             printer = print
-        summary = levenberg_marquardt(lmp, options, printer=printer)
+        with _blas_limit(options.blas_threads):
+            summary = levenberg_marquardt(lmp, options, printer=printer)
         solve_s = time.perf_counter() - t0
     finally:
         numba.set_num_threads(old_threads)
@@ -219,6 +249,7 @@ def warm_up() -> float:
     base = BAProblem.from_arrays(R, t, [0, 0, 1], ["RADIAL", "OPENCV"],
                                  [[500.0, 0, 0, 0, 0], [500.0, 500, 0, 0, 0, 0, 0, 0]], X, obs_img, obs_pt, uv)
     for solver in ("dense", "sparse", "pcg"):
-        for loss in ("squared", "huber"):
-            solve_bundle(base.copy(), BAOptions(max_iterations=2, linear_solver=solver, loss=loss))
+        for parallel_min in (0, 10**12):  # the parallel and the serial kernels
+            solve_bundle(base.copy(), BAOptions(max_iterations=2, linear_solver=solver,
+                                                parallel_min_observations=parallel_min))
     return time.perf_counter() - t0
