@@ -137,7 +137,8 @@ def main() -> None:
     agree = np.mean(np.isfinite(depth) == np.isfinite(depth_o3d))
     flat = both & np.isin(idx, [k for k, s in enumerate(scene.shapes) if isinstance(s, (Quad, Box))])
     curved = both & ~flat
-    rel = np.where(both, np.abs(depth - depth_o3d) / np.where(both, depth, 1.0), 0.0)
+    rel = np.zeros_like(depth)
+    rel[both] = np.abs(depth[both] - depth_o3d[both]) / depth[both]
     print(f"\n{'depth, 1 ray/pixel':<34} {'ours':>10} {'open3d':>10} {'ratio':>8}")
     print(f"{'time (s)':<34} {t_ours:>10.4f} {t_o3d:>10.4f} {t_ours / t_o3d:>8.2f}")
     print(f"hit/miss agreement: {agree:.5f}")
