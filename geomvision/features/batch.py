@@ -9,23 +9,21 @@ Results do not depend on the number of threads.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .._progress import Progress
 from .._validation import check_int
 from ..imageio import decode_image
 from .cache import ArrayCache, bytes_digest, feature_key, features_from_arrays, match_key, matches_builder
+from ._threads import blas_single_threaded, cv2_single_threaded
 from .matching import _match_unit, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .sift import extract_features
@@ -63,41 +61,6 @@ def default_image_names(paths: Sequence[Path]) -> list[str]:
     parents = [os.path.abspath(p.parent) for p in paths]
     root = os.path.commonpath(parents)
     return [Path(os.path.relpath(os.path.abspath(p), root)).as_posix() for p in paths]
-
-
-_cv2_lock = threading.Lock()
-_cv2_depth = 0
-_cv2_saved = 0
-
-
-@contextlib.contextmanager
-def _cv2_single_threaded() -> Iterator[None]:
-    """OpenCV's own pool to one thread while our workers run (re-entrant, restored on exit)."""
-    global _cv2_depth, _cv2_saved
-    with _cv2_lock:
-        if _cv2_depth == 0:
-            _cv2_saved = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-        _cv2_depth += 1
-    try:
-        yield
-    finally:
-        with _cv2_lock:
-            _cv2_depth -= 1
-            if _cv2_depth == 0:
-                cv2.setNumThreads(_cv2_saved)
-
-
-@contextlib.contextmanager
-def _blas_single_threaded() -> Iterator[bool]:
-    """Limit BLAS to one thread per call; yields False when that is not possible (no threadpoolctl)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield False
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield True
 
 
 def _check_options(options, cls):
@@ -166,7 +129,7 @@ def extract_all(
     cache = ArrayCache(cache_dir, "features") if cache_dir is not None else None
 
     outcomes: list = [None] * len(paths)
-    with Progress(len(paths), "features", unit="img", enabled=progress) as bar, _cv2_single_threaded():
+    with Progress(len(paths), "features", unit="img", enabled=progress) as bar, cv2_single_threaded():
 
         def work(k: int):
             outcomes[k] = _extract_one(paths[k], options, cache)
@@ -241,7 +204,7 @@ def match_all(
         return unit_descriptors(features[name].descriptors, f"features[{name!r}].descriptors")
 
     results: list = [None] * len(pair_list)
-    with Progress(len(pair_list), "matching", unit="pair", enabled=progress) as bar, _blas_single_threaded() as ok:
+    with Progress(len(pair_list), "matching", unit="pair", enabled=progress) as bar, blas_single_threaded() as ok:
 
         def work(k: int):
             a, b = pair_list[k]
@@ -256,7 +219,7 @@ def match_all(
             A, B = unit(a), unit(b)
             if len(A) and len(B) and A.shape[1] != B.shape[1]:
                 raise ValueError(f"descriptors of {a!r} and {b!r} differ in length: {A.shape[1]} vs {B.shape[1]}")
-            m = _match_unit(A, B, options)
+            m = _match_unit(A, B, options, num_threads=1)
             if cache is not None:
                 cache.save(key, {"matches": m.astype(np.int32)})
             results[k] = m

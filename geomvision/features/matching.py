@@ -12,9 +12,13 @@ of near-ties) and faster than cv2.BFMatcher (brute force, ~10x slower) and cv2.F
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
+from .._validation import check_int
 from ._match_kernels import NEG, top2_update
+from ._threads import blas_single_threaded
 from .options import MatchOptions
 
 __all__ = ["match_descriptors", "unit_descriptors"]
@@ -38,24 +42,60 @@ def unit_descriptors(descriptors, name: str = "descriptors") -> np.ndarray:
     return d
 
 
-def _nearest_two(A: np.ndarray, B: np.ndarray):
-    """Best and second-best cosine similarity (and best index) of each row of A in B and vice versa."""
+def _nearest_two_rows(A, B, BT, r0, r1, row_b1, row_b2, row_i):
+    """Rows r0..r1 of A against all of B: fills row_* [r0:r1], returns this chunk's column top-2."""
+    n = len(B)
+    col_b1 = np.full(n, NEG, np.float32)
+    col_b2 = np.full(n, NEG, np.float32)
+    col_i = np.full(n, -1, np.int32)
+    buf = np.empty((min(BLOCK_ROWS, r1 - r0), n), np.float32)
+    for i0 in range(r0, r1, BLOCK_ROWS):
+        k = min(BLOCK_ROWS, r1 - i0)
+        S = buf[:k]
+        np.matmul(A[i0 : i0 + k], BT, out=S)
+        top2_update(S, i0, row_b1, row_b2, row_i, col_b1, col_b2, col_i)
+    return col_b1, col_b2, col_i
+
+
+def _merge_columns(first, second):
+    """Column top-2 of rows [a, b) and [b, c) -> of rows [a, c); ties keep the lower row."""
+    a1, a2, ai = first
+    b1, b2, bi = second
+    take_b = b1 > a1
+    best1 = np.where(take_b, b1, a1)
+    best_i = np.where(take_b, bi, ai)
+    best2 = np.where(take_b, np.maximum(a1, b2), np.maximum(a2, b1))
+    return best1, best2, best_i
+
+
+def _nearest_two(A: np.ndarray, B: np.ndarray, num_threads: int = 1):
+    """Best and second-best cosine similarity (and best index) of each row of A in B and vice versa.
+
+    With ``num_threads > 1`` the rows are split at multiples of BLOCK_ROWS over worker threads
+    (each sgemm call is the same as in the sequential loop, so the result is identical).
+    """
     m, n = len(A), len(B)
     row_b1 = np.full(m, NEG, np.float32)
     row_b2 = np.full(m, NEG, np.float32)
     row_i = np.full(m, -1, np.int32)
-    col_b1 = np.full(n, NEG, np.float32)
-    col_b2 = np.full(n, NEG, np.float32)
-    col_i = np.full(n, -1, np.int32)
-    if m and n:
-        BT = np.ascontiguousarray(B.T)  # (D, n): a few % faster in sgemm than the transposed view
-        buf = np.empty((min(BLOCK_ROWS, m), n), np.float32)
-        for i0 in range(0, m, BLOCK_ROWS):
-            k = min(BLOCK_ROWS, m - i0)
-            S = buf[:k]
-            np.matmul(A[i0 : i0 + k], BT, out=S)
-            top2_update(S, i0, row_b1, row_b2, row_i, col_b1, col_b2, col_i)
-    return row_b1, row_b2, row_i, col_b1, col_b2, col_i
+    if m == 0 or n == 0:
+        return row_b1, row_b2, row_i, np.full(n, NEG, np.float32), np.full(n, NEG, np.float32), np.full(n, -1, np.int32)
+    BT = np.ascontiguousarray(B.T)  # (D, n): a few % faster in sgemm than the transposed view
+    n_blocks = -(-m // BLOCK_ROWS)
+    workers = max(1, min(num_threads, n_blocks))
+    if workers == 1:
+        cols = _nearest_two_rows(A, B, BT, 0, m, row_b1, row_b2, row_i)
+        return row_b1, row_b2, row_i, *cols
+    bounds = [min(m, BLOCK_ROWS * (n_blocks * w // workers)) for w in range(workers + 1)]
+    with blas_single_threaded() as limited, ThreadPoolExecutor(max_workers=workers if limited else 1) as pool:
+        parts = list(
+            pool.map(lambda w: _nearest_two_rows(A, B, BT, bounds[w], bounds[w + 1], row_b1, row_b2, row_i),
+                     range(workers))
+        )
+    cols = parts[0]
+    for part in parts[1:]:
+        cols = _merge_columns(cols, part)
+    return row_b1, row_b2, row_i, *cols
 
 
 def _passes(best1: np.ndarray, best2: np.ndarray, ratio: float, max_distance: float) -> np.ndarray:
@@ -66,15 +106,18 @@ def _passes(best1: np.ndarray, best2: np.ndarray, ratio: float, max_distance: fl
     return (d1_sq <= max_distance**2) & ((d1_sq < ratio**2 * d2_sq) | no_second) & (best1 > NEG)
 
 
-def match_descriptors(desc1, desc2, options: MatchOptions | None = None) -> np.ndarray:
+def match_descriptors(desc1, desc2, options: MatchOptions | None = None, *, num_threads: int = 2) -> np.ndarray:
     """Match (N1,D) against (N2,D) descriptors; returns (K,2) int64 index pairs (i1, i2), sorted by i1.
 
     A pair (i, j) is kept when j is i's nearest neighbour in desc2, the Lowe ratio test
     ``d1 < ratio * d2`` and ``d1 <= max_distance`` hold, and, with ``options.mutual``, i is also
     j's nearest neighbour in desc1 and j passes both tests against desc1 as well. Distances are
     Euclidean between descriptors scaled to unit norm (see :class:`MatchOptions`). Exact.
-    uint8 (SIFT / RootSIFT) or float descriptors; BLAS threads as configured by the caller.
+    uint8 (SIFT / RootSIFT) or float descriptors. ``num_threads`` worker threads share the rows,
+    each with single-threaded BLAS (via threadpoolctl; without it the rows run on one worker and
+    BLAS's own threads); the result does not depend on it.
     """
+    num_threads = check_int(num_threads, "num_threads", minimum=1)
     options = MatchOptions() if options is None else options
     if not isinstance(options, MatchOptions):
         raise ValueError(f"options must be a MatchOptions, got {type(options).__name__}")
@@ -82,11 +125,11 @@ def match_descriptors(desc1, desc2, options: MatchOptions | None = None) -> np.n
     B = unit_descriptors(desc2, "desc2")
     if A.shape[1] != B.shape[1] and len(A) and len(B):
         raise ValueError(f"desc1 and desc2 must have the same length D, got {A.shape[1]} and {B.shape[1]}")
-    return _match_unit(A, B, options)
+    return _match_unit(A, B, options, num_threads)
 
 
-def _match_unit(A: np.ndarray, B: np.ndarray, options: MatchOptions) -> np.ndarray:
-    row_b1, row_b2, row_i, col_b1, col_b2, col_i = _nearest_two(A, B)
+def _match_unit(A: np.ndarray, B: np.ndarray, options: MatchOptions, num_threads: int = 1) -> np.ndarray:
+    row_b1, row_b2, row_i, col_b1, col_b2, col_i = _nearest_two(A, B, num_threads)
     ok = _passes(row_b1, row_b2, options.ratio, options.max_distance)
     i = np.flatnonzero(ok)
     j = row_i[i].astype(np.int64)

@@ -90,8 +90,8 @@ def test_blocked_kernel_equals_brute_force_on_larger_sets(rng, shape):
     for opts in (MatchOptions(), MatchOptions(mutual=False, ratio=0.9), MatchOptions(ratio=1.0, max_distance=2.0)):
         expected, tightest = reference_matches(d1, d2, opts)
         assert tightest > 1e-6
-        got = match_descriptors(d1, d2, opts)
-        np.testing.assert_array_equal(got, expected)
+        for threads in (1, 2):
+            np.testing.assert_array_equal(match_descriptors(d1, d2, opts, num_threads=threads), expected)
     assert len(match_descriptors(d1, d2, MatchOptions(ratio=1.0, max_distance=2.0))) > min(m, n) // 4
 
 
@@ -175,3 +175,12 @@ def test_fountain_matches_follow_ground_truth_epipolar_geometry(fountain, founta
     err_loose = np.sqrt(sampson_sq_errors(F, f1.keypoints[loose[:, 0]], f2.keypoints[loose[:, 1]]))
     assert len(loose) >= len(m)
     assert np.mean(err_loose < 2.0) > 0.8
+
+
+def test_result_does_not_depend_on_threads(fountain_features):
+    f1, f2 = fountain_features.values()
+    ref = match_descriptors(f1.descriptors, f2.descriptors, num_threads=1)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(match_descriptors(f1.descriptors, f2.descriptors, num_threads=threads), ref)
+    with pytest.raises(ValueError, match="num_threads"):
+        match_descriptors(f1.descriptors, f2.descriptors, num_threads=0)
