@@ -22,8 +22,8 @@ import numpy as np
 from .._progress import Progress
 from .._validation import check_int
 from ..imageio import decode_image
-from .cache import ArrayCache, bytes_digest, feature_key, features_from_arrays, match_key, matches_builder
 from ._threads import blas_single_threaded, cv2_single_threaded
+from .cache import ArrayCache, bytes_digest, feature_key, features_from_arrays, match_key, matches_builder
 from .matching import _match_unit, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .sift import extract_features
