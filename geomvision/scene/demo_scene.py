@@ -3,7 +3,7 @@
 World frame: z up, metres, origin at the centre of the ground. The ground is a 16 m square at
 z = 0 enclosed by four 3.5 m walls; boxes (one with a smaller box on top), cylinders and spheres
 stand within 3.2 m of the centre. Every surface carries its own procedural texture
-(:mod:`geomvision.scene.textures`), so views have depth variation from 2 m to 15 m, real
+(:mod:`geomvision.scene.textures`), so orbit views see depths from about 3 m to 17 m, real
 occlusions and thousands of distinctive features. :func:`orbit_cameras` gives poses on an arc
 around the objects looking inwards.
 """
@@ -69,7 +69,8 @@ def demo_scene(rng: RngLike = 0) -> TexturedScene:
     """The default demo scene (deterministic for a given ``rng``; default seed 0).
 
     Ground, four walls, four boxes (one carrying a smaller box), two cylinders and two
-    spheres, each face with its own procedural texture. Building it takes about a second.
+    spheres, each face with its own procedural texture (53 textures, 11 M texels). Building it
+    takes about 1.4 CPU seconds.
     """
     gen = as_rng(rng)
     shapes: list[Shape] = []

@@ -8,7 +8,8 @@ its square (a box filter centred on the pixel centre), and each ray reads its te
 trilinearly from a mip-map level matched to its footprint, so edges and texture detail are
 anti-aliased and features are sub-pixel stable. Lens distortion is rendered exactly: rays come
 from ``camera.cam_from_img``. Shading is ambient + Lambert from a fixed light: nothing depends
-on the viewpoint except visibility, so features match across views. Deterministic.
+on the viewpoint except visibility, so features match across views. Deterministic. Cameras
+must lie outside the closed solids (a solid around the camera is invisible from inside).
 """
 
 from __future__ import annotations

@@ -171,7 +171,8 @@ class TexturedScene:
     with the normal n turned towards the viewer; rays that miss everything see a smooth sky.
 
     ``light_direction`` points from the scene towards the light (world frame, normalised here);
-    colours are RGB in [0, 255].
+    colours are RGB in [0, 255]. Treat a scene as immutable: the renderer flattens it (and
+    builds the texture mip-maps) on first use and caches the result on the scene.
     """
 
     __slots__ = ("_packed", "ambient", "light_direction", "shapes", "sky_horizon", "sky_zenith")
