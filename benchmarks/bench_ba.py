@@ -1,0 +1,236 @@
+"""Bundle adjustment: geomvision vs Ceres (pycolmap / pyceres) vs scipy.optimize.least_squares.
+
+    .venv/bin/python benchmarks/bench_ba.py [--quick] [--rounds 3] [--threads 2] [--no-scaling]
+                                            [--max-cams 1000] [--json out.json]
+
+Part 1, the BAL problems of ../shared/datasets/bal: every solver starts from the file, all
+parameters free (R, t, f, k1, k2, points), squared loss, LM, tolerances function 1e-6 /
+parameter 1e-8 / gradient 1e-10, at most 50 iterations; Ceres with SPARSE_SCHUR and 2 threads;
+scipy with method="trf", the sparse Jacobian pattern, x_scale="jac" and OPENBLAS_NUM_THREADS=1
+(as the data README advises). Runs are interleaved: round r runs every (problem, solver) pair,
+in a rotated solver order, each in a fresh worker process.
+
+Part 2, the scaling curve: synthetic street problems (``ba_synthetic.py``) from 10 to
+``--max-cams`` cameras (~1,000 observations per camera, so up to 1M observations), geomvision
+vs Ceres, at most 10 iterations: time per iteration and memory against size.
+
+Timing: ``solve_s`` is wall time inside the solver call (geomvision: JIT compilation excluded,
+the kernels are loaded first; Ceres: ``pyceres.solve`` including its preprocessing; scipy:
+``least_squares``). Memory: peak resident-set growth of the worker during the solve (Linux
+VmHWM after resetting it through /proc/self/clear_refs, minus VmRSS before the solve), the
+same measure for every solver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+BAL_PROBLEMS = ("fountain-P11", "Herz-Jesus-P8", "entry-P10")
+TOLERANCES = {"function_tolerance": 1e-6, "parameter_tolerance": 1e-8, "gradient_tolerance": 1e-10}
+
+
+# ------------------------------------------------------------------------------------------ worker
+def _status_kb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _load(spec: str):
+    if spec.startswith("street:"):
+        from ba_synthetic import street_problem
+
+        return street_problem(int(spec.split(":")[1]))
+    from geomvision.io.bal import read_bal
+
+    return read_bal(spec)
+
+
+def worker(args) -> None:
+    import numpy as np  # noqa: F401
+
+    problem = _load(args.problem)
+    initial_rms = problem.rms_px()
+    tol = dict(TOLERANCES, max_iterations=args.max_iterations)
+    if args.worker == "geomvision":
+        import numba
+
+        from geomvision.optim import BAOptions, solve_bundle, warm_up
+
+        warm_up()
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+        run = lambda: solve_bundle(problem, BAOptions(**tol, num_threads=args.threads))  # noqa: E731
+    elif args.worker == "ceres":
+        from ba_peers import build_pycolmap, solve_ceres  # noqa: F401
+
+        run = lambda: solve_ceres(problem, threads=args.threads, **tol)  # noqa: E731
+    else:
+        from ba_peers import solve_scipy
+
+        run = lambda: solve_scipy(problem, **tol)  # noqa: E731
+    reset_ok = _reset_peak()
+    rss0 = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    result = run()
+    wall = time.perf_counter() - t0
+    peak = _status_kb("VmHWM")
+    if args.worker == "geomvision":
+        out = {"solve_s": result.solve_s, "iterations": result.iterations,
+               "successful_iterations": result.successful_iterations, "final_rms_px": result.final_rms_px,
+               "termination": result.termination, "linear_solver": result.linear_solver}
+    else:
+        solved, info = result
+        out = dict(info, final_rms_px=solved.rms_px())
+    out.update(worker=args.worker, problem=args.problem, initial_rms_px=initial_rms, call_s=wall,
+               num_observations=problem.num_observations, num_cameras=problem.num_images,
+               peak_rss_growth_mb=(peak - rss0) / 1024.0 if reset_ok else float("nan"),
+               peak_rss_mb=peak / 1024.0)
+    print(json.dumps(out), flush=True)
+
+
+# ------------------------------------------------------------------------------------ orchestrator
+def run_worker(solver: str, problem: str, threads: int, max_iterations: int) -> dict:
+    env = dict(os.environ)
+    if solver == "scipy":
+        env["OPENBLAS_NUM_THREADS"] = "1"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", solver, "--problem", problem, "--threads",
+           str(threads), "--max-iterations", str(max_iterations)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{solver} on {problem} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _fmt(x, spec):
+    return format(x, spec) if x == x else "n/a"
+
+
+def bal_part(data: Path, solvers, rounds: int, threads: int) -> list[dict]:
+    results = []
+    for r in range(rounds):
+        for name in BAL_PROBLEMS:
+            order = solvers[r % len(solvers):] + solvers[: r % len(solvers)]
+            for solver in order:
+                res = run_worker(solver, str(data / f"{name}.bal.txt"), threads, 50)
+                res.update(name=name, round=r)
+                results.append(res)
+                print(f"  round {r} {name:14s} {solver:10s} {res['solve_s']:7.3f} s  {res['iterations']:2d} it  "
+                      f"rms {res['final_rms_px']:.5f}", flush=True)
+    return results
+
+
+def summarise_bal(results: list[dict], solvers) -> str:
+    lines = ["| problem | solver | iterations (successful) | final RMS px | solve s (median) | s / iteration | "
+             "peak RSS growth MB | time / Ceres |", "|---|---|---|---|---|---|---|---|"]
+    for name in BAL_PROBLEMS:
+        med = {}
+        for solver in solvers:
+            rs = [r for r in results if r["name"] == name and r["worker"] == solver]
+            if rs:
+                med[solver] = statistics.median(r["solve_s"] for r in rs)
+        for solver in solvers:
+            rs = [r for r in results if r["name"] == name and r["worker"] == solver]
+            if not rs:
+                continue
+            it = rs[0]["iterations"]
+            ratio = med[solver] / med["ceres"] if "ceres" in med else float("nan")
+            lines.append(
+                f"| {name} | {solver} | {it} ({rs[0]['successful_iterations']}) | {rs[0]['final_rms_px']:.5f} | "
+                f"{med[solver]:.3f} | {med[solver] / max(it, 1):.4f} | "
+                f"{_fmt(statistics.median(r['peak_rss_growth_mb'] for r in rs), '.1f')} | {_fmt(ratio, '.2f')} |")
+    return "\n".join(lines)
+
+
+def scaling_part(sizes, threads: int, solvers) -> list[dict]:
+    results = []
+    for n in sizes:
+        for solver in solvers:
+            res = run_worker(solver, f"street:{n}", threads, 10)
+            res.update(n_cams=n)
+            results.append(res)
+            print(f"  {n:5d} cams {res['num_observations']:8d} obs {solver:10s} {res['solve_s']:8.3f} s "
+                  f"{res['iterations']:2d} it  {res['peak_rss_growth_mb']:8.1f} MB  rms {res['final_rms_px']:.4f}",
+                  flush=True)
+    return results
+
+
+def summarise_scaling(results: list[dict]) -> str:
+    lines = ["| cameras | observations | geomvision s/iter | Ceres s/iter | ratio | geomvision MB | Ceres MB | "
+             "final RMS (g / C) |", "|---|---|---|---|---|---|---|---|"]
+    for n in sorted({r["n_cams"] for r in results}):
+        g = next((r for r in results if r["n_cams"] == n and r["worker"] == "geomvision"), None)
+        c = next((r for r in results if r["n_cams"] == n and r["worker"] == "ceres"), None)
+        if g is None:
+            continue
+        gi = g["solve_s"] / max(g["iterations"], 1)
+        ci = c["solve_s"] / max(c["iterations"], 1) if c else float("nan")
+        lines.append(f"| {n} | {g['num_observations']} | {gi:.4f} | {_fmt(ci, '.4f')} | {_fmt(gi / ci, '.2f')} | "
+                     f"{g['peak_rss_growth_mb']:.1f} | {_fmt(c['peak_rss_growth_mb'] if c else float('nan'), '.1f')} | "
+                     f"{g['final_rms_px']:.4f} / {_fmt(c['final_rms_px'] if c else float('nan'), '.4f')} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1 round, no scipy past the first problem, scaling to 100 cams")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--no-bal", action="store_true")
+    ap.add_argument("--max-cams", type=int, default=1000)
+    ap.add_argument("--json", help="write every run's record here")
+    ap.add_argument("--worker", choices=["geomvision", "ceres", "scipy"], help=argparse.SUPPRESS)
+    ap.add_argument("--problem", help=argparse.SUPPRESS)
+    ap.add_argument("--max-iterations", type=int, default=50, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    from geomvision.io.datasets import data_root
+
+    load = os.getloadavg()
+    print(f"# bench_ba: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    records = {"bal": [], "scaling": []}
+    if not args.no_bal:
+        root = data_root()
+        if root is None or not (root / "bal").is_dir():
+            sys.exit("bench_ba: ../shared/datasets/bal not found (set GEOMVISION_DATA)")
+        rounds = 1 if args.quick else args.rounds
+        records["bal"] = bal_part(root / "bal", ["geomvision", "ceres", "scipy"], rounds, args.threads)
+        print()
+        print(summarise_bal(records["bal"], ["geomvision", "ceres", "scipy"]))
+    if not args.no_scaling:
+        sizes = [n for n in (10, 30, 100, 300, 1000) if n <= (100 if args.quick else args.max_cams)]
+        print(flush=True)
+        records["scaling"] = scaling_part(sizes, args.threads, ["geomvision", "ceres"])
+        print()
+        print(summarise_scaling(records["scaling"]))
+    load = os.getloadavg()
+    print(f"\n# load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1))
+
+
+if __name__ == "__main__":
+    main()
