@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "ba": "geomvision.cli.ba",
     "view": "geomvision.cli.view",
     "report": "geomvision.cli.report",
+    "stitch": "geomvision.cli.stitch",
 }
 
 

@@ -1,0 +1,215 @@
+"""Relative pose on real Strecha pairs: geomvision vs OpenCV (RANSAC, USAC_MAGSAC) vs PoseLib.
+
+    .venv/bin/python benchmarks/bench_relative_pose.py [--quick] [--threshold 1.0] [--seed 0]
+
+For every pair (i, j) with 0 < j - i <= 3 in each scene of ../shared/datasets/strecha:
+OpenCV SIFT (8,000 features), brute-force 2-NN matching with Lowe's ratio test 0.8, then on the
+same matches, in one run:
+- geomvision ``estimate_relative_pose(max_error=1 px)`` (defaults: min_iterations=100);
+- OpenCV ``findEssentialMat`` (method RANSAC and USAC_MAGSAC, threshold 1 px, prob 0.9999) and
+  ``recoverPose``;
+- PoseLib ``estimate_relative_pose`` (max_epipolar_error 1 px, min_iterations 100).
+Error of a pose = max(rotation error, angle between translation directions) in degrees against
+the ground truth (a failure counts as 180). Reported: AUC of the error curve at 5 / 10 / 20
+degrees (percent) and the median wall time per pair. Features and matches are cached under
+benchmarks/_cache/ (the estimation itself is never cached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import geomvision as gv
+from geomvision.geometry.rotation import rotation_error_deg
+from geomvision.io.datasets import data_root, load_strecha_scene
+
+CACHE = Path(__file__).resolve().parent / "_cache"
+SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10")
+NUM_FEATURES = 8000
+RATIO = 0.8
+MAX_GAP = 3
+THRESHOLDS_DEG = (5.0, 10.0, 20.0)
+
+
+# --- shared by the three robust-estimation benchmarks -----------------------------------------------
+def sift_features(path: Path, num_features: int = NUM_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV SIFT keypoints (N,2) (pixel centre convention of OpenCV) and descriptors (N,128),
+    cached in benchmarks/_cache."""
+    CACHE.mkdir(exist_ok=True)
+    key = CACHE / f"sift{num_features}_{path.parent.parent.name}_{path.stem}.npz"
+    if key.is_file():
+        d = np.load(key)
+        return d["uv"], d["desc"]
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise FileNotFoundError(path)
+    kps, desc = cv2.SIFT_create(nfeatures=num_features).detectAndCompute(img, None)
+    uv = np.array([k.pt for k in kps], dtype=np.float64).reshape(-1, 2)
+    desc = np.asarray(desc, dtype=np.float32).reshape(-1, 128)
+    tmp = key.with_suffix(".tmp.npz")
+    np.savez(tmp, uv=uv, desc=desc)
+    tmp.replace(key)
+    return uv, desc
+
+
+def ratio_matches(path1: Path, path2: Path, ratio: float = RATIO) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matched pixels (x1, x2) (M,2) of two images (SIFT, 2-NN ratio test) and a quality per
+    match (1 - distance ratio, higher is better), cached."""
+    key = CACHE / f"match{NUM_FEATURES}_{path1.parent.parent.name}_{path1.stem}_{path2.stem}_{ratio}.npz"
+    if key.is_file():
+        d = np.load(key)
+        return d["x1"], d["x2"], d["quality"]
+    uv1, d1 = sift_features(path1)
+    uv2, d2 = sift_features(path2)
+    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(d1, d2, k=2)
+    pairs = [(m[0].queryIdx, m[0].trainIdx, m[0].distance / max(m[1].distance, 1e-12)) for m in knn if len(m) == 2]
+    pairs = [p for p in pairs if p[2] < ratio]
+    q = np.array([p[0] for p in pairs], dtype=np.int64)
+    t = np.array([p[1] for p in pairs], dtype=np.int64)
+    r = np.array([p[2] for p in pairs], dtype=np.float64)
+    x1, x2, quality = uv1[q], uv2[t], 1.0 - r
+    tmp = key.with_suffix(".tmp.npz")
+    np.savez(tmp, x1=x1, x2=x2, quality=quality)
+    tmp.replace(key)
+    return x1, x2, quality
+
+
+def pose_auc(errors_deg: np.ndarray, thresholds=THRESHOLDS_DEG) -> list[float]:
+    """Area under the recall-vs-error curve up to each threshold, normalised to [0, 100]."""
+    e = np.sort(np.asarray(errors_deg, dtype=np.float64))
+    n = len(e)
+    out = []
+    for t in thresholds:
+        # recall(x) = #{e_i <= x} / n is a step function: integrate it exactly on [0, t]
+        inside = e[e < t]
+        area = np.sum(t - inside) / n
+        out.append(100.0 * area / t)
+    return out
+
+
+def strecha_scenes(quick: bool) -> list:
+    root = data_root()
+    if root is None or not (root / "strecha").is_dir():
+        sys.exit("Strecha scenes not found: put ../shared beside the checkout or set GEOMVISION_DATA")
+    names = SCENES[:1] if quick else SCENES
+    return [load_strecha_scene(root / "strecha" / n) for n in names]
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(header)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+# --- the methods ------------------------------------------------------------------------------------
+def _pose_error(R, t, gt: gv.Rigid3) -> float:
+    if R is None:
+        return 180.0
+    tg = gt.t / np.linalg.norm(gt.t)
+    tn = np.asarray(t, dtype=np.float64).ravel()
+    tn = tn / max(np.linalg.norm(tn), 1e-300)
+    t_err = np.degrees(np.arccos(np.clip(np.dot(tn, tg), -1.0, 1.0)))
+    return float(max(rotation_error_deg(np.asarray(R), gt.R), t_err))
+
+
+def run_ours(x1, x2, cam1, cam2, thr, seed):
+    res = gv.estimate_relative_pose(x1, x2, cam1, cam2, max_error=thr, rng=seed)
+    return (None, None) if res.model is None else (res.model.R, res.model.t)
+
+
+def run_opencv(method):
+    def run(x1, x2, cam1, cam2, thr, seed):
+        cv2.setRNGSeed(seed)
+        K = cam1.K
+        E, mask = cv2.findEssentialMat(x1, x2, K, method=method, prob=0.9999, threshold=thr)
+        if E is None or E.shape != (3, 3):
+            return None, None
+        _, R, t, _ = cv2.recoverPose(E, x1, x2, K, mask=mask)
+        return R, t
+
+    return run
+
+
+def run_poselib(x1, x2, cam1, cam2, thr, seed):
+    import poselib
+
+    def cam(c):
+        fx, fy, cx, cy = c.K[0, 0], c.K[1, 1], c.K[0, 2], c.K[1, 2]
+        return {"model": "PINHOLE", "width": c.width, "height": c.height, "params": [fx, fy, cx, cy]}
+
+    pose, _ = poselib.estimate_relative_pose(
+        x1, x2, cam(cam1), cam(cam2), {"max_epipolar_error": thr, "min_iterations": 100, "seed": seed}, {}
+    )
+    return pose.R, pose.t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="first scene only")
+    ap.add_argument("--threshold", type=float, default=1.0, help="inlier threshold in pixels (all methods)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    methods = {
+        "geomvision": run_ours,
+        "OpenCV RANSAC": run_opencv(cv2.RANSAC),
+        "OpenCV USAC_MAGSAC": run_opencv(cv2.USAC_MAGSAC),
+    }
+    try:
+        import poselib  # noqa: F401
+
+        methods["PoseLib"] = run_poselib
+    except ImportError:
+        print("poselib not installed: skipping it (pip install poselib)")
+
+    scenes = strecha_scenes(args.quick)
+    warmed = False
+    rows = []
+    summary = {}
+    for scene in scenes:
+        names = scene.image_names
+        errors = {m: [] for m in methods}
+        times = {m: [] for m in methods}
+        n_matches = []
+        for i in range(len(names)):
+            for j in range(i + 1, min(len(names), i + MAX_GAP + 1)):
+                p1, p2 = scene.image_dir / names[i], scene.image_dir / names[j]
+                x1, x2, _ = ratio_matches(p1, p2)
+                n_matches.append(len(x1))
+                cam1, cam2 = scene.cameras[names[i]], scene.cameras[names[j]]
+                gt = scene.cams_from_world[names[j]] @ scene.cams_from_world[names[i]].inverse()
+                if not warmed:  # numba compilation / cache load is not per-pair time
+                    run_ours(x1, x2, cam1, cam2, args.threshold, args.seed)
+                    warmed = True
+                for m, fn in methods.items():
+                    t0 = time.perf_counter()
+                    R, t = fn(x1, x2, cam1, cam2, args.threshold, args.seed)
+                    times[m].append(time.perf_counter() - t0)
+                    errors[m].append(_pose_error(R, t, gt))
+        print(f"{scene.name}: {len(n_matches)} pairs, median {int(np.median(n_matches))} matches per pair")
+        for m in methods:
+            auc = pose_auc(np.array(errors[m]))
+            med_t = 1000 * float(np.median(times[m]))
+            summary.setdefault(m, {})[scene.name] = (auc, med_t)
+            rows.append([scene.name, m, *(f"{a:.1f}" for a in auc), f"{med_t:.1f}"])
+
+    print(f"\nthreshold {args.threshold} px for every method; error = max(rotation, translation direction)\n")
+    print_table(["scene", "method", "AUC@5", "AUC@10", "AUC@20", "ms/pair"], rows)
+    ref = "PoseLib" if "PoseLib" in methods else "OpenCV RANSAC"
+    print(f"\nratios geomvision / {ref}:")
+    for sname in summary["geomvision"]:
+        (a_ours, t_ours), (a_ref, t_ref) = summary["geomvision"][sname], summary[ref][sname]
+        print(f"  {sname}: AUC@5 {a_ours[0]:.1f} vs {a_ref[0]:.1f} (diff {a_ours[0] - a_ref[0]:+.1f}), "
+              f"time x{t_ours / t_ref:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""``geomvision stitch``: a panorama from images taken by a camera turning about its centre.
+
+    geomvision stitch img1.jpg img2.jpg img3.jpg -o mosaic.png [--max-error 3] [--min-inliers 30]
+        [--max-features 4000] [--no-feather] [--seed 0]
+
+SIFT features, ratio-test matches between every pair, RANSAC homographies, then every image is
+warped into the frame of the best-connected one and the overlaps are blended. Prints one line per
+linked pair and the mosaic size; images that match nothing are reported and left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("stitch", help="stitch images of a rotating camera into a panorama (RANSAC homographies)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", help="two or more image files")
+    p.add_argument("-o", "--output", required=True, help="mosaic image file to write (PNG, JPEG ...; atomic)")
+    p.add_argument("--max-error", type=float, default=3.0, help="RANSAC inlier threshold in pixels (default 3)")
+    p.add_argument("--min-inliers", type=int, default=30, help="inliers needed to link two images (default 30)")
+    p.add_argument("--max-features", type=int, default=4000, help="SIFT features per image (default 4000)")
+    p.add_argument("--no-feather", action="store_true", help="no blending: the first image covering a pixel wins")
+    p.add_argument("--seed", type=int, default=0, help="RANSAC random seed (default 0)")
+    p.set_defaults(func=run)
+
+
+def write_image_atomic(path: str | os.PathLike, image_rgb) -> None:
+    """Write an RGB uint8 image with OpenCV via a temporary file in the same folder."""
+    import cv2
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output folder {path.parent} does not exist")
+    ext = path.suffix or ".png"
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"cannot encode an image as {ext!r}: choose .png, .jpg, .tif ...")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=ext)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..imageio import read_image
+    from ..stitching import StitchOptions, stitch
+
+    if len(args.images) < 2:
+        raise ValueError("give at least two images")
+    options = StitchOptions(max_error=args.max_error, min_inliers=args.min_inliers,
+                            max_features=args.max_features, feather=not args.no_feather)
+    images = [read_image(p) for p in args.images]
+    pano = stitch(images, options, rng=args.seed)
+    names = [Path(p).name for p in args.images]
+    for ln in pano.links:
+        print(f"{names[ln.i]} -> {names[ln.j]}: {ln.num_inliers} inliers of {ln.num_matches} matches")
+    for k in pano.skipped:
+        print(f"skipped {names[k]}: no homography links it to the others")
+    write_image_atomic(args.output, pano.image)
+    h, w = pano.image.shape[:2]
+    print(f"wrote {args.output}: {w}x{h} mosaic of {len(images) - len(pano.skipped)} images "
+          f"in the frame of {names[pano.reference_idx]}")
+    return 0
