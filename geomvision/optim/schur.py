@@ -151,26 +151,17 @@ class SchurSystem:
         self.indices = (np.concatenate([np.tile(row_cols[g], self.group_size[g]) for g in range(G)]).astype(np.int32)
                         if G else np.zeros(0, np.int32))
         self.indptr = indptr.astype(np.int32) if self.size < 2**31 else indptr
-        self.diag_pos = self._positions(np.arange(self.n), np.arange(self.n))
-        # data positions of each group's diagonal block (for the block-Jacobi preconditioner)
-        self.diag_block_pos = []
-        for g in range(G):
-            k = int(self.group_size[g])
-            kd = self.gptr[g] + int(np.searchsorted(self.gcol[self.gptr[g]:self.gptr[g + 1]], g))
-            start = self.gbase[g] + self.gcolstart[kd]
-            self.diag_block_pos.append((start + np.arange(k)[:, None] * self.growlen[g] + np.arange(k)[None, :]).ravel())
-
-    def _positions(self, rows, cols) -> np.ndarray:
-        """Data positions of entries (rows, cols) of S (they must be in the pattern)."""
-        if self.mode == 0:
-            return rows * self.n + cols
-        out = np.empty(len(rows), np.int64)
-        for q, (r, c) in enumerate(zip(rows, cols)):
-            ga, gb = self.col_grp[r], self.col_grp[c]
-            nb = self.gcol[self.gptr[ga]:self.gptr[ga + 1]]
-            k = self.gptr[ga] + int(np.searchsorted(nb, gb))
-            out[q] = self.gbase[ga] + self.col_within[r] * self.growlen[ga] + self.gcolstart[k] + self.col_within[c]
-        return out
+        # the diagonal block of each group: its entry kd in the group row, its data positions
+        row_grp = np.repeat(np.arange(G), np.diff(self.gptr))
+        kd = np.empty(G, np.int64)
+        kd[row_grp[self.gcol == row_grp]] = np.flatnonzero(self.gcol == row_grp)
+        start = self.gbase + self.gcolstart[kd] if G else np.zeros(0, np.int64)
+        self.diag_pos = (np.repeat(start, self.group_size)
+                         + self.col_within * (np.repeat(self.growlen, self.group_size) + 1)).astype(np.int64)
+        self.diag_block_pos = [  # for the block-Jacobi preconditioner
+            (start[g] + np.arange(k)[:, None] * self.growlen[g] + np.arange(k)[None, :]).ravel()
+            for g, k in enumerate(self.group_size)
+        ]
 
     # --- per linearisation ------------------------------------------------------------------------
     def set_jacobians(self, r, Jc, Jp) -> tuple[np.ndarray, np.ndarray]:

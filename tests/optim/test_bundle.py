@@ -89,10 +89,16 @@ def test_max_iterations_stops(rng):
     assert rep.iterations == 1 and rep.termination == "max_iterations"
 
 
+def two_shared_cameras(p: BAProblem) -> BAProblem:
+    """The same problem with two (identical) cameras, each shared by every other image."""
+    return BAProblem.from_arrays(p.R, p.t, np.arange(p.num_images) % 2, [p.cam_model[0]] * 2,
+                                 [p.cam_params[0], p.cam_params[0]], p.X, p.obs_img, p.obs_pt, p.obs_uv)
+
+
 @pytest.mark.parametrize("solver", ["sparse", "pcg"])
 def test_sparse_and_pcg_agree_with_dense(solver, rng):
     _, gt = scene_problem(rng, n_images=6, n_points=200)
-    start = perturb(gt, rng)
+    start = two_shared_cameras(perturb(gt, rng))
     a, b = start.copy(), start.copy()
     tight = dict(function_tolerance=1e-12, parameter_tolerance=1e-12)
     gauge = BAConfig(gauge="two_cameras")  # a unique optimum, so the parameters can be compared
@@ -101,6 +107,29 @@ def test_sparse_and_pcg_agree_with_dense(solver, rng):
     assert rb.linear_solver == solver
     assert rb.final_rms_px == pytest.approx(ra.final_rms_px, rel=1e-7)
     np.testing.assert_allclose(b.X, a.X, atol=1e-6)
+    np.testing.assert_allclose(b.cam_params, a.cam_params, rtol=1e-6)
+    assert not np.allclose(a.cam_params[0], a.cam_params[1], rtol=1e-6)  # two cameras, each its own estimate
+
+
+def test_parallel_kernels_agree_with_the_serial_ones(rng):
+    _, gt = scene_problem(rng, n_images=6, n_points=300)
+    start = perturb(gt, rng)
+    a, b = start.copy(), start.copy()
+    ra = solve_bundle(a, BAOptions(num_threads=1))
+    rb = solve_bundle(b, BAOptions(num_threads=2, parallel_min_observations=0))
+    assert ra.iterations == rb.iterations
+    assert rb.final_cost == pytest.approx(ra.final_cost, rel=1e-9)
+    np.testing.assert_allclose(b.X, a.X, rtol=1e-7, atol=1e-9)
+
+
+def test_problem_arrays_are_copied(rng):
+    _, gt = scene_problem(rng, n_images=3, n_points=60)
+    X = gt.X.copy()
+    p = BAProblem.from_arrays(gt.R, gt.t, gt.img_cam, gt.cam_model, gt.cam_params, X, gt.obs_img, gt.obs_pt,
+                              gt.obs_uv)
+    p.X += 0.01
+    solve_bundle(p)
+    np.testing.assert_array_equal(X, gt.X)
 
 
 def _true_rms(p: BAProblem, scene) -> float:
