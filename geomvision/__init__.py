@@ -28,6 +28,16 @@ from .geometry import (  # noqa: E402
 
 # name -> module that defines it; imported on first access
 _LAZY: dict[str, str] = {
+    "bundle_adjust": "geomvision.optim",
+    "solve_bundle": "geomvision.optim",
+    "BAOptions": "geomvision.optim",
+    "BAConfig": "geomvision.optim",
+    "BAProblem": "geomvision.optim",
+    "refine_pose": "geomvision.optim",
+    "read_bal": "geomvision.io.bal",
+    "write_bal": "geomvision.io.bal",
+    "triangulate_two_view": "geomvision.geometry.triangulation",
+    "triangulate_multiview": "geomvision.geometry.triangulation",
     "Reconstruction": "geomvision.scene.reconstruction",
     "read_model": "geomvision.io.colmap",
     "write_model": "geomvision.io.colmap",
