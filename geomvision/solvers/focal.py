@@ -7,7 +7,8 @@ numba cores (callable from other ``@njit`` code):
 - ``shared_focal_from_fundamental_nb(F, pp (2,), scale) -> f`` — one focal for both images:
   least squares over the nine trace constraints 2 E E^T E - tr(E E^T) E = 0 of
   E = K^T F K, K = diag(f, f, 1) (principal point moved to the origin), a quartic in
-  s = (f / scale)^2 whose minimiser is a root of a cubic; NaN when no positive s exists.
+  s = (f / scale)^2 whose minimiser is a root of a cubic; NaN when the cost has no interior
+  minimum over s > 0 below its value at s -> 0.
 
 Both are exact on exact data and degenerate (unstable) when the two optical axes intersect,
 e.g. cameras fixating the same 3D point (Newsam, Huynh, Brooks, Pan 1996).
@@ -138,11 +139,16 @@ def shared_focal_from_fundamental_nb(F, pp, scale):
             g00 += C0[i, j] * C0[i, j]
     # d/ds |R(s)|^2 / 2 = 2 g22 s^3 + 3 g21 s^2 + (g11 + 2 g20) s + g10
     roots, n = cubic_roots(2.0 * g22, 3.0 * g21, g11 + 2.0 * g20, g10)
-    best = np.inf
+    # the global minimiser over s > 0 if it is an interior local minimum below the cost at
+    # s -> 0+ (otherwise the data prefer f -> 0: no valid focal)
+    best = g00
     s_best = np.nan
     for k in range(n):
         s = roots[k]
         if not s > 0.0:
+            continue
+        curvature = 12.0 * g22 * s * s + 12.0 * g21 * s + 2.0 * (g11 + 2.0 * g20)
+        if not curvature > 0.0:
             continue
         cost = g22 * s**4 + 2.0 * g21 * s**3 + (g11 + 2.0 * g20) * s**2 + 2.0 * g10 * s + g00
         if cost < best:
@@ -172,7 +178,8 @@ def shared_focal_from_fundamental(F: np.ndarray, pp: np.ndarray, *, scale: float
     point pp (2,): least squares over the essential-matrix trace constraints of E = K^T F K.
 
     ``scale`` (pixels, default ``max(2 |pp|, 1)``, about the image diagonal) conditions the
-    problem. Returns None when no positive focal length fits.
+    problem. Returns None when no positive focal length fits (the least-squares cost has no
+    minimum over f > 0 below its limit at f -> 0).
     """
     F = as_array(F, "F", (3, 3))
     p = _pp(pp, "pp")
