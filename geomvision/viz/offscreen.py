@@ -156,6 +156,9 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def save_screenshot(model, path: str | os.PathLike, **kwargs) -> Screenshot:
     """:func:`render_screenshot` and write it to ``path`` as PNG, atomically."""
+    folder = os.path.dirname(os.fspath(path)) or "."
+    if not os.path.isdir(folder):
+        raise ValueError(f"path: folder {folder!r} does not exist; create it first")
     shot = render_screenshot(model, **kwargs)
     atomic_write_bytes(path, png_bytes(shot.image))
     return shot

@@ -149,7 +149,7 @@ def _screenshots(model: LoadedModel, has_cameras: bool, width: int, height: int)
     out = []
     for vp in views:
         size = {"width": width} if vp == "first-camera" else {"width": width, "height": height}
-        shot = render_screenshot(layers, viewpoint=vp, point_size=2.0, **size)
+        shot = render_screenshot(layers, viewpoint=vp, point_size=3.0, **size)
         out.append(_png_tag(png_bytes(shot.image), f"screenshot {vp}", f"Rendered view: {vp}."))
     return out
 
@@ -195,6 +195,8 @@ def write_report(
     out = Path(os.fspath(out_dir))
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir: {str(out)!r} exists and is not a folder")
+    if images_dir is not None and not Path(os.fspath(images_dir)).is_dir():
+        raise ValueError(f"images_dir: {str(images_dir)!r} is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     rec = model.reconstruction
     notes: list[str] = []

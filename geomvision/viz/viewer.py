@@ -1,8 +1,8 @@
 """The interactive open3d window: ``geomvision.viz.show(reconstruction)``.
 
 Draws the layers of :func:`~geomvision.viz.scene.build_scene` (coloured points, camera
-frustums, camera path, world axes) and starts looking at the scene from behind and above the
-cameras (along their mean viewing direction, tilted 30 degrees down, the scene's up upwards).
+frustums, camera path, world axes) and opens on a three-quarter view from behind, right of and
+above the cameras (see :func:`initial_view`), the scene's up upwards.
 
 Keys (besides open3d's own: mouse to orbit/pan/zoom, ``H`` prints open3d's help):
 
@@ -51,13 +51,17 @@ _VIEW_KEYS = {"1": "top", "2": "side", "3": "first-camera"}
 MIN_POINT_SIZE, MAX_POINT_SIZE = 1.0, 20.0
 
 
-def initial_view(frame: SceneFrame) -> dict[str, np.ndarray]:
-    """open3d view-control vectors for the opening view: ``lookat`` the scene centre, ``up`` the
-    scene's up, ``front`` (from the centre towards the eye) behind the cameras and 30 degrees
-    above the horizon: ``front = -cos(30) forward + sin(30) up``."""
-    a = np.radians(30.0)
-    front = -np.cos(a) * frame.forward + np.sin(a) * frame.up
-    return {"lookat": frame.centre.copy(), "up": frame.up.copy(), "front": front / np.linalg.norm(front)}
+def initial_view(layers: SceneLayers) -> dict[str, np.ndarray]:
+    """open3d view-control vectors for the opening three-quarter view: ``lookat`` the middle of
+    the content's bounding box (points and cameras), ``up`` the scene's up, ``front`` (from
+    ``lookat`` towards the eye) behind the cameras and to their right, 35 degrees above the
+    horizon: ``front = cos(35) (right - forward) / sqrt(2) + sin(35) up``."""
+    fr = layers.frame
+    content = layers.content_points()
+    lookat = 0.5 * (content.min(axis=0) + content.max(axis=0)) if len(content) else fr.centre.copy()
+    a = np.radians(35.0)
+    front = np.cos(a) * (fr.right - fr.forward) / np.sqrt(2.0) + np.sin(a) * fr.up
+    return {"lookat": lookat, "up": fr.up.copy(), "front": front / np.linalg.norm(front)}
 
 
 class ViewerState:
@@ -158,11 +162,11 @@ def show(
         opt.point_size = point_size
         opt.background_color = np.asarray(background, dtype=float)
         ctr = vis.get_view_control()
-        view = initial_view(scene.frame)
+        view = initial_view(scene)
         ctr.set_lookat(view["lookat"])
         ctr.set_front(view["front"])
         ctr.set_up(view["up"])
-        ctr.set_zoom(0.6)
+        ctr.set_zoom(0.7)
         state.register_keys(o3d)
         print("geomvision viewer keys: " + ", ".join(f"{k} {v}" for k, v in KEYS.items()), flush=True)
         vis.run()
