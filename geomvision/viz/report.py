@@ -12,8 +12,9 @@ PNG, no other file needed) with
 - for the two images sharing the most 3-D points, when the images can be found: their matches
   (keypoints observing the same points) and the epipolar lines of F from the two poses.
   Images are looked up in ``images_dir``, else in the folder that ``report.json`` names under
-  ``image_dir``/``images_dir``/``image_path`` (relative to the sfm folder), else in ``images/``
-  beside the model. Images of another size than their camera are resized to it; images of a
+  ``image_dir``/``images_dir``/``image_path``/``images`` (relative to the sfm folder), else in
+  ``images/`` in, beside or one level above the model folder (COLMAP's ``project/images`` next
+  to ``project/sparse/0``). Images of another size than their camera are resized to it; images of a
   camera with lens distortion are undistorted first (epipolar lines are straight only then).
 
 What could not be drawn is listed under "Notes" instead of failing the report.
@@ -87,7 +88,7 @@ def find_images_dir(model: LoadedModel, images_dir: str | os.PathLike | None = N
             p = p if p.is_absolute() else base / p
             if p.is_dir():
                 return p
-    for cand in (base / "images", base.parent / "images"):
+    for cand in (base / "images", base.parent / "images", base.parent.parent / "images"):
         if cand.is_dir():
             return cand
     return None

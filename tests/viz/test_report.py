@@ -100,3 +100,19 @@ def test_viz_imports_neither_open3d_nor_pyplot():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "False"]
+
+
+def test_images_are_found_in_a_colmap_project_layout(tmp_path):
+    from geomvision.io import write_model
+
+    rec = orbit_scene(4, 200, rng=4).to_reconstruction()
+    write_model(rec, tmp_path / "project" / "sparse" / "0")
+    (tmp_path / "project" / "images").mkdir()
+    yy, xx = np.mgrid[0:480, 0:640]
+    for im in rec.images.values():  # checkerboard stand-ins, twice the camera's size: resized to it
+        board = (((xx // 40 + yy // 40) % 2) * 200 + 30).astype(np.uint8)
+        Image.fromarray(np.kron(board, np.ones((2, 2), np.uint8))).save(tmp_path / "project" / "images" / im.name)
+    path = write_report(tmp_path / "project" / "sparse" / "0", tmp_path / "r", screenshots=False)
+    page = path.read_text()
+    assert [alt for alt, _ in _images(page)][-2:] == ["matches", "epipolar lines"]
+    assert "Notes" not in page  # nothing skipped
