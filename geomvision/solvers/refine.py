@@ -340,6 +340,26 @@ def _F_from_factors(U, s, V):
 
 
 @njit(cache=True)
+def _fundamental_jacobian(U, s, V, dE):
+    """Rows of dE (7, 9) for F = U diag(1, s, 0) V^T with U <- U Exp(du), V <- V Exp(dv),
+    s <- s + ds: U [e_k]_x S V^T, -U S [e_k]_x V^T and U e2 e2^T V^T."""
+    Sd = np.zeros((3, 3))
+    Sd[0, 0] = 1.0
+    Sd[1, 1] = s
+    Vt_ = V.T.copy()
+    SVt = matmul3(Sd, Vt_)
+    US = matmul3(U, Sd)
+    for k in range(3):
+        Du = matmul3(U, _hat_times(k, SVt, True))
+        Dv = matmul3(_hat_times(k, US, False), Vt_)
+        for m in range(9):
+            dE[k, m] = Du[m // 3, m % 3]
+            dE[3 + k, m] = -Dv[m // 3, m % 3]
+    for m in range(9):
+        dE[6, m] = U[m // 3, 1] * V[m % 3, 1]
+
+
+@njit(cache=True)
 def refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol):
     # normalise both images with one common scale so that Sampson errors scale uniformly
     n = x1.shape[0]
@@ -387,21 +407,7 @@ def refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol):
     first = True
     cost0 = 0.0
     while True:
-        # dF/dp: U [e_k]_x S V^T, -U S [e_k]_x V^T, U e2 e2^T V^T
-        Sd = np.zeros((3, 3))
-        Sd[0, 0] = 1.0
-        Sd[1, 1] = s
-        Vt_ = V.T.copy()
-        SVt = matmul3(Sd, Vt_)
-        US = matmul3(U, Sd)
-        for k in range(3):
-            Du = matmul3(U, _hat_times(k, SVt, True))
-            Dv = matmul3(_hat_times(k, US, False), Vt_)
-            for m in range(9):
-                dE[k, m] = Du[m // 3, m % 3]
-                dE[3 + k, m] = -Dv[m // 3, m % 3]
-        for m in range(9):
-            dE[6, m] = U[m // 3, 1] * V[m % 3, 1]
+        _fundamental_jacobian(U, s, V, dE)
         cost, JtJ, Jtr = _sampson_system(E, y1, y2, w, dE, False, True)
         if first:
             cost0 = cost
