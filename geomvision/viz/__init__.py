@@ -40,7 +40,7 @@ _LAZY: dict[str, str] = {
     "write_report": "geomvision.viz.report",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str):

@@ -48,9 +48,27 @@ def _check_image(image, name: str) -> np.ndarray:
     return img
 
 
+def _for_display(img: np.ndarray, max_side: int = 1000) -> np.ndarray:
+    """A copy no larger than ``max_side`` pixels for drawing (figures are ~1000 px wide anyway);
+    callers keep the original size in ``extent`` so that pixel coordinates are unchanged."""
+    h, w = img.shape[:2]
+    if max(h, w) <= max_side:
+        return img
+    import cv2
+
+    s = max_side / max(h, w)
+    return cv2.resize(np.ascontiguousarray(img), (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _imshow(ax, img: np.ndarray, x0: float = 0.0) -> None:
+    h, w = img.shape[:2]
+    small = _for_display(img)
+    ax.imshow(small, cmap="gray" if img.ndim == 2 else None, extent=(x0 - 0.5, x0 + w - 0.5, h - 0.5, -0.5))
+
+
 def _show(ax, img: np.ndarray, title: str | None = None) -> None:
     h, w = img.shape[:2]
-    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+    _imshow(ax, img)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_axis_off()
@@ -90,8 +108,8 @@ def plot_matches(
     canvas_h = max(h1, h2)
     fig = Figure(figsize=(12.0, 12.0 * canvas_h / (w1 + w2) + 0.6), layout="constrained")
     ax = fig.add_subplot()
-    ax.imshow(img1, cmap="gray" if img1.ndim == 2 else None, extent=(-0.5, w1 - 0.5, h1 - 0.5, -0.5))
-    ax.imshow(img2, cmap="gray" if img2.ndim == 2 else None, extent=(w1 - 0.5, w1 + w2 - 0.5, h2 - 0.5, -0.5))
+    _imshow(ax, img1)
+    _imshow(ax, img2, x0=w1)
     ax.set_xlim(-0.5, w1 + w2 - 0.5)
     ax.set_ylim(canvas_h - 0.5, -0.5)
     ax.set_axis_off()

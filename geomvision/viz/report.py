@@ -252,7 +252,7 @@ def write_report(
     from .. import __version__
 
     name = title or f"geomvision report: {model.name}"
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(name)}</title>'
         f"<style>{_CSS}</style></head><body><h1>{html.escape(name)}</h1>"

@@ -130,7 +130,7 @@ def scene_inputs(model) -> tuple[np.ndarray, np.ndarray | None, list[SceneCamera
     if isinstance(model, Reconstruction):
         _, xyz, colors = model.point_arrays()
         return xyz, colors, _scene_cameras(model)
-    if isinstance(model, np.ndarray) or isinstance(model, (list, tuple)):
+    if isinstance(model, (np.ndarray, list, tuple)):
         return as_points(model, "model", 3), None, []
     raise ValueError(
         f"model must be a Reconstruction, a LoadedModel, a path or an (N,3) array of points, got {type(model).__name__}"

@@ -30,7 +30,7 @@ import sys
 import numpy as np
 
 from .._validation import check_positive
-from .scene import LAYERS, SceneFrame, SceneLayers, build_scene
+from .scene import LAYERS, SceneLayers, build_scene
 from .viewpoints import view_camera
 
 __all__ = ["KEYS", "ViewerState", "initial_view", "show"]

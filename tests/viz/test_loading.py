@@ -22,7 +22,7 @@ def rec(rng):
 
 
 def _same_points(loaded, rec):
-    ids, xyz, col = rec.point_arrays()
+    _, xyz, col = rec.point_arrays()
     np.testing.assert_allclose(loaded.xyz, xyz, atol=1e-12)
     np.testing.assert_array_equal(loaded.colors, col)
 

@@ -133,7 +133,7 @@ def test_reconstruction_colours_are_scaled_to_unit_range(orbit_rec):
     for pid, pt in orbit_rec.points3D.items():
         pt.color = np.array([pid % 256, 10, 255], dtype=np.uint8)
     layers = build_scene(orbit_rec)
-    ids, _, col = orbit_rec.point_arrays()
+    _, _, col = orbit_rec.point_arrays()
     np.testing.assert_allclose(layers.colors, col / 255.0)
 
 
@@ -146,7 +146,7 @@ def test_outlying_points_do_not_set_the_extent(orbit_rec):
 
 def test_unregistered_images_are_not_drawn(orbit_rec):
     orbit_rec.deregister_image(3)
-    xyz, _, cams = scene_inputs(orbit_rec)
+    _, _, cams = scene_inputs(orbit_rec)
     assert [c.image_id for c in cams] == [i for i in sorted(orbit_rec.images) if i != 3]
 
 

@@ -54,7 +54,7 @@ def _check_agreement(shot, X_world):
 
 @pytest.mark.parametrize("viewpoint", ["first-camera", "top", "side"])
 def test_points_render_where_the_camera_model_projects_them(o3d, white_points, viewpoint):
-    rec, layers = white_points
+    _, layers = white_points
     shot = render_screenshot(layers, viewpoint=viewpoint, width=480, height=360, layers=("points",),
                              point_size=POINT_SIZE, background=(0, 0, 0))
     assert shot.image.shape == (360, 480, 3) and shot.image.dtype == np.uint8
@@ -62,7 +62,7 @@ def test_points_render_where_the_camera_model_projects_them(o3d, white_points, v
 
 
 def test_explicit_camera_with_unequal_focals_and_off_centre_principal_point(o3d, white_points, rng):
-    rec, layers = white_points
+    _, layers = white_points
     cam = Camera("PINHOLE", 400, 300, [330.0, 360.0, 181.3, 163.9])
     T = Rigid3.look_at(np.array([2.0, -5.5, 2.5]), np.array([0.2, 0.1, -0.1]))
     shot = render_screenshot(layers, camera=cam, cam_from_world=T, layers=("points",), point_size=POINT_SIZE,
@@ -77,8 +77,7 @@ def test_open3d_intrinsics_shift_the_principal_point_by_half_a_pixel():
     np.testing.assert_allclose(K, [[90.0, 0.0, 49.5], [0.0, 91.0, 39.5], [0.0, 0.0, 1.0]])
 
 
-def test_small_scale_scene_is_not_clipped_by_a_fixed_near_plane(o3d, white_points):
-    rec, _ = white_points
+def test_small_scale_scene_is_not_clipped_by_a_fixed_near_plane(o3d):
     rec = orbit_scene(6, 300, rng=np.random.default_rng(11)).to_reconstruction()
     rec.transform(0.005, Rigid3.identity())  # everything within 3 cm of the cameras
     layers = build_scene(rec, point_color=(1.0, 1.0, 1.0))
