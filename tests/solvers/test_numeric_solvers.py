@@ -1,0 +1,106 @@
+"""Polynomial root finders and small linear algebra used by the minimal solvers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geomvision.solvers._numeric import binary_cubic_roots, cholesky_solve, cubic_roots, null_space_qr, poly_real_roots
+
+
+def _match(found, expected, rtol):
+    found = np.sort(found)
+    expected = np.sort(expected)
+    assert len(found) == len(expected), (found, expected)
+    assert np.allclose(found, expected, rtol=rtol, atol=rtol)
+
+
+def test_cubic_roots_three_and_one_real(rng):
+    for _ in range(300):
+        r = rng.uniform(-10, 10, 3)
+        c = np.poly(r) * rng.uniform(0.1, 10)
+        roots, n = cubic_roots(*c)
+        _match(roots[:n], r, 1e-7)
+        # one real root and a complex pair
+        a = rng.uniform(-10, 10)
+        z = complex(rng.uniform(-5, 5), rng.uniform(0.5, 5))
+        c = np.real(np.poly([a, z, z.conjugate()]))
+        roots, n = cubic_roots(*c)
+        _match(roots[:n], [a], 1e-9)
+
+
+def test_cubic_degenerate_leading_coefficients():
+    roots, n = cubic_roots(0.0, 1.0, -3.0, 2.0)  # (x - 1)(x - 2)
+    _match(roots[:n], [1.0, 2.0], 1e-12)
+    roots, n = cubic_roots(0.0, 0.0, 2.0, -1.0)
+    _match(roots[:n], [0.5], 1e-12)
+    assert cubic_roots(0.0, 0.0, 0.0, 0.0)[1] == 0
+    assert cubic_roots(0.0, 1.0, 0.0, 1.0)[1] == 0  # x^2 + 1
+    roots, n = cubic_roots(1.0, -3.0, 3.0, -1.0)  # triple root at 1
+    assert n >= 1 and np.allclose(roots[:n], 1.0, atol=1e-5)
+
+
+def test_binary_cubic_handles_root_at_infinity(rng):
+    # mu^2 lam - 3 mu lam^2 + 2 lam^3 = lam (mu - lam)(mu - 2 lam): the root lam = 0 is at
+    # infinity of the affine form in lam / mu = ... and must still be found
+    mu, lam, n = binary_cubic_roots(0.0, 1.0, -3.0, 2.0)
+    vals = [0.0 * m**3 + 1.0 * m**2 * l - 3.0 * m * l**2 + 2.0 * l**3 for m, l in zip(mu[:n], lam[:n])]
+    assert n == 3 and np.allclose(vals, 0.0, atol=1e-12)
+    mu, lam, n = binary_cubic_roots(2.0, -3.0, 1.0, 0.0)  # mu (2 mu - lam)(mu - lam): mu = 0 is a root
+    assert n == 3
+    assert min(abs(m) for m in mu[:n]) < 1e-12
+
+
+def test_poly_real_roots_degree_ten(rng):
+    checked = 0
+    for _ in range(300):
+        n_real = 2 * rng.integers(0, 6)  # real roots; the rest are complex-conjugate pairs
+        real = rng.uniform(-3, 3, n_real) * 10.0 ** rng.uniform(-1, 1.5, n_real)
+        pairs = [complex(rng.normal(), abs(rng.normal()) + 0.1) for _ in range((10 - n_real) // 2)]
+        allr = list(real) + [z for p in pairs for z in (p, p.conjugate())]
+        p = np.real(np.poly(allr))[::-1] * rng.uniform(0.1, 10)  # lowest degree first
+        out = np.empty(10)
+        m = poly_real_roots(p, out)
+        # well-separated roots only (random close pairs are ill-conditioned by nature)
+        if n_real > 1 and np.min(np.diff(np.sort(real))) < 1e-2 * np.abs(real).max():
+            continue
+        _match(out[:m], real, 1e-7)
+        checked += 1
+    assert checked > 200
+
+
+def test_poly_real_roots_wide_coefficient_range():
+    # roots spanning 1e-3 .. 1e3: isolated on [-1, 1] and through the reversed polynomial
+    real = np.array([-1e3, -2.5, -1e-3, 0.02, 0.9, 1.1, 40.0, 700.0])
+    p = np.real(np.poly(list(real) + [1j, -1j]))[::-1]
+    out = np.empty(10)
+    m = poly_real_roots(p, out)
+    _match(out[:m], real, 1e-8)
+    p0 = np.r_[0.0, 0.0, np.real(np.poly([2.0, -3.0]))[::-1]]  # x^2 (x - 2)(x + 3)
+    m = poly_real_roots(p0, out)
+    _match(out[:m], [0.0, 2.0, -3.0], 1e-10)
+
+
+def test_null_space_qr(rng):
+    A = rng.normal(size=(5, 9))
+    N, ok = null_space_qr(A.T.copy())
+    assert ok and np.allclose(A @ N.T, 0.0, atol=1e-12) and np.allclose(N @ N.T, np.eye(4), atol=1e-12)
+    A[4] = A[0] + A[1]
+    assert not null_space_qr(A.T.copy())[1]
+
+
+def test_cholesky_solve(rng):
+    M = rng.normal(size=(6, 6))
+    A = M @ M.T + 0.1 * np.eye(6)
+    b = rng.normal(size=6)
+    x, ok = cholesky_solve(A, b)
+    assert ok and np.allclose(A @ x, b)
+    assert not cholesky_solve(-A, b)[1]
+
+
+@pytest.mark.parametrize("c", [(1.0, 0.0, 0.0, -8.0), (2.0, -4.0, -22.0, 24.0)])
+def test_cubic_known(c):
+    roots, n = cubic_roots(*c)
+    ref = np.roots(c)
+    ref = np.sort(ref[np.abs(ref.imag) < 1e-9].real)
+    _match(roots[:n], ref, 1e-12)
