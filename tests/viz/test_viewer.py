@@ -101,3 +101,14 @@ def test_view_without_open3d_says_how_to_install(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "pip install 'geomvision[viz]'" in err and "libvulkan1" in err
     assert not (tmp_path / "v.png").exists()
+
+
+def test_public_names_resolve_lazily():
+    import geomvision.viz as viz
+    from geomvision.viz import viewer
+
+    assert viz.show is viewer.show
+    for name in viz.__all__:
+        assert callable(getattr(viz, name)), name
+    with pytest.raises(AttributeError, match="no attribute 'shwo'"):
+        viz.shwo  # noqa: B018
