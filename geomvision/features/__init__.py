@@ -13,6 +13,7 @@ from .cache import CacheWarning
 from .matching import match_descriptors, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .pairs import exhaustive_pairs, natural_sort_key, sequential_pairs, union_pairs
+from .retrieval import similar_pairs, train_vocabulary, vlad_descriptors
 from .sift import extract_features, root_sift
 from .types import Features
 
@@ -32,6 +33,9 @@ __all__ = [
     "natural_sort_key",
     "root_sift",
     "sequential_pairs",
+    "similar_pairs",
+    "train_vocabulary",
     "union_pairs",
     "unit_descriptors",
+    "vlad_descriptors",
 ]

@@ -12,6 +12,7 @@ of near-ties) and faster than cv2.BFMatcher (brute force, ~10x slower) and cv2.F
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -84,13 +85,16 @@ def _nearest_two(A: np.ndarray, B: np.ndarray, num_threads: int = 1):
     n_blocks = -(-m // BLOCK_ROWS)
     workers = max(1, min(num_threads, n_blocks))
     if workers == 1:
-        cols = _nearest_two_rows(A, B, BT, 0, m, row_b1, row_b2, row_i)
+        small = m * n < 2**20  # too small for BLAS to thread anyway: skip the limit's overhead
+        with contextlib.nullcontext() if small else blas_single_threaded():
+            cols = _nearest_two_rows(A, B, BT, 0, m, row_b1, row_b2, row_i)
         return row_b1, row_b2, row_i, *cols
     bounds = [min(m, BLOCK_ROWS * (n_blocks * w // workers)) for w in range(workers + 1)]
     with blas_single_threaded() as limited, ThreadPoolExecutor(max_workers=workers if limited else 1) as pool:
         parts = list(
-            pool.map(lambda w: _nearest_two_rows(A, B, BT, bounds[w], bounds[w + 1], row_b1, row_b2, row_i),
-                     range(workers))
+            pool.map(
+                lambda w: _nearest_two_rows(A, B, BT, bounds[w], bounds[w + 1], row_b1, row_b2, row_i), range(workers)
+            )
         )
     cols = parts[0]
     for part in parts[1:]:
@@ -114,8 +118,8 @@ def match_descriptors(desc1, desc2, options: MatchOptions | None = None, *, num_
     j's nearest neighbour in desc1 and j passes both tests against desc1 as well. Distances are
     Euclidean between descriptors scaled to unit norm (see :class:`MatchOptions`). Exact.
     uint8 (SIFT / RootSIFT) or float descriptors. ``num_threads`` worker threads share the rows,
-    each with single-threaded BLAS (via threadpoolctl; without it the rows run on one worker and
-    BLAS's own threads); the result does not depend on it.
+    each calling single-threaded BLAS (via threadpoolctl; without it, one worker on BLAS's own
+    threads); the result does not depend on ``num_threads``.
     """
     num_threads = check_int(num_threads, "num_threads", minimum=1)
     options = MatchOptions() if options is None else options

@@ -91,8 +91,10 @@ def _detect_describe(gray: np.ndarray, options: FeatureOptions):
     order = _strongest_first(pts, size, angle, response)
     _, first = np.unique(np.column_stack([pts, size])[order], axis=0, return_index=True)
     keep = order[np.sort(first)][:n_max]
-    upright = [cv2.KeyPoint(float(pts[i, 0]), float(pts[i, 1]), float(size[i]), 0.0, float(response[i]),
-                            kps[i].octave) for i in keep]
+    upright = [
+        cv2.KeyPoint(float(pts[i, 0]), float(pts[i, 1]), float(size[i]), 0.0, float(response[i]), kps[i].octave)
+        for i in keep
+    ]
     kps2, desc = sift.compute(gray, upright)
     if len(kps2) != len(upright):  # OpenCV keeps every keypoint it is given; guard the assumption
         raise RuntimeError(f"OpenCV SIFT described {len(kps2)} of {len(upright)} upright keypoints")

@@ -49,8 +49,9 @@ def test_feature_cache_roundtrip_and_reuse(three_images, tmp_path):
     for name in first.features:
         assert second.features[name].equals(first.features[name])
     # different options -> different keys, no reuse
-    other = extract_all(three_images[:1], FeatureOptions(max_image_size=640, max_num_features=1000),
-                        cache_dir=tmp_path, progress=False)
+    other = extract_all(
+        three_images[:1], FeatureOptions(max_image_size=640, max_num_features=1000), cache_dir=tmp_path, progress=False
+    )
     assert other.num_cached == 0
     assert other.keys[three_images[0].name] != first.keys[three_images[0].name]
     assert len(other.features[three_images[0].name]) == 1000

@@ -21,13 +21,13 @@ def test_read_png_rgb_order_and_size(tmp_path):
 
 
 def test_grey_alpha_and_16bit_become_rgb8(tmp_path):
-    grey = (np.arange(20, dtype=np.uint8).reshape(4, 5) * 10)
+    grey = np.arange(20, dtype=np.uint8).reshape(4, 5) * 10
     Image.fromarray(grey).save(tmp_path / "g.png")
     np.testing.assert_array_equal(read_image(tmp_path / "g.png"), np.repeat(grey[..., None], 3, axis=2))
     rgba = np.full((3, 3, 4), 200, np.uint8)
     Image.fromarray(rgba).save(tmp_path / "rgba.png")
     assert read_image(tmp_path / "rgba.png").shape == (3, 3, 3)
-    deep = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
+    deep = np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000
     Image.fromarray(deep).save(tmp_path / "d.png")
     eight = read_image(tmp_path / "d.png")[..., 0].astype(float)
     assert np.abs(eight - deep / 257.0).max() <= 1.0  # 16-bit 0..65535 -> 8-bit 0..255

@@ -97,6 +97,7 @@ def test_blocked_kernel_equals_brute_force_on_larger_sets(rng, shape):
 
 def test_ratio_test_semantics():
     q = np.array([[1.0, 0.0, 0.0, 0.0]])
+
     # the nearest at distance a, the second at distance b: accept iff a < ratio * b
     def unit(angle):
         return np.array([np.cos(angle), np.sin(angle), 0.0, 0.0])
