@@ -1,11 +1,13 @@
 """Bundle adjustment: geomvision vs Ceres (pycolmap / pyceres) vs scipy.optimize.least_squares.
 
-    .venv/bin/python benchmarks/bench_ba.py [--quick] [--rounds 3] [--threads 2] [--no-scaling]
-                                            [--max-cams 1000] [--json out.json]
+    .venv/bin/python benchmarks/bench_ba.py [--quick] [--rounds 3] [--threads 2] [--geomvision-threads 1]
+                                            [--no-scaling] [--max-cams 1000] [--json out.json]
 
 Part 1, the BAL problems of ../shared/datasets/bal: every solver starts from the file, all
 parameters free (R, t, f, k1, k2, points), squared loss, LM, tolerances function 1e-6 /
-parameter 1e-8 / gradient 1e-10, at most 50 iterations; Ceres with SPARSE_SCHUR and 2 threads;
+parameter 1e-8 / gradient 1e-10, at most 50 iterations; Ceres with SPARSE_SCHUR and 2 threads
+(``--threads``); geomvision with its default serial kernels (``--geomvision-threads 2`` runs its
+parallel kernels: on the loaded shared 2-core machine they were slower);
 scipy with method="trf", the sparse Jacobian pattern, x_scale="jac" and OPENBLAS_NUM_THREADS=1
 (as the data README advises). Runs are interleaved: round r runs every (problem, solver) pair,
 in a rotated solver order, each in a fresh worker process.
@@ -79,7 +81,6 @@ def worker(args) -> None:
         from geomvision.optim import BAOptions, solve_bundle, warm_up
 
         warm_up()
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
         run = lambda: solve_bundle(problem, BAOptions(**tol, num_threads=args.threads))  # noqa: E731
     elif args.worker == "ceres":
         from ba_peers import build_pycolmap, solve_ceres  # noqa: F401
@@ -92,8 +93,10 @@ def worker(args) -> None:
     reset_ok = _reset_peak()
     rss0 = _status_kb("VmRSS")
     t0 = time.perf_counter()
+    c0 = time.process_time()
     result = run()
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     peak = _status_kb("VmHWM")
     if args.worker == "geomvision":
         out = {"solve_s": result.solve_s, "iterations": result.iterations,
@@ -102,7 +105,7 @@ def worker(args) -> None:
     else:
         solved, info = result
         out = dict(info, final_rms_px=solved.rms_px())
-    out.update(worker=args.worker, problem=args.problem, initial_rms_px=initial_rms, call_s=wall,
+    out.update(worker=args.worker, problem=args.problem, initial_rms_px=initial_rms, call_s=wall, cpu_s=cpu,
                num_observations=problem.num_observations, num_cameras=problem.num_images,
                peak_rss_growth_mb=(peak - rss0) / 1024.0 if reset_ok else float("nan"),
                peak_rss_mb=peak / 1024.0)
@@ -126,13 +129,13 @@ def _fmt(x, spec):
     return format(x, spec) if x == x else "n/a"
 
 
-def bal_part(data: Path, solvers, rounds: int, threads: int) -> list[dict]:
+def bal_part(data: Path, solvers, rounds: int, threads: dict) -> list[dict]:
     results = []
     for r in range(rounds):
         for name in BAL_PROBLEMS:
             order = solvers[r % len(solvers):] + solvers[: r % len(solvers)]
             for solver in order:
-                res = run_worker(solver, str(data / f"{name}.bal.txt"), threads, 50)
+                res = run_worker(solver, str(data / f"{name}.bal.txt"), threads[solver], 50)
                 res.update(name=name, round=r)
                 results.append(res)
                 print(f"  round {r} {name:14s} {solver:10s} {res['solve_s']:7.3f} s  {res['iterations']:2d} it  "
@@ -142,7 +145,7 @@ def bal_part(data: Path, solvers, rounds: int, threads: int) -> list[dict]:
 
 def summarise_bal(results: list[dict], solvers) -> str:
     lines = ["| problem | solver | iterations (successful) | final RMS px | solve s (median) | s / iteration | "
-             "peak RSS growth MB | time / Ceres |", "|---|---|---|---|---|---|---|---|"]
+             "CPU s (median) | peak RSS growth MB | time / Ceres |", "|---|---|---|---|---|---|---|---|---|"]
     for name in BAL_PROBLEMS:
         med = {}
         for solver in solvers:
@@ -158,15 +161,16 @@ def summarise_bal(results: list[dict], solvers) -> str:
             lines.append(
                 f"| {name} | {solver} | {it} ({rs[0]['successful_iterations']}) | {rs[0]['final_rms_px']:.5f} | "
                 f"{med[solver]:.3f} | {med[solver] / max(it, 1):.4f} | "
+                f"{_fmt(statistics.median(r.get('cpu_s', float('nan')) for r in rs), '.3f')} | "
                 f"{_fmt(statistics.median(r['peak_rss_growth_mb'] for r in rs), '.1f')} | {_fmt(ratio, '.2f')} |")
     return "\n".join(lines)
 
 
-def scaling_part(sizes, threads: int, solvers) -> list[dict]:
+def scaling_part(sizes, threads: dict, solvers) -> list[dict]:
     results = []
     for n in sizes:
         for solver in solvers:
-            res = run_worker(solver, f"street:{n}", threads, 10)
+            res = run_worker(solver, f"street:{n}", threads[solver], 10)
             res.update(n_cams=n)
             results.append(res)
             print(f"  {n:5d} cams {res['num_observations']:8d} obs {solver:10s} {res['solve_s']:8.3f} s "
@@ -195,11 +199,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 round, no scipy past the first problem, scaling to 100 cams")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="Ceres threads (default 2)")
+    ap.add_argument("--geomvision-threads", type=int, default=1, help="geomvision numba threads (default 1)")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--no-bal", action="store_true")
     ap.add_argument("--max-cams", type=int, default=1000)
     ap.add_argument("--json", help="write every run's record here")
+    ap.add_argument("--summarise", metavar="JSON", help="print the tables of a --json file and exit")
     ap.add_argument("--worker", choices=["geomvision", "ceres", "scipy"], help=argparse.SUPPRESS)
     ap.add_argument("--problem", help=argparse.SUPPRESS)
     ap.add_argument("--max-iterations", type=int, default=50, help=argparse.SUPPRESS)
@@ -207,23 +213,32 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    if args.summarise:
+        records = json.loads(Path(args.summarise).read_text())
+        if records["bal"]:
+            print(summarise_bal(records["bal"], ["geomvision", "ceres", "scipy"]))
+        if records["scaling"]:
+            print()
+            print(summarise_scaling(records["scaling"]))
+        return
     from geomvision.io.datasets import data_root
 
+    threads = {"geomvision": args.geomvision_threads, "ceres": args.threads, "scipy": 1}
     load = os.getloadavg()
-    print(f"# bench_ba: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    print(f"# bench_ba: threads {threads}; {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     records = {"bal": [], "scaling": []}
     if not args.no_bal:
         root = data_root()
         if root is None or not (root / "bal").is_dir():
             sys.exit("bench_ba: ../shared/datasets/bal not found (set GEOMVISION_DATA)")
         rounds = 1 if args.quick else args.rounds
-        records["bal"] = bal_part(root / "bal", ["geomvision", "ceres", "scipy"], rounds, args.threads)
+        records["bal"] = bal_part(root / "bal", ["geomvision", "ceres", "scipy"], rounds, threads)
         print()
         print(summarise_bal(records["bal"], ["geomvision", "ceres", "scipy"]))
     if not args.no_scaling:
         sizes = [n for n in (10, 30, 100, 300, 1000) if n <= (100 if args.quick else args.max_cams)]
         print(flush=True)
-        records["scaling"] = scaling_part(sizes, args.threads, ["geomvision", "ceres"])
+        records["scaling"] = scaling_part(sizes, threads, ["geomvision", "ceres"])
         print()
         print(summarise_scaling(records["scaling"]))
     load = os.getloadavg()

@@ -138,9 +138,10 @@ class BAOptions:
     ``linear_solver``: "dense" Cholesky of the reduced camera system, "sparse" Cholesky (CHOLMOD
     when scikit-sparse is installed, else SuperLU), "pcg" (block-Jacobi preconditioned conjugate
     gradients), or "auto" (dense up to ``dense_max_size`` columns, then sparse).
-    ``num_threads``: numba threads for the kernels (None: leave numba's setting); the parallel
-    kernels run only from ``parallel_min_observations`` observations on (below it, waking the
-    threads costs more than it saves). ``blas_threads``: LAPACK / BLAS threads during the solve
+    ``num_threads``: None or 1 runs the serial kernels (the default: on the shared 2-core
+    machine, threads cost more than they saved at every size measured, 30k-300k observations);
+    N > 1 runs their parallel twins on N numba threads from ``parallel_min_observations``
+    observations on. ``blas_threads``: LAPACK / BLAS threads during the solve
     (threadpoolctl; None leaves them): the reduced systems are small, and BLAS threads spinning
     against numba's threads made a 900 x 900 Cholesky 10x slower on a 2-core machine.
     """

@@ -58,7 +58,7 @@ class _BundleLM:
         self.point_free = point_free
         self.loss_id = options.loss.loss_id
         self.loss_scale = options.loss.scale
-        threads = numba.get_num_threads()
+        threads = min(options.num_threads or 1, numba.get_num_threads())
         big = problem.num_observations >= options.parallel_min_observations
         self.nchunks = threads if threads > 1 and big else 1
         self.system = SchurSystem(
