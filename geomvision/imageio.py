@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-__all__ = ["decode_image", "exif_focal_px", "image_size", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "decode_image", "exif_focal_px", "image_size", "list_images", "read_image"]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".pgm", ".ppm", ".jp2"})
 
 _DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
@@ -26,6 +29,28 @@ _FOCAL_PLANE_X_RES = 0xA20E  # pixels per unit on the sensor (for the full-resol
 _FOCAL_PLANE_UNIT = 0xA210  # 2 = inch, 3 = cm, 4 = mm, 5 = um
 _PIXEL_X_DIMENSION = 0xA002  # width of the image the camera wrote
 _UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 1e-3}
+
+
+def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """Files in ``folder`` whose extension is in ``IMAGE_EXTENSIONS`` (any case), sorted
+    naturally by their path relative to ``folder`` ('img2' before 'img10'). Hidden files are left out."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"folder {str(root)!r} is not a directory")
+    files = root.rglob("*") if recursive else root.iterdir()
+    found = [
+        p
+        for p in files
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+
+    def key(p: Path):
+        parts = re.split(r"(\d+)", p.relative_to(root).as_posix())
+        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in parts], p.as_posix()
+
+    return sorted(found, key=key)
 
 
 def decode_image(data: bytes | bytearray | memoryview, name: str = "image") -> np.ndarray:

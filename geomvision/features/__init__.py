@@ -8,7 +8,7 @@ selection, and cached parallel batch versions of both.
     matches = match_all(pairs, ex.features, cache_dir="cache")  # {(a, b): (K,2) int64}
 """
 
-from .batch import ExtractionResult, FeatureWarning, default_image_names, extract_all, match_all
+from .batch import ExtractionResult, FeatureWarning, MatchResults, default_image_names, extract_all, match_all
 from .cache import CacheWarning
 from .matching import match_descriptors, unit_descriptors
 from .options import FeatureOptions, MatchOptions
@@ -24,6 +24,7 @@ __all__ = [
     "FeatureWarning",
     "Features",
     "MatchOptions",
+    "MatchResults",
     "default_image_names",
     "exhaustive_pairs",
     "extract_all",

@@ -29,7 +29,14 @@ from .options import FeatureOptions, MatchOptions
 from .sift import extract_features
 from .types import Features
 
-__all__ = ["ExtractionResult", "FeatureWarning", "default_image_names", "extract_all", "match_all"]
+__all__ = ["ExtractionResult", "FeatureWarning", "MatchResults", "default_image_names", "extract_all", "match_all"]
+
+
+class MatchResults(dict):
+    """``{(name1, name2): (K,2) int64 matches}`` as returned by :func:`match_all`, plus
+    ``num_cached``: how many pairs came from the cache."""
+
+    num_cached: int = 0
 
 
 class FeatureWarning(UserWarning):
@@ -44,6 +51,7 @@ class ExtractionResult:
     skipped : name -> reason, for files that were skipped (not an image, truncated, unreadable).
     paths : name -> path of every input.
     keys : name -> feature cache key (image content + options) of every image read.
+    image_sizes : name -> (width, height) in pixels of every image with features.
     num_cached : how many feature sets came from the cache.
     """
 
@@ -51,6 +59,7 @@ class ExtractionResult:
     skipped: dict[str, str] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     num_cached: int = 0
 
 
@@ -70,27 +79,41 @@ def _check_options(options, cls):
     return options
 
 
+def _cached_entry(arrays: dict[str, np.ndarray]) -> tuple[Features, tuple[int, int]]:
+    """Features and (width, height) from a cache entry; ``ValueError`` when inconsistent."""
+    size = arrays.get("image_size")
+    if size is None or size.shape != (2,) or size.dtype.kind not in "iu" or size.min() <= 0:
+        raise ValueError("image_size must hold two positive integers")
+    w, h = int(size[0]), int(size[1])
+    feats = features_from_arrays(arrays)
+    kp = feats.keypoints
+    if len(kp) and (kp.min() < -0.5 or kp[:, 0].max() > w - 0.5 or kp[:, 1].max() > h - 0.5):
+        raise ValueError(f"keypoints outside the {w}x{h} image")
+    return feats, (w, h)
+
+
 def _extract_one(path: Path, options: FeatureOptions, cache: ArrayCache | None):
-    """-> (features | None, key | None, from_cache, skip_reason | None)"""
+    """-> (features | None, (w, h) | None, key | None, from_cache, skip_reason | None)"""
     try:
         data = path.read_bytes()
     except IsADirectoryError:
-        return None, None, False, "is a folder, not an image file"
+        return None, None, None, False, "is a folder, not an image file"
     except OSError as exc:
-        return None, None, False, f"cannot read ({exc.strerror or exc})"
+        return None, None, None, False, f"cannot read ({exc.strerror or exc})"
     key = feature_key(bytes_digest(data), options)
     if cache is not None:
-        cached = cache.load(key, features_from_arrays)
+        cached = cache.load(key, _cached_entry)
         if cached is not None:
-            return cached, key, True, None
+            return cached[0], cached[1], key, True, None
     try:
         image = decode_image(data, str(path))
         feats = extract_features(image, options)
     except ValueError as exc:
-        return None, key, False, str(exc).removeprefix(f"{path}: ")
+        return None, None, key, False, str(exc).removeprefix(f"{path}: ")
+    size = (image.shape[1], image.shape[0])
     if cache is not None:
-        cache.save(key, feats.to_arrays())
-    return feats, key, False, None
+        cache.save(key, {**feats.to_arrays(), "image_size": np.array(size, np.int64)})
+    return feats, size, key, False, None
 
 
 def extract_all(
@@ -143,7 +166,7 @@ def extract_all(
                 list(pool.map(work, range(len(paths))))
 
     result = ExtractionResult(features={}, paths=dict(zip(names, paths)))
-    for name, path, (feats, key, from_cache, reason) in zip(names, paths, outcomes):
+    for name, path, (feats, size, key, from_cache, reason) in zip(names, paths, outcomes):
         if key is not None:
             result.keys[name] = key
         if feats is None:
@@ -151,6 +174,7 @@ def extract_all(
             warnings.warn(f"skipping {path}: {reason}", FeatureWarning, stacklevel=2)
             continue
         result.features[name] = feats
+        result.image_sizes[name] = size
         result.num_cached += bool(from_cache)
     return result
 
@@ -182,7 +206,7 @@ def match_all(
     cache_dir: str | os.PathLike | None = None,
     num_threads: int = 2,
     progress: bool = True,
-) -> dict[tuple[str, str], np.ndarray]:
+) -> MatchResults:
     """Match descriptors for each pair of image names; -> {(name1, name2): (K,2) int64 indices}.
 
     pairs : (name1, name2) tuples, e.g. ``[(names[i], names[j]) for i, j in exhaustive_pairs(n)]``;
@@ -204,6 +228,7 @@ def match_all(
         return unit_descriptors(features[name].descriptors, f"features[{name!r}].descriptors")
 
     results: list = [None] * len(pair_list)
+    hits = [False] * len(pair_list)
     with Progress(len(pair_list), "matching", unit="pair", enabled=progress) as bar, blas_single_threaded() as ok:
 
         def work(k: int):
@@ -214,6 +239,7 @@ def match_all(
                 hit = cache.load(key, matches_builder(len(features[a]), len(features[b])))
                 if hit is not None:
                     results[k] = hit
+                    hits[k] = True
                     bar.update()
                     return
             A, B = unit(a), unit(b)
@@ -232,4 +258,6 @@ def match_all(
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(work, range(len(pair_list))))
-    return dict(zip(pair_list, results))
+    out = MatchResults(zip(pair_list, results))
+    out.num_cached = sum(hits)
+    return out

@@ -35,6 +35,10 @@ def sequential_pairs(names: Sequence[str], window: int = 10) -> np.ndarray:
     names : image names (any order; they are sorted with :func:`natural_sort_key`, so
         'frame2' comes before 'frame10'). The returned indices refer to positions in ``names``.
     window : how many following images each image is paired with (>= 1).
+
+    For loop closures (the camera returning to a place seen much earlier) add candidates from a
+    global descriptor: ``union_pairs(sequential_pairs(names), similar_pairs(features_list))``
+    (see :mod:`geomvision.features.retrieval`).
     """
     names = [str(n) for n in names]
     window = check_int(window, "window", minimum=1)

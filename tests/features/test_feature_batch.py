@@ -46,6 +46,7 @@ def test_feature_cache_roundtrip_and_reuse(three_images, tmp_path):
     assert len(_entries(tmp_path, "features")) == 3
     second = extract_all(three_images, FAST, cache_dir=tmp_path, progress=False)
     assert second.num_cached == 3 and second.keys == first.keys
+    assert first.image_sizes == second.image_sizes == {p.name: (1536, 1024) for p in three_images}
     for name in first.features:
         assert second.features[name].equals(first.features[name])
     # different options -> different keys, no reuse
@@ -69,7 +70,7 @@ def test_cache_key_follows_content_not_name(three_images, tmp_path):
     assert extract_all([edited], FAST, cache_dir=tmp_path, progress=False).num_cached == 0
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "wrong_key"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "wrong_key", "bad_size"])
 def test_corrupt_feature_cache_entry_is_recomputed(three_images, tmp_path, damage):
     ref = extract_all(three_images[:1], FAST, cache_dir=tmp_path, progress=False)
     (entry,) = _entries(tmp_path, "features")
@@ -81,6 +82,12 @@ def test_corrupt_feature_cache_entry_is_recomputed(three_images, tmp_path, damag
         data = data[: len(data) // 2]
     elif damage == "garbage":
         data = bytearray(b"not a zip file at all")
+    elif damage == "bad_size":  # well-formed, but the keypoints do not fit the stated image size
+        arrays = dict(np.load(entry))
+        key = str(arrays.pop("__key__"))
+        arrays.pop("__version__")
+        ArrayCache(tmp_path, "features").save(key, {**arrays, "image_size": np.array([100, 100])})
+        data = bytearray(entry.read_bytes())
     else:  # a valid entry of another image stored under this key
         other = extract_all(three_images[1:2], FAST, cache_dir=tmp_path / "x", progress=False)
         (other_entry,) = _entries(tmp_path / "x", "features")
@@ -156,6 +163,7 @@ def test_match_all_equals_pairwise_matching_and_caches(three_features, tmp_path)
         warnings.simplefilter("error")
         second = match_all(pairs, three_features, opts, cache_dir=tmp_path, num_threads=1, progress=False)
     assert all(np.array_equal(first[p], second[p]) for p in pairs)
+    assert first.num_cached == 0 and second.num_cached == 3
     assert {e: e.stat().st_mtime_ns for e in _entries(tmp_path, "matches")} == stamp  # nothing rewritten
     # other options: new keys
     match_all(pairs[:1], three_features, MatchOptions(ratio=0.7), cache_dir=tmp_path, progress=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from geomvision.imageio import decode_image, exif_focal_px, image_size, read_image
+from geomvision.imageio import decode_image, exif_focal_px, image_size, list_images, read_image
 
 
 def test_read_png_rgb_order_and_size(tmp_path):
@@ -92,3 +92,20 @@ def test_exif_without_focal_gives_none(tmp_path, fountain):
     Image.new("RGB", (10, 10)).save(tmp_path / "plain.png")
     assert exif_focal_px(tmp_path / "plain.png") is None
     assert exif_focal_px(fountain.image_dir / fountain.image_names[0]) is None  # re-saved without EXIF
+
+
+def test_list_images_natural_order(tmp_path):
+    for name in ["img10.JPG", "img2.png", "img1.jpeg", "notes.txt", ".hidden.jpg"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "img3.tif").write_bytes(b"x")
+    (tmp_path / "dir.jpg").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["img1.jpeg", "img2.png", "img10.JPG"]
+    assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)] == [
+        "img1.jpeg",
+        "img2.png",
+        "img10.JPG",
+        "sub/img3.tif",
+    ]
+    with pytest.raises(ValueError, match="not a directory"):
+        list_images(tmp_path / "notes.txt")
