@@ -83,20 +83,29 @@ def write_back(reconstruction: Reconstruction, flat: FlatReconstruction) -> None
         reconstruction.points3D[int(pid)].xyz = p.X[k].copy()
 
 
-def _config_to_indices(config: BAConfig, flat: FlatReconstruction, variable: np.ndarray) -> BAConfig:
-    def idx(ids, table, what):
-        ids = np.asarray(list(ids), dtype=np.int64)
-        pos = np.searchsorted(table, ids)
-        ok = (pos < len(table)) & (table[np.minimum(pos, len(table) - 1)] == ids) if len(table) else np.zeros(len(ids), bool)
-        return tuple(int(q) for q in pos[ok])
+def _config_to_indices(config: BAConfig, flat: FlatReconstruction, variable: np.ndarray,
+                       reconstruction: Reconstruction) -> BAConfig:
+    """The config with ids replaced by array indices; ids of things outside this problem (e.g.
+    images outside a local bundle) are dropped, ids the reconstruction does not have raise."""
 
-    fixed_images = set(idx(config.fixed_images, flat.image_ids, "image")) | set(np.flatnonzero(~variable).tolist())
+    def idx(ids, table, known, what):
+        ids = [int(i) for i in ids]
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ValueError(f"config: {what} id {unknown[0]} does not exist in the reconstruction")
+        pos = np.searchsorted(table, ids)
+        return tuple(int(q) for q, i in zip(pos, ids) if q < len(table) and table[q] == i)
+
+    rec = reconstruction
+    fixed_images = set(idx(config.fixed_images, flat.image_ids, rec.images, "fixed_images: image"))
+    fixed_images |= set(np.flatnonzero(~variable).tolist())
+    idx(config.fixed_params, flat.camera_ids, rec.cameras, "fixed_params: camera")
     cam_pos = {int(c): k for k, c in enumerate(flat.camera_ids)}
     return replace(
         config,
         fixed_images=tuple(sorted(fixed_images)),
-        fixed_cameras=idx(config.fixed_cameras, flat.camera_ids, "camera"),
-        fixed_points=idx(config.fixed_points, flat.point3D_ids, "point"),
+        fixed_cameras=idx(config.fixed_cameras, flat.camera_ids, rec.cameras, "fixed_cameras: camera"),
+        fixed_points=idx(config.fixed_points, flat.point3D_ids, rec.points3D, "fixed_points: point3D"),
         fixed_params={cam_pos[c]: v for c, v in config.fixed_params.items() if c in cam_pos},
     )
 
@@ -112,6 +121,7 @@ def bundle_adjust(reconstruction: Reconstruction, options: BAOptions | None = No
     options = BAOptions() if options is None else options
     config = BAConfig() if config is None else config
     flat, variable = flatten_reconstruction(reconstruction, image_ids)
-    report = solve_bundle(flat.problem, options, _config_to_indices(config, flat, variable), printer=printer)
+    report = solve_bundle(flat.problem, options, _config_to_indices(config, flat, variable, reconstruction),
+                          printer=printer)
     write_back(reconstruction, flat)
     return report

@@ -78,7 +78,7 @@ class BAProblem:
         nparams = np.array([MODEL_NPARAMS[m] for m in models], dtype=np.int64)
         P = int(nparams.max()) if len(nparams) else 1
         params = np.zeros((len(models), P))
-        rows = list(cam_params) if not isinstance(cam_params, np.ndarray) or cam_params.ndim != 2 else list(cam_params)
+        rows = list(cam_params)
         if len(rows) != len(models):
             raise ValueError(f"cam_params has {len(rows)} cameras but cam_models has {len(models)}")
         for c, (row, n) in enumerate(zip(rows, nparams)):

@@ -276,6 +276,8 @@ def test_fixed_ids_in_a_reconstruction(rng):
     np.testing.assert_array_equal(rec.points3D[pid].xyz, xyz)
     assert rec.images[3].cam_from_world.allclose(T3, atol=0)
     assert rec.cameras[1] == scene.camera
+    with pytest.raises(ValueError, match="image id 77 does not exist"):
+        bundle_adjust(rec, BAOptions(), BAConfig(fixed_images=[77]))
 
 
 @pytest.mark.parametrize("model", ["PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV"])
