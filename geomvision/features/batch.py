@@ -9,6 +9,7 @@ Results do not depend on the number of threads.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
@@ -152,7 +153,11 @@ def extract_all(
     cache = ArrayCache(cache_dir, "features") if cache_dir is not None else None
 
     outcomes: list = [None] * len(paths)
-    with Progress(len(paths), "features", unit="img", enabled=progress) as bar, cv2_single_threaded():
+    one_image = len(paths) == 1  # then OpenCV's own threads are the only parallelism available
+    with (
+        Progress(len(paths), "features", unit="img", enabled=progress) as bar,
+        contextlib.nullcontext() if one_image else cv2_single_threaded(),
+    ):
 
         def work(k: int):
             outcomes[k] = _extract_one(paths[k], options, cache)
@@ -229,6 +234,7 @@ def match_all(
 
     results: list = [None] * len(pair_list)
     hits = [False] * len(pair_list)
+    inner_threads = num_threads if len(pair_list) == 1 else 1  # one pair: split its rows instead
     with Progress(len(pair_list), "matching", unit="pair", enabled=progress) as bar, blas_single_threaded() as ok:
 
         def work(k: int):
@@ -245,7 +251,7 @@ def match_all(
             A, B = unit(a), unit(b)
             if len(A) and len(B) and A.shape[1] != B.shape[1]:
                 raise ValueError(f"descriptors of {a!r} and {b!r} differ in length: {A.shape[1]} vs {B.shape[1]}")
-            m = _match_unit(A, B, options, num_threads=1)
+            m = _match_unit(A, B, options, num_threads=inner_threads)
             if cache is not None:
                 cache.save(key, {"matches": m.astype(np.int32)})
             results[k] = m
