@@ -66,8 +66,8 @@ def read_back_pycolmap(rec, problem):
 def solve_ceres(problem, *, threads=2, max_iterations=50, function_tolerance=1e-6, parameter_tolerance=1e-8,
                 gradient_tolerance=1e-10):
     """Returns (solved BAProblem copy, dict with solve_s, iterations, successful_iterations)."""
-    import pycolmap
     import pyceres
+    import pycolmap
 
     rec = build_pycolmap(problem)
     opts = pycolmap.BundleAdjustmentOptions()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -76,20 +77,19 @@ def worker(args) -> None:
     initial_rms = problem.rms_px()
     tol = dict(TOLERANCES, max_iterations=args.max_iterations)
     if args.worker == "geomvision":
-        import numba
 
         from geomvision.optim import BAOptions, solve_bundle, warm_up
 
         warm_up()
-        run = lambda: solve_bundle(problem, BAOptions(**tol, num_threads=args.threads))  # noqa: E731
+        run = lambda: solve_bundle(problem, BAOptions(**tol, num_threads=args.threads))
     elif args.worker == "ceres":
         from ba_peers import build_pycolmap, solve_ceres  # noqa: F401
 
-        run = lambda: solve_ceres(problem, threads=args.threads, **tol)  # noqa: E731
+        run = lambda: solve_ceres(problem, threads=args.threads, **tol)
     else:
         from ba_peers import solve_scipy
 
-        run = lambda: solve_scipy(problem, **tol)  # noqa: E731
+        run = lambda: solve_scipy(problem, **tol)
     reset_ok = _reset_peak()
     rss0 = _status_kb("VmRSS")
     t0 = time.perf_counter()
@@ -119,14 +119,14 @@ def run_worker(solver: str, problem: str, threads: int, max_iterations: int) -> 
         env["OPENBLAS_NUM_THREADS"] = "1"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", solver, "--problem", problem, "--threads",
            str(threads), "--max-iterations", str(max_iterations)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{solver} on {problem} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _fmt(x, spec):
-    return format(x, spec) if x == x else "n/a"
+    return "n/a" if math.isnan(x) else format(x, spec)
 
 
 def bal_part(data: Path, solvers, rounds: int, threads: dict) -> list[dict]:
@@ -144,8 +144,8 @@ def bal_part(data: Path, solvers, rounds: int, threads: dict) -> list[dict]:
 
 
 def summarise_bal(results: list[dict], solvers) -> str:
-    lines = ["| problem | solver | iterations (successful) | final RMS px | solve s (median) | s / iteration | "
-             "CPU s (median) | peak RSS growth MB | time / Ceres |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| problem | solver | iterations (successful) | final RMS px | solve s (median) | s / iteration | "
+              "CPU s (median) | peak RSS growth MB | time / Ceres |"), "|---|---|---|---|---|---|---|---|---|"]
     for name in BAL_PROBLEMS:
         med = {}
         for solver in solvers:
@@ -180,8 +180,8 @@ def scaling_part(sizes, threads: dict, solvers) -> list[dict]:
 
 
 def summarise_scaling(results: list[dict]) -> str:
-    lines = ["| cameras | observations | geomvision s/iter | Ceres s/iter | ratio | geomvision MB | Ceres MB | "
-             "final RMS (g / C) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [("| cameras | observations | geomvision s/iter | Ceres s/iter | ratio | geomvision MB | Ceres MB | "
+              "final RMS (g / C) |"), "|---|---|---|---|---|---|---|---|"]
     for n in sorted({r["n_cams"] for r in results}):
         g = next((r for r in results if r["n_cams"] == n and r["worker"] == "geomvision"), None)
         c = next((r for r in results if r["n_cams"] == n and r["worker"] == "ceres"), None)

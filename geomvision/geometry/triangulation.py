@@ -111,7 +111,7 @@ def _dlt_kernel(R, t, obs_img, xy, order, ptr, X):
                 for a in range(4):
                     for b in range(4):
                         A[a, b] += row[a] * row[b] * s * s
-        w, V = np.linalg.eigh(A)
+        _, V = np.linalg.eigh(A)
         v = V[:, 0]
         if abs(v[3]) < 1e-14 * (abs(v[0]) + abs(v[1]) + abs(v[2])):
             X[j, :] = np.nan  # at infinity
@@ -352,7 +352,7 @@ def refine_points_reprojection(X_world: np.ndarray, cameras: Sequence[Camera] | 
     NaN for points without observations or that do not project)."""
     R, t = _poses(cams_from_world)
     X = as_points(X_world, "X_world", 3, finite=False).copy()
-    obs_img, obs_pt, uv, order, ptr, n = _observations(obs_img, obs_pt, uv, len(R), len(X), dim=2)
+    obs_img, _, uv, order, ptr, _ = _observations(obs_img, obs_pt, uv, len(R), len(X), dim=2)
     model, params, nparams, img_cam = _pack_cameras(cameras, image_cameras, len(R))
     rms = _refine_kernel(R, t, model, params, nparams, img_cam, X, obs_img, uv, order, ptr, int(max_iterations))
     return X, rms

@@ -9,10 +9,31 @@ equations (``schur``); the LM driver (``lm``); what is fixed (``config.BAConfig`
 - :func:`refine_pose` (motion-only) and :func:`refine_points` (structure-only) for SfM.
 """
 
+from .bundle_adjustment import FlatReconstruction, bundle_adjust, flatten_reconstruction, write_back
 from .config import BAConfig, BAOptions
 from .lm import IterationLog, LMSummary, levenberg_marquardt
 from .losses import Loss
 from .problem import BAProblem
-from .solver import BAReport, check_start, problem_without_observations, solve_bundle, warm_up
-from .bundle_adjustment import FlatReconstruction, bundle_adjust, flatten_reconstruction, write_back
 from .refine import refine_points, refine_pose
+from .solver import BAReport, check_start, problem_without_observations, solve_bundle, warm_up
+
+__all__ = [
+    "BAConfig",
+    "BAOptions",
+    "BAProblem",
+    "BAReport",
+    "FlatReconstruction",
+    "IterationLog",
+    "LMSummary",
+    "Loss",
+    "bundle_adjust",
+    "check_start",
+    "flatten_reconstruction",
+    "levenberg_marquardt",
+    "problem_without_observations",
+    "refine_points",
+    "refine_pose",
+    "solve_bundle",
+    "warm_up",
+    "write_back",
+]

@@ -89,10 +89,15 @@ class BAConfig:
             unknown = held - set(names)
             if unknown:
                 raise ValueError(f"fixed_params[{c}]: {MODEL_NAMES[int(problem.cam_model[c])]} has no parameter "
-                                 f"{sorted(unknown)[0]!r} (it has {', '.join(names)})")
+                                 f"{min(unknown)!r} (it has {', '.join(names)})")
             for k, n in enumerate(names):
-                kind = self.refine_focal_length if n in _FOCAL else self.refine_principal_point if n in _PP else self.refine_extra_params
-                intr_free[c, k] = kind and n not in held
+                if n in _FOCAL:
+                    refine = self.refine_focal_length
+                elif n in _PP:
+                    refine = self.refine_principal_point
+                else:
+                    refine = self.refine_extra_params
+                intr_free[c, k] = refine and n not in held
         intr_free[list(self.fixed_cameras)] = False
         point_free = np.full(N, bool(self.refine_points))
         point_free[list(self.fixed_points)] = False

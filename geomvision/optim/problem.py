@@ -178,9 +178,8 @@ def _float(a, name: str) -> np.ndarray:
 
 def _int(a, name: str) -> np.ndarray:
     arr = np.asarray(a)
-    if arr.size and arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise ValueError(f"{name} must hold integer indices")
+    if arr.size and arr.dtype.kind == "f" and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
+        raise ValueError(f"{name} must hold integer indices")
     if arr.size and arr.dtype.kind not in "iuf":
         raise ValueError(f"{name} must hold integer indices, got dtype {arr.dtype}")
     return np.array(arr, dtype=np.int64, order="C", copy=True).ravel() if arr.ndim <= 1 else _bad_ndim(name, arr)

@@ -23,7 +23,8 @@ import scipy.sparse.linalg
 from . import _schur_kernels as sk
 
 try:  # optional: CHOLMOD through scikit-sparse
-    from sksparse.cholmod import CholmodNotPositiveDefiniteError, cholesky as _cholmod_cholesky
+    from sksparse.cholmod import CholmodNotPositiveDefiniteError
+    from sksparse.cholmod import cholesky as _cholmod_cholesky
 except ImportError:  # pragma: no cover - depends on the environment
     _cholmod_cholesky = None
     CholmodNotPositiveDefiniteError = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,7 @@ def centre_error(est: BAProblem, gt: BAProblem) -> float:
 
 
 def test_converges_to_the_noise_floor_and_the_ml_estimate(rng):
-    scene, gt = scene_problem(rng)
+    _, gt = scene_problem(rng)
     start = perturb(gt, rng)
     assert start.rms_px() > 10 * NOISE
     rep = solve_bundle(start, BAOptions(function_tolerance=1e-10))
@@ -78,7 +80,7 @@ def test_log_and_counts(rng):
     assert len(rep.log) == rep.iterations and rep.iterations >= rep.successful_iterations >= 1
     assert len(lines) == rep.iterations + 2  # header + iteration 0 + one line per iteration
     costs = [e.cost for e in rep.log]
-    assert all(b <= a for a, b in zip(costs, costs[1:]))
+    assert all(b <= a for a, b in itertools.pairwise(costs))
     assert rep.final_cost < rep.initial_cost
     assert rep.log[-1].rms_px == pytest.approx(rep.final_rms_px)
 
@@ -100,7 +102,7 @@ def test_sparse_and_pcg_agree_with_dense(solver, rng):
     _, gt = scene_problem(rng, n_images=6, n_points=200)
     start = two_shared_cameras(perturb(gt, rng))
     a, b = start.copy(), start.copy()
-    tight = dict(function_tolerance=1e-12, parameter_tolerance=1e-12)
+    tight = {"function_tolerance": 1e-12, "parameter_tolerance": 1e-12}
     gauge = BAConfig(gauge="two_cameras")  # a unique optimum, so the parameters can be compared
     ra = solve_bundle(a, BAOptions(linear_solver="dense", **tight), gauge)
     rb = solve_bundle(b, BAOptions(linear_solver=solver, **tight), gauge)
@@ -167,7 +169,7 @@ def test_cauchy_loss_with_ten_percent_outliers_stays_within_the_noise(rng):
 def test_bounded_influence_losses_reduce_the_damage_of_outliers(loss, rng):
     """Huber and soft-L1 bound an outlier's influence but do not redescend: with 10 % gross
     outliers they land far closer to the truth than the squared loss, not at the noise floor."""
-    scene, start, clean_err, plain_err = _outlier_case(rng)
+    scene, start, _, plain_err = _outlier_case(rng)
     solve_bundle(start, BAOptions(loss=loss, loss_scale=1.0, max_iterations=100))
     assert _true_rms(start, scene) < 0.25 * plain_err
 

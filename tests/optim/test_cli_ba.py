@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from geomvision.cli.main import main
-from geomvision.io.bal import bal_to_problem, read_bal, write_bal
 from geomvision.geometry.rotation import so3_exp
+from geomvision.io.bal import bal_to_problem, read_bal, write_bal
 
 
 def _bal_file(tmp_path, rng):

@@ -59,7 +59,7 @@ def _perturbed(p: BAProblem, block: str, k: int, h: float) -> BAProblem:
 @pytest.mark.parametrize("model", list(CAMERA_MODELS))
 def test_jacobians_match_central_differences(model, rng):
     p = _problem(model, rng)
-    r, Jc, Jp = _residuals(p)
+    _, Jc, Jp = _residuals(p)
     n_params = len(CAMERA_MODELS[model].param_names)
     blocks = [("rotation", 3, 0, 1e-6), ("translation", 3, 3, 1e-6), ("params", n_params, 6, None), ("point", 3, None, 1e-6)]
     for block, size, col0, step in blocks:

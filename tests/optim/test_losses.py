@@ -10,7 +10,7 @@ from geomvision.optim import Loss
 def test_rho_prime_matches_finite_differences(name):
     loss = Loss(name, 1.5)
     s = np.linspace(0.01, 30.0, 200)
-    rho, d1 = loss(s)
+    _, d1 = loss(s)
     h = 1e-6
     fd = (loss(s + h)[0] - loss(s - h)[0]) / (2 * h)
     np.testing.assert_allclose(d1, fd, rtol=1e-6, atol=1e-9)
@@ -19,7 +19,7 @@ def test_rho_prime_matches_finite_differences(name):
 @pytest.mark.parametrize("name", ["huber", "cauchy", "soft_l1"])
 def test_robust_losses_agree_with_squared_near_zero_and_grow_slower(name):
     loss = Loss(name, 2.0)
-    rho, d1 = loss(np.array([1e-8, 1e-4]))
+    rho, _ = loss(np.array([1e-8, 1e-4]))
     np.testing.assert_allclose(rho, [1e-8, 1e-4], rtol=1e-3)
     big, d1_big = loss(np.array([1e4]))
     assert big[0] < 1e4 and d1_big[0] < 0.05

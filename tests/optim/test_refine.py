@@ -45,7 +45,7 @@ def test_refine_pose_with_focal_length(rng):
     scene = orbit_scene(n_images=2, n_points=400, radius=3.5, noise_px=0.2, rng=rng)
     uv, X, _ = scene.view(0)
     cam0 = scene.camera.with_params(scene.camera.params * [1.03, 1.03, 1, 1])
-    T, cam, _ = refine_pose(uv, X, cam0, scene.cams_from_world[0], refine_focal_length=True)
+    _, cam, _ = refine_pose(uv, X, cam0, scene.cams_from_world[0], refine_focal_length=True)
     np.testing.assert_allclose(cam.params[:2], scene.camera.params[:2], rtol=5e-3)
     np.testing.assert_array_equal(cam.params[2:], scene.camera.params[2:])
 
