@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--function-tolerance", type=float, default=1e-6)
     p.add_argument("--parameter-tolerance", type=float, default=1e-8)
     p.add_argument("--gradient-tolerance", type=float, default=1e-10)
-X
+    p.add_argument("--threads", type=int, default=None, help="numba threads for the kernels (default 1: serial)")
     p.add_argument("--linear-solver", default="auto", choices=["auto", "dense", "sparse", "pcg"])
     p.add_argument("--fix-intrinsics", action="store_true", help="hold f, k1, k2 fixed")
     p.add_argument("--quiet", action="store_true", help="print only the JSON line")
