@@ -134,7 +134,7 @@ def epipolar_segments(lines: np.ndarray, width: int, height: int) -> np.ndarray:
     L = as_array(lines, "lines", (None, 3), finite=False)
     x0, x1, y0, y1 = -0.5, width - 0.5, -0.5, height - 0.5
     a, b, c = L[:, 0], L[:, 1], L[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         cand = np.stack(
             [
                 np.stack([np.full_like(a, x0), -(a * x0 + c) / b], axis=1),  # left border

@@ -36,7 +36,10 @@ def fountain_pair(fountain, fountain_model):
 
 def _segment_distance(seg, p):
     a, b = seg
-    t = np.clip((p - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1)
+    length_sq = (b - a) @ (b - a)
+    if length_sq == 0:  # a line touching the image in one corner only
+        return np.linalg.norm(a - p)
+    t = np.clip((p - a) @ (b - a) / length_sq, 0, 1)
     return np.linalg.norm(a + t * (b - a) - p)
 
 
