@@ -1,8 +1,9 @@
 """``geomvision`` command line: a thin layer over the library.
 
 Each sub-command lives in its own module under ``geomvision.cli`` exposing
-``add_parser(subparsers)`` (which registers its arguments and sets ``func``) ; modules are
-imported only when their command is listed here, so start-up stays fast.
+``add_parser(subparsers)`` (which registers its arguments and sets ``func``). Only the module of
+the command being run is imported, so start-up stays fast and one command's import problem
+never breaks the others.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ import argparse
 import importlib
 import sys
 
-# command name -> module defining add_parser()
-COMMANDS: dict[str, str] = {
-    "ba": "geomvision.cli.ba",
-    "view": "geomvision.cli.view",
-    "report": "geomvision.cli.report",
-    "stitch": "geomvision.cli.stitch",
+# command name -> (module defining add_parser(), one-line help for the command list)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sfm": ("geomvision.cli.sfm", "reconstruct cameras and sparse points from a folder of images"),
+    "demo": ("geomvision.cli.demo", "render the built-in synthetic scene, reconstruct it and score it"),
+    "ba": ("geomvision.cli.ba", "bundle-adjust a BAL problem"),
+    "view": ("geomvision.cli.view", "show a model in an open3d window, or save a screenshot"),
+    "report": ("geomvision.cli.report", "write a self-contained HTML report of a model"),
+    "stitch": ("geomvision.cli.stitch", "stitch overlapping images into a panorama"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command`` only that sub-command's module is imported."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -30,21 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"geomvision {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, module in COMMANDS.items():
-        importlib.import_module(module).add_parser(sub)
+    for name, (module, help_text) in COMMANDS.items():
+        if name == command:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("geomvision: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, OSError) as exc:
-        # expected user errors: one line, non-zero exit (use -v in a command for details)
+    except (ValueError, OSError) as exc:
+        # expected user errors: one line, non-zero exit
         print(f"geomvision {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,4 @@
+"""Incremental Structure-from-Motion: ``run_sfm(image_dir, options) -> SfmResult``."""
+
+from .options import CameraOptions, MapperOptions, SfmOptions, VerificationOptions
+from .pipeline import SfmResult, SfmWarning, list_images, run_sfm

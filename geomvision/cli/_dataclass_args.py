@@ -1,0 +1,97 @@
+"""Command-line flags generated from (nested) option dataclasses, one flag per field.
+
+A field ``max_num_features`` becomes ``--max-num-features``; booleans get ``--x / --no-x``;
+``int | None`` fields accept ``none``. Flags of nested dataclasses are flat, so field names
+must be unique across the tree (checked here). Only flags the user gave override the
+dataclasses' own defaults, so the defaults live in one place: the dataclasses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+
+
+def _flag(name: str) -> str:
+    return "--" + (name if name.isupper() else name.replace("_", "-"))
+
+
+def _parser_for(tp):
+    """(argparse type callable, metavar, is_bool) for a field annotation."""
+    args = typing.get_args(tp)
+    optional = typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args
+    base = next((a for a in args if a is not type(None)), tp) if optional else tp
+    if base is bool:
+        return None, None, True
+    conv = {int: int, float: float, str: str}.get(base)
+    if conv is None:
+        raise TypeError(f"no command-line form for fields of type {tp!r}")
+
+    def parse(text: str):
+        if optional and text.lower() == "none":
+            return None
+        try:
+            return conv(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {base.__name__}{' or none' if optional else ''}, got {text!r}")
+
+    return parse, base.__name__.upper(), False
+
+
+def _walk(cls, path=()):
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            yield from _walk(tp, path + (f.name,))
+        else:
+            yield path + (f.name,), tp, f
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, title: str | None = None) -> list[tuple]:
+    """Add one flag per leaf field of dataclass ``cls`` (recursing into nested dataclasses);
+    returns the field paths, for :func:`dataclass_from_args`."""
+    paths = []
+    seen: dict[str, tuple] = {}
+    groups: dict[tuple, argparse._ArgumentGroup] = {}
+    for path, tp, f in _walk(cls):
+        flag = _flag(path[-1])
+        if flag in seen:
+            raise ValueError(f"option {'.'.join(path)} and {'.'.join(seen[flag])} would share the flag {flag}")
+        seen[flag] = path
+        group = groups.setdefault(path[:-1], parser.add_argument_group(f"{'.'.join(path[:-1]) or title or 'options'}"))
+        conv, metavar, is_bool = _parser_for(tp)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f"(default: {default})"
+        dest = "opt__" + "__".join(path)
+        if is_bool:
+            group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=help_text)
+        else:
+            group.add_argument(flag, dest=dest, type=conv, metavar=metavar, default=argparse.SUPPRESS, help=help_text)
+        paths.append(path)
+    return paths
+
+
+def dataclass_from_args(cls, args: argparse.Namespace, base=None):
+    """An instance of ``cls`` (default values, or ``base``) with the flags the user gave applied.
+    Invalid values raise the dataclass's own ``ValueError``."""
+    obj = cls() if base is None else base
+    given: dict[tuple, object] = {}
+    for key, value in vars(args).items():
+        if key.startswith("opt__"):
+            given[tuple(key[5:].split("__"))] = value
+    return _apply(obj, given)
+
+
+def _apply(obj, given: dict[tuple, object]):
+    changes = {}
+    for f in dataclasses.fields(obj):
+        sub = {p[1:]: v for p, v in given.items() if p[0] == f.name and len(p) > 1}
+        if sub:
+            changes[f.name] = _apply(getattr(obj, f.name), sub)
+        elif (f.name,) in given:
+            changes[f.name] = given[(f.name,)]
+    return dataclasses.replace(obj, **changes) if changes else obj

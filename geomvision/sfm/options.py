@@ -1,0 +1,154 @@
+"""Options of the SfM pipeline: nested dataclasses that validate themselves.
+
+``SfmOptions`` holds one dataclass per stage. The CLI's flags are generated from these fields
+one to one (``geomvision/cli/sfm.py``): a field ``min_num_inliers`` of ``VerificationOptions``
+is the flag ``--verification-min-num-inliers``; the stage-less fields of ``SfmOptions`` keep
+their own names (``--seed``, ``--matcher`` ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .._validation import check_int, check_positive, check_probability
+from ..features.options import FeatureOptions, MatchOptions
+from ..geometry.camera import CAMERA_MODELS
+
+MATCHERS = ("exhaustive", "sequential", "auto")
+
+
+def _check_bool(value, name: str) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CameraOptions:
+    """Intrinsics: the model, where the initial values come from and what BA refines.
+
+    camera_model : COLMAP model name; None chooses PINHOLE when ``K`` is given, else SIMPLE_RADIAL.
+    K : a known calibration: a file holding a 3x3 matrix or ``"fx,fy,cx,cy"`` (kept fixed unless
+        ``refine_known_intrinsics``). Without it the EXIF focal length is used, else a prior of
+        1.2 * max(width, height) refined by bundle adjustment.
+    single_camera : one camera shared by all images (True) or one per image (False).
+    """
+
+    camera_model: str | None = None
+    K: str | None = None
+    single_camera: bool = True
+    refine_known_intrinsics: bool = False
+    refine_focal_length: bool = True
+    refine_principal_point: bool = False
+    refine_extra_params: bool = True
+
+    def __post_init__(self) -> None:
+        if self.camera_model is not None and str(self.camera_model).upper() not in CAMERA_MODELS:
+            raise ValueError(
+                f"camera_model: unknown model {self.camera_model!r}; choose one of {', '.join(CAMERA_MODELS)}"
+            )
+        for name in ("single_camera", "refine_known_intrinsics", "refine_focal_length", "refine_principal_point",
+                     "refine_extra_params"):
+            _check_bool(getattr(self, name), f"CameraOptions.{name}")
+
+
+@dataclass(frozen=True)
+class VerificationOptions:
+    """Two-view geometric verification of matched pairs.
+
+    max_error_px : RANSAC inlier threshold (Sampson error for E / F, transfer error for H).
+    min_num_inliers : a pair with fewer inliers is rejected.
+    max_h_inlier_ratio : H inliers / E (or F) inliers above this marks a pair planar or panoramic
+        (a degenerate initial pair, still usable for tracks).
+    """
+
+    max_error_px: float = 2.0
+    min_num_inliers: int = 15
+    min_inlier_ratio: float = 0.1
+    max_h_inlier_ratio: float = 0.8
+    confidence: float = 0.9999
+    max_iterations: int = 10_000
+
+    def __post_init__(self) -> None:
+        check_positive(self.max_error_px, "VerificationOptions.max_error_px")
+        check_int(self.min_num_inliers, "VerificationOptions.min_num_inliers", minimum=5)
+        check_probability(self.min_inlier_ratio, "VerificationOptions.min_inlier_ratio", open_interval=False)
+        check_probability(self.max_h_inlier_ratio, "VerificationOptions.max_h_inlier_ratio")
+        check_probability(self.confidence, "VerificationOptions.confidence")
+        check_int(self.max_iterations, "VerificationOptions.max_iterations", minimum=1)
+
+
+@dataclass(frozen=True)
+class MapperOptions:
+    """Incremental mapping (names and defaults follow COLMAP's mapper where it has them).
+
+    ba_loss : loss of every bundle adjustment. Observations beyond ``filter_max_error_px`` are
+        removed after each adjustment, so the squared loss is the default (it measured both
+        faster and more accurate than Cauchy on real scenes); a robust loss with scale
+        ``ba_loss_scale_px`` is available for noisier data.
+    """
+
+    init_min_num_inliers: int = 100
+    init_min_tri_angle_deg: float = 16.0
+    init_max_error_px: float = 4.0
+    abs_pose_max_error_px: float = 8.0
+    abs_pose_min_num_inliers: int = 30
+    abs_pose_min_inlier_ratio: float = 0.25
+    tri_min_angle_deg: float = 1.5
+    tri_max_error_px: float = 4.0
+    filter_max_error_px: float = 4.0
+    filter_min_tri_angle_deg: float = 1.5
+    local_ba_num_images: int = 6
+    global_ba_growth_ratio: float = 1.2
+    ba_max_iterations: int = 30
+    ba_loss: str = "squared"
+    ba_loss_scale_px: float = 1.0
+    max_register_trials: int = 2
+    min_model_size: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("init_min_num_inliers", "abs_pose_min_num_inliers", "local_ba_num_images", "ba_max_iterations",
+                     "max_register_trials"):
+            check_int(getattr(self, name), f"MapperOptions.{name}", minimum=1)
+        check_int(self.min_model_size, "MapperOptions.min_model_size", minimum=2)
+        for name in ("init_min_tri_angle_deg", "init_max_error_px", "abs_pose_max_error_px", "tri_min_angle_deg",
+                     "tri_max_error_px", "filter_max_error_px", "filter_min_tri_angle_deg", "ba_loss_scale_px"):
+            check_positive(getattr(self, name), f"MapperOptions.{name}")
+        check_probability(self.abs_pose_min_inlier_ratio, "MapperOptions.abs_pose_min_inlier_ratio")
+        if not self.global_ba_growth_ratio > 1.0:
+            raise ValueError(f"MapperOptions.global_ba_growth_ratio must be > 1, got {self.global_ba_growth_ratio!r}")
+        if self.ba_loss not in ("squared", "huber", "cauchy", "soft_l1"):
+            raise ValueError(f"MapperOptions.ba_loss must be squared, huber, cauchy or soft_l1, got {self.ba_loss!r}")
+
+
+@dataclass(frozen=True)
+class SfmOptions:
+    """Everything ``run_sfm`` takes. ``matcher``: exhaustive, sequential (a window of
+    ``sequential_window`` neighbours over names in natural sort order) or auto (exhaustive up to
+    ``exhaustive_max_images`` images, else sequential)."""
+
+    features: FeatureOptions = field(default_factory=FeatureOptions)
+    matching: MatchOptions = field(default_factory=MatchOptions)
+    camera: CameraOptions = field(default_factory=CameraOptions)
+    verification: VerificationOptions = field(default_factory=VerificationOptions)
+    mapper: MapperOptions = field(default_factory=MapperOptions)
+    matcher: str = "auto"
+    sequential_window: int = 10
+    exhaustive_max_images: int = 100
+    seed: int = 0
+    num_threads: int = 2
+
+    def __post_init__(self) -> None:
+        for name, cls in (("features", FeatureOptions), ("matching", MatchOptions), ("camera", CameraOptions),
+                          ("verification", VerificationOptions), ("mapper", MapperOptions)):
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(f"SfmOptions.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        if self.matcher not in MATCHERS:
+            raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}, got {self.matcher!r}")
+        check_int(self.sequential_window, "sequential_window", minimum=1)
+        check_int(self.exhaustive_max_images, "exhaustive_max_images", minimum=2)
+        check_int(self.seed, "seed", minimum=0)
+        check_int(self.num_threads, "num_threads", minimum=1)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,273 @@
+"""``run_sfm``: images in, reconstructions and a report out (library entry point of ``geomvision sfm``).
+
+Stages: features (cached) -> pairs -> matching (cached) -> geometric verification -> intrinsics
+(self-calibration of the focal length from F when nothing better is known) -> tracks ->
+incremental mapping. Nothing here writes outside the cache folder; :mod:`.outputs` writes results.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._progress import Progress
+from ..features import exhaustive_pairs, extract_all, match_all, sequential_pairs
+from ..features.pairs import natural_sort_key
+from ..geometry.camera import Camera
+from ..imageio import exif_focal_px, image_size
+from ..scene.reconstruction import Reconstruction
+from ..solvers import shared_focal_from_fundamental
+from .intrinsics import guess_intrinsics, parse_K
+from .mapper import IncrementalMapper
+from .options import SfmOptions
+from .state import ImageData, MapperState
+from .tracks import build_tracks
+from .verification import TwoViewGeometry, verify_pair
+
+
+class SfmWarning(UserWarning):
+    """Something the user should know about a run (a guessed focal length, skipped files)."""
+
+
+@dataclass
+class SfmResult:
+    reconstructions: list[Reconstruction]
+    report: dict = field(default_factory=dict)
+
+
+def list_images(image_dir: str | os.PathLike) -> list[Path]:
+    """Regular, non-hidden files of a folder in natural name order (non-images are skipped later,
+    with a reason, by feature extraction). Raises for a missing or empty folder."""
+    d = Path(image_dir)
+    if not d.exists():
+        raise FileNotFoundError(f"image folder {d} does not exist")
+    if not d.is_dir():
+        raise NotADirectoryError(f"{d} is not a folder of images")
+    files = sorted((p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")),
+                   key=lambda p: natural_sort_key(p.name))
+    if not files:
+        raise ValueError(f"image folder {d} is empty")
+    return files
+
+
+def _pairs(names: list[str], options: SfmOptions) -> tuple[np.ndarray, str]:
+    matcher = options.matcher
+    if matcher == "auto":
+        matcher = "exhaustive" if len(names) <= options.exhaustive_max_images else "sequential"
+    if matcher == "exhaustive":
+        return exhaustive_pairs(len(names)), matcher
+    return sequential_pairs(names, window=options.sequential_window), matcher
+
+
+def _initial_cameras(names, paths, options: SfmOptions) -> tuple[list[Camera], np.ndarray, np.ndarray, list[str]]:
+    """Cameras (one per distinct image size when shared, else one per image), img_cam, whether each
+    camera's intrinsics are known, and the source of each camera's values."""
+    co = options.camera
+    K = parse_K(co.K) if co.K is not None else None
+    model = co.camera_model or ("PINHOLE" if K is not None else "SIMPLE_RADIAL")
+    sizes = np.array([image_size(paths[n]) for n in names], dtype=np.int64).reshape(-1, 2)
+    cameras, known, sources, img_cam = [], [], [], np.zeros(len(names), dtype=np.int64)
+    by_size: dict[tuple[int, int], int] = {}
+    for k, n in enumerate(names):
+        key = (int(sizes[k, 0]), int(sizes[k, 1]))
+        if co.single_camera and key in by_size:
+            img_cam[k] = by_size[key]
+            continue
+        exif = None if K is not None else exif_focal_px(paths[n])
+        guess = guess_intrinsics(key[0], key[1], model, K=K, exif_focal_px=exif)
+        img_cam[k] = len(cameras)
+        by_size[key] = len(cameras)
+        cameras.append(guess.camera)
+        known.append(guess.known)
+        sources.append(guess.source)
+    return cameras, img_cam, np.array(known), sources
+
+
+def _self_calibrate(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGeometry], sources) -> dict:
+    """Focal lengths of prior-only cameras from the fundamental matrices of their pairs (the
+    median of the shared-focal estimates of pairs within one camera). Returns what was done."""
+    info = {}
+    for c, cam in enumerate(cameras):
+        if sources[c] != "prior":
+            continue
+        est = []
+        for (i, j), g in geoms.items():
+            if g.F is None or g.config != "uncalibrated" or img_cam[i] != c or img_cam[j] != c:
+                continue
+            f = shared_focal_from_fundamental(g.F, cam.principal_point)
+            if f is not None and 0.2 * cam.mean_focal_length < f < 5.0 * cam.mean_focal_length:
+                est.append(f)
+        if len(est) >= 3:
+            f = float(np.median(est))
+            names = cam.param_names
+            p = cam.params.copy()
+            for k, n in enumerate(names):
+                if n in ("f", "fx", "fy"):
+                    p[k] = f
+            cameras[c] = cam.with_params(p)
+            sources[c] = "fundamental"
+            info[c] = {"focal_px": f, "num_pairs": len(est), "prior_px": cam.mean_focal_length}
+        else:
+            info[c] = {"focal_px": cam.mean_focal_length, "num_pairs": len(est), "prior_px": cam.mean_focal_length,
+                       "note": "too few uncalibrated pairs for self-calibration; kept the prior"}
+    return info
+
+
+def run_sfm(
+    image_dir: str | os.PathLike,
+    options: SfmOptions | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> SfmResult:
+    """Reconstruct the images of ``image_dir``; returns the models (largest first) and a report.
+
+    ``cache_dir`` keeps features and matches keyed by image content and options, so a rerun
+    (or ``--resume``) reuses them. The same images, options and seed give the same models.
+    Raises ``ValueError`` / ``FileNotFoundError`` when nothing can be done (missing or empty
+    folder, fewer than two readable images).
+    """
+    options = SfmOptions() if options is None else options
+    if not isinstance(options, SfmOptions):
+        raise ValueError(f"options must be an SfmOptions, got {type(options).__name__}")
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    files = list_images(image_dir)
+
+    # --- features
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skipped files are reported below, not warned twice
+        ex = extract_all(files, options.features, cache_dir=cache_dir, num_threads=options.num_threads,
+                         progress=progress)
+    timings["features"] = time.perf_counter() - t0
+    names = list(ex.features)
+    for name, why in ex.skipped.items():
+        warnings.warn(f"skipped {name}: {why}", SfmWarning, stacklevel=2)
+    if len(names) < 2:
+        raise ValueError(
+            f"need at least 2 readable images in {image_dir}, found {len(names)}"
+            + (f" ({len(ex.skipped)} skipped: not images or corrupt)" if ex.skipped else "")
+        )
+
+    # --- intrinsics
+    cameras, img_cam, known, sources = _initial_cameras(names, ex.paths, options)
+    for c, src in enumerate(sources):
+        if src == "prior":
+            warnings.warn(
+                f"no calibration and no EXIF focal length for camera {c + 1}: starting from the prior "
+                f"f = 1.2 * max(width, height) = {cameras[c].mean_focal_length:.1f} px, self-calibrated from the "
+                "fundamental matrices and refined by bundle adjustment (give --K for best accuracy)",
+                SfmWarning, stacklevel=2)
+
+    # --- matching
+    t0 = time.perf_counter()
+    pair_idx, matcher = _pairs(names, options)
+    name_pairs = [(names[i], names[j]) for i, j in pair_idx]
+    matches = match_all(name_pairs, ex.features, options.matching, cache_dir=cache_dir,
+                        num_threads=options.num_threads, progress=progress)
+    timings["matching"] = time.perf_counter() - t0
+
+    # --- geometric verification
+    t0 = time.perf_counter()
+    index = {n: k for k, n in enumerate(names)}
+    geoms: dict[tuple[int, int], TwoViewGeometry] = {}
+    with Progress(len(name_pairs), "verification", unit="pair", enabled=progress) as bar:
+        for a, b in name_pairs:
+            i, j = index[a], index[b]
+            calibrated = bool(sources[img_cam[i]] in ("K", "exif") and sources[img_cam[j]] in ("K", "exif"))
+            geoms[(i, j)] = verify_pair(
+                ex.features[a].keypoints, ex.features[b].keypoints, matches[(a, b)],
+                cameras[img_cam[i]], cameras[img_cam[j]], calibrated=calibrated,
+                options=options.verification, rng=np.random.default_rng([options.seed, 0, i, j]))
+            bar.update()
+    timings["verification"] = time.perf_counter() - t0
+    self_calibration = _self_calibrate(cameras, img_cam, geoms, sources)
+
+    # --- tracks
+    t0 = time.perf_counter()
+    verified = {k: g.inlier_matches for k, g in geoms.items() if g.verified}
+    weights = {k: float(g.num_inliers) for k, g in geoms.items() if g.verified}
+    num_kp = np.array([len(ex.features[n].keypoints) for n in names])
+    tracks, n_refused = build_tracks(num_kp, verified, weights)
+    timings["tracks"] = time.perf_counter() - t0
+
+    # --- mapping
+    t0 = time.perf_counter()
+    sizes = np.array([[cameras[img_cam[k]].width, cameras[img_cam[k]].height] for k in range(len(names))])
+    data = ImageData(names, [ex.features[n].keypoints for n in names], [ex.features[n].colors for n in names], sizes)
+    state = MapperState(data, cameras, img_cam, known, tracks)
+    with Progress(len(names), "mapping", unit="img", enabled=progress) as bar:
+        done = [0]
+
+        def on_progress(n_registered: int) -> None:
+            if n_registered > done[0]:
+                bar.update(n_registered - done[0])
+                done[0] = n_registered
+
+        mapper = IncrementalMapper(state, geoms, options.mapper, options.camera, seed=options.seed,
+                                   progress=on_progress)
+        masks = mapper.run()
+    timings["mapping"] = time.perf_counter() - t0
+    reconstructions = [state.to_reconstruction(m) for m in masks]
+    timings["total"] = time.perf_counter() - t_start
+
+    report = _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, reconstructions, options,
+                     matcher, sources, self_calibration, timings)
+    return SfmResult(reconstructions, report)
+
+
+def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs, options, matcher, sources,
+            self_calibration, timings) -> dict:
+    model_of = {}
+    for m, mask in enumerate(masks):
+        for k in np.flatnonzero(mask):
+            model_of[int(k)] = m
+    per_image = {}
+    n_pairs = np.zeros(len(names), dtype=int)
+    for (i, j), g in geoms.items():
+        if g.verified:
+            n_pairs[i] += 1
+            n_pairs[j] += 1
+    for k, n in enumerate(names):
+        if k in model_of:
+            per_image[n] = {"registered": True, "model": model_of[k], "num_features": len(ex.features[n].keypoints)}
+        else:
+            why = mapper.log.registration.get(k)
+            if why is None:
+                why = "no verified pair with another image" if n_pairs[k] == 0 else "not reached by the mapper"
+            elif why.startswith("registered"):
+                why = "its model was too small (fewer than min_model_size images)"
+            per_image[n] = {"registered": False, "reason": why, "num_features": len(ex.features[n].keypoints)}
+    models = []
+    for m, rec in enumerate(recs):
+        s = rec.summary()
+        models.append({"index": m, **s, "cameras": {int(c): cam.to_dict() for c, cam in rec.cameras.items()}})
+    return {
+        "image_dir": str(Path(image_dir).resolve()),
+        "num_images": len(names) + len(ex.skipped),
+        "num_readable_images": len(names),
+        "skipped_files": dict(ex.skipped),
+        "matcher": matcher,
+        "num_pairs_matched": len(geoms),
+        "num_pairs_verified": int(sum(g.verified for g in geoms.values())),
+        "pair_configs": {c: int(sum(g.config == c for g in geoms.values()))
+                         for c in ("calibrated", "uncalibrated", "planar", "panoramic", "failed")},
+        "num_tracks": tracks.num_tracks,
+        "num_track_merges_refused": n_refused,
+        "intrinsics_source": sources,
+        "self_calibration": {str(k): v for k, v in self_calibration.items()},
+        "models": models,
+        "num_registered_images": int(sum(len(r.registered_image_ids) for r in recs)),
+        "images": per_image,
+        "initial_pairs": [{**e, "pair": [names[e["pair"][0]], names[e["pair"][1]]]} for e in mapper.log.initial_pairs],
+        "bundle_adjustments": mapper.log.bundle_adjustments,
+        "timings_s": {**{k: round(v, 3) for k, v in timings.items()},
+                      **{f"mapping.{k}": round(v, 3) for k, v in mapper.log.timings.items()}},
+        "options": options.to_dict(),
+    }
