@@ -95,11 +95,11 @@ def _detect_describe(gray: np.ndarray, options: FeatureOptions):
         cv2.KeyPoint(float(pts[i, 0]), float(pts[i, 1]), float(size[i]), 0.0, float(response[i]), kps[i].octave)
         for i in keep
     ]
-    kps2, desc = sift.compute(gray, upright)
-    if len(kps2) != len(upright):  # OpenCV keeps every keypoint it is given; guard the assumption
-        raise RuntimeError(f"OpenCV SIFT described {len(kps2)} of {len(upright)} upright keypoints")
+    described, desc = sift.compute(gray, upright)
+    # descriptors follow the keypoint list OpenCV returns (it may drop none, but trust only it)
+    pts2, size2, _, _ = _keypoint_arrays(described)
     desc = np.zeros((0, 128), np.float32) if desc is None else desc
-    return pts[keep], size[keep], np.zeros(len(keep)), desc
+    return pts2, size2, np.zeros(len(pts2)), desc
 
 
 def extract_features(image: np.ndarray, options: FeatureOptions | None = None) -> Features:
