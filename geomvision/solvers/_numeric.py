@@ -3,7 +3,8 @@
 Everything here is ``@njit`` and allocation-light so that the minimal solvers stay in the
 microsecond range when called from a RANSAC loop.
 
-- ``cubic_roots(c3, c2, c1, c0) -> (roots (3,), n)``: real roots of a cubic (closed form + Newton).
+- ``cubic_roots(c3, c2, c1, c0) -> (roots (3,), n)``: real roots of a cubic (closed form + Newton);
+  ``cubic_roots3`` returns them as scalars ``(n, r0, r1, r2)`` without allocating.
 - ``binary_cubic_roots(a0, a1, a2, a3) -> (mu (3,), lam (3,), n)``: real projective roots of
   a0 mu^3 + a1 mu^2 lam + a2 mu lam^2 + a3 lam^3 = 0, dehomogenised on the better-conditioned side.
 - ``poly_real_roots(p, out) -> n``: real roots of a polynomial (coefficients lowest degree first)
@@ -28,33 +29,40 @@ def _horner(p, n, x):
     return v
 
 
+@njit(cache=True, inline="always")
+def _newton_cubic(x, a, b, c):
+    for _ in range(3):
+        f = ((x + a) * x + b) * x + c
+        df = (3.0 * x + 2.0 * a) * x + b
+        if df == 0.0:
+            break
+        dx = f / df
+        x -= dx
+        if abs(dx) <= 1e-16 * (1.0 + abs(x)):
+            break
+    return x
+
+
 @njit(cache=True)
-def cubic_roots(c3, c2, c1, c0):
-    """Real roots of c3 x^3 + c2 x^2 + c1 x + c0 (degrades to a quadratic / linear equation
-    when the leading coefficients vanish). Returns (roots (3,), n)."""
-    roots = np.zeros(3)
+def cubic_roots3(c3, c2, c1, c0):
+    """Real roots of c3 x^3 + c2 x^2 + c1 x + c0 as scalars: (n, r0, r1, r2), allocation-free.
+    Degrades to a quadratic / linear equation when the leading coefficients vanish."""
     scale = max(abs(c3), abs(c2), abs(c1), abs(c0))
     if scale == 0.0:
-        return roots, 0
+        return 0, 0.0, 0.0, 0.0
     if abs(c3) <= 1e-14 * scale:
-        # quadratic c2 x^2 + c1 x + c0
         if abs(c2) <= 1e-14 * scale:
             if abs(c1) <= 1e-14 * scale:
-                return roots, 0
-            roots[0] = -c0 / c1
-            return roots, 1
+                return 0, 0.0, 0.0, 0.0
+            return 1, -c0 / c1, 0.0, 0.0
         disc = c1 * c1 - 4.0 * c2 * c0
         if disc < 0.0:
-            return roots, 0
+            return 0, 0.0, 0.0, 0.0
         sq = np.sqrt(disc)
         q = -0.5 * (c1 + (sq if c1 >= 0.0 else -sq))
-        n = 0
-        if q != 0.0:
-            roots[n] = c0 / q
-            n += 1
-        roots[n] = q / c2
-        n += 1
-        return roots, n
+        if q == 0.0:
+            return 1, 0.0, 0.0, 0.0
+        return 2, c0 / q, q / c2, 0.0
     a = c2 / c3
     b = c1 / c3
     c = c0 / c3
@@ -63,40 +71,32 @@ def cubic_roots(c3, c2, c1, c0):
     p = b - a * a3
     q = 2.0 * a3 * a3 * a3 - a3 * b + c
     disc = 0.25 * q * q + p * p * p / 27.0
-    n = 0
     if disc > 0.0:
         sq = np.sqrt(disc)
-        u = -0.5 * q + (sq if q <= 0.0 else -sq)  # avoid cancellation
-        u = np.cbrt(u)
+        u = np.cbrt(-0.5 * q + (sq if q <= 0.0 else -sq))  # avoid cancellation
         t = u - p / (3.0 * u) if u != 0.0 else 0.0
-        roots[0] = t - a3
-        n = 1
-    else:
-        # three real roots (two may coincide): trigonometric form
-        if p >= 0.0:
-            roots[0] = np.cbrt(-q) - a3
-            n = 1
-        else:
-            m = 2.0 * np.sqrt(-p / 3.0)
-            arg = 3.0 * q / (p * m)
-            arg = min(1.0, max(-1.0, arg))
-            th = np.arccos(arg) / 3.0
-            for k in range(3):
-                roots[k] = m * np.cos(th - 2.0 * np.pi * k / 3.0) - a3
-            n = 3
-    # Newton polish on the monic cubic
-    for k in range(n):
-        x = roots[k]
-        for _ in range(3):
-            f = ((x + a) * x + b) * x + c
-            df = (3.0 * x + 2.0 * a) * x + b
-            if df == 0.0:
-                break
-            dx = f / df
-            x -= dx
-            if abs(dx) <= 1e-16 * (1.0 + abs(x)):
-                break
-        roots[k] = x
+        return 1, _newton_cubic(t - a3, a, b, c), 0.0, 0.0
+    if p >= 0.0:
+        return 1, _newton_cubic(np.cbrt(-q) - a3, a, b, c), 0.0, 0.0
+    # three real roots (two may coincide): trigonometric form
+    m = 2.0 * np.sqrt(-p / 3.0)
+    arg = min(1.0, max(-1.0, 3.0 * q / (p * m)))
+    th = np.arccos(arg) / 3.0
+    r0 = _newton_cubic(m * np.cos(th) - a3, a, b, c)
+    r1 = _newton_cubic(m * np.cos(th - 2.0943951023931957) - a3, a, b, c)
+    r2 = _newton_cubic(m * np.cos(th - 4.1887902047863905) - a3, a, b, c)
+    return 3, r0, r1, r2
+
+
+@njit(cache=True)
+def cubic_roots(c3, c2, c1, c0):
+    """Real roots of c3 x^3 + c2 x^2 + c1 x + c0 (degrades to a quadratic / linear equation
+    when the leading coefficients vanish). Returns (roots (3,), n)."""
+    n, r0, r1, r2 = cubic_roots3(c3, c2, c1, c0)
+    roots = np.zeros(3)
+    roots[0] = r0
+    roots[1] = r1
+    roots[2] = r2
     return roots, n
 
 
@@ -112,59 +112,65 @@ def binary_cubic_roots(a0, a1, a2, a3):
     lam = np.zeros(3)
     if abs(a3) >= abs(a0):
         # mu = 1: a3 l^3 + a2 l^2 + a1 l + a0
-        r, n = cubic_roots(a3, a2, a1, a0)
-        for k in range(n):
-            mu[k] = 1.0
-            lam[k] = r[k]
+        n, r0, r1, r2 = cubic_roots3(a3, a2, a1, a0)
+        mu[0] = mu[1] = mu[2] = 1.0
+        lam[0], lam[1], lam[2] = r0, r1, r2
     else:
         # lam = 1: a0 m^3 + a1 m^2 + a2 m + a3
-        r, n = cubic_roots(a0, a1, a2, a3)
-        for k in range(n):
-            mu[k] = r[k]
-            lam[k] = 1.0
+        n, r0, r1, r2 = cubic_roots3(a0, a1, a2, a3)
+        lam[0] = lam[1] = lam[2] = 1.0
+        mu[0], mu[1], mu[2] = r0, r1, r2
     return mu, lam, n
 
 
 @njit(cache=True)
 def _sturm_count(S, deg, m, x):
-    """Number of sign changes of the Sturm sequence S[0..m] at x."""
+    """Number of sign changes at x of the Sturm sequence S[0..m] (zeros do not count).
+
+    Each member is evaluated from its own coefficients: the three-term recurrence through the
+    quotients is cheaper but loses the signs to cancellation on badly scaled sequences."""
     changes = 0
-    prev = 0.0
+    last = 0.0
     for k in range(m + 1):
-        v = _horner(S[k], deg[k], x)
+        d = deg[k]
+        v = S[k, d]
+        for j in range(d - 1, -1, -1):
+            v = v * x + S[k, j]
         if v != 0.0:
-            if prev != 0.0 and (v > 0.0) != (prev > 0.0):
+            if last != 0.0 and (v > 0.0) != (last > 0.0):
                 changes += 1
-            prev = v
+            last = v
     return changes
 
 
 @njit(cache=True)
 def _refine_root(p, n, a, b):
-    """Root of p in [a, b] where p changes sign: safeguarded Newton (falls back to bisection)."""
+    """Root of p in [a, b] where p changes sign: safeguarded Newton (bisection when a Newton
+    step leaves the bracket), to a relative step of 1e-14."""
     fa = _horner(p, n, a)
     fb = _horner(p, n, b)
     if fa == 0.0:
         return a
     if fb == 0.0:
         return b
+    pos_a = fa > 0.0
     x = 0.5 * (a + b)
-    for _ in range(100):
-        f = _horner(p, n, x)
+    for _ in range(80):
+        f = p[n]
+        df = 0.0
+        for k in range(n - 1, -1, -1):
+            df = df * x + f
+            f = f * x + p[k]
         if f == 0.0:
             return x
-        if (f > 0.0) == (fa > 0.0):
+        if (f > 0.0) == pos_a:
             a = x
-            fa = f
         else:
             b = x
-        df = 0.0
-        for k in range(n, 0, -1):
-            df = df * x + k * p[k]
         xn = x - f / df if df != 0.0 else 0.5 * (a + b)
         if not (a < xn < b):
             xn = 0.5 * (a + b)
-        if abs(xn - x) <= 1e-15 * max(1.0, abs(xn)) or b - a <= 1e-15 * max(1.0, abs(x)):
+        if abs(xn - x) <= 1e-14 * max(1.0, abs(xn)):
             return xn
         x = xn
     return x
@@ -174,6 +180,7 @@ def _refine_root(p, n, a, b):
 def _sturm_roots_in(p, n, lo, hi, out, count):
     """Append the real roots of the degree-n polynomial p (lowest first, p[n] != 0) in (lo, hi]
     to out[count:]; returns the new count. Sturm isolation + safeguarded Newton refinement."""
+    # Sturm sequence S0 = p / lead, S1 = S0' / n, S_{k+1} = -rem(S_{k-1}, S_k) / |lead of rem|
     S = np.zeros((n + 1, n + 1))
     deg = np.zeros(n + 1, dtype=np.int64)
     lead = p[n]
@@ -184,11 +191,12 @@ def _sturm_roots_in(p, n, lo, hi, out, count):
         S[1, k] = (k + 1) * S[0, k + 1] / n
     deg[1] = n - 1
     m = 1
-    # remainder sequence S[k+1] = -rem(S[k-1], S[k]), each scaled to a unit leading coefficient
+    r = np.empty(n + 1)
     while deg[m] > 0:
-        r = S[m - 1, : deg[m - 1] + 1].copy()
-        dm = deg[m]
         dr = deg[m - 1]
+        for j in range(dr + 1):
+            r[j] = S[m - 1, j]
+        dm = deg[m]
         lc = S[m, dm]
         while dr >= dm:
             f = r[dr] / lc
@@ -208,6 +216,7 @@ def _sturm_roots_in(p, n, lo, hi, out, count):
         for j in range(dr + 1):
             S[m, j] = -r[j] / nr
         deg[m] = dr
+    S0 = S[0]
     stack_a = np.empty(64)
     stack_b = np.empty(64)
     stack_ca = np.empty(64, dtype=np.int64)
@@ -226,17 +235,17 @@ def _sturm_roots_in(p, n, lo, hi, out, count):
         nroots = ca - cb
         if nroots <= 0:
             continue
-        fa = _horner(S[0], n, a)
-        fb = _horner(S[0], n, b)
+        fa = _horner(S0, n, a)
+        fb = _horner(S0, n, b)
         change = (fa > 0.0) != (fb > 0.0) or fb == 0.0
         if nroots == 1 and change:
-            out[count] = _refine_root(S[0], n, a, b)
+            out[count] = _refine_root(S0, n, a, b)
             count += 1
             continue
         mid = 0.5 * (a + b)
         if b - a <= 1e-10 * max(1.0, abs(mid)) or top + 2 > 64:
             if change:
-                out[count] = _refine_root(S[0], n, a, b)
+                out[count] = _refine_root(S0, n, a, b)
                 count += 1
             continue
         cm = _sturm_count(S, deg, m, mid)

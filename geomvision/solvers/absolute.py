@@ -32,218 +32,192 @@ from ._numeric import binary_cubic_roots, det3, matmul3, solve_linear
 
 
 @njit(cache=True, inline="always")
-def _quad(D, a0, a1, a2, b0, b1, b2):
-    """a^T D b for a symmetric 3x3 D."""
+def _qform(d00, d01, d02, d11, d12, d22, a0, a1, a2, b0, b1, b2):
+    """a^T D b for the symmetric 3x3 D given by its upper triangle."""
     return (
-        a0 * (D[0, 0] * b0 + D[0, 1] * b1 + D[0, 2] * b2)
-        + a1 * (D[1, 0] * b0 + D[1, 1] * b1 + D[1, 2] * b2)
-        + a2 * (D[2, 0] * b0 + D[2, 1] * b1 + D[2, 2] * b2)
+        a0 * (d00 * b0 + d01 * b1 + d02 * b2)
+        + a1 * (d01 * b0 + d11 * b1 + d12 * b2)
+        + a2 * (d02 * b0 + d12 * b1 + d22 * b2)
     )
 
 
-@njit(cache=True)
-def _cofactor_sym(A):
-    C = np.empty((3, 3))
-    C[0, 0] = A[1, 1] * A[2, 2] - A[1, 2] * A[2, 1]
-    C[0, 1] = A[1, 2] * A[2, 0] - A[1, 0] * A[2, 2]
-    C[0, 2] = A[1, 0] * A[2, 1] - A[1, 1] * A[2, 0]
-    C[1, 0] = A[2, 1] * A[0, 2] - A[2, 2] * A[0, 1]
-    C[1, 1] = A[2, 2] * A[0, 0] - A[2, 0] * A[0, 2]
-    C[1, 2] = A[2, 0] * A[0, 1] - A[2, 1] * A[0, 0]
-    C[2, 0] = A[0, 1] * A[1, 2] - A[0, 2] * A[1, 1]
-    C[2, 1] = A[0, 2] * A[1, 0] - A[0, 0] * A[1, 2]
-    C[2, 2] = A[0, 0] * A[1, 1] - A[0, 1] * A[1, 0]
-    return C
+@njit(cache=True, inline="always")
+def _null_sym(d00, d01, d02, d11, d12, d22):
+    """Unit null vector of a rank-2 symmetric matrix: the largest cross product of two rows."""
+    # rows r0 = (d00, d01, d02), r1 = (d01, d11, d12), r2 = (d02, d12, d22)
+    x0 = d01 * d12 - d02 * d11
+    y0 = d02 * d01 - d00 * d12
+    z0 = d00 * d11 - d01 * d01  # r0 x r1
+    x1 = d11 * d22 - d12 * d12
+    y1 = d12 * d02 - d01 * d22
+    z1 = d01 * d12 - d11 * d02  # r1 x r2
+    x2 = d12 * d02 - d22 * d01
+    y2 = d22 * d00 - d02 * d02
+    z2 = d02 * d01 - d12 * d00  # r2 x r0
+    n0 = x0 * x0 + y0 * y0 + z0 * z0
+    n1 = x1 * x1 + y1 * y1 + z1 * z1
+    n2 = x2 * x2 + y2 * y2 + z2 * z2
+    if n0 >= n1 and n0 >= n2:
+        s = 1.0 / np.sqrt(n0) if n0 > 0.0 else 0.0
+        return x0 * s, y0 * s, z0 * s
+    if n1 >= n2:
+        s = 1.0 / np.sqrt(n1)
+        return x1 * s, y1 * s, z1 * s
+    s = 1.0 / np.sqrt(n2)
+    return x2 * s, y2 * s, z2 * s
 
 
-@njit(cache=True)
-def _largest_cross_of_rows(A):
-    """Unit vector orthogonal to the two rows of A whose cross product is largest (A rank 2)."""
-    best = -1.0
-    v = np.zeros(3)
-    for a in range(3):
-        b = (a + 1) % 3
-        cx = A[a, 1] * A[b, 2] - A[a, 2] * A[b, 1]
-        cy = A[a, 2] * A[b, 0] - A[a, 0] * A[b, 2]
-        cz = A[a, 0] * A[b, 1] - A[a, 1] * A[b, 0]
-        nn = cx * cx + cy * cy + cz * cz
-        if nn > best:
-            best = nn
-            v[0], v[1], v[2] = cx, cy, cz
-    if best > 0.0:
-        v /= np.sqrt(best)
-    return v
+@njit(cache=True, inline="always")
+def _det_sym(d00, d01, d02, d11, d12, d22):
+    return d00 * (d11 * d22 - d12 * d12) - d01 * (d01 * d22 - d12 * d02) + d02 * (d01 * d12 - d11 * d02)
+
+
+@njit(cache=True, inline="always")
+def _cof_dot(p00, p01, p02, p11, p12, p22, q00, q01, q02, q11, q12, q22):
+    """sum_ij cof(P)_ij Q_ij for symmetric P, Q (the mixed term of det(P + g Q))."""
+    c00 = p11 * p22 - p12 * p12
+    c11 = p00 * p22 - p02 * p02
+    c22 = p00 * p11 - p01 * p01
+    c01 = p02 * p12 - p01 * p22
+    c02 = p01 * p12 - p02 * p11
+    c12 = p01 * p02 - p00 * p12
+    return c00 * q00 + c11 * q11 + c22 * q22 + 2.0 * (c01 * q01 + c02 * q02 + c12 * q12)
 
 
 @njit(cache=True)
 def p3p_nb(rays, X):
     Rs = np.zeros((4, 3, 3))
     ts = np.zeros((4, 3))
-    y = np.empty((3, 3))
-    for i in range(3):
-        nr = np.sqrt(rays[i, 0] ** 2 + rays[i, 1] ** 2 + rays[i, 2] ** 2)
-        if not nr > 0.0:
-            return Rs, ts, 0
-        for k in range(3):
-            y[i, k] = rays[i, k] / nr
-    b12 = y[0, 0] * y[1, 0] + y[0, 1] * y[1, 1] + y[0, 2] * y[1, 2]
-    b13 = y[0, 0] * y[2, 0] + y[0, 1] * y[2, 1] + y[0, 2] * y[2, 2]
-    b23 = y[1, 0] * y[2, 0] + y[1, 1] * y[2, 1] + y[1, 2] * y[2, 2]
-    d12 = X[0] - X[1]
-    d13 = X[0] - X[2]
-    a12 = d12[0] ** 2 + d12[1] ** 2 + d12[2] ** 2
-    a13 = d13[0] ** 2 + d13[1] ** 2 + d13[2] ** 2
-    d23 = X[1] - X[2]
-    a23 = d23[0] ** 2 + d23[1] ** 2 + d23[2] ** 2
-    # world frame of the triangle; collinear points have no unique pose
-    c = np.cross(d12, d13)
-    cc = c[0] ** 2 + c[1] ** 2 + c[2] ** 2
-    if not cc > 1e-20 * a12 * a13:
+    # unit rays
+    n1 = np.sqrt(rays[0, 0] ** 2 + rays[0, 1] ** 2 + rays[0, 2] ** 2)
+    n2 = np.sqrt(rays[1, 0] ** 2 + rays[1, 1] ** 2 + rays[1, 2] ** 2)
+    n3 = np.sqrt(rays[2, 0] ** 2 + rays[2, 1] ** 2 + rays[2, 2] ** 2)
+    if not (n1 > 0.0 and n2 > 0.0 and n3 > 0.0):
         return Rs, ts, 0
+    y1x, y1y, y1z = rays[0, 0] / n1, rays[0, 1] / n1, rays[0, 2] / n1
+    y2x, y2y, y2z = rays[1, 0] / n2, rays[1, 1] / n2, rays[1, 2] / n2
+    y3x, y3y, y3z = rays[2, 0] / n3, rays[2, 1] / n3, rays[2, 2] / n3
+    b12 = y1x * y2x + y1y * y2y + y1z * y2z
+    b13 = y1x * y3x + y1y * y3y + y1z * y3z
+    b23 = y2x * y3x + y2y * y3y + y2z * y3z
+    # world triangle
+    ux, uy, uz = X[0, 0] - X[1, 0], X[0, 1] - X[1, 1], X[0, 2] - X[1, 2]  # d12
+    vx, vy, vz = X[0, 0] - X[2, 0], X[0, 1] - X[2, 1], X[0, 2] - X[2, 2]  # d13
+    a12 = ux * ux + uy * uy + uz * uz
+    a13 = vx * vx + vy * vy + vz * vz
+    a23 = (X[1, 0] - X[2, 0]) ** 2 + (X[1, 1] - X[2, 1]) ** 2 + (X[1, 2] - X[2, 2]) ** 2
+    cx = uy * vz - uz * vy
+    cy = uz * vx - ux * vz
+    cz = ux * vy - uy * vx
+    cc = cx * cx + cy * cy + cz * cz
+    if not cc > 1e-20 * a12 * a13:
+        return Rs, ts, 0  # collinear or coincident world points: no unique pose
     # homogeneous conics D1 = a23 M12 - a12 M23, D2 = a23 M13 - a13 M23 (Lambda^T D Lambda = 0)
-    D1 = np.zeros((3, 3))
-    D2 = np.zeros((3, 3))
-    D1[0, 0] = a23
-    D1[0, 1] = D1[1, 0] = -a23 * b12
-    D1[1, 1] = a23 - a12
-    D1[1, 2] = D1[2, 1] = a12 * b23
-    D1[2, 2] = -a12
-    D2[0, 0] = a23
-    D2[0, 2] = D2[2, 0] = -a23 * b13
-    D2[1, 1] = -a13
-    D2[1, 2] = D2[2, 1] = a13 * b23
-    D2[2, 2] = a23 - a13
-    # det(mu D1 + g D2) = c0 mu^3 + c1 mu^2 g + c2 mu g^2 + c3 g^3
-    C1 = _cofactor_sym(D1)
-    C2 = _cofactor_sym(D2)
-    k0 = det3(D1)
-    k3 = det3(D2)
-    k1 = 0.0
-    k2 = 0.0
-    for i in range(3):
-        for j in range(3):
-            k1 += C1[i, j] * D2[i, j]
-            k2 += C2[i, j] * D1[i, j]
-    mus, gs, nr_ = binary_cubic_roots(k0, k1, k2, k3)
-    # choose the root whose degenerate conic is the most clearly indefinite (a real line pair)
+    p00, p01, p02, p11, p12, p22 = a23, -a23 * b12, 0.0, a23 - a12, a12 * b23, -a12
+    q00, q01, q02, q11, q12, q22 = a23, 0.0, -a23 * b13, -a13, a13 * b23, a23 - a13
+    # det(mu D1 + g D2) = k0 mu^3 + k1 mu^2 g + k2 mu g^2 + k3 g^3
+    k0 = _det_sym(p00, p01, p02, p11, p12, p22)
+    k3 = _det_sym(q00, q01, q02, q11, q12, q22)
+    k1 = _cof_dot(p00, p01, p02, p11, p12, p22, q00, q01, q02, q11, q12, q22)
+    k2 = _cof_dot(q00, q01, q02, q11, q12, q22, p00, p01, p02, p11, p12, p22)
+    mus, gs, nroots = binary_cubic_roots(k0, k1, k2, k3)
+    # the degenerate conic that is most clearly indefinite (a real pair of lines)
     best = 0.0
-    D0 = np.zeros((3, 3))
-    found = False
-    for r in range(nr_):
+    d00 = d01 = d02 = d11 = d12 = d22 = 0.0
+    for r in range(nroots):
         mu = mus[r]
         g = gs[r]
-        Dt = mu * D1 + g * D2
-        fro = 0.0
-        for i in range(3):
-            for j in range(3):
-                fro += Dt[i, j] * Dt[i, j]
-        pm = (
-            Dt[0, 0] * Dt[1, 1] - Dt[0, 1] * Dt[1, 0]
-            + Dt[0, 0] * Dt[2, 2] - Dt[0, 2] * Dt[2, 0]
-            + Dt[1, 1] * Dt[2, 2] - Dt[1, 2] * Dt[2, 1]
-        )  # sigma1 sigma2 (the third eigenvalue is 0)
-        score = -pm / fro if fro > 0.0 else 0.0
-        if score > best:
-            best = score
-            D0[:, :] = Dt
-            found = True
-    if not found:
+        e00 = mu * p00 + g * q00
+        e01 = mu * p01 + g * q01
+        e02 = mu * p02 + g * q02
+        e11 = mu * p11 + g * q11
+        e12 = mu * p12 + g * q12
+        e22 = mu * p22 + g * q22
+        fro = e00 * e00 + e11 * e11 + e22 * e22 + 2.0 * (e01 * e01 + e02 * e02 + e12 * e12)
+        pm = e00 * e11 - e01 * e01 + e00 * e22 - e02 * e02 + e11 * e22 - e12 * e12  # s1 s2
+        if fro > 0.0 and -pm / fro > best:
+            best = -pm / fro
+            d00, d01, d02, d11, d12, d22 = e00, e01, e02, e11, e12, e22
+    if not best > 0.0:
         return Rs, ts, 0
-    # eigen-structure of D0: eigenvalues s1, s2 (opposite signs) and 0
-    e3 = _largest_cross_of_rows(D0)
-    tr = D0[0, 0] + D0[1, 1] + D0[2, 2]
-    pm = (
-        D0[0, 0] * D0[1, 1] - D0[0, 1] * D0[1, 0]
-        + D0[0, 0] * D0[2, 2] - D0[0, 2] * D0[2, 0]
-        + D0[1, 1] * D0[2, 2] - D0[1, 2] * D0[2, 1]
-    )
+    # eigenvalues s1, s2 (opposite signs; the third is 0) and their eigenvectors
+    tr = d00 + d11 + d22
+    pm = d00 * d11 - d01 * d01 + d00 * d22 - d02 * d02 + d11 * d22 - d12 * d12
     disc = np.sqrt(max(tr * tr - 4.0 * pm, 0.0))
-    s1 = 0.5 * (tr + disc) if tr >= 0.0 else 0.5 * (tr - disc)  # larger magnitude first
+    s1 = 0.5 * (tr + disc) if tr >= 0.0 else 0.5 * (tr - disc)  # the larger magnitude first
     s2 = pm / s1
-    Ds = D0.copy()
-    for i in range(3):
-        Ds[i, i] -= s1
-    e1 = _largest_cross_of_rows(Ds)
-    e2 = np.cross(e3, e1)
-    ne2 = np.sqrt(e2[0] ** 2 + e2[1] ** 2 + e2[2] ** 2)
-    if not ne2 > 0.0:
-        return Rs, ts, 0
-    e2 /= ne2
+    e1x, e1y, e1z = _null_sym(d00 - s1, d01, d02, d11 - s1, d12, d22 - s1)
+    e2x, e2y, e2z = _null_sym(d00 - s2, d01, d02, d11 - s2, d12, d22 - s2)
     ra = np.sqrt(abs(s1))
     rb = np.sqrt(abs(s2))
-    # Sigma = M12 + M13 + M23 is positive definite: it fixes the scale of Lambda
-    S = np.empty((3, 3))
-    S[0, 0] = S[1, 1] = S[2, 2] = 2.0
-    S[0, 1] = S[1, 0] = -b12
-    S[0, 2] = S[2, 0] = -b13
-    S[1, 2] = S[2, 1] = -b23
     asum = a12 + a13 + a23
-    # inverse of the world triangle frame A = [d12, d13, d12 x d13] (columns)
-    A = np.empty((3, 3))
-    for k in range(3):
-        A[k, 0] = d12[k]
-        A[k, 1] = d13[k]
-        A[k, 2] = c[k]
-    detA = det3(A)
-    Ainv = _cofactor_sym(A).T / detA
+    fp = np.sqrt(p00 * p00 + p11 * p11 + p22 * p22 + 2.0 * (p01 * p01 + p12 * p12))
+    fq = np.sqrt(q00 * q00 + q11 * q11 + q22 * q22 + 2.0 * (q02 * q02 + q12 * q12))
+    # rows of A^-1 for A = [d12, d13, c] (columns): (d13 x c, c x d12, d12 x d13) / |c|^2
+    ic = 1.0 / cc
+    i00, i01, i02 = (vy * cz - vz * cy) * ic, (vz * cx - vx * cz) * ic, (vx * cy - vy * cx) * ic
+    i10, i11, i12 = (cy * uz - cz * uy) * ic, (cz * ux - cx * uz) * ic, (cx * uy - cy * ux) * ic
+    i20, i21, i22 = cx * ic, cy * ic, cz * ic
     n = 0
-    nD1 = 0.0
-    nD2 = 0.0
-    for i in range(3):
-        for j in range(3):
-            nD1 += D1[i, j] * D1[i, j]
-            nD2 += D2[i, j] * D2[i, j]
-    nD1 = np.sqrt(nD1)
-    nD2 = np.sqrt(nD2)
-    for sgn in (-1.0, 1.0):
+    for line in range(2):
+        sgn = 1.0 if line == 0 else -1.0
         # the line n . Lambda = 0 with n = sqrt|s1| e1 + sgn sqrt|s2| e2
-        nv = ra * e1 + sgn * rb * e2
-        # orthonormal basis (u, v) of the plane n . Lambda = 0
-        ax = 0
-        if abs(nv[1]) < abs(nv[ax]):
-            ax = 1
-        if abs(nv[2]) < abs(nv[ax]):
-            ax = 2
-        ek = np.zeros(3)
-        ek[ax] = 1.0
-        u = np.cross(nv, ek)
-        u /= np.sqrt(u[0] ** 2 + u[1] ** 2 + u[2] ** 2)
-        v = np.cross(nv, u)
-        v /= np.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
-        # restrict the better-conditioned conic to the line: k11 al^2 + 2 k12 al be + k22 be^2 = 0
-        q11 = _quad(D1, u[0], u[1], u[2], u[0], u[1], u[2])
-        q12 = _quad(D1, u[0], u[1], u[2], v[0], v[1], v[2])
-        q22 = _quad(D1, v[0], v[1], v[2], v[0], v[1], v[2])
-        r11 = _quad(D2, u[0], u[1], u[2], u[0], u[1], u[2])
-        r12 = _quad(D2, u[0], u[1], u[2], v[0], v[1], v[2])
-        r22 = _quad(D2, v[0], v[1], v[2], v[0], v[1], v[2])
-        m1 = np.sqrt(q11 * q11 + 2.0 * q12 * q12 + q22 * q22) / nD1
-        m2 = np.sqrt(r11 * r11 + 2.0 * r12 * r12 + r22 * r22) / nD2
-        if m2 > m1:
-            q11, q12, q22 = r11, r12, r22
-        th = 0.5 * np.arctan2(2.0 * q12, q11 - q22)
+        nx = ra * e1x + sgn * rb * e2x
+        ny = ra * e1y + sgn * rb * e2y
+        nz = ra * e1z + sgn * rb * e2z
+        # orthonormal basis (u, v) of that plane: u = n x e_k for the axis least aligned with n
+        if abs(nx) <= abs(ny) and abs(nx) <= abs(nz):
+            bx, by, bz = 0.0, nz, -ny
+        elif abs(ny) <= abs(nz):
+            bx, by, bz = -nz, 0.0, nx
+        else:
+            bx, by, bz = ny, -nx, 0.0
+        sb = 1.0 / np.sqrt(bx * bx + by * by + bz * bz)
+        bx *= sb
+        by *= sb
+        bz *= sb
+        wx = ny * bz - nz * by
+        wy = nz * bx - nx * bz
+        wz = nx * by - ny * bx
+        sw = 1.0 / np.sqrt(wx * wx + wy * wy + wz * wz)
+        wx *= sw
+        wy *= sw
+        wz *= sw
+        # restrict the better-conditioned conic to the line: k11 al^2 + 2 k12 al be + k22 be^2
+        h11 = _qform(p00, p01, p02, p11, p12, p22, bx, by, bz, bx, by, bz)
+        h12 = _qform(p00, p01, p02, p11, p12, p22, bx, by, bz, wx, wy, wz)
+        h22 = _qform(p00, p01, p02, p11, p12, p22, wx, wy, wz, wx, wy, wz)
+        g11 = _qform(q00, q01, q02, q11, q12, q22, bx, by, bz, bx, by, bz)
+        g12 = _qform(q00, q01, q02, q11, q12, q22, bx, by, bz, wx, wy, wz)
+        g22 = _qform(q00, q01, q02, q11, q12, q22, wx, wy, wz, wx, wy, wz)
+        if np.sqrt(g11 * g11 + 2.0 * g12 * g12 + g22 * g22) * fp > np.sqrt(h11 * h11 + 2.0 * h12 * h12 + h22 * h22) * fq:
+            h11, h12, h22 = g11, g12, g22
+        th = 0.5 * np.arctan2(2.0 * h12, h11 - h22)
         cth = np.cos(th)
         sth = np.sin(th)
-        kap1 = q11 * cth * cth + 2.0 * q12 * sth * cth + q22 * sth * sth
-        kap2 = q11 + q22 - kap1
+        kap1 = h11 * cth * cth + 2.0 * h12 * sth * cth + h22 * sth * sth
+        kap2 = h11 + h22 - kap1
         if kap1 * kap2 > 0.0:
             continue  # the line misses the conic: no real solution on it
         w1 = np.sqrt(abs(kap2))
         w2 = np.sqrt(abs(kap1))
-        for sg2 in (-1.0, 1.0):
-            # z = w1 f1 + sg2 w2 f2 with f1 = (c, s), f2 = (-s, c)
+        for side in range(2):
+            sg2 = 1.0 if side == 0 else -1.0
             al = w1 * cth - sg2 * w2 * sth
             be = w1 * sth + sg2 * w2 * cth
-            d = al * u + be * v
-            dSd = _quad(S, d[0], d[1], d[2], d[0], d[1], d[2])
+            dx = al * bx + be * wx
+            dy = al * by + be * wy
+            dz = al * bz + be * wz
+            # Sigma = M12 + M13 + M23 is positive definite: it fixes the scale of Lambda
+            dSd = 2.0 * (dx * dx + dy * dy + dz * dz) - 2.0 * (b12 * dx * dy + b13 * dx * dz + b23 * dy * dz)
             if not dSd > 0.0:
                 continue
             k = np.sqrt(asum / dSd)
-            if d[0] + d[1] + d[2] < 0.0:
+            if dx + dy + dz < 0.0:
                 k = -k
-            l1 = k * d[0]
-            l2 = k * d[1]
-            l3 = k * d[2]
+            l1 = k * dx
+            l2 = k * dy
+            l3 = k * dz
             if not (l1 > 0.0 and l2 > 0.0 and l3 > 0.0):
                 continue
             # Gauss-Newton on the three distance equations
@@ -259,35 +233,40 @@ def p3p_nb(rays, X):
                 j23 = 2.0 * (l3 - b13 * l1)
                 j32 = 2.0 * (l2 - b23 * l3)
                 j33 = 2.0 * (l3 - b23 * l2)
-                # J = [[j11, j12, 0], [j21, 0, j23], [0, j32, j33]]
-                dj = j11 * (-j23 * j32) - j12 * (j21 * j33)
+                # J = [[j11, j12, 0], [j21, 0, j23], [0, j32, j33]], Cramer's rule for J x = f
+                dj = -j11 * j23 * j32 - j12 * j21 * j33
                 if dj == 0.0 or not np.isfinite(dj):
                     break
-                # Cramer's rule for J delta = f
-                x1 = (f1 * (-j23 * j32) - j12 * (f2 * j33 - j23 * f3)) / dj
-                x2 = (j11 * (f2 * j33 - j23 * f3) - f1 * (j21 * j33)) / dj
+                x1 = (-f1 * j23 * j32 - j12 * (f2 * j33 - j23 * f3)) / dj
+                x2 = (j11 * (f2 * j33 - j23 * f3) - f1 * j21 * j33) / dj
                 x3 = (-j11 * j32 * f2 - j12 * j21 * f3 + f1 * j21 * j32) / dj
                 l1 -= x1
                 l2 -= x2
                 l3 -= x3
             if not (l1 > 0.0 and l2 > 0.0 and l3 > 0.0):
                 continue
-            # camera-frame triangle B = [l1 y1 - l2 y2, l1 y1 - l3 y3, cross] ; R = B A^-1
-            p1 = l1 * y[0]
-            g12 = p1 - l2 * y[1]
-            g13 = p1 - l3 * y[2]
-            gc = np.cross(g12, g13)
-            B = np.empty((3, 3))
-            for kk in range(3):
-                B[kk, 0] = g12[kk]
-                B[kk, 1] = g13[kk]
-                B[kk, 2] = gc[kk]
-            R = matmul3(B, Ainv)
-            if not np.isfinite(R[0, 0]):
+            # camera-frame triangle B = [l1 y1 - l2 y2, l1 y1 - l3 y3, cross]; R = B A^-1
+            px, py, pz = l1 * y1x, l1 * y1y, l1 * y1z
+            gx, gy, gz = px - l2 * y2x, py - l2 * y2y, pz - l2 * y2z
+            hx, hy, hz = px - l3 * y3x, py - l3 * y3y, pz - l3 * y3z
+            ox = gy * hz - gz * hy
+            oy = gz * hx - gx * hz
+            oz = gx * hy - gy * hx
+            R = Rs[n]
+            R[0, 0] = gx * i00 + hx * i10 + ox * i20
+            R[0, 1] = gx * i01 + hx * i11 + ox * i21
+            R[0, 2] = gx * i02 + hx * i12 + ox * i22
+            R[1, 0] = gy * i00 + hy * i10 + oy * i20
+            R[1, 1] = gy * i01 + hy * i11 + oy * i21
+            R[1, 2] = gy * i02 + hy * i12 + oy * i22
+            R[2, 0] = gz * i00 + hz * i10 + oz * i20
+            R[2, 1] = gz * i01 + hz * i11 + oz * i21
+            R[2, 2] = gz * i02 + hz * i12 + oz * i22
+            if not np.isfinite(R[0, 0] + R[1, 1] + R[2, 2]):
                 continue
-            Rs[n] = R
-            for kk in range(3):
-                ts[n, kk] = p1[kk] - (R[kk, 0] * X[0, 0] + R[kk, 1] * X[0, 1] + R[kk, 2] * X[0, 2])
+            ts[n, 0] = px - (R[0, 0] * X[0, 0] + R[0, 1] * X[0, 1] + R[0, 2] * X[0, 2])
+            ts[n, 1] = py - (R[1, 0] * X[0, 0] + R[1, 1] * X[0, 1] + R[1, 2] * X[0, 2])
+            ts[n, 2] = pz - (R[2, 0] * X[0, 0] + R[2, 1] * X[0, 1] + R[2, 2] * X[0, 2])
             n += 1
     return Rs, ts, n
 

@@ -191,28 +191,37 @@ def _five_point_system(rays1, rays2):
 
 @njit(cache=True)
 def _polish_xyz(M0, x, y, z):
-    """Gauss-Newton on the ten cubic constraints M0 @ monomials(x, y, z) = 0 (up to 5 steps):
-    removes the error that the elimination and the degree-10 polynomial accumulate."""
-    mono = np.empty((4, 20))  # monomials and their x, y, z derivatives
+    """Gauss-Newton on the ten cubic constraints M0 @ monomials(x, y, z) = 0 (up to 5 steps,
+    none when the residual is already at rounding level): removes the error that the
+    elimination and the degree-10 polynomial accumulate on ill-conditioned samples."""
+    mono = np.empty(20)
+    dmx = np.empty(20)
+    dmy = np.empty(20)
+    dmz = np.empty(20)
     for _ in range(5):
-        px = np.empty(4)
-        py = np.empty(4)
-        pz = np.empty(4)
-        px[0] = py[0] = pz[0] = 1.0
-        for k in range(1, 4):
-            px[k] = px[k - 1] * x
-            py[k] = py[k - 1] * y
-            pz[k] = pz[k - 1] * z
+        x2 = x * x
+        y2 = y * y
+        z2 = z * z
+        scale = 1.0 + abs(x) + abs(y) + abs(z)
+        scale = scale * scale * scale
         for m in range(20):
             a = _EXP3[m, 0]
             b = _EXP3[m, 1]
             c = _EXP3[m, 2]
-            mono[0, m] = px[a] * py[b] * pz[c]
-            mono[1, m] = a * px[a - 1] * py[b] * pz[c] if a > 0 else 0.0
-            mono[2, m] = b * px[a] * py[b - 1] * pz[c] if b > 0 else 0.0
-            mono[3, m] = c * px[a] * py[b] * pz[c - 1] if c > 0 else 0.0
-        JtJ = np.zeros((3, 3))
-        Jtr = np.zeros(3)
+            px = 1.0 if a == 0 else (x if a == 1 else (x2 if a == 2 else x2 * x))
+            py = 1.0 if b == 0 else (y if b == 1 else (y2 if b == 2 else y2 * y))
+            pz = 1.0 if c == 0 else (z if c == 1 else (z2 if c == 2 else z2 * z))
+            qx = 0.0 if a == 0 else (1.0 if a == 1 else (2.0 * x if a == 2 else 3.0 * x2))
+            qy = 0.0 if b == 0 else (1.0 if b == 1 else (2.0 * y if b == 2 else 3.0 * y2))
+            qz = 0.0 if c == 0 else (1.0 if c == 1 else (2.0 * z if c == 2 else 3.0 * z2))
+            mono[m] = px * py * pz
+            dmx[m] = qx * py * pz
+            dmy[m] = px * qy * pz
+            dmz[m] = px * py * qz
+        a00 = a01 = a02 = a11 = a12 = a22 = 0.0
+        g0 = g1 = g2 = 0.0
+        rr = 0.0
+        mm = 0.0
         for i in range(10):
             r = 0.0
             j0 = 0.0
@@ -220,29 +229,40 @@ def _polish_xyz(M0, x, y, z):
             j2 = 0.0
             for m in range(20):
                 v = M0[i, m]
-                r += v * mono[0, m]
-                j0 += v * mono[1, m]
-                j1 += v * mono[2, m]
-                j2 += v * mono[3, m]
-            JtJ[0, 0] += j0 * j0
-            JtJ[0, 1] += j0 * j1
-            JtJ[0, 2] += j0 * j2
-            JtJ[1, 1] += j1 * j1
-            JtJ[1, 2] += j1 * j2
-            JtJ[2, 2] += j2 * j2
-            Jtr[0] += j0 * r
-            Jtr[1] += j1 * r
-            Jtr[2] += j2 * r
-        JtJ[1, 0] = JtJ[0, 1]
-        JtJ[2, 0] = JtJ[0, 2]
-        JtJ[2, 1] = JtJ[1, 2]
-        d, ok = cholesky_solve(JtJ, Jtr)
-        if not ok or not (np.isfinite(d[0]) and np.isfinite(d[1]) and np.isfinite(d[2])):
+                r += v * mono[m]
+                j0 += v * dmx[m]
+                j1 += v * dmy[m]
+                j2 += v * dmz[m]
+                mm = max(mm, abs(v))
+            rr += r * r
+            a00 += j0 * j0
+            a01 += j0 * j1
+            a02 += j0 * j2
+            a11 += j1 * j1
+            a12 += j1 * j2
+            a22 += j2 * j2
+            g0 += j0 * r
+            g1 += j1 * r
+            g2 += j2 * r
+        if np.sqrt(rr) <= 1e-14 * mm * scale:
             break
-        x -= d[0]
-        y -= d[1]
-        z -= d[2]
-        if abs(d[0]) + abs(d[1]) + abs(d[2]) <= 1e-13 * (1.0 + abs(x) + abs(y) + abs(z)):
+        # solve the 3x3 normal equations by Cramer's rule
+        c00 = a11 * a22 - a12 * a12
+        c01 = a02 * a12 - a01 * a22
+        c02 = a01 * a12 - a02 * a11
+        det = a00 * c00 + a01 * c01 + a02 * c02
+        if not (det > 0.0 and np.isfinite(det)):
+            break
+        c11 = a00 * a22 - a02 * a02
+        c12 = a01 * a02 - a00 * a12
+        c22 = a00 * a11 - a01 * a01
+        d0 = (c00 * g0 + c01 * g1 + c02 * g2) / det
+        d1 = (c01 * g0 + c11 * g1 + c12 * g2) / det
+        d2 = (c02 * g0 + c12 * g1 + c22 * g2) / det
+        x -= d0
+        y -= d1
+        z -= d2
+        if abs(d0) + abs(d1) + abs(d2) <= 1e-13 * (1.0 + abs(x) + abs(y) + abs(z)):
             break
     return x, y, z
 
