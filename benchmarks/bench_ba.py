@@ -180,18 +180,23 @@ def scaling_part(sizes, threads: dict, solvers) -> list[dict]:
 
 
 def summarise_scaling(results: list[dict]) -> str:
-    lines = [("| cameras | observations | geomvision s/iter | Ceres s/iter | ratio | geomvision MB | Ceres MB | "
-              "final RMS (g / C) |"), "|---|---|---|---|---|---|---|---|"]
+    lines = [("| cameras | observations | geomvision s/iter | Ceres s/iter | ratio | geomvision CPU s/iter | "
+              "Ceres CPU s/iter | geomvision MB | Ceres MB | final RMS (g / C) |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    nan = float("nan")
     for n in sorted({r["n_cams"] for r in results}):
         g = next((r for r in results if r["n_cams"] == n and r["worker"] == "geomvision"), None)
         c = next((r for r in results if r["n_cams"] == n and r["worker"] == "ceres"), None)
         if g is None:
             continue
         gi = g["solve_s"] / max(g["iterations"], 1)
-        ci = c["solve_s"] / max(c["iterations"], 1) if c else float("nan")
+        ci = c["solve_s"] / max(c["iterations"], 1) if c else nan
+        gc = g.get("cpu_s", nan) / max(g["iterations"], 1)
+        cc = c.get("cpu_s", nan) / max(c["iterations"], 1) if c else nan
         lines.append(f"| {n} | {g['num_observations']} | {gi:.4f} | {_fmt(ci, '.4f')} | {_fmt(gi / ci, '.2f')} | "
-                     f"{g['peak_rss_growth_mb']:.1f} | {_fmt(c['peak_rss_growth_mb'] if c else float('nan'), '.1f')} | "
-                     f"{g['final_rms_px']:.4f} / {_fmt(c['final_rms_px'] if c else float('nan'), '.4f')} |")
+                     f"{_fmt(gc, '.4f')} | {_fmt(cc, '.4f')} | "
+                     f"{g['peak_rss_growth_mb']:.1f} | {_fmt(c['peak_rss_growth_mb'] if c else nan, '.1f')} | "
+                     f"{g['final_rms_px']:.4f} / {_fmt(c['final_rms_px'] if c else nan, '.4f')} |")
     return "\n".join(lines)
 
 
