@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .._progress import Progress
@@ -111,6 +112,8 @@ def _extract_one(path: Path, options: FeatureOptions, cache: ArrayCache | None):
         feats = extract_features(image, options)
     except ValueError as exc:
         return None, None, key, False, str(exc).removeprefix(f"{path}: ")
+    except cv2.error as exc:  # an OpenCV failure on one image must not stop the batch
+        return None, None, key, False, f"OpenCV failed: {str(exc).strip().splitlines()[-1]}"
     size = (image.shape[1], image.shape[0])
     if cache is not None:
         cache.save(key, {**feats.to_arrays(), "image_size": np.array(size, np.int64)})

@@ -192,3 +192,25 @@ def test_match_all_validates_pairs(three_features):
         match_all([names[0]], three_features, progress=False)
     dup = match_all([(names[0], names[1]), (names[0], names[1])], three_features, progress=False)
     assert len(dup) == 1
+
+
+def test_opencv_failure_on_one_image_is_a_skip(three_images, monkeypatch):
+    import cv2
+
+    import geomvision.features.batch as batch
+
+    real = batch.extract_features
+
+    def flaky(image, options):
+        if image.shape[1] == 1536 and image[0, 0, 0] == first_pixel:
+            raise cv2.error("OpenCV(5.0.0) sift.cpp:1 error: (-215:Assertion failed) boom")
+        return real(image, options)
+
+    from geomvision.imageio import read_image
+
+    first_pixel = read_image(three_images[0])[0, 0, 0]
+    assert read_image(three_images[1])[0, 0, 0] != first_pixel
+    monkeypatch.setattr(batch, "extract_features", flaky)
+    with pytest.warns(FeatureWarning, match="OpenCV failed"):
+        res = extract_all(three_images[:2], FAST, progress=False)
+    assert list(res.skipped) == [three_images[0].name] and list(res.features) == [three_images[1].name]
