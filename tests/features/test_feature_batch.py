@@ -197,7 +197,7 @@ def test_match_all_validates_pairs(three_features):
 def test_opencv_failure_on_one_image_is_a_skip(three_images, monkeypatch):
     import cv2
 
-    import geomvision.features.batch as batch
+    from geomvision.features import batch
 
     real = batch.extract_features
 
