@@ -16,6 +16,9 @@ camera-side Jacobian ``Jc`` (M,2,6+P) has columns (dw, dt, dparams); the point J
 is (M,2,3). Both, and the residual ``r = pi(X) - uv`` (M,2), are multiplied by sqrt(rho'(|r|^2))
 (IRLS form of a robust loss; see ``losses.py``). Observations whose point projects to NaN
 (behind the camera, or NaN input) make the cost infinite: the LM driver rejects such steps.
+
+Each loop over observations is written once over a range (``_*_range``) and driven serially
+(``evaluate``, ``linearize``) or by a parallel twin over chunks (``*_parallel``).
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def _evaluate_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X
         rv = v - obs_uv[o, 1]
         s = ru * ru + rv * rv
         if np.isfinite(s):
-            rho, d1 = loss_rho(loss_id, loss_scale, s)
+            rho, _ = loss_rho(loss_id, loss_scale, s)
             cost += 0.5 * rho
             sq += s
         else:
