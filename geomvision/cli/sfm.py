@@ -71,10 +71,11 @@ def summary_lines(result, out: Path) -> list[str]:
 
 
 def run(args) -> int:
-    from ..sfm import SfmOptions, SfmWarning, run_sfm
+    from ..sfm import SfmOptions, SfmWarning, list_images, run_sfm
     from ..sfm.outputs import write_outputs
 
     options = dataclass_from_args(SfmOptions, args)
+    list_images(args.images)  # a missing or empty folder fails before anything is written
     out = Path(args.output)
     cache = prepare_output(out, args.resume, args.overwrite)
     if args.verbose:

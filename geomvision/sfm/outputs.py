@@ -5,9 +5,10 @@ Layout::
     out/sparse/0/  cameras.bin images.bin points3D.bin (+ rigs/frames)  largest model
     out/sparse/1/  ...                                                     further models
     out/points.ply         coloured points of the largest model
-    out/report.json        what happened, per image and per stage
+    out/report.json        what happened, per image and per stage (written last)
     out/plots/*.png        reprojection errors, track lengths, top/side views
 
+When no model could be built only ``report.json`` is written (it says why per image).
 Everything is first written into ``out/.staging-<pid>/`` and then moved into place with
 renames (a previous run's ``sparse/`` and ``plots/`` are replaced as whole folders), so an
 interrupted run leaves the earlier results intact, never a mixture.
@@ -103,7 +104,6 @@ def write_outputs(result: SfmResult, out_dir: str | os.PathLike, *, text: bool =
             if text:
                 write_model(rec, stage / "sparse" / str(k) / "text", binary=False)
             files["models"].append(f"sparse/{k}")
-        (stage / "sparse").mkdir(exist_ok=True)
         if result.reconstructions:
             write_ply(result.reconstructions[0], stage / "points.ply")
             files["points"] = "points.ply"
