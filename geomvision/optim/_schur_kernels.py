@@ -13,6 +13,12 @@ camera system  S hc = b  with
 and then hp_j = (V_j + lam Dp_j)^-1 (-gp_j - W_j^T hc). W_j's block of observation o is
 Jc_o^T Jp_o, so nothing but the per-observation Jacobians is stored.
 
+Accumulation works on *images*: each image has a list of free local columns (its pose, then its
+camera's intrinsics; ``img_nloc``, ``img_loc_jc``, ``img_loc_g``). The point loop sums dense
+L x L blocks per pair of images that share a point (``pair_ptr``/``pair_col``, ia <= ib) with
+plain array indexing, and U per image; ``assemble`` then scatters the blocks once into S, so a
+camera shared by several images simply receives several contributions.
+
 S is stored either dense (``mode == 0``, N*N row-major) or as the data array of a symmetric
 CSR matrix whose pattern is block-structured over *groups* of columns (the free pose columns of
 one image, the free intrinsics of one camera): all rows of a group share one column pattern,
