@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geomvision import Camera
 from geomvision.geometry.epipolar import essential_from_pose, fundamental_from_pose
 from geomvision.geometry.rigid import Rigid3
+from geomvision.geometry.rotation import so3_exp
 from geomvision.geometry.triangulation import (
     check_points,
     optimal_correction,
@@ -143,3 +146,19 @@ def test_bad_input(rng):
         triangulate_multiview([T1, T2], np.array([0, 2]), np.array([0, 0]), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="Rigid3"):
         triangulate_multiview([np.eye(4)], np.array([0]), np.array([0]), np.zeros((1, 2)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), baseline=st.floats(0.05, 3.0))
+def test_every_method_is_exact_on_random_two_view_geometry(seed, baseline):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (20, 3)) + [0, 0, 8.0]
+    T1 = Rigid3(so3_exp(rng.normal(scale=0.05, size=3)), rng.normal(scale=0.1, size=3))
+    C2 = rng.normal(size=3)
+    C2 *= baseline / np.linalg.norm(C2)
+    R2 = so3_exp(rng.normal(scale=0.1, size=3))
+    T2 = Rigid3(R2, -R2 @ C2)
+    assert np.all(T1.apply(X)[:, 2] > 0) and np.all(T2.apply(X)[:, 2] > 0)
+    for method in ("dlt", "midpoint", "optimal"):
+        est = triangulate_two_view(T1, T2, _xy(T1, X), _xy(T2, X), method=method)
+        np.testing.assert_allclose(est, X, atol=1e-7 / baseline)
