@@ -80,7 +80,7 @@ def worker(args) -> None:
 
         from geomvision.optim import BAOptions, solve_bundle, warm_up
 
-        warm_up()
+        warm_up(parallel=args.threads > 1)
         run = lambda: solve_bundle(problem, BAOptions(**tol, num_threads=args.threads))
     elif args.worker == "ceres":
         from ba_peers import build_pycolmap, solve_ceres  # noqa: F401

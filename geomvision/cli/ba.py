@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     problem = read_bal(args.problem)
     read_s = time.perf_counter() - t0
-    jit_s = warm_up()
+    jit_s = warm_up(parallel=(args.threads or 1) > 1)
     printer = None if args.quiet else (lambda line: print(line, flush=True))
     report = solve_bundle(problem, options, config, printer=printer)
     write_s = 0.0
