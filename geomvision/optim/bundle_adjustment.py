@@ -74,11 +74,12 @@ def flatten_reconstruction(reconstruction: Reconstruction, image_ids: Sequence[i
 def write_back(reconstruction: Reconstruction, flat: FlatReconstruction) -> None:
     """Copy poses, camera parameters and points of ``flat.problem`` into ``reconstruction``."""
     p = flat.problem
+    # cameras first: Camera validates its parameters, so a failure leaves the reconstruction untouched
+    cams = {int(cid): reconstruction.cameras[int(cid)].with_params(p.cam_params[k, : p.cam_nparams[k]])
+            for k, cid in enumerate(flat.camera_ids)}
+    reconstruction.cameras.update(cams)
     for k, iid in enumerate(flat.image_ids):
         reconstruction.images[int(iid)].cam_from_world = Rigid3(p.R[k], p.t[k], check=False)
-    for k, cid in enumerate(flat.camera_ids):
-        cam = reconstruction.cameras[int(cid)]
-        reconstruction.cameras[int(cid)] = cam.with_params(p.cam_params[k, : p.cam_nparams[k]])
     for k, pid in enumerate(flat.point3D_ids):
         reconstruction.points3D[int(pid)].xyz = p.X[k].copy()
 
