@@ -66,7 +66,8 @@ class BAConfig:
         self.fixed_points = _int_tuple(self.fixed_points, "fixed_points")
         if not isinstance(self.fixed_params, Mapping):
             raise ValueError(f"fixed_params must map a camera to parameter names, got {type(self.fixed_params).__name__}")
-        self.fixed_params = {int(k): tuple(str(n) for n in v) for k, v in self.fixed_params.items()}
+        self.fixed_params = {int(k): (v,) if isinstance(v, str) else tuple(str(n) for n in v)
+                             for k, v in self.fixed_params.items()}
         if self.gauge not in GAUGES:
             raise ValueError(f"gauge must be one of {', '.join(GAUGES)}, got {self.gauge!r}")
 
