@@ -33,11 +33,12 @@ from geomvision.solvers import (
     relative_pose_from_essential,
 )
 from geomvision.solvers.absolute import epnp_nb, p3p_nb
-from geomvision.solvers.essential import essential_5pt_nb, relative_pose_5pt_nb
+from geomvision.solvers.essential import essential_5pt_nb, essential_8pt_nb, relative_pose_5pt_nb
 from geomvision.solvers.fundamental import fundamental_7pt_nb
 from geomvision.solvers.homography import homography_4pt_nb
 
 FOCAL = 500.0
+IDENTITY = np.eye(3)
 
 
 # --- problem generators ----------------------------------------------------------------------------
@@ -172,6 +173,15 @@ def _loop_7pt(x1, x2):
 
 
 @njit(cache=True)
+def _loop_8pt(A, B, w):
+    s = 0
+    for k in range(A.shape[0]):
+        _, ok = essential_8pt_nb(A[k], B[k], w)
+        s += ok
+    return s
+
+
+@njit(cache=True)
 def _loop_epnp(rays, X):
     s = 0
     for k in range(rays.shape[0]):
@@ -194,11 +204,39 @@ def bench_5pt(rng, count, rows, baseline, label):
     ours = [best_rotation_error([P.R for P in relative_pose_5pt(A[k], B[k])], Ts[k].R) for k in range(count)]
     stats = summarise(ours, 1e-4)
     row(rows, f"essential_5pt {label}", "geomvision E (numba)", cpu_time(lambda: _loop_5pt(A, B)), count, stats)
-    row(rows, f"essential_5pt {label}", "geomvision pose (numba)", cpu_time(lambda: _loop_relpose5pt(A, B)), count, stats)
-    row(rows, f"essential_5pt {label}", "geomvision pose (python)", cpu_time(lambda: [relative_pose_5pt(A[k], B[k]) for k in range(count)], 3), count, stats)
+    row(
+        rows,
+        f"essential_5pt {label}",
+        "geomvision pose (numba)",
+        cpu_time(lambda: _loop_relpose5pt(A, B)),
+        count,
+        stats,
+    )
+    row(
+        rows,
+        f"essential_5pt {label}",
+        "geomvision pose (python)",
+        cpu_time(lambda: [relative_pose_5pt(A[k], B[k]) for k in range(count)], 3),
+        count,
+        stats,
+    )
     peer = [best_rotation_error([P.R for P in poselib.relpose_5pt(U1[k], U2[k])], Ts[k].R) for k in range(count)]
-    row(rows, f"essential_5pt {label}", "poselib relpose_5pt", cpu_time(lambda: [poselib.relpose_5pt(U1[k], U2[k]) for k in range(count)], 3), count, summarise(peer, 1e-4))
-    row(rows, f"essential_5pt {label}", "poselib essential_matrix_5pt", cpu_time(lambda: [poselib.essential_matrix_5pt(U1[k], U2[k]) for k in range(count)], 3), count, None)
+    row(
+        rows,
+        f"essential_5pt {label}",
+        "poselib relpose_5pt",
+        cpu_time(lambda: [poselib.relpose_5pt(U1[k], U2[k]) for k in range(count)], 3),
+        count,
+        summarise(peer, 1e-4),
+    )
+    row(
+        rows,
+        f"essential_5pt {label}",
+        "poselib essential_matrix_5pt",
+        cpu_time(lambda: [poselib.essential_matrix_5pt(U1[k], U2[k]) for k in range(count)], 3),
+        count,
+        None,
+    )
 
 
 def bench_p3p(rng, count, rows):
@@ -206,10 +244,24 @@ def bench_p3p(rng, count, rows):
     _loop_p3p(rays[:2], X[:2])
     ours = [best_rotation_error([P.R for P in p3p(rays[k], X[k])], Ts[k].R) for k in range(count)]
     row(rows, "p3p", "geomvision (numba)", cpu_time(lambda: _loop_p3p(rays, X)), count, summarise(ours, 1e-4))
-    row(rows, "p3p", "geomvision (python)", cpu_time(lambda: [p3p(rays[k], X[k]) for k in range(count)], 3), count, summarise(ours, 1e-4))
+    row(
+        rows,
+        "p3p",
+        "geomvision (python)",
+        cpu_time(lambda: [p3p(rays[k], X[k]) for k in range(count)], 3),
+        count,
+        summarise(ours, 1e-4),
+    )
     U = rays / np.linalg.norm(rays, axis=2, keepdims=True)
     peer = [best_rotation_error([P.R for P in poselib.p3p(U[k], X[k])], Ts[k].R) for k in range(count)]
-    row(rows, "p3p", "poselib p3p", cpu_time(lambda: [poselib.p3p(U[k], X[k]) for k in range(count)], 3), count, summarise(peer, 1e-4))
+    row(
+        rows,
+        "p3p",
+        "poselib p3p",
+        cpu_time(lambda: [poselib.p3p(U[k], X[k]) for k in range(count)], 3),
+        count,
+        summarise(peer, 1e-4),
+    )
     K = np.eye(3)
     x = np.ascontiguousarray(rays[:, :, :2])
     for name, flag in (("cv2 solveP3P P3P", cv2.SOLVEPNP_P3P), ("cv2 solveP3P AP3P", cv2.SOLVEPNP_AP3P)):
@@ -229,12 +281,36 @@ def bench_h4(rng, count, rows):
     for k in range(count):
         out = homography_4pt(x1[k], x2[k])
         ours.append(matrix_error(out[0], Hs[k]) if out else np.inf)
-    row(rows, "homography_4pt", "geomvision (numba)", cpu_time(lambda: _loop_h4(x1, x2)), count, summarise(ours, 1e-6), "H")
-    row(rows, "homography_4pt", "geomvision (python)", cpu_time(lambda: [homography_4pt(x1[k], x2[k]) for k in range(count)], 3), count, summarise(ours, 1e-6), "H")
+    row(
+        rows,
+        "homography_4pt",
+        "geomvision (numba)",
+        cpu_time(lambda: _loop_h4(x1, x2)),
+        count,
+        summarise(ours, 1e-6),
+        "H",
+    )
+    row(
+        rows,
+        "homography_4pt",
+        "geomvision (python)",
+        cpu_time(lambda: [homography_4pt(x1[k], x2[k]) for k in range(count)], 3),
+        count,
+        summarise(ours, 1e-6),
+        "H",
+    )
     f1 = x1.astype(np.float32)
     f2 = x2.astype(np.float32)
     peer = [matrix_error(cv2.getPerspectiveTransform(f1[k], f2[k]), Hs[k]) for k in range(count)]
-    row(rows, "homography_4pt", "cv2 getPerspectiveTransform (float32 input)", cpu_time(lambda: [cv2.getPerspectiveTransform(f1[k], f2[k]) for k in range(count)], 3), count, summarise(peer, 1e-6), "H")
+    row(
+        rows,
+        "homography_4pt",
+        "cv2 getPerspectiveTransform (float32 input)",
+        cpu_time(lambda: [cv2.getPerspectiveTransform(f1[k], f2[k]) for k in range(count)], 3),
+        count,
+        summarise(peer, 1e-6),
+        "H",
+    )
 
 
 def bench_7pt(rng, count, rows):
@@ -246,15 +322,42 @@ def bench_7pt(rng, count, rows):
     Fs = [Ki.T @ essential_from_pose(T) @ Ki for T in Ts]
     _loop_7pt(x1[:2], x2[:2])
     ours = [min((matrix_error(F, Fs[k]) for F in fundamental_7pt(x1[k], x2[k])), default=np.inf) for k in range(count)]
-    row(rows, "fundamental_7pt", "geomvision (numba)", cpu_time(lambda: _loop_7pt(x1, x2)), count, summarise(ours, 1e-6), "F")
-    row(rows, "fundamental_7pt", "geomvision (python)", cpu_time(lambda: [fundamental_7pt(x1[k], x2[k]) for k in range(count)], 3), count, summarise(ours, 1e-6), "F")
+    row(
+        rows,
+        "fundamental_7pt",
+        "geomvision (numba)",
+        cpu_time(lambda: _loop_7pt(x1, x2)),
+        count,
+        summarise(ours, 1e-6),
+        "F",
+    )
+    row(
+        rows,
+        "fundamental_7pt",
+        "geomvision (python)",
+        cpu_time(lambda: [fundamental_7pt(x1[k], x2[k]) for k in range(count)], 3),
+        count,
+        summarise(ours, 1e-6),
+        "F",
+    )
 
     def peer_run():
         return [cv2.findFundamentalMat(x1[k], x2[k], cv2.FM_7POINT)[0] for k in range(count)]
 
     res = peer_run()
-    peer = [min((matrix_error(F, Fs[k]) for F in (np.zeros((0, 3)) if M is None else M.reshape(-1, 3, 3))), default=np.inf) for k, M in enumerate(res)]
-    row(rows, "fundamental_7pt", "cv2 findFundamentalMat FM_7POINT", cpu_time(peer_run, 3), count, summarise(peer, 1e-6), "F")
+    peer = [
+        min((matrix_error(F, Fs[k]) for F in (np.zeros((0, 3)) if M is None else M.reshape(-1, 3, 3))), default=np.inf)
+        for k, M in enumerate(res)
+    ]
+    row(
+        rows,
+        "fundamental_7pt",
+        "cv2 findFundamentalMat FM_7POINT",
+        cpu_time(peer_run, 3),
+        count,
+        summarise(peer, 1e-6),
+        "F",
+    )
 
 
 def bench_8pt_noisy(rng, count, rows, n=100, noise_px=0.5):
@@ -268,8 +371,24 @@ def bench_8pt_noisy(rng, count, rows, n=100, noise_px=0.5):
         U2 = B[k] / np.linalg.norm(B[k], axis=1, keepdims=True)
         peer.append(best_rotation_error([P.R for P in poselib.relpose_8pt(U1, U2)], Ts[k].R))
     label = f"essential_8pt N={n}, {noise_px} px"
-    row(rows, label, "geomvision essential_8pt + cheirality", cpu_time(lambda: [essential_8pt(A[k], B[k]) for k in range(count)], 3), count, summarise(ours, 1.0))
-    row(rows, label, "poselib relpose_8pt", cpu_time(lambda: [poselib.relpose_8pt(A[k], B[k]) for k in range(count)], 3), count, summarise(peer, 1.0))
+    W = np.ones(n)
+    _loop_8pt(A[:2], B[:2], W)
+    row(
+        rows,
+        label,
+        "geomvision essential_8pt (numba)",
+        cpu_time(lambda: _loop_8pt(A, B, W)),
+        count,
+        summarise(ours, 1.0),
+    )
+    row(
+        rows,
+        label,
+        "poselib relpose_8pt",
+        cpu_time(lambda: [poselib.relpose_8pt(A[k], B[k]) for k in range(count)], 3),
+        count,
+        summarise(peer, 1.0),
+    )
 
 
 def bench_epnp(rng, count, rows, n=50, noise_px=0.5):
@@ -282,12 +401,18 @@ def bench_epnp(rng, count, rows, n=50, noise_px=0.5):
             ours.append(rotation_error_deg(P.R, Ts[k].R) if P is not None else np.inf)
         label = f"epnp N={n}, {noise} px"
         fail = 1e-4 if noise == 0 else 1.0
-        row(rows, label, "geomvision (numba)", cpu_time(lambda: _loop_epnp(rays, X)), count, summarise(ours, fail))
+        row(
+            rows,
+            label,
+            "geomvision (numba)",
+            cpu_time(lambda rays=rays, X=X: _loop_epnp(rays, X)),
+            count,
+            summarise(ours, fail),
+        )
         x = np.ascontiguousarray(rays[:, :, :2])
-        K = np.eye(3)
 
-        def run():
-            return [cv2.solvePnP(X[k], x[k], K, None, flags=cv2.SOLVEPNP_EPNP) for k in range(count)]
+        def run(X=X, x=x):
+            return [cv2.solvePnP(X[k], x[k], IDENTITY, None, flags=cv2.SOLVEPNP_EPNP) for k in range(count)]
 
         res = run()
         peer = [rotation_error_deg(cv2.Rodrigues(r)[0], Ts[k].R) if ok else np.inf for k, (ok, r, _) in enumerate(res)]
@@ -295,7 +420,7 @@ def bench_epnp(rng, count, rows, n=50, noise_px=0.5):
 
 
 def print_table(rows):
-    print(f"| solver | implementation | us/call | ratio | median err | 95% err | fail |")
+    print("| solver | implementation | us/call | ratio | median err | 95% err | fail |")
     print("|---|---|---:|---:|---:|---:|---:|")
     ref = {}
     for solver, impl, us, stats, unit in rows:

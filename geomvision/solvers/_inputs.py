@@ -7,7 +7,9 @@ import numpy as np
 from .._validation import as_array, check_same_length
 
 
-def point_pair(x1, x2, dim: int, *, exact: int | None = None, minimum: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def point_pair(
+    x1, x2, dim: int, *, exact: int | None = None, minimum: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Check two (N, dim) float arrays of corresponding points (finite, same N, N == exact or N >= minimum)."""
     a = as_array(x1, "x1" if dim == 2 else "rays1", (exact, dim))
     b = as_array(x2, "x2" if dim == 2 else "rays2", (exact, dim))

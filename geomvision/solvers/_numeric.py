@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _horner(p, n, x):
     v = p[n]
     for k in range(n - 1, -1, -1):
@@ -29,7 +29,7 @@ def _horner(p, n, x):
     return v
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _newton_cubic(x, a, b, c):
     for _ in range(3):
         f = ((x + a) * x + b) * x + c
@@ -319,6 +319,19 @@ def poly_real_roots(p, out):
 
 
 @njit(cache=True)
+def eigh(A):
+    """np.linalg.eigh behind one compiled function: every solver links this instead of
+    compiling LAPACK's wrapper again (a large share of the cold JIT time)."""
+    return np.linalg.eigh(A)
+
+
+@njit(cache=True)
+def svd(A):
+    """np.linalg.svd behind one compiled function (see ``eigh``)."""
+    return np.linalg.svd(A)
+
+
+@njit(cache=True)
 def null_space_qr(At):
     """Orthonormal basis (rows) of the null space of A (m x n, m < n) given At = A^T (n, m).
 
@@ -416,7 +429,7 @@ def inv_normaliser(T):
     return Ti
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def det3(M):
     return (
         M[0, 0] * (M[1, 1] * M[2, 2] - M[1, 2] * M[2, 1])

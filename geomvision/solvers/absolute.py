@@ -28,10 +28,10 @@ from numba import njit
 from .._validation import as_array, check_same_length
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays
-from ._numeric import binary_cubic_roots, det3, matmul3, solve_linear
+from ._numeric import binary_cubic_roots, det3, eigh, matmul3, solve_linear, svd
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _qform(d00, d01, d02, d11, d12, d22, a0, a1, a2, b0, b1, b2):
     """a^T D b for the symmetric 3x3 D given by its upper triangle."""
     return (
@@ -41,7 +41,7 @@ def _qform(d00, d01, d02, d11, d12, d22, a0, a1, a2, b0, b1, b2):
     )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _null_sym(d00, d01, d02, d11, d12, d22):
     """Unit null vector of a rank-2 symmetric matrix: the largest cross product of two rows."""
     # rows r0 = (d00, d01, d02), r1 = (d01, d11, d12), r2 = (d02, d12, d22)
@@ -67,12 +67,12 @@ def _null_sym(d00, d01, d02, d11, d12, d22):
     return x2 * s, y2 * s, z2 * s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _det_sym(d00, d01, d02, d11, d12, d22):
     return d00 * (d11 * d22 - d12 * d12) - d01 * (d01 * d22 - d12 * d02) + d02 * (d01 * d12 - d11 * d02)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _cof_dot(p00, p01, p02, p11, p12, p22, q00, q01, q02, q11, q12, q22):
     """sum_ij cof(P)_ij Q_ij for symmetric P, Q (the mixed term of det(P + g Q))."""
     c00 = p11 * p22 - p12 * p12
@@ -190,7 +190,10 @@ def p3p_nb(rays, X):
         g11 = _qform(q00, q01, q02, q11, q12, q22, bx, by, bz, bx, by, bz)
         g12 = _qform(q00, q01, q02, q11, q12, q22, bx, by, bz, wx, wy, wz)
         g22 = _qform(q00, q01, q02, q11, q12, q22, wx, wy, wz, wx, wy, wz)
-        if np.sqrt(g11 * g11 + 2.0 * g12 * g12 + g22 * g22) * fp > np.sqrt(h11 * h11 + 2.0 * h12 * h12 + h22 * h22) * fq:
+        if (
+            np.sqrt(g11 * g11 + 2.0 * g12 * g12 + g22 * g22) * fp
+            > np.sqrt(h11 * h11 + 2.0 * h12 * h12 + h22 * h22) * fq
+        ):
             h11, h12, h22 = g11, g12, g22
         th = 0.5 * np.arctan2(2.0 * h12, h11 - h22)
         cth = np.cos(th)
@@ -296,7 +299,7 @@ def _kabsch(A, B, w_ok):
                 ar = A[i, r] - ca[r]
                 for c in range(3):
                     H[r, c] += ar * (B[i, c] - cb[c])
-    U, S, Vt = np.linalg.svd(H)
+    U, S, Vt = svd(H)
     if not S[1] > 1e-12 * S[0]:
         return np.eye(3), np.zeros(3), False
     V = Vt.T.copy()
@@ -420,7 +423,7 @@ def epnp_nb(rays, X):
         for a in range(3):
             for b in range(3):
                 Cov[a, b] += (X[i, a] - c0[a]) * (X[i, b] - c0[b])
-    ev, evec = np.linalg.eigh(Cov / n)
+    ev, evec = eigh(Cov / n)
     if not ev[1] > 1e-10 * ev[2]:
         return R_best, t_best, False  # collinear (or coincident) points
     planar = not ev[0] > 1e-8 * ev[2]
@@ -440,7 +443,9 @@ def epnp_nb(rays, X):
     for i in range(n):
         s = 0.0
         for j in range(K - 1):
-            a = ((X[i, 0] - c0[0]) * axes[j, 0] + (X[i, 1] - c0[1]) * axes[j, 1] + (X[i, 2] - c0[2]) * axes[j, 2]) / sd[j]
+            a = ((X[i, 0] - c0[0]) * axes[j, 0] + (X[i, 1] - c0[1]) * axes[j, 1] + (X[i, 2] - c0[2]) * axes[j, 2]) / sd[
+                j
+            ]
             alphas[i, j + 1] = a
             s += a
         alphas[i, 0] = 1.0 - s
@@ -459,7 +464,7 @@ def epnp_nb(rays, X):
                 for a in range(3):
                     for b in range(3):
                         MtM[3 * j + a, 3 * k + b] += ajk * P[a, b]
-    evm, V = np.linalg.eigh(MtM)
+    _, V = eigh(MtM)
     nb = 4 if K == 4 else 3
     # distance constraints between control points
     npairs = K * (K - 1) // 2

@@ -29,10 +29,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..geometry.rigid import Rigid3
 from .._validation import as_array
+from ..geometry.rigid import Rigid3
 from ._inputs import check_rays, point_pair, weights_of
-from ._numeric import cholesky_solve, det3, frobenius_normalise, matmul3, null_space_qr, poly_real_roots
+from ._numeric import det3, eigh, frobenius_normalise, matmul3, null_space_qr, poly_real_roots, svd
 
 # --- monomial bookkeeping for the 10 cubic constraints --------------------------------------------
 # degree-1 polynomials in (x, y, z): coefficients of [x, y, z, 1]
@@ -327,7 +327,7 @@ def _essential_residual(E):
     return np.sqrt(r)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _in_front(R, t, a0, a1, a2, b0, b1, b2):
     """True when the rays a (camera 1) and b (camera 2) meet in front of both cameras."""
     ra0 = R[0, 0] * a0 + R[0, 1] * a1 + R[0, 2] * a2
@@ -426,7 +426,9 @@ def relative_pose_5pt_nb(rays1, rays2):
         for c in range(4):
             cnt = 0
             for i in range(5):
-                if _in_front(cR[c], ct[c], rays1[i, 0], rays1[i, 1], rays1[i, 2], rays2[i, 0], rays2[i, 1], rays2[i, 2]):
+                if _in_front(
+                    cR[c], ct[c], rays1[i, 0], rays1[i, 1], rays1[i, 2], rays2[i, 0], rays2[i, 1], rays2[i, 2]
+                ):
                     cnt += 1
             if cnt > best:
                 best = cnt
@@ -482,7 +484,7 @@ def _ray_conditioner(rays, w):
 @njit(cache=True)
 def _project_essential(E):
     """Closest essential matrix (singular values 1, 1, 0) by SVD; ok False when rank < 2."""
-    U, S, Vt = np.linalg.svd(E)
+    U, S, Vt = svd(E)
     if not S[1] > 1e-12 * S[0]:
         return np.zeros((3, 3)), False
     D = np.zeros((3, 3))
@@ -526,7 +528,7 @@ def essential_8pt_nb(rays1, rays2, w):
     for r in range(9):
         for c in range(r):
             AtA[r, c] = AtA[c, r]
-    evals, evecs = np.linalg.eigh(AtA)
+    evals, evecs = eigh(AtA)
     if not evals[1] > 1e-12 * evals[8]:
         return E, False  # not determined (e.g. pure rotation or too few distinct rays)
     En = np.empty((3, 3))
@@ -541,7 +543,7 @@ def essential_8pt_nb(rays1, rays2, w):
 def decompose_essential_nb(E):
     Rs = np.zeros((4, 3, 3))
     ts = np.zeros((4, 3))
-    U, S, Vt = np.linalg.svd(E)
+    U, S, Vt = svd(E)
     if not (S[0] > 0.0 and S[1] > 1e-9 * S[0]):
         return Rs, ts, False
     if det3(U) < 0.0:

@@ -15,10 +15,10 @@ import numpy as np
 from numba import njit
 
 from ._inputs import point_pair, weights_of
-from ._numeric import binary_cubic_roots, det3, frobenius_normalise, matmul3, normalise_points, null_space_qr
+from ._numeric import binary_cubic_roots, det3, eigh, frobenius_normalise, matmul3, normalise_points, null_space_qr, svd
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _epipolar_row(a, u1, v1, u2, v2):
     a[0] = u2 * u1
     a[1] = u2 * v1
@@ -109,14 +109,14 @@ def fundamental_8pt_nb(x1, x2, w):
     for r in range(9):
         for c in range(r):
             AtA[r, c] = AtA[c, r]
-    evals, evecs = np.linalg.eigh(AtA)
+    evals, evecs = eigh(AtA)
     if not evals[1] > 1e-12 * evals[8]:
         return F, False  # not determined: planar scene, too few distinct points, ...
     Fn = np.empty((3, 3))
     for r in range(3):
         for c in range(3):
             Fn[r, c] = evecs[3 * r + c, 0]
-    U, S, Vt = np.linalg.svd(Fn)
+    U, S, Vt = svd(Fn)
     if not S[1] > 1e-12 * S[0]:
         return F, False
     D = np.zeros((3, 3))

@@ -17,12 +17,12 @@ import numpy as np
 from numba import njit
 
 from ._inputs import point_pair, weights_of
-from ._numeric import det3, frobenius_normalise, inv_normaliser, matmul3, normalise_points
+from ._numeric import det3, eigh, frobenius_normalise, inv_normaliser, matmul3, normalise_points
 
 _COLLINEAR_TOL = 1e-10  # |triangle determinant| / sum of squared spreads below this: collinear triple
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _tri(ax, ay, bx, by, cx, cy):
     """det([a, b, c]) of homogeneous points (x, y, 1): twice the signed triangle area."""
     return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
@@ -156,7 +156,7 @@ def homography_dlt_nb(x1, x2, w):
     for r in range(9):
         for c in range(r):
             AtA[r, c] = AtA[c, r]
-    evals, evecs = np.linalg.eigh(AtA)
+    evals, evecs = eigh(AtA)
     if not evals[1] > 1e-12 * evals[8]:
         return H, False  # the points do not pin down H (collinear, coincident, too few distinct)
     Hn = np.empty((3, 3))

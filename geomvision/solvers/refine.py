@@ -37,9 +37,8 @@ from .._validation import as_array, check_int, check_positive, check_same_length
 from ..geometry._camera_kernels import project_one
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
-from ..geometry.rotation import is_rotation
 from ._inputs import check_rays, point_pair, weights_of
-from ._numeric import cholesky_solve, det3, matmul3, normalise_points
+from ._numeric import cholesky_solve, det3, matmul3, normalise_points, svd
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ def _damped_step(JtJ, Jtr, lam):
     return d, ok
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _max_abs(v):
     m = 0.0
     for i in range(v.shape[0]):
@@ -98,7 +97,7 @@ def _max_abs(v):
     return m
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _norm(v):
     s = 0.0
     for i in range(v.shape[0]):
@@ -363,8 +362,8 @@ def _fundamental_jacobian(U, s, V, dE):
 def refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol):
     # normalise both images with one common scale so that Sampson errors scale uniformly
     n = x1.shape[0]
-    y1h, T1 = normalise_points(x1, w)
-    y2h, T2 = normalise_points(x2, w)
+    _, T1 = normalise_points(x1, w)
+    _, T2 = normalise_points(x2, w)
     if T1[2, 2] == 0.0 or T2[2, 2] == 0.0:
         return F.copy(), 0, np.nan, np.nan
     sc = np.sqrt(T1[0, 0] * T2[0, 0])
@@ -391,7 +390,7 @@ def refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol):
     A2i[1, 2] = c2y
     A2i[2, 2] = 1.0
     Fn = matmul3(matmul3(A2i.T.copy(), F), A1i)
-    U, S, Vt = np.linalg.svd(Fn)
+    U, S, Vt = svd(Fn)
     if not S[0] > 0.0:
         return F.copy(), 0, np.nan, np.nan
     V = Vt.T.copy()
@@ -664,9 +663,12 @@ def refine_homography(
     step_tolerance: float = 1e-12,
     gradient_tolerance: float = 1e-14,
 ) -> tuple[np.ndarray, RefineInfo]:
-    """Refine H (x2 ~ H x1) on the one-sided transfer error sum w |x2 - H(x1)|^2 (pixels^2).
+    (
+        """Refine H (x2 ~ H x1) on the one-sided transfer error sum w |x2 - H(x1)|^2 (pixels^2).
 
-    Returns ``(H (unit Frobenius norm, sign of the input), RefineInfo)``.""" + _DOC_OPTIONS
+    Returns ``(H (unit Frobenius norm, sign of the input), RefineInfo)``."""
+        + _DOC_OPTIONS
+    )
     H = as_array(H, "H", (3, 3))
     a, b = point_pair(x1, x2, 2, minimum=1)
     w = weights_of(weights, len(a))
@@ -688,10 +690,13 @@ def refine_fundamental(
     step_tolerance: float = 1e-12,
     gradient_tolerance: float = 1e-14,
 ) -> tuple[np.ndarray, RefineInfo]:
-    """Refine F (x2^T F x1 = 0) on the Sampson error (pixels^2), keeping rank 2 through the
+    (
+        """Refine F (x2^T F x1 = 0) on the Sampson error (pixels^2), keeping rank 2 through the
     orthonormal representation F = U diag(1, s, 0) V^T.
 
-    Returns ``(F (rank 2, unit Frobenius norm), RefineInfo)``.""" + _DOC_OPTIONS
+    Returns ``(F (rank 2, unit Frobenius norm), RefineInfo)``."""
+        + _DOC_OPTIONS
+    )
     F = as_array(F, "F", (3, 3))
     a, b = point_pair(x1, x2, 2, minimum=1)
     w = weights_of(weights, len(a))
@@ -714,14 +719,17 @@ def refine_relative_pose(
     step_tolerance: float = 1e-12,
     gradient_tolerance: float = 1e-14,
 ) -> tuple[Rigid3, RefineInfo]:
-    """Refine a relative pose (5 dof: rotation and unit translation) on the Sampson error of
+    (
+        """Refine a relative pose (5 dof: rotation and unit translation) on the Sampson error of
     E = [t]_x R.
 
     ``error``: ``"plane"`` — Sampson error on the z = 1 plane (the first-order image error of
     pinhole cameras, in normalised units: multiply by f^2 for pixels^2; needs z > 0);
     ``"sphere"`` — Sampson error in the tangent planes of unit bearings (any direction, e.g.
     fisheye beyond 90 degrees); ``"auto"`` — plane when every ray is within 80 degrees of the
-    optical axis, sphere otherwise. Returns ``(cam2_from_cam1 with unit t, RefineInfo)``.""" + _DOC_OPTIONS
+    optical axis, sphere otherwise. Returns ``(cam2_from_cam1 with unit t, RefineInfo)``."""
+        + _DOC_OPTIONS
+    )
     if not isinstance(cam2_from_cam1, Rigid3):
         raise ValueError("cam2_from_cam1 must be a Rigid3")
     if not np.linalg.norm(cam2_from_cam1.t) > 0:
@@ -753,11 +761,14 @@ def refine_absolute_pose(
     step_tolerance: float = 1e-12,
     gradient_tolerance: float = 1e-14,
 ) -> tuple[Rigid3, RefineInfo]:
-    """Refine ``cam_from_world`` on the pixel reprojection error sum w |project(X) - uv|^2
+    (
+        """Refine ``cam_from_world`` on the pixel reprojection error sum w |project(X) - uv|^2
     through ``camera`` (any model, with distortion). Points behind the camera do not count
     and a step may not move a point behind it.
 
-    Returns ``(cam_from_world, RefineInfo)`` (costs in pixels^2).""" + _DOC_OPTIONS
+    Returns ``(cam_from_world, RefineInfo)`` (costs in pixels^2)."""
+        + _DOC_OPTIONS
+    )
     if not isinstance(cam_from_world, Rigid3):
         raise ValueError("cam_from_world must be a Rigid3")
     if not isinstance(camera, Camera):

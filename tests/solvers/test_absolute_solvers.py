@@ -49,7 +49,7 @@ def test_p3p_wide_angle_rays(rng):
 
 
 def test_p3p_degenerate(rng):
-    T, rays, X = absolute_case(rng, 3)
+    _T, rays, X = absolute_case(rng, 3)
     col = X.copy()
     col[2] = 0.25 * col[0] + 0.75 * col[1]
     assert p3p(rays, col) == []
@@ -79,14 +79,14 @@ def test_epnp_noisy_is_close(rng):
 
 
 def test_epnp_degenerate(rng):
-    T, rays, X = absolute_case(rng, 10)
+    _T, rays, X = absolute_case(rng, 10)
     line = X[0] + np.outer(np.linspace(0, 1, 10), X[1] - X[0])
     assert epnp(rays, line) is None
     assert epnp(rays, np.tile(X[0], (10, 1))) is None
 
 
 def test_bad_input(rng):
-    T, rays, X = absolute_case(rng, 6)
+    _T, rays, X = absolute_case(rng, 6)
     with pytest.raises(ValueError, match="rays"):
         p3p(rays[:2], X[:2])
     with pytest.raises(ValueError, match="X_world"):

@@ -64,7 +64,7 @@ def test_5pt_short_baseline(rng):
 
 
 def test_5pt_degenerate_samples(rng):
-    T, r1, r2 = relative_case(rng, 5)
+    _T, r1, r2 = relative_case(rng, 5)
     rep1, rep2 = r1.copy(), r2.copy()
     rep1[4], rep2[4] = 2.0 * rep1[0], 0.5 * rep2[0]  # the same correspondence twice
     assert essential_5pt(rep1, rep2) == []
@@ -91,7 +91,7 @@ def test_8pt_degenerate_returns_none(rng):
     R = random_rotation(rng)
     X = rng.normal(size=(30, 3))
     assert essential_8pt(X, X @ R.T) is None  # pure rotation: t undetermined
-    T, r1, r2 = relative_case(rng, 8)
+    _T, r1, r2 = relative_case(rng, 8)
     assert essential_8pt(np.tile(r1[:4], (2, 1)), np.tile(r2[:4], (2, 1))) is None
 
 

@@ -63,7 +63,7 @@ def test_8pt_different_cameras(rng):
 
 
 def test_8pt_noisy_sampson_close_to_noise(rng):
-    F, x1, x2, _ = fundamental_case(rng, 500)
+    _F, x1, x2, _ = fundamental_case(rng, 500)
     sigma = 0.5
     n1 = x1 + rng.normal(scale=sigma, size=x1.shape)
     n2 = x2 + rng.normal(scale=sigma, size=x2.shape)
@@ -78,7 +78,7 @@ def test_degenerate_inputs_give_no_model(rng):
     sc = planar_scene(2, 100, rng=rng)
     x1, x2, _, _ = sc.pair(0, 1)
     assert fundamental_8pt(x1, x2) is None  # a plane does not determine F
-    F, x1, x2, _ = fundamental_case(rng, 7)
+    _F, x1, x2, _ = fundamental_case(rng, 7)
     rep1, rep2 = x1.copy(), x2.copy()
     rep1[3], rep2[3] = rep1[2], rep2[2]
     assert fundamental_7pt(rep1, rep2) == []

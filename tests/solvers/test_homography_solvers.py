@@ -36,7 +36,7 @@ def test_4pt_near_degenerate_but_valid(rng):
 
 
 def test_4pt_rejects_collinear_and_coincident(rng):
-    H, x1, x2 = plane_homography_case(rng, 4)
+    _H, x1, x2 = plane_homography_case(rng, 4)
     col = x1.copy()
     col[2] = 0.3 * col[0] + 0.7 * col[1]
     assert homography_4pt(col, x2) == []
@@ -55,7 +55,7 @@ def test_4pt_rejects_orientation_inconsistent(rng):
     # maps some point with a negative scale (a plane seen from both sides): no valid homography.
     tested = 0
     for _ in range(60):
-        H, x1, x2 = plane_homography_case(rng, 4)
+        _H, x1, x2 = plane_homography_case(rng, 4)
         bad = x2.copy()
         # move point 3 across the line through points 0 and 1 (a fold: orientations disagree)
         d = bad[1] - bad[0]
@@ -84,7 +84,7 @@ def test_dlt_exact_and_weights(rng):
 
 
 def test_dlt_noisy_transfer_error_close_to_noise(rng):
-    H, x1, x2 = plane_homography_case(rng, 400)
+    _H, x1, x2 = plane_homography_case(rng, 400)
     sigma = 0.5
     n1 = x1 + rng.normal(scale=sigma, size=x1.shape)
     n2 = x2 + rng.normal(scale=sigma, size=x2.shape)

@@ -208,7 +208,10 @@ def test_refine_relative_pose_wide_angle(rng):
 
 @pytest.mark.parametrize("model", ["SIMPLE_RADIAL", "OPENCV_FISHEYE"])
 def test_refine_absolute_pose_converges_within_noise(rng, model):
-    params = {"SIMPLE_RADIAL": [500.0, 320.0, 240.0, -0.08], "OPENCV_FISHEYE": [300.0, 300.0, 320.0, 240.0, 0.05, -0.01, 0.002, 0.0]}
+    params = {
+        "SIMPLE_RADIAL": [500.0, 320.0, 240.0, -0.08],
+        "OPENCV_FISHEYE": [300.0, 300.0, 320.0, 240.0, 0.05, -0.01, 0.002, 0.0],
+    }
     cam = Camera(model, 640, 480, params[model])
     T = Rigid3.random(rng)
     Xc = rng.uniform([-2, -2, 3], [2, 2, 8], size=(200, 3))
@@ -226,7 +229,7 @@ def test_refine_absolute_pose_converges_within_noise(rng, model):
 
 # --- weights ----------------------------------------------------------------------------------------
 def test_zero_weights_ignore_points(rng):
-    H, x1, x2 = plane_homography_case(rng, 80)
+    _H, x1, x2 = plane_homography_case(rng, 80)
     n1 = x1 + rng.normal(scale=0.5, size=x1.shape)
     n2 = x2 + rng.normal(scale=0.5, size=x2.shape)
     o1 = np.vstack([n1, rng.uniform(0, 640, (20, 2))])
@@ -237,7 +240,7 @@ def test_zero_weights_ignore_points(rng):
     Hb, ib = refine_homography(H0, o1, o2, w)
     assert scale_sign_error(Ha, Hb) < 1e-9 and ib.final_cost == pytest.approx(ia.final_cost, rel=1e-9)
 
-    F, y1, y2, T = fundamental_case(rng, 80)
+    _F, y1, y2, T = fundamental_case(rng, 80)
     m1 = y1 + rng.normal(scale=0.5, size=y1.shape)
     m2 = y2 + rng.normal(scale=0.5, size=y2.shape)
     p1 = np.vstack([m1, rng.uniform(0, 640, (20, 2))])
