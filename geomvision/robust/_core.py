@@ -46,7 +46,8 @@ P_LO_ITERS = 8  # reweighting rounds per LO
 P_REFINE_ITERS = 9  # LM iterations per refine call
 P_FINAL_ITERS = 10  # reweighting rounds of the final refinement (0: none)
 P_PROSAC_MAX = 11  # PROSAC T_N: draws after which sampling is uniform
-NUM_PARAMS_I = 12
+P_FINAL_REFINE_ITERS = 12  # LM iterations per round of the final refinement
+NUM_PARAMS_I = 13
 
 # float parameters (params_f)
 P_SQ_THRESHOLD = 0
@@ -168,6 +169,7 @@ def msac_score(errs, sq_threshold):
 
 
 SCORE_BLOCK = 256
+LO_STEP_TOL = 1e-9  # reweighting rounds stop once no model entry moves more than this
 
 
 @njit(inline="always")
@@ -193,11 +195,6 @@ def score_model(sq_errors, data, model, errs, sq_threshold, bound):
     return score, k
 
 
-@njit(inline="always")
-def all_sq_errors(sq_errors, data, model, errs):
-    sq_errors(data, model, 0, errs.shape[0], errs)
-
-
 @njit(cache=True)
 def select_below(errs, sq_threshold):
     """Indices of the points with e^2 < threshold."""
@@ -213,17 +210,17 @@ def select_below(errs, sq_threshold):
 
 @njit(inline="always")
 def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, num_inl, errs, models,
-                       params_i, params_f, rounds, try_nonminimal):
-    """LO-RANSAC step on ``model``: a non-minimal refit on its inliers, then ``rounds`` of
-    iteratively reweighted refinement (LM on the points within ``lo_mult * threshold`` with
-    weights ``(1 - e^2 / t_lo^2)^2``), each accepted only when the MSAC score drops.
+                       params_i, params_f, rounds, max_iters, try_nonminimal):
+    """LO-RANSAC step on ``model``: a non-minimal refit on its inliers (kept if its MSAC score is
+    lower), then ``rounds`` of iteratively reweighted refinement (LM on the points within
+    ``lo_mult * threshold`` with weights ``(1 - e^2 / t_lo^2)^2``); the model with the lowest
+    MSAC score seen is kept.
     Returns (model, score, num_inliers, improvements)."""
     sq_thr = params_f[P_SQ_THRESHOLD]
     sq_lo = sq_thr * params_f[P_LO_THRESHOLD_MULT] ** 2
-    max_iters = params_i[P_REFINE_ITERS]
     best = model.copy()
     improved = 0
-    all_sq_errors(sq_errors, data, best, errs)
+    sq_errors(data, best, 0, errs.shape[0], errs)
     if try_nonminimal:
         idx = select_below(errs, sq_thr)
         if idx.shape[0] > params_i[P_SAMPLE_SIZE]:
@@ -235,7 +232,11 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
                     score, num_inl = sc, ni
                     best[:] = models[j]
                     improved += 1
-            all_sq_errors(sq_errors, data, best, errs)
+            sq_errors(data, best, 0, errs.shape[0], errs)
+    # IRLS: each round refits from the previous round's model (not only from the best so far, so
+    # that the iteration can pass through a model whose MSAC score is momentarily worse); the
+    # best-scoring model seen is returned
+    cur = best.copy()
     for _ in range(rounds):
         idx = select_below(errs, sq_lo)
         if idx.shape[0] <= params_i[P_SAMPLE_SIZE]:
@@ -244,15 +245,20 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
         for j in range(idx.shape[0]):
             r = 1.0 - errs[idx[j]] / sq_lo
             w[j] = r * r
-        cand = refine(data, best, idx, w, max_iters)
-        sc, ni = score_model(sq_errors, data, cand, errs, sq_thr, score)
+        cand = refine(data, cur, idx, w, max_iters)
+        step = 0.0
+        for j in range(cand.shape[0]):
+            step = max(step, abs(cand[j] - cur[j]))
+        cur[:] = cand
+        sq_errors(data, cur, 0, errs.shape[0], errs)
+        sc, ni = msac_score(errs, sq_thr)
         if sc < score:
             score, num_inl = sc, ni
-            best[:] = cand
+            best[:] = cur
             improved += 1
-        else:
-            all_sq_errors(sq_errors, data, best, errs)
+        if step < LO_STEP_TOL:
             break
+    sq_errors(data, best, 0, errs.shape[0], errs)
     return best, score, num_inl, improved
 
 
@@ -281,7 +287,10 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     pos = np.empty(s, dtype=np.int64)
     sample = np.empty(s, dtype=np.int64)
     best = np.zeros(dim)
+    cand = np.zeros(dim)
+    cand_inl = 0
     best_score = np.inf
+    best_min_score = np.inf
     best_inl = 0
     found = False
     lo_runs = 0
@@ -289,58 +298,70 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     required = max_iter
     pst = prosac_init(n, s, params_i[P_PROSAC_MAX])
 
+    # one loop for the draws and, as its last pass, the final refinement, so that the (inlined)
+    # LO code appears once in the compiled function
+    final_done = params_i[P_FINAL_ITERS] == 0
     it = 0
-    while it < max_iter and (it < min_iter or it < required):
-        it += 1
-        if use_prosac:
-            sample_prosac(state, pst, n, s, pos)
-        else:
-            sample_uniform(state, n, pos, 0)
-        for j in range(s):
-            sample[j] = order[pos[j]]
-        if degenerate_sample(data, sample):
-            continue
-        k = fit_minimal(data, sample, models)
-        new_best = -1
-        for j in range(k):
-            sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, best_score)
-            if sc < best_score:
-                best_score, best_inl = sc, ni
-                best[:] = models[j]
-                new_best = j
+    while True:
+        if it < max_iter and (it < min_iter or it < required):
+            it += 1
+            if use_prosac:
+                sample_prosac(state, pst, n, s, pos)
+            else:
+                sample_uniform(state, n, pos, 0)
+            for j in range(s):
+                sample[j] = order[pos[j]]
+            if degenerate_sample(data, sample):
+                continue
+            k = fit_minimal(data, sample, models)
+            # a candidate must beat the best model straight from a sample (with LO: the best
+            # before LO, so that LO also runs from other promising basins), else the best overall
+            bound = best_min_score if use_lo else best_score
+            cand_j = -1
+            for j in range(k):
+                sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, bound)
+                if sc < bound:
+                    bound, cand_inl = sc, ni
+                    cand[:] = models[j]
+                    cand_j = j
+            if cand_j < 0:
+                continue
+            # estimator-specific degeneracy handling (e.g. DEGENSAC) of the new minimal model
+            sq_errors(data, cand, 0, n, errs)
+            kr = repair(data, sample, cand, errs, sq_thr, lo_models)
+            for j in range(kr):
+                sc, ni = score_model(sq_errors, data, lo_models[j], errs, sq_thr, bound)
+                if sc < bound:
+                    bound, cand_inl = sc, ni
+                    cand[:] = lo_models[j]
+            best_min_score = bound
+            if bound < best_score:
+                best_score, best_inl = bound, cand_inl
+                best[:] = cand
                 found = True
-        if new_best < 0:
-            continue
-        # estimator-specific degeneracy handling (e.g. DEGENSAC) on the new best minimal model
-        all_sq_errors(sq_errors, data, best, errs)
-        kr = repair(data, sample, best, errs, sq_thr, lo_models)
-        for j in range(kr):
-            sc, ni = score_model(sq_errors, data, lo_models[j], errs, sq_thr, best_score)
-            if sc < best_score:
-                best_score, best_inl = sc, ni
-                best[:] = lo_models[j]
-        if use_lo and best_inl > s:
-            m, sc, ni, imp = local_optimization(refine, fit_nonminimal, sq_errors, data, best, best_score,
-                                                best_inl, errs, lo_models, params_i, params_f,
-                                                params_i[P_LO_ITERS], True)
-            lo_runs += 1
-            lo_improved += imp
+            if not (use_lo and cand_inl > s):
+                required = required_iterations(best_inl, n, s, conf)
+                continue
+            rounds, iters, nonmin = params_i[P_LO_ITERS], params_i[P_REFINE_ITERS], True
+        elif not final_done and found and best_inl > s:
+            final_done = True
+            cand[:] = best
+            bound, cand_inl = best_score, best_inl
+            rounds, iters, nonmin = params_i[P_FINAL_ITERS], params_i[P_FINAL_REFINE_ITERS], not use_lo
+        else:
+            break
+        m, sc, ni, imp = local_optimization(refine, fit_nonminimal, sq_errors, data, cand, bound, cand_inl, errs,
+                                            lo_models, params_i, params_f, rounds, iters, nonmin)
+        lo_runs += 1
+        lo_improved += imp
+        if sc < best_score:
             best[:] = m
             best_score, best_inl = sc, ni
         required = required_iterations(best_inl, n, s, conf)
 
-    if found and params_i[P_FINAL_ITERS] > 0 and best_inl > s:
-        m, sc, ni, imp = local_optimization(refine, fit_nonminimal, sq_errors, data, best, best_score, best_inl,
-                                            errs, lo_models, params_i, params_f, params_i[P_FINAL_ITERS],
-                                            not use_lo)
-        lo_runs += 1
-        lo_improved += imp
-        best[:] = m
-        best_score, best_inl = sc, ni
-
     mask = np.zeros(n, dtype=np.bool_)
     if found:
-        all_sq_errors(sq_errors, data, best, errs)
+        sq_errors(data, best, 0, errs.shape[0], errs)
         for i in range(n):
             mask[i] = errs[i] < sq_thr
     return best, best_score, best_inl, mask, it, lo_runs, lo_improved, found

@@ -26,7 +26,9 @@ class RansacOptions:
       inliers, then up to ``lo_iterations`` rounds of reweighted LM refinement on the points
       within ``lo_threshold_mult`` times the threshold (each step kept only if the MSAC score
       improves); ``refine_iterations`` LM iterations per round.
-    - ``final_refinement_rounds``: reweighted refinement rounds of the final model (0: none).
+    - ``final_refinement_rounds``: reweighted refinement rounds of the final model (0: none),
+      each of up to ``final_refine_iterations`` LM iterations; the rounds continue from one
+      another until the model stops moving and the lowest-scoring model is returned.
     - ``min_num_inliers``: fewer inliers than this means failure (``success=False``); None takes
       the estimator's sample size + 1 (a model supported only by its own sample is no model).
     """
@@ -40,7 +42,8 @@ class RansacOptions:
     lo_iterations: int = 4
     lo_threshold_mult: float = 1.5
     refine_iterations: int = 10
-    final_refinement_rounds: int = 4
+    final_refinement_rounds: int = 10
+    final_refine_iterations: int = 20
     min_num_inliers: int | None = None
 
     def __post_init__(self) -> None:
@@ -62,6 +65,7 @@ class RansacOptions:
             raise ValueError(f"lo_threshold_mult must be >= 1, got {self.lo_threshold_mult!r}")
         check_int(self.refine_iterations, "refine_iterations", minimum=1)
         check_int(self.final_refinement_rounds, "final_refinement_rounds", minimum=0)
+        check_int(self.final_refine_iterations, "final_refine_iterations", minimum=1)
         if self.min_num_inliers is not None:
             check_int(self.min_num_inliers, "min_num_inliers", minimum=1)
 
