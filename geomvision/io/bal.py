@@ -157,19 +157,20 @@ def _diagnose(path: Path, text: str, n_cams: int, n_pts: int, n_obs: int) -> Non
 
 
 def write_bal(path: str | os.PathLike, problem: BAProblem) -> None:
-    """Write ``problem`` (one RADIAL camera per image, cx = cy = 0) as a BAL text file, atomically."""
+    """Write ``problem`` (one RADIAL camera per image, cx = cy = 0) as a BAL text file, atomically.
+    Numbers are written as Python's shortest round-trip repr, so doubles survive exactly."""
     cameras, points, cam_idx, pt_idx, xy = problem_to_bal(problem)
     path = Path(path)
-    parts = [f"{len(cameras)} {len(points)} {len(cam_idx)}\n"]
-    obs = np.empty(len(cam_idx), dtype=[("c", "i8"), ("p", "i8"), ("x", "f8"), ("y", "f8")])
-    obs["c"], obs["p"], obs["x"], obs["y"] = cam_idx, pt_idx, xy[:, 0], xy[:, 1]
+    lines = [f"{len(cameras)} {len(points)} {len(cam_idx)}"]
+    lines += [f"{c} {p} {x!r} {y!r}" for c, p, x, y in zip(cam_idx.tolist(), pt_idx.tolist(), xy[:, 0].tolist(),
+                                                            xy[:, 1].tolist())]
+    lines += map(repr, cameras.ravel().tolist())
+    lines += map(repr, points.ravel().tolist())
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(parts[0])
-            np.savetxt(f, obs, fmt=["%d", "%d", "%.17g", "%.17g"])
-            np.savetxt(f, cameras.reshape(-1, 1), fmt="%.17g")
-            np.savetxt(f, points.reshape(-1, 1), fmt="%.17g")
+            f.write("\n".join(lines))
+            f.write("\n")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
