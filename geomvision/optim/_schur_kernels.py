@@ -335,28 +335,46 @@ def back_substitute_parallel(hc, Jc, Jp, obs_img, img_nloc, img_loc_jc, img_loc_
 
 
 @njit(cache=True)
+def mark_image_pairs(pt_ptr, pt_obs, obs_img, pt_free, mark):
+    """mark[a, b] = True for every pair of images a <= b that observe a common free point, and
+    mark[a, a] for every observing image (memory I x I, no list of pairs)."""
+    for j in range(pt_ptr.shape[0] - 1):
+        s = pt_ptr[j]
+        e = pt_ptr[j + 1]
+        for a in range(s, e):
+            ia = obs_img[pt_obs[a]]
+            mark[ia, ia] = True
+            if not pt_free[j]:
+                continue
+            for b in range(a + 1, e):
+                ib = obs_img[pt_obs[b]]
+                if ia <= ib:
+                    mark[ia, ib] = True
+                else:
+                    mark[ib, ia] = True
+
+
+@njit(cache=True)
 def co_observing_image_pairs(pt_ptr, pt_obs, obs_img, pt_free, n_img):
     """Codes a * n_img + b of every pair of images a <= b that observe a common free point (with
-    repeats), plus (a, a) for every observing image."""
+    repeats), plus (a, a) for every observing image; for problems too large for ``mark_image_pairs``."""
     total = 0
     for j in range(pt_ptr.shape[0] - 1):
         k = pt_ptr[j + 1] - pt_ptr[j]
-        total += k * k if pt_free[j] else k
+        total += k * (k + 1) // 2 if pt_free[j] else k
     out = np.empty(total, np.int64)
     n = 0
     for j in range(pt_ptr.shape[0] - 1):
         s = pt_ptr[j]
         e = pt_ptr[j + 1]
-        if pt_free[j]:
-            for a in range(s, e):
-                ia = obs_img[pt_obs[a]]
-                for b in range(s, e):
-                    ib = obs_img[pt_obs[b]]
-                    out[n] = ia * n_img + ib if ia <= ib else ib * n_img + ia
-                    n += 1
-        else:
-            for a in range(s, e):
-                ia = obs_img[pt_obs[a]]
-                out[n] = ia * n_img + ia
+        for a in range(s, e):
+            ia = obs_img[pt_obs[a]]
+            out[n] = ia * n_img + ia
+            n += 1
+            if not pt_free[j]:
+                continue
+            for b in range(a + 1, e):
+                ib = obs_img[pt_obs[b]]
+                out[n] = ia * n_img + ib if ia <= ib else ib * n_img + ia
                 n += 1
     return out

@@ -91,12 +91,13 @@ class SchurSystem:
         self.pt_col[self.pt_free_idx] = np.arange(len(self.pt_free_idx))
         self.max_track = int(counts[self.pt_free_idx].max()) if len(self.pt_free_idx) else 1
         # --- image pairs (ia <= ib) coupled through a free point, and each image with itself ---
-        codes = sk.co_observing_image_pairs(self.pt_ptr, self.pt_obs, problem.obs_img, point_free, I)
-        if I * I <= 4_000_000:
-            codes = np.flatnonzero(np.bincount(codes, minlength=I * I))
+        if I <= 8192:  # an I x I bitmap (<= 64 MB)
+            mark = np.zeros((I, I), dtype=np.bool_)
+            sk.mark_image_pairs(self.pt_ptr, self.pt_obs, problem.obs_img, point_free, mark)
+            ia, ib = np.nonzero(mark)
         else:
-            codes = np.unique(codes)
-        ia, ib = codes // max(I, 1), codes % max(I, 1)
+            codes = np.unique(sk.co_observing_image_pairs(self.pt_ptr, self.pt_obs, problem.obs_img, point_free, I))
+            ia, ib = codes // I, codes % I
         keep = (self.img_nloc[ia] > 0) & (self.img_nloc[ib] > 0)
         ia, ib = ia[keep], ib[keep]
         self.pair_ptr = np.concatenate([[0], np.cumsum(np.bincount(ia, minlength=I))]).astype(np.int64)

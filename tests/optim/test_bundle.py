@@ -326,3 +326,26 @@ def test_bad_input_raises(rng):
         solve_bundle(gt.copy(), BAOptions(), BAConfig(fixed_images=[99]))
     with pytest.raises(ValueError, match="no parameter"):
         solve_bundle(gt.copy(), BAOptions(), BAConfig(fixed_params={0: ("k9",)}))
+
+
+def test_image_pair_structures_agree(rng):
+    """The bitmap of co-observing image pairs (small problems) and the list of codes (problems
+    with more than 8192 images) describe the same pairs."""
+    from geomvision.optim import _schur_kernels as sk
+
+    n_img, n_pts = 7, 40
+    obs_img = rng.integers(0, n_img, 200)
+    obs_pt = rng.integers(0, n_pts, 200)
+    order = np.argsort(obs_pt, kind="stable")
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(obs_pt, minlength=n_pts))])
+    free = rng.random(n_pts) < 0.7
+    mark = np.zeros((n_img, n_img), bool)
+    sk.mark_image_pairs(ptr, order, obs_img, free, mark)
+    codes = np.unique(sk.co_observing_image_pairs(ptr, order, obs_img, free, n_img))
+    np.testing.assert_array_equal(np.flatnonzero(mark.ravel()), codes)
+    # brute force
+    expect = {(i, i) for i in obs_img}
+    for j in np.flatnonzero(free):
+        imgs = obs_img[obs_pt == j]
+        expect |= {(min(a, b), max(a, b)) for a in imgs for b in imgs}
+    assert set(zip(*np.nonzero(mark))) == expect
