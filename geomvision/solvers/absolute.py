@@ -365,13 +365,14 @@ def _betas_gauss_newton(L, rho, betas, nb):
     """Gauss-Newton on sum_p (L_p . b(beta) - rho_p)^2 with b the products beta_k beta_l (k <= l)
     in the order 11, 12, 22, 13, 23, 33, 14, 24, 34, 44."""
     npairs = L.shape[0]
+    J = np.empty(nb)
     for _ in range(10):
         JtJ = np.zeros((nb, nb))
         Jtr = np.zeros(nb)
         cost = 0.0
         for p in range(npairs):
             r = -rho[p]
-            J = np.zeros(nb)
+            J[:] = 0.0
             m = 0
             for l in range(nb):
                 for k in range(l + 1):
@@ -581,21 +582,21 @@ def _polish_pose(R, t, X, y):
         JtJ = np.zeros((6, 6))
         Jtr = np.zeros(6)
         J = np.empty((3, 6))
+        c = np.empty(3)
+        e = np.empty(3)
+        G = np.empty((3, 3))
+        RX = np.empty((3, 3))  # -R [X]_x
         for i in range(X.shape[0]):
             # X_c = R X + t; d X_c / d dw = -R [X]_x, d X_c / d t = I
-            c = np.empty(3)
             for k in range(3):
                 c[k] = R[k, 0] * X[i, 0] + R[k, 1] * X[i, 1] + R[k, 2] * X[i, 2] + t[k]
             d = c[0] * y[i, 0] + c[1] * y[i, 1] + c[2] * y[i, 2]
-            e = np.empty(3)
             for k in range(3):
                 e[k] = c[k] / d
             # d (c / d) / d c = (I - (c / d) y^T) / d
-            G = np.empty((3, 3))
             for a in range(3):
                 for b in range(3):
                     G[a, b] = ((1.0 if a == b else 0.0) - e[a] * y[i, b]) / d
-            RX = np.empty((3, 3))  # -R [X]_x
             x0, x1, x2 = X[i, 0], X[i, 1], X[i, 2]
             for a in range(3):
                 RX[a, 0] = -(R[a, 1] * x2 - R[a, 2] * x1)
@@ -609,8 +610,11 @@ def _polish_pose(R, t, X, y):
                 r = e[a] - y[i, a]
                 for u in range(6):
                     Jtr[u] += J[a, u] * r
-                    for v in range(6):
+                    for v in range(u, 6):
                         JtJ[u, v] += J[a, u] * J[a, v]
+        for u in range(6):
+            for v in range(u):
+                JtJ[u, v] = JtJ[v, u]
         dlt, ok = solve_linear(JtJ, Jtr)
         if not ok:
             break
@@ -622,7 +626,10 @@ def _polish_pose(R, t, X, y):
         cn = _tangent_cost(Rn, tn, X, y)
         if not cn < cost:
             break
+        converged = cost - cn <= 1e-10 * cost
         R, t, cost = Rn, tn, cn
+        if converged:
+            break
     return R, t
 
 
