@@ -25,6 +25,7 @@ from .problem import MODEL_NAMES, BAProblem
 
 GAUGES = ("none", "two_cameras")
 LINEAR_SOLVERS = ("auto", "dense", "sparse", "pcg")
+SPARSE_BACKENDS = ("auto", "cholmod", "superlu")
 _FOCAL = {"f", "fx", "fy", "skew"}
 _PP = {"cx", "cy"}
 
@@ -144,6 +145,8 @@ class BAOptions:
     ``linear_solver``: "dense" Cholesky of the reduced camera system, "sparse" Cholesky (CHOLMOD
     when scikit-sparse is installed, else SuperLU), "pcg" (block-Jacobi preconditioned conjugate
     gradients), or "auto" (dense up to ``dense_max_size`` columns, then sparse).
+    ``sparse_backend``: "cholmod" (scikit-sparse), "superlu" (scipy), or "auto" (CHOLMOD when
+    installed).
     ``num_threads``: None or 1 runs the serial kernels (the default: on the shared 2-core
     machine, threads cost more than they saved at every size measured, 30k-300k observations);
     N > 1 runs their parallel twins on N numba threads from ``parallel_min_observations``
@@ -164,6 +167,7 @@ class BAOptions:
     min_relative_decrease: float = 1e-3
     max_consecutive_invalid_steps: int = 10
     linear_solver: str = "auto"
+    sparse_backend: str = "auto"
     dense_max_size: int = 1500
     pcg_tolerance: float = 1e-8
     pcg_max_iterations: int = 500
@@ -191,6 +195,14 @@ class BAOptions:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if self.sparse_backend not in SPARSE_BACKENDS:
+            raise ValueError(f"sparse_backend must be one of {', '.join(SPARSE_BACKENDS)}, got {self.sparse_backend!r}")
+        if self.sparse_backend == "cholmod":
+            from .schur import cholmod_available
+
+            if not cholmod_available():
+                raise ValueError("sparse_backend='cholmod' needs scikit-sparse (and libsuitesparse-dev to build it); "
+                                 "use 'superlu' or 'auto'")
         if self.linear_solver not in LINEAR_SOLVERS:
             raise ValueError(f"linear_solver must be one of {', '.join(LINEAR_SOLVERS)}, got {self.linear_solver!r}")
         if self.blas_threads is not None and (isinstance(self.blas_threads, bool) or not isinstance(self.blas_threads, int)

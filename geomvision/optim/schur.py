@@ -38,7 +38,8 @@ class SchurSystem:
     """Column layout, normal equations and their solution for one problem structure."""
 
     def __init__(self, problem, pose_free, intr_free, point_free, *, linear_solver="auto", dense_max_size=1500,
-                 pcg_tolerance=1e-8, pcg_max_iterations=500, min_diagonal=1e-6, max_diagonal=1e32, nchunks=1):
+                 pcg_tolerance=1e-8, pcg_max_iterations=500, min_diagonal=1e-6, max_diagonal=1e32, nchunks=1,
+                 sparse_backend="auto"):
         I = problem.num_images
         C = problem.num_cameras
         self.obs_img = problem.obs_img
@@ -47,6 +48,7 @@ class SchurSystem:
         self.max_diagonal = max_diagonal
         self.pcg_tolerance = pcg_tolerance
         self.pcg_max_iterations = pcg_max_iterations
+        self.use_cholmod = _cholmod_cholesky is not None and sparse_backend in ("auto", "cholmod")
         # --- columns: pose groups (one per image with a free column), then intrinsic groups ---
         self.pose_col = np.full((I, 6), -1, dtype=np.int64)
         self.intr_col = np.full(intr_free.shape, -1, dtype=np.int64)
@@ -119,6 +121,13 @@ class SchurSystem:
             self._build_pattern(problem, pose_grp, intr_grp, ia, ib)
         # nchunks > 1: the point kernels run as their parallel twins over that many chunks
         self.nchunks = max(1, min(int(nchunks), len(self.pt_free_idx)))
+
+    @property
+    def solver_name(self) -> str:
+        """"dense", "sparse/cholmod", "sparse/superlu" or "pcg"."""
+        if self.linear_solver == "sparse":
+            return "sparse/cholmod" if self.use_cholmod else "sparse/superlu"
+        return self.linear_solver
 
     # --- set-up ---------------------------------------------------------------------------------
     def _build_pattern(self, problem, pose_grp, intr_grp, ia, ib) -> None:
@@ -245,7 +254,7 @@ class SchurSystem:
         S = scipy.sparse.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
         if self.linear_solver == "pcg":
             return self._solve_pcg(S, data, b)
-        if _cholmod_cholesky is not None:
+        if self.use_cholmod:
             try:
                 return _cholmod_cholesky(S.tocsc())(b)
             except CholmodNotPositiveDefiniteError:

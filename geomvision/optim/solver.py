@@ -65,7 +65,7 @@ class _BundleLM:
             problem, pose_free, intr_free, point_free, linear_solver=options.linear_solver,
             dense_max_size=options.dense_max_size, pcg_tolerance=options.pcg_tolerance,
             pcg_max_iterations=options.pcg_max_iterations, min_diagonal=options.min_diagonal,
-            max_diagonal=options.max_diagonal, nchunks=self.nchunks,
+            max_diagonal=options.max_diagonal, nchunks=self.nchunks, sparse_backend=options.sparse_backend,
         )
         M = problem.num_observations
         L = 6 + problem.cam_params.shape[1]
@@ -219,7 +219,7 @@ def solve_bundle(problem: BAProblem, options: BAOptions | None = None, config: B
         num_free_images=int(pose_free.any(axis=1).sum()),
         num_free_points=int(point_free.sum()),
         num_reduced_parameters=lmp.system.n,
-        linear_solver=lmp.system.linear_solver,
+        linear_solver=lmp.system.solver_name,
         working_memory_mb=lmp.working_memory_bytes() / 2**20,
     )
 

@@ -97,15 +97,18 @@ def two_shared_cameras(p: BAProblem) -> BAProblem:
                                  [p.cam_params[0], p.cam_params[0]], p.X, p.obs_img, p.obs_pt, p.obs_uv)
 
 
-@pytest.mark.parametrize("solver", ["sparse", "pcg"])
+@pytest.mark.parametrize("solver", ["sparse/superlu", "sparse/cholmod", "pcg"])
 def test_sparse_and_pcg_agree_with_dense(solver, rng):
+    if solver == "sparse/cholmod":
+        pytest.importorskip("sksparse.cholmod", reason="CHOLMOD is optional (scikit-sparse)")
     _, gt = scene_problem(rng, n_images=6, n_points=200)
     start = two_shared_cameras(perturb(gt, rng))
     a, b = start.copy(), start.copy()
     tight = {"function_tolerance": 1e-12, "parameter_tolerance": 1e-12}
     gauge = BAConfig(gauge="two_cameras")  # a unique optimum, so the parameters can be compared
     ra = solve_bundle(a, BAOptions(linear_solver="dense", **tight), gauge)
-    rb = solve_bundle(b, BAOptions(linear_solver=solver, **tight), gauge)
+    kind, _, backend = solver.partition("/")
+    rb = solve_bundle(b, BAOptions(linear_solver=kind, sparse_backend=backend or "auto", **tight), gauge)
     assert rb.linear_solver == solver
     assert rb.final_rms_px == pytest.approx(ra.final_rms_px, rel=1e-7)
     np.testing.assert_allclose(b.X, a.X, atol=1e-6)
