@@ -169,7 +169,8 @@ def msac_score(errs, sq_threshold):
 
 
 SCORE_BLOCK = 256
-LO_STEP_TOL = 1e-9  # reweighting rounds stop once no model entry moves more than this
+LO_STEP_TOL = 1e-9  # reweighting rounds stop once no model entry moves more than this,
+LO_SCORE_RTOL = 1e-6  # or the MSAC score changes by less than this fraction
 
 
 @njit(inline="always")
@@ -237,6 +238,7 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
     # that the iteration can pass through a model whose MSAC score is momentarily worse); the
     # best-scoring model seen is returned
     cur = best.copy()
+    prev = score
     for _ in range(rounds):
         idx = select_below(errs, sq_lo)
         if idx.shape[0] <= params_i[P_SAMPLE_SIZE]:
@@ -256,8 +258,9 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             score, num_inl = sc, ni
             best[:] = cur
             improved += 1
-        if step < LO_STEP_TOL:
+        if step < LO_STEP_TOL or abs(sc - prev) <= LO_SCORE_RTOL * sc:
             break
+        prev = sc
     sq_errors(data, best, 0, errs.shape[0], errs)
     return best, score, num_inl, improved
 
@@ -342,7 +345,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             if not (use_lo and cand_inl > s):
                 required = required_iterations(best_inl, n, s, conf)
                 continue
-            rounds, iters, nonmin = params_i[P_LO_ITERS], params_i[P_REFINE_ITERS], True
+            rounds, iters, nonmin = params_i[P_LO_ITERS], params_i[P_REFINE_ITERS], lo_runs == 0
         elif not final_done and found and best_inl > s:
             final_done = True
             cand[:] = best

@@ -10,9 +10,9 @@ COLLINEAR_TOL = 1e-6
 COINCIDENT_TOL = 1e-9
 
 # stopping tolerances of the LM refinements in LO steps (relative cost decrease, step, gradient)
-LM_FTOL = 1e-10
-LM_XTOL = 1e-12
-LM_GTOL = 1e-14
+LM_FTOL = 1e-8
+LM_XTOL = 1e-10
+LM_GTOL = 1e-12
 
 
 @njit(cache=True)
