@@ -5,6 +5,8 @@ RANSAC engine can run IRLS / robust losses; a zero weight ignores the point) and
 ``max_iterations`` or when the relative cost decrease < ``function_tolerance``, the step is
 < ``step_tolerance`` relative to the parameters, or the gradient max-norm < ``gradient_tolerance``.
 A step is kept only when it lowers the cost (Marquardt damping, diag(J^T J) scaled).
+Refiners do not judge degeneracy (the solvers and the RANSAC engine do): when every weighted
+point coincides the input model is returned unchanged with its cost.
 
 numba cores (callable from other ``@njit`` code); each returns the refined model followed by
 ``(iterations, initial_cost, final_cost)``:
@@ -178,7 +180,9 @@ def refine_homography_nb(H, x1, x2, w, max_iter, ftol, xtol, gtol):
     y1, T1 = normalise_points(x1, w)
     y2, T2 = normalise_points(x2, w)
     if T1[2, 2] == 0.0 or T2[2, 2] == 0.0:
-        return H.copy(), 0, np.nan, np.nan
+        # all weighted points coincide (or no weight): nothing to refine
+        c, _, _ = _homography_system(H.ravel().copy(), x1, x2, w, False)
+        return H.copy(), 0, c, c
     s2 = T2[0, 0]
     # Hn = T2 H T1^-1
     T1i = np.zeros((3, 3))
@@ -365,7 +369,13 @@ def refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol):
     _, T1 = normalise_points(x1, w)
     _, T2 = normalise_points(x2, w)
     if T1[2, 2] == 0.0 or T2[2, 2] == 0.0:
-        return F.copy(), 0, np.nan, np.nan
+        # all weighted points coincide (or no weight): nothing to refine
+        h1 = np.ones((n, 3))
+        h2 = np.ones((n, 3))
+        h1[:, :2] = x1
+        h2[:, :2] = x2
+        c, _, _ = _sampson_system(F, h1, h2, w, np.zeros((0, 9)), False, False)
+        return F.copy(), 0, c, c
     sc = np.sqrt(T1[0, 0] * T2[0, 0])
     c1x, c1y = -T1[0, 2] / T1[0, 0], -T1[1, 2] / T1[1, 1]
     c2x, c2y = -T2[0, 2] / T2[0, 0], -T2[1, 2] / T2[1, 1]

@@ -281,3 +281,15 @@ def test_bad_input(rng):
         refine_absolute_pose(Rigid3(), x, np.ones((10, 3)), "PINHOLE")
     with pytest.raises(ValueError, match="X_world"):
         refine_absolute_pose(Rigid3(), x, np.ones((9, 3)), CAMERA)
+
+
+def test_coincident_points_return_the_input_with_its_cost():
+    x = np.tile([[100.0, 200.0]], (20, 1))
+    H = np.array([[1.0, 0.1, 5.0], [0.0, 1.0, -3.0], [1e-4, 0.0, 1.0]])
+    Hr, info = refine_homography(H, x, x + 1.0)
+    assert np.array_equal(Hr, H) and info.iterations == 0
+    assert info.final_cost == pytest.approx(homography_transfer_sq_errors(H, x, x + 1.0).sum())
+    F = np.array([[0.0, -1e-3, 0.1], [1e-3, 0.0, -0.2], [-0.1, 0.2, 0.0]])
+    Fr, info = refine_fundamental(F, x, x + 1.0)
+    assert np.array_equal(Fr, F) and info.iterations == 0
+    assert info.final_cost == pytest.approx(sampson_sq_errors(F, x, x + 1.0).sum())
