@@ -12,7 +12,7 @@ numba cores (callable from other ``@njit`` code):
   cubic constraints; a candidate off the essential manifold (|2EE^TE - tr(EE^T)E| >= 1e-10:
   a spurious root, or a hopelessly ill-conditioned one) is dropped. Es[:n] have unit
   Frobenius norm. Near pure rotation the cubic system degenerates (every [t]_x R fits): with
-  2 % parallax about 1 % of exact samples miss the true E (PoseLib 2.0.5: about 4 %).
+  2 % parallax 0.3-0.7 % of exact samples miss the true E (PoseLib 2.0.5: about 4.6 %).
 - ``relative_pose_5pt_nb(rays1, rays2) -> (Rs (10,3,3), ts (10,3), n)`` — the 5-point solver
   followed, for each E, by the decomposition with most sample points in front of both cameras.
 - ``essential_8pt_nb(rays1 (N,3), rays2 (N,3), w (N,)) -> (E (3,3), ok)`` — weighted linear
