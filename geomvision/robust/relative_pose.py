@@ -15,6 +15,8 @@ Models are [R | t] row-major (12 numbers), t of unit norm.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from numba import njit
 
@@ -186,10 +188,45 @@ def estimate_relative_pose(
     ``max_error``: inlier threshold on the Sampson error in pixels. ``quality`` (N,), higher is
     better, orders PROSAC's samples (``sampler="prosac"``). Other keywords are
     :class:`RansacOptions` fields. Returns ``(cam2_from_cam1 (Rigid3, |t| = 1), inliers, stats)``.
+    When a pure rotation explains (nearly) every inlier the translation is undetermined:
+    ``success`` is False and the message says so.
     """
     opts = resolve_options(options, option_overrides)
     t = check_positive(max_error, "max_error")
-    return ransac(RelativePoseEstimator(x1, x2, camera1, camera2), t * t, opts, rng=rng, quality=quality)
+    est = RelativePoseEstimator(x1, x2, camera1, camera2)
+    res = ransac(est, t * t, opts, rng=rng, quality=quality)
+    if res.model is None:
+        return res
+    moving = _parallax_inliers(est, res.inliers, t)
+    if moving < MIN_PARALLAX_INLIERS:
+        stats = dataclasses.replace(
+            res.stats,
+            success=False,
+            message=f"no parallax: a pure rotation explains all but {moving} inliers (fewer than "
+            f"{MIN_PARALLAX_INLIERS}), so the translation is undetermined",
+        )
+        return RansacResult(None, np.zeros_like(res.inliers), stats)
+    return res
+
+
+MIN_PARALLAX_INLIERS = 10  # inliers a pure rotation must fail to explain for t to be determined
+
+
+def _parallax_inliers(est: RelativePoseEstimator, inliers: np.ndarray, max_error: float) -> int:
+    """How many inliers a pure rotation (fitted to them in closed form, Kabsch on the bearings)
+    leaves more than twice the threshold away from their match in image 2 (pixels)."""
+    r1, r2, inv_f2 = est.data
+    b1 = r1[inliers] / np.linalg.norm(r1[inliers], axis=1, keepdims=True)
+    b2 = r2[inliers] / np.linalg.norm(r2[inliers], axis=1, keepdims=True)
+    U, _, Vt = np.linalg.svd(b2.T @ b1)
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    R = U @ D @ Vt  # argmin sum |b2 - R b1|^2
+    p = b1 @ R.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        du = (p[:, 0] / p[:, 2] - r2[inliers, 0] / r2[inliers, 2]) ** 2 / inv_f2[2]
+        dv = (p[:, 1] / p[:, 2] - r2[inliers, 1] / r2[inliers, 2]) ** 2 / inv_f2[3]
+    moved = ~(du + dv <= (2.0 * max_error) ** 2)  # NaN (behind the camera) counts as moved
+    return int(np.count_nonzero(moved))
 
 
 def estimate_essential(

@@ -241,3 +241,15 @@ def test_bad_input_raises(rng, call, match):
     x2 = rng.uniform(0, 600, size=(20, 2))
     with pytest.raises(ValueError, match=match):
         call(x1, x2)
+
+
+def test_pure_rotation_is_not_a_confident_pose(rng):
+    sc = rotation_scene(n_images=3, n_points=800, max_angle_deg=16, noise_px=0.3, camera=CAM, rng=rng)
+    x1, x2, _, _ = sc.pair(0, 2)
+    res = gv.estimate_relative_pose(x1, x2, CAM, CAM, max_error=1.0, rng=rng)
+    assert not res.stats.success and res.model is None
+    assert "translation is undetermined" in res.stats.message
+    # a small but real baseline is still estimated
+    x1, x2, pose, _ = _orbit_pair(rng, noise=0.3, i=0, j=1)
+    res = gv.estimate_relative_pose(x1, x2, CAM, CAM, max_error=1.0, rng=rng)
+    assert res.stats.success and rotation_error_deg(res.model.R, pose.R) < 1.0
