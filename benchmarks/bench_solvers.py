@@ -22,7 +22,7 @@ import numpy as np
 import poselib
 from numba import njit
 
-from geomvision.geometry import Rigid3, essential_from_pose, random_rotation, rotation_error_deg, so3_exp
+from geomvision.geometry import Camera, Rigid3, essential_from_pose, random_rotation, rotation_error_deg, so3_exp
 from geomvision.solvers import (
     epnp,
     essential_8pt,
@@ -36,6 +36,7 @@ from geomvision.solvers.absolute import epnp_nb, p3p_nb
 from geomvision.solvers.essential import essential_5pt_nb, essential_8pt_nb, relative_pose_5pt_nb
 from geomvision.solvers.fundamental import fundamental_7pt_nb
 from geomvision.solvers.homography import homography_4pt_nb
+from geomvision.solvers.refine import refine_absolute_pose_nb, refine_relative_pose_nb
 
 FOCAL = 500.0
 IDENTITY = np.eye(3)
@@ -419,6 +420,62 @@ def bench_epnp(rng, count, rows, n=50, noise_px=0.5):
         row(rows, label, "cv2 solvePnP EPNP", cpu_time(run, 3), count, summarise(peer, fail))
 
 
+def bench_refine(rng, count, rows, n=500, noise_px=0.5):
+    """LM refinement from a perturbed start (0.02 rad, 5 % of the translation) on noisy data."""
+    cam = Camera("PINHOLE", 640, 480, [FOCAL, FOCAL, 320.0, 240.0])
+    cam_dict = {"model": "PINHOLE", "width": 640, "height": 480, "params": list(cam.params)}
+    opts = (100, 1e-12, 1e-12, 1e-14)
+    Ts, A, B = relative_problems(rng, count, n, noise_px=noise_px)
+    starts = [Rigid3(T.R @ so3_exp(rng.normal(scale=0.02, size=3)), T.t + rng.normal(scale=0.05, size=3)) for T in Ts]
+    w = np.ones(n)
+    x1 = A[:, :, :2] * FOCAL + [320.0, 240.0]
+    x2 = B[:, :, :2] * FOCAL + [320.0, 240.0]
+
+    def ours():
+        return [refine_relative_pose_nb(S.R, S.t, A[k], B[k], w, False, *opts) for k, S in enumerate(starts)]
+
+    res = ours()
+    errs = [rotation_error_deg(r[0], Ts[k].R) for k, r in enumerate(res)]
+    label = f"refine_relative_pose N={n}, {noise_px} px"
+    row(rows, label, "geomvision (numba core)", cpu_time(ours, 3), count, summarise(errs, 1.0))
+    poses = []
+    for S in starts:
+        p = poselib.CameraPose()
+        p.R, p.t = S.R, S.t
+        poses.append(p)
+
+    def peer():
+        return [poselib.refine_relative_pose(x1[k], x2[k], poses[k], cam_dict, cam_dict, {}) for k in range(count)]
+
+    errs = [rotation_error_deg(o[0].R, Ts[k].R) for k, o in enumerate(peer())]
+    row(rows, label, "poselib refine_relative_pose", cpu_time(peer, 3), count, summarise(errs, 1.0))
+
+    Ts, rays, X = absolute_problems(rng, count, n, noise_px=noise_px)
+    uv = rays[:, :, :2] * FOCAL + [320.0, 240.0]
+    starts = [Rigid3(T.R @ so3_exp(rng.normal(scale=0.02, size=3)), T.t + rng.normal(scale=0.05, size=3)) for T in Ts]
+
+    def ours_abs():
+        return [
+            refine_absolute_pose_nb(S.R, S.t, uv[k], X[k], cam.model_id, cam.params, w, *opts)
+            for k, S in enumerate(starts)
+        ]
+
+    errs = [rotation_error_deg(r[0], Ts[k].R) for k, r in enumerate(ours_abs())]
+    label = f"refine_absolute_pose N={n}, {noise_px} px"
+    row(rows, label, "geomvision (numba core)", cpu_time(ours_abs, 3), count, summarise(errs, 1.0))
+    poses = []
+    for S in starts:
+        p = poselib.CameraPose()
+        p.R, p.t = S.R, S.t
+        poses.append(p)
+
+    def peer_abs():
+        return [poselib.refine_absolute_pose(uv[k], X[k], poses[k], cam_dict, {}) for k in range(count)]
+
+    errs = [rotation_error_deg(o[0].R, Ts[k].R) for k, o in enumerate(peer_abs())]
+    row(rows, label, "poselib refine_absolute_pose", cpu_time(peer_abs, 3), count, summarise(errs, 1.0))
+
+
 def print_table(rows):
     print("| solver | implementation | us/call | ratio | median err | 95% err | fail |")
     print("|---|---|---:|---:|---:|---:|---:|")
@@ -450,6 +507,7 @@ def main(argv=None):
     bench_7pt(rng, count, rows)
     bench_8pt_noisy(rng, max(count // 10, 50), rows)
     bench_epnp(rng, max(count // 10, 50), rows)
+    bench_refine(rng, max(count // 30, 20), rows)
     print(f"{count} random problems per minimal solver (seed {args.seed}); ratio = time / first geomvision row")
     print_table(rows)
 
