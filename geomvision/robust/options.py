@@ -39,9 +39,9 @@ class RansacOptions:
     sampler: str = "uniform"
     prosac_max_draws: int = 200_000
     local_optimization: bool = True
-    lo_iterations: int = 4
+    lo_iterations: int = 2
     lo_threshold_mult: float = 1.5
-    refine_iterations: int = 10
+    refine_iterations: int = 5
     final_refinement_rounds: int = 10
     final_refine_iterations: int = 20
     min_num_inliers: int | None = None
