@@ -8,15 +8,24 @@ on many points and refine on weighted inliers, which samples are degenerate. The
 uniform or PROSAC sampling, MSAC scoring, LO-RANSAC, the adaptive stopping rule, min / max
 iterations. A new model is a new estimator class; the engine never branches on the model type.
 
-The whole loop runs in numba (``_core.ransac_core``). A loop in Python that calls a numba solver
-and a numba scorer per draw costs tens of microseconds of interpreter overhead per iteration; for
-thousands of pairs per reconstruction that dominates. So each estimator hands its numba kernels to
+The whole loop runs in numba (``_core.ransac_core``). Measured on the 2-core development machine
+for a 1000-point line: the numba loop costs 2.1 us per iteration including the scoring; a Python
+loop around the same numba kernels pays ~0.5 us per kernel call, ~14 us per sample drawn with
+``Generator.choice`` and ~9 us for a numpy MSAC reduction, i.e. ~10x more per iteration, which
+matters for the SfM pipeline's thousands of pairs. So each estimator hands its numba kernels to
 the engine as first-class functions, and models travel as flat float64 vectors (``model_dim``
 numbers: a line's (a, b, c), a homography's 9 entries, a pose's [R | t] row-major).
 Numba does not cache a function whose arguments are dispatchers, so each estimator module defines
 a three-line ``@njit(cache=True)`` wrapper, ``_run(data, order, params_i, params_f, seed)``, that
 calls ``ransac_core`` with its kernels as globals: the loop is written once and compiled (and
-cached) once per estimator.
+cached) once per estimator (see ``_core``'s docstring for why the loop is inlined).
+
+Local optimisation (LO-RANSAC): every minimal model that beats the best *minimal* model so far
+(not only the best refined one, so that LO also starts from other promising basins) is refined
+by a non-minimal refit on its inliers (first LO only; it rarely wins later and costs the most)
+and rounds of iteratively reweighted LM on the points within ``lo_threshold_mult`` times the
+threshold; the model with the lowest MSAC score is kept. The final model gets longer reweighted
+refinement. Each estimator's refinement minimises the same error it is scored with.
 
 The same kernels are reachable from Python through the readable protocol methods
 ``fit_minimal(sample)``, ``sq_errors(model)`` and ``refine(model, inliers)`` of every estimator.

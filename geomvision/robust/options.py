@@ -22,10 +22,11 @@ class RansacOptions:
       highest quality; pass ``quality`` to the estimate function, else the input order is taken
       as best-first). ``prosac_max_draws`` is PROSAC's T_N: after that many draws it samples
       uniformly.
-    - ``local_optimization``: LO-RANSAC on each new best model: a non-minimal refit on its
-      inliers, then up to ``lo_iterations`` rounds of reweighted LM refinement on the points
-      within ``lo_threshold_mult`` times the threshold (each step kept only if the MSAC score
-      improves); ``refine_iterations`` LM iterations per round.
+    - ``local_optimization``: LO-RANSAC from each minimal model that beats the best minimal
+      model so far: a non-minimal refit on its inliers (first LO only), then up to
+      ``lo_iterations`` rounds of reweighted LM refinement on the points within
+      ``lo_threshold_mult`` times the threshold, ``refine_iterations`` LM iterations per round;
+      the model with the lowest MSAC score wins.
     - ``final_refinement_rounds``: reweighted refinement rounds of the final model (0: none),
       each of up to ``final_refine_iterations`` LM iterations; the rounds continue from one
       another until the model stops moving and the lowest-scoring model is returned.
