@@ -66,7 +66,7 @@ def main() -> None:
                 continue
             x_i = features[i].keypoints[matches[:, 0]]
             x_j = features[j].keypoints[matches[:, 1]]
-            H, inliers, stats = gv.estimate_homography(x_i, x_j, max_error=args.max_error, rng=rng)
+            H, _inliers, stats = gv.estimate_homography(x_i, x_j, max_error=args.max_error, rng=rng)
             print(f"pair {i}-{j}: {len(matches)} matches, {stats.num_inliers} inliers, {stats.iterations} iterations")
             if H is None or stats.num_inliers < 30:
                 continue

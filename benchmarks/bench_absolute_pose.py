@@ -22,9 +22,9 @@ import time
 
 import cv2
 import numpy as np
+from bench_relative_pose import pose_auc, print_table, ratio_matches, sift_features, strecha_scenes
 
 import geomvision as gv
-from bench_relative_pose import pose_auc, print_table, ratio_matches, sift_features, strecha_scenes
 from geomvision.geometry.rotation import rotation_error_deg
 
 AUC_DEG = (0.1, 0.5, 1.0)

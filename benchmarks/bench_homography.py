@@ -20,9 +20,9 @@ import time
 
 import cv2
 import numpy as np
+from bench_relative_pose import pose_auc, print_table, strecha_scenes
 
 import geomvision as gv
-from bench_relative_pose import pose_auc, print_table, strecha_scenes
 
 NUM_FEATURES = 4000
 RATIO = 0.8

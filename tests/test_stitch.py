@@ -57,7 +57,7 @@ def test_mosaic_reproduces_the_reference_view(views, pano):
     # the reference image sits unwarped (a pure translation) inside the mosaic
     T = pano.mosaic_from_image[pano.reference_idx]
     assert np.allclose(T[:2, :2], np.eye(2)) and np.allclose(T[2], [0, 0, 1])
-    u0, v0 = int(round(T[0, 2])), int(round(T[1, 2]))
+    u0, v0 = round(T[0, 2]), round(T[1, 2])
     crop = pano.image[v0 : v0 + H, u0 : u0 + W].astype(float)
     diff = np.abs(crop - views.images[pano.reference_idx].astype(float))
     assert np.median(diff) < 4.0  # feathering mixes in the neighbours, which agree to within interpolation

@@ -73,7 +73,7 @@ def _fit_nonminimal(data, idx, weights, models):
 def _refine(data, model, idx, weights, max_iters):
     R = model[:9].reshape(3, 3).copy()
     t = model[9:].copy()
-    R, t, it, c0, c1 = refine_absolute_pose_nb(R, t, gather_rows(data[3], idx), gather_rows(data[1], idx),
+    R, t, _it, _c0, c1 = refine_absolute_pose_nb(R, t, gather_rows(data[3], idx), gather_rows(data[1], idx),
                                                data[5][0], data[4], weights, max_iters, LM_FTOL, LM_XTOL, LM_GTOL)
     if not np.isfinite(c1):
         return model.copy()

@@ -78,7 +78,7 @@ def _fit_nonminimal(data, idx, weights, models):
 
 @njit(cache=True)
 def _refine(data, model, idx, weights, max_iters):
-    F, it, c0, c1 = refine_fundamental_nb(model.reshape(3, 3).copy(), gather_rows(data[0], idx),
+    F, _it, _c0, c1 = refine_fundamental_nb(model.reshape(3, 3).copy(), gather_rows(data[0], idx),
                                           gather_rows(data[1], idx), weights, max_iters, LM_FTOL, LM_XTOL, LM_GTOL)
     if not np.isfinite(c1):
         return model.copy()
@@ -135,7 +135,7 @@ def _repair(data, sample, model, errs, sq_threshold, models):
     x1, x2 = data[0], data[1]
     n = x1.shape[0]
     F = model.reshape(3, 3).copy()
-    U, S, Vt = np.linalg.svd(F)
+    U, _S, _Vt = np.linalg.svd(F)
     e2 = U[:, 2].copy()  # F^T e2 = 0
     best_h = -1
     best_count = 0

@@ -45,7 +45,7 @@ def _fit_nonminimal(data, idx, weights, models):
 
 @njit(cache=True)
 def _refine(data, model, idx, weights, max_iters):
-    H, it, c0, c1 = refine_homography_nb(model.reshape(3, 3).copy(), gather_rows(data[0], idx),
+    H, _it, _c0, c1 = refine_homography_nb(model.reshape(3, 3).copy(), gather_rows(data[0], idx),
                                          gather_rows(data[1], idx), weights, max_iters, LM_FTOL, LM_XTOL, LM_GTOL)
     if not np.isfinite(c1):
         return model.copy()

@@ -110,7 +110,7 @@ def _fit_nonminimal(data, idx, weights, models):
 def _refine(data, model, idx, weights, max_iters):
     R = model[:9].reshape(3, 3).copy()
     t = model[9:].copy()
-    R, t, it, c0, c1 = refine_relative_pose_nb(R, t, gather_rows(data[0], idx), gather_rows(data[1], idx), weights,
+    R, t, _it, _c0, c1 = refine_relative_pose_nb(R, t, gather_rows(data[0], idx), gather_rows(data[1], idx), weights,
                                                False, max_iters, LM_FTOL, LM_XTOL, LM_GTOL)
     out = np.empty(12)
     if not np.isfinite(c1):
@@ -252,4 +252,4 @@ def estimate_essential(
     return RansacResult(essential_from_pose(res.model), res.inliers, res.stats)
 
 
-__all__ = ["RelativePoseEstimator", "estimate_essential", "estimate_relative_pose", "RansacStats"]
+__all__ = ["RansacStats", "RelativePoseEstimator", "estimate_essential", "estimate_relative_pose"]

@@ -18,7 +18,7 @@ def _corrupt(rng, x, ratio, camera=CAM):
     """Replace a fraction ``ratio`` of the rows of x by uniform random pixels."""
     x = x.copy()
     out = np.zeros(len(x), dtype=bool)
-    out[rng.permutation(len(x))[: int(round(ratio * len(x)))]] = True
+    out[rng.permutation(len(x))[: round(ratio * len(x))]] = True
     x[out] = rng.uniform([0, 0], [camera.width - 1, camera.height - 1], size=(out.sum(), 2))
     return x, out
 
@@ -128,6 +128,7 @@ def test_degensac_recovers_f_with_a_dominant_plane(rng):
     # the off-plane points must be inliers of the estimate, and the true F must fit what it chose
     assert res.inliers[len(x1p):].mean() > 0.95
     assert np.median(gv.sampson_sq_errors(res.model, x1[len(x1p):], x2[len(x1p):])) < 0.5
+    assert np.median(gv.sampson_sq_errors(F, x1[res.inliers], x2[res.inliers])) < 0.5
 
 
 # --- relative pose ---------------------------------------------------------------------------------

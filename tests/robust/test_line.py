@@ -14,7 +14,7 @@ def _line_data(rng, n, outlier_ratio, noise):
     t = rng.uniform(-10, 10, n)
     pts = np.outer(t, [-normal[1], normal[0]]) - c * normal + rng.normal(scale=noise, size=(n, 2))
     is_out = np.zeros(n, dtype=bool)
-    is_out[rng.permutation(n)[: int(round(outlier_ratio * n))]] = True
+    is_out[rng.permutation(n)[: round(outlier_ratio * n)]] = True
     pts[is_out] = rng.uniform(-10, 10, size=(is_out.sum(), 2))
     return pts, is_out, np.array([normal[0], normal[1], c])
 
@@ -63,7 +63,7 @@ def test_prosac_uses_quality(rng):
 
 
 def test_local_optimisation_improves_the_fit(rng):
-    pts, is_out, line = _line_data(rng, 1000, 0.5, 0.05)
+    pts, _, line = _line_data(rng, 1000, 0.5, 0.05)
     plain = estimate_line(pts, max_error=0.2, rng=1, local_optimization=False, final_refinement_rounds=0)
     lo = estimate_line(pts, max_error=0.2, rng=1)
     assert lo.stats.lo_runs > 0 and plain.stats.lo_runs == 0
@@ -98,16 +98,16 @@ def test_protocol_methods(rng):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(points=np.zeros((10, 3))), "points must have shape"),
-        (dict(points=np.full((10, 2), np.nan)), "points contains"),
-        (dict(points=np.zeros((1, 2))), "at least 2 points"),
-        (dict(max_error=0.0), "max_error"),
-        (dict(max_error=-1.0), "max_error"),
-        (dict(max_iters=3), "unknown RANSAC option"),
-        (dict(confidence=2.0), "confidence"),
+        ({"points": np.zeros((10, 3))}, "points must have shape"),
+        ({"points": np.full((10, 2), np.nan)}, "points contains"),
+        ({"points": np.zeros((1, 2))}, "at least 2 points"),
+        ({"max_error": 0.0}, "max_error"),
+        ({"max_error": -1.0}, "max_error"),
+        ({"max_iters": 3}, "unknown RANSAC option"),
+        ({"confidence": 2.0}, "confidence"),
     ],
 )
 def test_bad_input_raises(rng, kwargs, match):
-    args = dict(points=rng.normal(size=(10, 2)), max_error=0.1) | kwargs
+    args = {"points": rng.normal(size=(10, 2)), "max_error": 0.1} | kwargs
     with pytest.raises(ValueError, match=match):
         estimate_line(**args)
