@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from solver_cases import relative_case, scale_sign_error
 
 from geomvision.geometry import Rigid3, essential_from_pose, hat, random_rotation, rotation_error_deg
@@ -157,3 +159,17 @@ def test_bad_input(rng):
     bad[1, 1] = np.nan
     with pytest.raises(ValueError, match="rays2"):
         relative_pose_from_essential(np.eye(3), r, bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rotvec=st.lists(st.floats(-1.8, 1.8), min_size=3, max_size=3),
+    t=st.lists(st.floats(-5.0, 5.0), min_size=3, max_size=3).filter(lambda v: np.linalg.norm(v) > 0.1),
+    scale=st.floats(1e-3, 1e3),
+)
+def test_decompose_essential_property(rotvec, t, scale):
+    T = Rigid3.from_rotvec(np.array(rotvec), np.array(t) / np.linalg.norm(t))
+    poses = decompose_essential(scale * essential_from_pose(T))
+    assert min(_pose_error(P, T) for P in poses) < 1e-9
+    for P in poses:
+        assert np.isclose(np.linalg.det(P.R), 1.0)
