@@ -39,7 +39,7 @@ from geomvision.solvers.refine import (
 )
 
 
-@njit
+@njit(cache=True)
 def _two_view(x1, x2, r1, r2, w):
     _H, ok_h = homography_4pt_nb(x1, x2)
     Hd, ok_d = homography_dlt_nb(x1, x2, w)
@@ -79,7 +79,7 @@ def _two_view(x1, x2, r1, r2, w):
     )
 
 
-@njit
+@njit(cache=True)
 def _absolute(rays, X, uv, model_id, params, w):
     Rs, ts, n = p3p_nb(rays, X)
     R, t, ok = epnp_nb(rays, X)
