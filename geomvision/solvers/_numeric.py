@@ -293,23 +293,24 @@ def poly_real_roots(p, out):
     q = np.empty(d + 1)
     for k in range(d + 1):
         q[k] = p[lo + k]
-    # |x| <= 1
-    c0 = count
-    count = _sturm_roots_in(q, d, -1.0, 1.0, out, count)
-    # |x| > 1: reversed polynomial, u in [-1, 1), skipping a neighbourhood of u = 0 (x = inf)
+    # |x| <= 1 on (-1 - eps, 1]; |x| >= 1 as 1/u for the roots u of the reversed polynomial on
+    # the same interval (u = 0, x = inf, is not a root: the leading coefficient is non-zero).
+    # The intervals overlap slightly so that roots at x = +-1 are not lost to rounding; roots
+    # found twice are merged. A scratch buffer holds both searches before the merge.
+    buf = np.empty(2 * d + 2)
+    nb = _sturm_roots_in(q, d, -1.0 - 1e-7, 1.0, buf, 0)
     qr = np.empty(d + 1)
     for k in range(d + 1):
         qr[k] = q[d - k]
-    c1 = count
-    count = _sturm_roots_in(qr, d, -1.0, 1.0, out, count)
-    for k in range(c1, count):
-        out[k] = 1.0 / out[k] if out[k] != 0.0 else np.inf
-    # drop roots found twice (|x| ~ 1) and non-finite ones
-    m = c0
-    for k in range(c0, count):
-        x = out[k]
-        keep = np.isfinite(x)
-        for j in range(c0, m):
+    c1 = nb
+    nb = _sturm_roots_in(qr, d, -1.0 - 1e-7, 1.0, buf, nb)
+    for k in range(c1, nb):
+        buf[k] = 1.0 / buf[k] if buf[k] != 0.0 else np.inf
+    m = count
+    for k in range(nb):
+        x = buf[k]
+        keep = np.isfinite(x) and m < out.shape[0]
+        for j in range(count, m):
             if abs(out[j] - x) <= 1e-9 * max(1.0, abs(x)):
                 keep = False
         if keep:

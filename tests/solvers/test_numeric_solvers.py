@@ -100,3 +100,12 @@ def test_cubic_known(c):
     ref = np.roots(c)
     ref = np.sort(ref[np.abs(ref.imag) < 1e-9].real)
     _match(roots[:n], ref, 1e-12)
+
+
+def test_poly_real_roots_on_the_unit_circle_boundary():
+    # roots exactly at -1 and +1 sit on the seam between the direct and reversed searches
+    real = np.array([-1.0, 1.0, -3.0, 0.5, 4.0])
+    p = np.real(np.poly(list(real) + [1 + 1j, 1 - 1j, 2j, -2j]))[::-1]
+    out = np.empty(10)
+    m = poly_real_roots(p, out)
+    _match(out[:m], real, 1e-10)
