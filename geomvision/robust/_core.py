@@ -47,7 +47,8 @@ P_REFINE_ITERS = 9  # LM iterations per refine call
 P_FINAL_ITERS = 10  # reweighting rounds of the final refinement (0: none)
 P_PROSAC_MAX = 11  # PROSAC T_N: draws after which sampling is uniform
 P_FINAL_REFINE_ITERS = 12  # LM iterations per round of the final refinement
-NUM_PARAMS_I = 13
+P_LO_MAX_POINTS = 13  # LO refines on at most this many of the selected points (0: all)
+NUM_PARAMS_I = 14
 
 # float parameters (params_f)
 P_SQ_THRESHOLD = 0
@@ -197,6 +198,16 @@ def score_model(sq_errors, data, model, errs, sq_threshold, bound):
 
 
 @njit(cache=True)
+def thin_evenly(idx, m):
+    """``m`` entries of ``idx`` spread evenly over it (deterministic subsampling)."""
+    out = np.empty(m, dtype=np.int64)
+    step = idx.shape[0] / m
+    for j in range(m):
+        out[j] = idx[int(j * step)]
+    return out
+
+
+@njit(cache=True)
 def select_below(errs, sq_threshold):
     """Indices of the points with e^2 < threshold."""
     n = errs.shape[0]
@@ -211,7 +222,7 @@ def select_below(errs, sq_threshold):
 
 @njit(inline="always")
 def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, num_inl, errs, models,
-                       params_i, params_f, rounds, max_iters, try_nonminimal):
+                       params_i, params_f, rounds, max_iters, try_nonminimal, max_points):
     """LO-RANSAC step on ``model``: a non-minimal refit on its inliers (kept if its MSAC score is
     lower), then ``rounds`` of iteratively reweighted refinement (LM on the points within
     ``lo_mult * threshold`` with weights ``(1 - e^2 / t_lo^2)^2``); the model with the lowest
@@ -243,6 +254,8 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
         idx = select_below(errs, sq_lo)
         if idx.shape[0] <= params_i[P_SAMPLE_SIZE]:
             break
+        if max_points > 0 and idx.shape[0] > max_points:
+            idx = thin_evenly(idx, max_points)
         w = np.empty(idx.shape[0])
         for j in range(idx.shape[0]):
             r = 1.0 - errs[idx[j]] / sq_lo
@@ -346,15 +359,17 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                 required = required_iterations(best_inl, n, s, conf)
                 continue
             rounds, iters, nonmin = params_i[P_LO_ITERS], params_i[P_REFINE_ITERS], lo_runs == 0
+            max_points = params_i[P_LO_MAX_POINTS]
         elif not final_done and found and best_inl > s:
             final_done = True
             cand[:] = best
             bound, cand_inl = best_score, best_inl
             rounds, iters, nonmin = params_i[P_FINAL_ITERS], params_i[P_FINAL_REFINE_ITERS], not use_lo
+            max_points = 0
         else:
             break
         m, sc, ni, imp = local_optimization(refine, fit_nonminimal, sq_errors, data, cand, bound, cand_inl, errs,
-                                            lo_models, params_i, params_f, rounds, iters, nonmin)
+                                            lo_models, params_i, params_f, rounds, iters, nonmin, max_points)
         lo_runs += 1
         lo_improved += imp
         if sc < best_score:

@@ -181,6 +181,7 @@ def ransac(
     params_i[core.P_FINAL_ITERS] = opts.final_refinement_rounds
     params_i[core.P_PROSAC_MAX] = opts.prosac_max_draws
     params_i[core.P_FINAL_REFINE_ITERS] = opts.final_refine_iterations
+    params_i[core.P_LO_MAX_POINTS] = opts.lo_max_points
     params_f = np.zeros(core.NUM_PARAMS_F)
     params_f[core.P_SQ_THRESHOLD] = sq_threshold
     params_f[core.P_CONFIDENCE] = opts.confidence

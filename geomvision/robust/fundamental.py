@@ -8,8 +8,9 @@ with 5 or more points on the plane gives an F that fits the plane and any one of
 epipoles, so it scores well yet is wrong. Each new best minimal F is tested: a homography
 compatible with F is built from each of five point triples of the sample
 (``H = [e2]_x F - e2 (M^-1 b)^T``); if one of them maps 5 or more of the 7 sample points, the
-sample is H-degenerate and the F is re-estimated by plane-and-parallax: ``F = [e2]_x H`` with the
-epipole e2 from two correspondences off the plane, drawn among the points H does not explain.
+sample is H-degenerate: H is refitted (DLT) on all the points it explains and F is re-estimated by
+plane-and-parallax, ``F = [e2]_x H`` with the epipole e2 from two correspondences off the plane,
+drawn among the points H does not explain.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from numba import njit
 
 from .._validation import RngLike, as_points, check_positive, check_same_length
 from ..solvers.fundamental import fundamental_7pt_nb, fundamental_8pt_nb
+from ..solvers.homography import homography_dlt_nb
 from ..solvers.refine import refine_fundamental_nb
 from . import _core as core
 from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_coincident_2d, gather_rows
@@ -157,6 +159,21 @@ def _repair(data, sample, model, errs, sq_threshold, models):
             H[:, :] = Hk
     if best_h < 0 or best_count < 5:
         return 0
+    # three noisy points pin H down poorly away from them: refit it (DLT, twice) on every point
+    # it explains, so that the plane's points are told from the parallax ones across the image
+    for _ in range(2):
+        sel = np.empty(n, dtype=np.int64)
+        m = 0
+        for i in range(n):
+            if _transfer_sq(H, x1, x2, i) < 9.0 * sq_threshold:
+                sel[m] = i
+                m += 1
+        if m < 8:
+            break
+        Hr, ok = homography_dlt_nb(gather_rows(x1, sel[:m]), gather_rows(x2, sel[:m]), np.ones(m))
+        if not ok:
+            break
+        H[:, :] = Hr
     # points off the plane: candidates for the epipole
     off = np.empty(n, dtype=np.int64)
     m = 0
