@@ -6,6 +6,7 @@ Layout (structure of arrays; ``P`` = widest camera model in the problem):
     cam_model (C,), cam_params (C,P), cam_nparams (C,)   intrinsics, shared by ``img_cam`` (I,)
     X (N,3)                   points in world
     obs_img (M,), obs_pt (M,), obs_uv (M,2)              observations
+    obs_inv_sigma (M,)        1 / standard deviation (pixels) of each observation
 
 Local parameter update (written down once, here): for image i and point j
 
@@ -13,8 +14,10 @@ Local parameter update (written down once, here): for image i and point j
 
 so d X_cam / d dw = -R [X]_x, d X_cam / d dt = I and d X_cam / d X = R. The per-observation
 camera-side Jacobian ``Jc`` (M,2,6+P) has columns (dw, dt, dparams); the point Jacobian ``Jp``
-is (M,2,3). Both, and the residual ``r = pi(X) - uv`` (M,2), are multiplied by sqrt(rho'(|r|^2))
-(IRLS form of a robust loss; see ``losses.py``). Observations whose point projects to NaN
+is (M,2,3). Both, and the residual ``r = pi(X) - uv`` (M,2), are multiplied by
+``q sqrt(rho'(q^2 |r|^2))`` with ``q = obs_inv_sigma``: the loss acts on the residual in units of its
+standard deviation (IRLS form of a robust loss; see ``losses.py``); reported squared errors stay
+in pixels. Observations whose point projects to NaN
 (behind the camera, or NaN input) make the cost infinite: the LM driver rejects such steps.
 
 Each loop over observations is written once over a range (``_*_range``) and driven serially
@@ -54,7 +57,7 @@ def _rodrigues(wx, wy, wz, out):
 
 
 @njit(cache=True)
-def _evaluate_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id,
+def _evaluate_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
                     loss_scale):
     """(0.5 sum rho, sum of squared errors, non-finite count) over observations lo..hi-1."""
     cost = 0.0
@@ -78,7 +81,8 @@ def _evaluate_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X
         rv = v - obs_uv[o, 1]
         s = ru * ru + rv * rv
         if np.isfinite(s):
-            rho, _ = loss_rho(loss_id, loss_scale, s)
+            q = obs_inv_sigma[o]
+            rho, _ = loss_rho(loss_id, loss_scale, q * q * s)
             cost += 0.5 * rho
             sq += s
         else:
@@ -87,7 +91,7 @@ def _evaluate_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X
 
 
 @njit(cache=True)
-def _linearize_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id,
+def _linearize_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
                      loss_scale, r, Jc, Jp):
     """``linearize`` over observations lo..hi-1."""
     P = cam_params.shape[1]
@@ -124,10 +128,11 @@ def _linearize_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, 
                 Jp[o, 0, k] = 0.0
                 Jp[o, 1, k] = 0.0
             continue
-        rho, d1 = loss_rho(loss_id, loss_scale, s)
+        q = obs_inv_sigma[o]
+        rho, d1 = loss_rho(loss_id, loss_scale, q * q * s)
         cost += 0.5 * rho
         sq += s
-        w = np.sqrt(d1)
+        w = q * np.sqrt(d1)
         r[o, 0] = w * ru
         r[o, 1] = w * rv
         for a in range(2):
@@ -153,14 +158,14 @@ def _linearize_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, 
 
 
 @njit(cache=True)
-def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale):
+def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale):
     """(cost = 0.5 sum rho, sum of squared pixel errors, number of non-finite residuals)."""
     return _evaluate_range(0, obs_img.shape[0], R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img,
-                           obs_pt, obs_uv, loss_id, loss_scale)
+                           obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale)
 
 
 @njit(cache=True, parallel=True)
-def evaluate_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id,
+def evaluate_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
                       loss_scale, nchunks):
     """``evaluate`` split into ``nchunks`` parallel chunks."""
     m = obs_img.shape[0]
@@ -169,7 +174,8 @@ def evaluate_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_
     bad = 0
     for k in prange(nchunks):
         c_, s_, b_ = _evaluate_range(k * m // nchunks, (k + 1) * m // nchunks, R, t, cam_model, cam_params,
-                                     cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale)
+                                     cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
+                                     loss_scale)
         cost += c_
         sq += s_
         bad += b_
@@ -184,7 +190,7 @@ def sq_errors(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs
 
 
 @njit(cache=True)
-def linearize(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale, r,
+def linearize(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale, r,
               Jc, Jp):
     """Fill weighted residuals r (M,2), camera Jacobians Jc (M,2,6+P) and point Jacobians Jp (M,2,3).
 
@@ -192,11 +198,11 @@ def linearize(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs
     Returns (cost, sum of squared pixel errors, number of non-finite residuals).
     """
     return _linearize_range(0, obs_img.shape[0], R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img,
-                            obs_pt, obs_uv, loss_id, loss_scale, r, Jc, Jp)
+                            obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale, r, Jc, Jp)
 
 
 @njit(cache=True, parallel=True)
-def linearize_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id,
+def linearize_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
                        loss_scale, r, Jc, Jp, nchunks):
     """``linearize`` split into ``nchunks`` parallel chunks."""
     m = obs_img.shape[0]
@@ -205,7 +211,8 @@ def linearize_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs
     bad = 0
     for k in prange(nchunks):
         c_, s_, b_ = _linearize_range(k * m // nchunks, (k + 1) * m // nchunks, R, t, cam_model, cam_params,
-                                      cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, loss_id, loss_scale, r, Jc, Jp)
+                                      cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
+                                      loss_scale, r, Jc, Jp)
         cost += c_
         sq += s_
         bad += b_

@@ -25,7 +25,9 @@ class BAProblem:
 
     R (I,3,3), t (I,3): cam_from_world per image; img_cam (I,) camera index of each image;
     cam_model (C,) kernel model ids, cam_params (C,P) zero-padded, cam_nparams (C,);
-    X (N,3) world points; obs_img (M,), obs_pt (M,), obs_uv (M,2) pixel observations.
+    X (N,3) world points; obs_img (M,), obs_pt (M,), obs_uv (M,2) pixel observations;
+    obs_inv_sigma (M,) 1 / standard deviation (pixels) of each observation (default 1: every
+    residual weighs the same). The cost is ``0.5 sum rho(|r_k|^2 / sigma_k^2)``.
     """
 
     R: np.ndarray
@@ -38,6 +40,11 @@ class BAProblem:
     obs_img: np.ndarray
     obs_pt: np.ndarray
     obs_uv: np.ndarray
+    obs_inv_sigma: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.obs_inv_sigma is None:
+            self.obs_inv_sigma = np.ones(len(self.obs_img))
 
     @classmethod
     def from_arrays(
@@ -51,9 +58,11 @@ class BAProblem:
         obs_img,
         obs_pt,
         obs_uv,
+        obs_sigma=None,
     ) -> BAProblem:
         """Validate and pack copies of the arrays. ``cam_models`` is a list of model names (or
-        kernel ids); ``cam_params`` a list of per-camera parameter vectors (or a (C,P) array)."""
+        kernel ids); ``cam_params`` a list of per-camera parameter vectors (or a (C,P) array);
+        ``obs_sigma`` (M,) the standard deviation in pixels of each observation (default 1)."""
         R = _float(R, "R")
         t = _float(t, "t")
         if R.ndim != 3 or R.shape[1:] != (3, 3):
@@ -99,6 +108,7 @@ class BAProblem:
             obs_img=_int(obs_img, "obs_img"),
             obs_pt=_int(obs_pt, "obs_pt"),
             obs_uv=_float(obs_uv, "obs_uv"),
+            obs_inv_sigma=None if obs_sigma is None else _inverse_sigma(obs_sigma),
         )
         prob.validate()
         return prob
@@ -134,6 +144,8 @@ class BAProblem:
                 f"observations: obs_img {self.obs_img.shape}, obs_pt {self.obs_pt.shape}, obs_uv {self.obs_uv.shape} "
                 "must be (M,), (M,), (M, 2)"
             )
+        if self.obs_inv_sigma.shape != (M,) or not np.all(np.isfinite(self.obs_inv_sigma) & (self.obs_inv_sigma > 0)):
+            raise ValueError(f"obs_sigma must hold one positive, finite standard deviation per observation ({M})")
         if self.img_cam.shape != (I,):
             raise ValueError(f"img_cam must have one camera index per image, shape ({I},), got {self.img_cam.shape}")
         if self.cam_params.shape[0] != C or self.cam_nparams.shape != (C,):
@@ -167,6 +179,13 @@ class BAProblem:
         """Root mean square over observations of the 2-D reprojection error norm (pixels)."""
         e = self.sq_errors()
         return float(np.sqrt(np.mean(e))) if len(e) else float("nan")
+
+
+def _inverse_sigma(obs_sigma) -> np.ndarray:
+    sigma = _float(obs_sigma, "obs_sigma").ravel()
+    if not np.all(np.isfinite(sigma) & (sigma > 0)):
+        raise ValueError("obs_sigma must hold one positive, finite standard deviation per observation")
+    return 1.0 / sigma
 
 
 def _float(a, name: str) -> np.ndarray:

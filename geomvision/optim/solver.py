@@ -88,7 +88,7 @@ class _BundleLM:
     def _args(self):
         p = self.p
         return (p.R, p.t, p.cam_model, p.cam_params, p.cam_nparams, p.img_cam, p.X, p.obs_img, p.obs_pt, p.obs_uv,
-                self.loss_id, self.loss_scale)
+                p.obs_inv_sigma, self.loss_id, self.loss_scale)
 
     def linearize(self) -> float:
         if self.nchunks > 1:
@@ -123,8 +123,8 @@ class _BundleLM:
         R, t, params, X = self.cand
         kern.apply_update(p.R, p.t, p.cam_params, p.X, self.system.pose_col, self.system.intr_col, self.system.pt_col,
                           hc, hp, R, t, params, X)
-        args = (R, t, p.cam_model, params, p.cam_nparams, p.img_cam, X, p.obs_img, p.obs_pt, p.obs_uv, self.loss_id,
-                self.loss_scale)
+        args = (R, t, p.cam_model, params, p.cam_nparams, p.img_cam, X, p.obs_img, p.obs_pt, p.obs_uv,
+                p.obs_inv_sigma, self.loss_id, self.loss_scale)
         if self.nchunks > 1:
             cost, sq, bad = kern.evaluate_parallel(*args, self.nchunks)
         else:
@@ -229,6 +229,7 @@ def problem_without_observations(problem: BAProblem, drop: np.ndarray) -> BAProb
     keep = ~np.asarray(drop, dtype=bool)
     q = problem.copy()
     q.obs_img, q.obs_pt, q.obs_uv = q.obs_img[keep], q.obs_pt[keep], np.ascontiguousarray(q.obs_uv[keep])
+    q.obs_inv_sigma = np.ascontiguousarray(q.obs_inv_sigma[keep])
     return q
 
 

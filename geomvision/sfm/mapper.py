@@ -410,7 +410,7 @@ class IncrementalMapper:
         cams = np.unique(s.img_cam[imgs])
         fixed = np.flatnonzero(~np.isin(imgs, local)) if local is not None else np.zeros(0, np.int64)
         config = self._ba_config(cams, fixed, refine_intrinsics)
-        options = BAOptions(loss=self.opt.ba_loss, loss_scale=self.opt.ba_loss_scale_px,
+        options = BAOptions(loss=self.opt.ba_loss, loss_scale=self.opt.ba_loss_scale,
                             max_iterations=max_iterations, function_tolerance=function_tolerance)
         with self._timed(f"{kind}_ba"):
             report = solve_bundle(problem, options, config)

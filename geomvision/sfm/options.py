@@ -82,10 +82,13 @@ class VerificationOptions:
 class MapperOptions:
     """Incremental mapping (names and defaults follow COLMAP's mapper where it has them).
 
-    ba_loss : loss of every bundle adjustment. Observations beyond ``filter_max_error_px`` are
-        removed after each adjustment, so the squared loss is the default (it measured both
-        faster and more accurate than Cauchy on real scenes); a robust loss with scale
-        ``ba_loss_scale_px`` is available for noisier data.
+    ba_loss, ba_loss_scale : loss of every bundle adjustment, applied to each residual divided by
+        its keypoint's standard deviation (``scale_weight_exponent``); the scale is in those units.
+        Cauchy at 1 sigma: the tail of 1-4 px residuals that survives filtering biased the squared
+        loss by several millimetres on real scenes (entry-P10: 12.9 mm mean camera error with the
+        squared loss, 5.9 mm with Cauchy).
+    scale_weight_exponent : a keypoint detected at scale s (pixels) gets the standard deviation
+        ``max(s, 1) ** exponent`` (relative units); 0 weighs all observations alike.
     """
 
     init_min_num_inliers: int = 100
@@ -101,8 +104,9 @@ class MapperOptions:
     local_ba_num_images: int = 6
     global_ba_growth_ratio: float = 1.2
     ba_max_iterations: int = 30
-    ba_loss: str = "squared"
-    ba_loss_scale_px: float = 1.0
+    ba_loss: str = "cauchy"
+    ba_loss_scale: float = 1.0
+    scale_weight_exponent: float = 0.5
     max_register_trials: int = 2
     min_model_size: int = 3
 
@@ -112,8 +116,9 @@ class MapperOptions:
             check_int(getattr(self, name), f"MapperOptions.{name}", minimum=1)
         check_int(self.min_model_size, "MapperOptions.min_model_size", minimum=2)
         for name in ("init_min_tri_angle_deg", "init_max_error_px", "abs_pose_max_error_px", "tri_min_angle_deg",
-                     "tri_max_error_px", "filter_max_error_px", "filter_min_tri_angle_deg", "ba_loss_scale_px"):
+                     "tri_max_error_px", "filter_max_error_px", "filter_min_tri_angle_deg", "ba_loss_scale"):
             check_positive(getattr(self, name), f"MapperOptions.{name}")
+        check_positive(self.scale_weight_exponent, "MapperOptions.scale_weight_exponent", allow_zero=True)
         check_probability(self.abs_pose_min_inlier_ratio, "MapperOptions.abs_pose_min_inlier_ratio")
         if not self.global_ba_growth_ratio > 1.0:
             raise ValueError(f"MapperOptions.global_ba_growth_ratio must be > 1, got {self.global_ba_growth_ratio!r}")

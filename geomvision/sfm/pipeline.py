@@ -200,8 +200,9 @@ def run_sfm(
     # --- mapping
     t0 = time.perf_counter()
     sizes = np.array([[cameras[img_cam[k]].width, cameras[img_cam[k]].height] for k in range(len(names))])
-    data = ImageData(names, [ex.features[n].keypoints for n in names], [ex.features[n].colors for n in names], sizes)
-    state = MapperState(data, cameras, img_cam, known, tracks)
+    data = ImageData(names, [ex.features[n].keypoints for n in names], [ex.features[n].colors for n in names], sizes,
+                     [ex.features[n].scales for n in names])
+    state = MapperState(data, cameras, img_cam, known, tracks, options.mapper.scale_weight_exponent)
     with Progress(len(names), "mapping", unit="img", enabled=progress) as bar:
         done = [0]
 

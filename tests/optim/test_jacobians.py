@@ -37,7 +37,7 @@ def _residuals(p: BAProblem) -> np.ndarray:
     Jc = np.empty((M, 2, 6 + p.cam_params.shape[1]))
     Jp = np.empty((M, 2, 3))
     kern.linearize(p.R, p.t, p.cam_model, p.cam_params, p.cam_nparams, p.img_cam, p.X, p.obs_img, p.obs_pt,
-                   p.obs_uv, 0, 1.0, r, Jc, Jp)
+                   p.obs_uv, p.obs_inv_sigma, 0, 1.0, r, Jc, Jp)
     return r, Jc, Jp
 
 
@@ -81,7 +81,7 @@ def test_point_behind_camera_zeroes_its_rows_and_counts_it(rng):
     M = p.num_observations
     r, Jc, Jp = np.empty((M, 2)), np.empty((M, 2, 10)), np.empty((M, 2, 3))
     _, _, bad = kern.linearize(p.R, p.t, p.cam_model, p.cam_params, p.cam_nparams, p.img_cam, p.X, p.obs_img,
-                               p.obs_pt, p.obs_uv, 0, 1.0, r, Jc, Jp)
+                               p.obs_pt, p.obs_uv, p.obs_inv_sigma, 0, 1.0, r, Jc, Jp)
     assert bad == 1
     assert np.all(r[2] == 0) and np.all(Jc[2] == 0) and np.all(Jp[2] == 0)
     assert np.all(np.isfinite(r)) and np.all(np.isfinite(Jc))
@@ -97,7 +97,7 @@ def test_robust_weighting_is_sqrt_of_rho_prime(loss, rng):
     lo = Loss(loss, 2.0)
     r, Jc, Jp = np.empty((M, 2)), np.empty_like(Jc0), np.empty_like(Jp0)
     cost, sq, _ = kern.linearize(p.R, p.t, p.cam_model, p.cam_params, p.cam_nparams, p.img_cam, p.X, p.obs_img,
-                                 p.obs_pt, p.obs_uv, lo.loss_id, lo.scale, r, Jc, Jp)
+                                 p.obs_pt, p.obs_uv, p.obs_inv_sigma, lo.loss_id, lo.scale, r, Jc, Jp)
     s = np.sum(r0**2, axis=1)
     rho, d1 = lo(s)
     w = np.sqrt(d1)
