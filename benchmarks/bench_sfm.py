@@ -1,0 +1,179 @@
+"""End-to-end SfM: geomvision's ``run_sfm`` next to pycolmap on the same Strecha images, in one run.
+
+Both pipelines get the known K (PINHOLE, kept fixed), 8,192 SIFT features per image, exhaustive
+matching and incremental mapping, 2 threads, CPU. Each run is a fresh subprocess (so peak memory
+is its own and no cache is shared; geomvision's feature cache starts empty), runs alternate
+between the two pipelines, and every model is scored against the ground truth (mean camera-centre
+error after a 7-dof similarity alignment). geomvision's numba kernels are compiled once before
+timing (they are cached on disk, as on any machine after the first run).
+
+    .venv/bin/python benchmarks/bench_sfm.py [--scenes fountain-P11 ...] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10")
+
+
+def _score(scene_dir: Path, names_poses: dict) -> dict:
+    from geomvision import Rigid3
+    from geomvision.io.datasets import load_strecha_scene
+    from geomvision.scene.align import camera_errors
+
+    gt = load_strecha_scene(scene_dir)
+    names = sorted(names_poses)
+    est = [Rigid3(np.array(names_poses[n][0]), np.array(names_poses[n][1]), check=False) for n in names]
+    err = camera_errors(est, [gt.cams_from_world[n] for n in names])
+    return {"registered": len(names), "num_images": len(gt.image_names),
+            "mean_center_error_mm": 1000 * err.mean_center_error, "max_center_error_mm": 1000 * err.max_center_error}
+
+
+def worker_ours(scene_dir: Path, threads: int) -> dict:
+    from geomvision.sfm import CameraOptions, SfmOptions, run_sfm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        res = run_sfm(scene_dir / "images", SfmOptions(camera=CameraOptions(K=str(scene_dir / "K.txt")),
+                                                      num_threads=threads), cache_dir=tmp, progress=False)
+        wall = time.perf_counter() - t0
+    rec = res.reconstructions[0]
+    poses = {rec.images[i].name: (rec.images[i].cam_from_world.R.tolist(), rec.images[i].cam_from_world.t.tolist())
+             for i in rec.registered_image_ids}
+    t = res.report["timings_s"]
+    stages = {"features": t["features"], "matching": t["matching"],
+              "verification+mapping": t["verification"] + t["tracks"] + t["mapping"]}
+    return {"wall_s": wall, "stages": stages, "poses": poses, "num_points": len(rec.points3D)}
+
+
+def worker_pycolmap(scene_dir: Path, threads: int) -> dict:
+    import pycolmap
+
+    K = np.loadtxt(scene_dir / "K.txt")
+    # COLMAP's pixel origin: the centre of the top-left pixel is (0.5, 0.5)
+    params = f"{K[0, 0]},{K[1, 1]},{K[0, 2] + 0.5},{K[1, 2] + 0.5}"
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "db.db")
+        t0 = time.perf_counter()
+        eo = pycolmap.FeatureExtractionOptions()
+        eo.num_threads = threads
+        eo.sift.max_num_features = 8192
+        ro = pycolmap.ImageReaderOptions()
+        ro.camera_model = "PINHOLE"
+        ro.camera_params = params
+        pycolmap.extract_features(db, str(scene_dir / "images"), camera_mode=pycolmap.CameraMode.SINGLE,
+                                  reader_options=ro, extraction_options=eo, device=pycolmap.Device.cpu)
+        t1 = time.perf_counter()
+        mo = pycolmap.FeatureMatchingOptions()
+        mo.num_threads = threads
+        pycolmap.match_exhaustive(db, matching_options=mo, device=pycolmap.Device.cpu)
+        t2 = time.perf_counter()
+        po = pycolmap.IncrementalPipelineOptions()
+        po.num_threads = threads
+        po.ba_refine_focal_length = False
+        po.ba_refine_principal_point = False
+        po.ba_refine_extra_params = False
+        out = os.path.join(tmp, "sparse")
+        os.makedirs(out)
+        maps = pycolmap.incremental_mapping(db, str(scene_dir / "images"), out, options=po)
+        t3 = time.perf_counter()
+    rec = max(maps.values(), key=lambda r: r.num_reg_images())
+    poses = {}
+    for img in rec.images.values():
+        if img.has_pose:
+            T = img.cam_from_world()
+            poses[img.name] = (T.rotation.matrix().tolist(), np.asarray(T.translation).tolist())
+    stages = {"features": t1 - t0, "matching": t2 - t1, "verification+mapping": t3 - t2}
+    return {"wall_s": t3 - t0, "stages": stages, "poses": poses, "num_points": rec.num_points3D()}
+
+
+def run_worker(args) -> int:
+    scene_dir = Path(args.scene_dir)
+    fn = worker_ours if args.worker == "ours" else worker_pycolmap
+    out = fn(scene_dir, args.threads)
+    out["score"] = _score(scene_dir, out.pop("poses"))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(out))
+    return 0
+
+
+def spawn(kind: str, scene_dir: Path, threads: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--scene-dir", str(scene_dir), "--threads", str(threads)]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"{kind} on {scene_dir.name} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[7:])
+
+
+def warm_up_jit() -> float:
+    """Compile (or load) geomvision's numba kernels on a small rendered scene, outside the timing."""
+    from geomvision.scene.rendered_datasets import render_orbit_dataset
+    from geomvision.sfm import run_sfm
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        render_orbit_dataset(Path(tmp) / "s", n_images=4, width=320, height=240, arc_deg=40.0, rng=0)
+        run_sfm(Path(tmp) / "s" / "images", cache_dir=Path(tmp) / "c", progress=False)
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", nargs="+", default=list(SCENES))
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--worker", choices=("ours", "pycolmap"), help=argparse.SUPPRESS)
+    ap.add_argument("--scene-dir", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        return run_worker(args)
+    from geomvision.io.datasets import data_root
+
+    root = data_root()
+    if root is None:
+        print("shared datasets not found (set GEOMVISION_DATA)", file=sys.stderr)
+        return 1
+    print(f"JIT warm-up (not timed): {warm_up_jit():.1f} s")
+    rows = {}
+    for rep in range(args.repeats):
+        for scene in args.scenes:
+            d = root / "strecha" / scene
+            order = ("ours", "pycolmap") if rep % 2 == 0 else ("pycolmap", "ours")
+            for kind in order:
+                r = spawn(kind, d, args.threads)
+                rows.setdefault((scene, kind), []).append(r)
+                print(f"  {scene:14s} {kind:9s} {r['wall_s']:6.1f} s  "
+                      + "  ".join(f"{k} {v:5.1f}" for k, v in r["stages"].items())
+                      + f"  peak {r['peak_rss_mb']:6.0f} MB  centre err {r['score']['mean_center_error_mm']:.2f} mm "
+                      f"({r['score']['registered']}/{r['score']['num_images']})", flush=True)
+    print()
+    print(f"{'scene':14s} {'ours s':>7s} {'colmap s':>9s} {'ratio':>6s} {'ours MB':>8s} {'colmap MB':>9s} "
+          f"{'ours mm':>8s} {'colmap mm':>9s}")
+    for scene in args.scenes:
+        a, b = rows[(scene, "ours")], rows[(scene, "pycolmap")]
+        ta, tb = np.median([r["wall_s"] for r in a]), np.median([r["wall_s"] for r in b])
+        ma, mb = max(r["peak_rss_mb"] for r in a), max(r["peak_rss_mb"] for r in b)
+        ea, eb = a[0]["score"]["mean_center_error_mm"], b[0]["score"]["mean_center_error_mm"]
+        print(f"{scene:14s} {ta:7.1f} {tb:9.1f} {ta / tb:6.2f} {ma:8.0f} {mb:9.0f} {ea:8.2f} {eb:9.2f}")
+        for k in a[0]["stages"]:
+            sa = np.median([r["stages"][k] for r in a])
+            sb = np.median([r["stages"][k] for r in b])
+            print(f"    {k:22s} {sa:6.1f} s vs {sb:6.1f} s  ({sa / sb:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
