@@ -124,14 +124,14 @@ def chain_to_reference(num_images: int, links: list[PairLink]) -> tuple[int, lis
     ref_from[ref] = np.eye(3)
     # Prim's algorithm on inlier counts, composing homographies as the tree grows
     while True:
-        best = None
+        best = None  # (inliers, a in the tree, b not yet, H_ba with x_b ~ H_ba x_a)
         for ln in links:
-            for a, b, H_ba in ((ln.i, ln.j, ln.H), (ln.j, ln.i, None)):
+            for a, b, H_ba in ((ln.i, ln.j, ln.H), (ln.j, ln.i, np.linalg.inv(ln.H))):
                 if ref_from[a] is not None and ref_from[b] is None and (best is None or ln.num_inliers > best[0]):
-                    best = (ln.num_inliers, a, b, ln.H if H_ba is not None else np.linalg.inv(ln.H))
+                    best = (ln.num_inliers, a, b, H_ba)
         if best is None:
             break
-        _, a, b, H_ba = best  # x_b ~ H_ba x_a
+        _, a, b, H_ba = best
         H = ref_from[a] @ np.linalg.inv(H_ba)
         ref_from[b] = H / H[2, 2]
     return ref, ref_from
