@@ -53,7 +53,7 @@ class RansacOptions:
     min_num_inliers: int | None = None
 
     def __post_init__(self) -> None:
-        check_probability(self.confidence, "confidence")
+        object.__setattr__(self, "confidence", check_probability(self.confidence, "confidence"))
         check_int(self.min_iterations, "min_iterations", minimum=0)
         check_int(self.max_iterations, "max_iterations", minimum=1)
         if self.min_iterations > self.max_iterations:
@@ -69,6 +69,7 @@ class RansacOptions:
         mult = check_positive(self.lo_threshold_mult, "lo_threshold_mult")
         if mult < 1.0:
             raise ValueError(f"lo_threshold_mult must be >= 1, got {self.lo_threshold_mult!r}")
+        object.__setattr__(self, "lo_threshold_mult", mult)
         check_int(self.refine_iterations, "refine_iterations", minimum=1)
         check_int(self.lo_max_points, "lo_max_points", minimum=0)
         check_int(self.final_refinement_rounds, "final_refinement_rounds", minimum=0)
