@@ -254,3 +254,28 @@ def test_pure_rotation_is_not_a_confident_pose(rng):
     x1, x2, pose, _ = _orbit_pair(rng, noise=0.3, i=0, j=1)
     res = gv.estimate_relative_pose(x1, x2, CAM, CAM, max_error=1.0, rng=rng)
     assert res.stats.success and rotation_error_deg(res.model.R, pose.R) < 1.0
+
+
+def test_result_is_consistent_with_the_estimators_errors(rng):
+    """``inliers`` is exactly ``sq_errors(model) < max_error^2`` and the stats agree with it."""
+    from geomvision.robust import AbsolutePoseEstimator, FundamentalEstimator, HomographyEstimator
+
+    x1, x2, _, sc = _orbit_pair(rng, noise=0.5)
+    x2c, _ = _corrupt(rng, x2, 0.4)
+    uv, X, _ = sc.view(3)
+    uvc, _ = _corrupt(rng, uv, 0.4)
+    hx1, hx2, _ = _rotation_pair(rng, noise=0.5)
+    hx2c, _ = _corrupt(rng, hx2, 0.4)
+    cases = [
+        (gv.estimate_relative_pose(x1, x2c, CAM, CAM, max_error=1.0, rng=rng), RelativePoseEstimator(x1, x2c, CAM, CAM)),
+        (gv.estimate_fundamental(x1, x2c, max_error=1.0, rng=rng), FundamentalEstimator(x1, x2c)),
+        (gv.estimate_homography(hx1, hx2c, max_error=1.0, rng=rng), HomographyEstimator(hx1, hx2c)),
+        (gv.estimate_absolute_pose(uvc, X, CAM, max_error=1.0, rng=rng), AbsolutePoseEstimator(uvc, X, CAM)),
+    ]
+    for res, est in cases:
+        assert res.stats.success
+        e = est.sq_errors(res.model)
+        assert np.array_equal(res.inliers, e < 1.0)
+        assert res.stats.num_inliers == res.inliers.sum()
+        assert res.stats.inlier_ratio == pytest.approx(res.inliers.mean())
+        assert res.stats.score == pytest.approx(np.minimum(e, 1.0).sum(), rel=1e-9)
