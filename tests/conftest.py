@@ -13,6 +13,15 @@ from geomvision.io.datasets import data_root, load_strecha_scene
 STRECHA_SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10")
 
 
+def pytest_configure(config):
+    # once per session, in the controlling process (not in xdist workers): cached numba kernels
+    # that inline a changed kernel of another module would otherwise run stale code
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        from geomvision._numba_cache import drop_stale_cache
+
+        drop_stale_cache()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261122)

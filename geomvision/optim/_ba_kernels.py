@@ -30,30 +30,9 @@ import numpy as np
 from numba import njit, prange
 
 from ..geometry._camera_kernels import project_one
+from ..geometry._rotation_kernels import so3_exp_into
 from ..geometry.triangulation import _project_flat
 from .losses import loss_rho
-
-
-@njit(cache=True, inline="always")
-def _rodrigues(wx, wy, wz, out):
-    """out (3,3) = so3_exp((wx, wy, wz))."""
-    th2 = wx * wx + wy * wy + wz * wz
-    if th2 < 1e-16:
-        a = 1.0 - th2 / 6.0
-        b = 0.5 - th2 / 24.0
-    else:
-        th = np.sqrt(th2)
-        a = np.sin(th) / th
-        b = (1.0 - np.cos(th)) / th2
-    out[0, 0] = 1.0 - b * (wy * wy + wz * wz)
-    out[1, 1] = 1.0 - b * (wx * wx + wz * wz)
-    out[2, 2] = 1.0 - b * (wx * wx + wy * wy)
-    out[0, 1] = -a * wz + b * wx * wy
-    out[1, 0] = a * wz + b * wx * wy
-    out[0, 2] = a * wy + b * wx * wz
-    out[2, 0] = -a * wy + b * wx * wz
-    out[1, 2] = -a * wx + b * wy * wz
-    out[2, 1] = a * wx + b * wy * wz
 
 
 @njit(cache=True)
@@ -236,7 +215,7 @@ def apply_update(R, t, cam_params, X, pose_col, intr_col, pt_col, h_c, h_p, R_ou
         for k in range(3):
             col = pose_col[i, 3 + k]
             t_out[i, k] = t[i, k] + (h_c[col] if col >= 0 else 0.0)
-        _rodrigues(w[0], w[1], w[2], W)
+        so3_exp_into(w[0], w[1], w[2], W)
         for a in range(3):
             for b in range(3):
                 R_out[i, a, b] = R[i, a, 0] * W[0, b] + R[i, a, 1] * W[1, b] + R[i, a, 2] * W[2, b]

@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from .._validation import as_array, check_same_length
+from ..geometry._rotation_kernels import so3_exp
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays
 from ._numeric import binary_cubic_roots, det3, eigh, matmul3, solve_linear, svd
@@ -621,7 +622,7 @@ def _polish_pose(R, t, X, y):
         w = np.empty(3)
         for k in range(3):
             w[k] = -dlt[k]
-        Rn = matmul3(R, _exp_so3(w))
+        Rn = matmul3(R, so3_exp(w[0], w[1], w[2]))
         tn = t - dlt[3:]
         cn = _tangent_cost(Rn, tn, X, y)
         if not cn < cost:
@@ -631,31 +632,6 @@ def _polish_pose(R, t, X, y):
         if converged:
             break
     return R, t
-
-
-@njit(cache=True)
-def _exp_so3(w):
-    th2 = w[0] * w[0] + w[1] * w[1] + w[2] * w[2]
-    th = np.sqrt(th2)
-    if th < 1e-4:
-        a = 1.0 - th2 / 6.0
-        b = 0.5 - th2 / 24.0
-    else:
-        a = np.sin(th) / th
-        b = (1.0 - np.cos(th)) / th2
-    W = np.zeros((3, 3))
-    W[0, 1] = -w[2]
-    W[0, 2] = w[1]
-    W[1, 0] = w[2]
-    W[1, 2] = -w[0]
-    W[2, 0] = -w[1]
-    W[2, 1] = w[0]
-    W2 = matmul3(W, W)
-    R = np.eye(3)
-    for i in range(3):
-        for j in range(3):
-            R[i, j] += a * W[i, j] + b * W2[i, j]
-    return R
 
 
 def _rays_points(rays, X_world, *, exact=None, minimum=None):

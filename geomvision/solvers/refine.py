@@ -37,6 +37,7 @@ from numba import njit
 
 from .._validation import as_array, check_int, check_positive, check_same_length
 from ..geometry._camera_kernels import project_one
+from ..geometry._rotation_kernels import so3_exp
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays, point_pair, weights_of
@@ -54,29 +55,6 @@ class RefineInfo:
 
 
 # --- shared helpers --------------------------------------------------------------------------------
-@njit(cache=True)
-def _exp_so3(w0, w1, w2):
-    th2 = w0 * w0 + w1 * w1 + w2 * w2
-    th = np.sqrt(th2)
-    if th < 1e-4:
-        a = 1.0 - th2 / 6.0
-        b = 0.5 - th2 / 24.0
-    else:
-        a = np.sin(th) / th
-        b = (1.0 - np.cos(th)) / th2
-    R = np.empty((3, 3))
-    R[0, 0] = 1.0 - b * (w1 * w1 + w2 * w2)
-    R[1, 1] = 1.0 - b * (w0 * w0 + w2 * w2)
-    R[2, 2] = 1.0 - b * (w0 * w0 + w1 * w1)
-    R[0, 1] = -a * w2 + b * w0 * w1
-    R[1, 0] = a * w2 + b * w0 * w1
-    R[0, 2] = a * w1 + b * w0 * w2
-    R[2, 0] = -a * w1 + b * w0 * w2
-    R[1, 2] = -a * w0 + b * w1 * w2
-    R[2, 1] = a * w0 + b * w1 * w2
-    return R
-
-
 @njit(cache=True)
 def _damped_step(JtJ, Jtr, lam):
     """Solve (JtJ + lam diag(JtJ)) d = -Jtr; returns (d, ok)."""
@@ -428,8 +406,8 @@ def refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol):
         for _ in range(12):
             d, ok = _damped_step(JtJ, Jtr, lam)
             if ok:
-                Un = matmul3(U, _exp_so3(d[0], d[1], d[2]))
-                Vn = matmul3(V, _exp_so3(d[3], d[4], d[5]))
+                Un = matmul3(U, so3_exp(d[0], d[1], d[2]))
+                Vn = matmul3(V, so3_exp(d[3], d[4], d[5]))
                 sn = s + d[6]
                 En = _F_from_factors(Un, sn, Vn)
                 cn, _, _ = _sampson_system(En, y1, y2, w, dE, False, False)
@@ -540,7 +518,7 @@ def refine_relative_pose_nb(R, t, rays1, rays2, w, on_sphere, max_iter, ftol, xt
         for _ in range(12):
             d, ok = _damped_step(JtJ, Jtr, lam)
             if ok:
-                Rn = matmul3(R, _exp_so3(d[0], d[1], d[2]))
+                Rn = matmul3(R, so3_exp(d[0], d[1], d[2]))
                 tn = t + Bt[:, 0] * d[3] + Bt[:, 1] * d[4]
                 tn /= _norm(tn)
                 En = _essential_jacobian(Rn, tn, Bt, dE)
@@ -627,7 +605,7 @@ def refine_absolute_pose_nb(R, t, uv, X, model_id, params, w, max_iter, ftol, xt
         for _ in range(12):
             d, ok = _damped_step(JtJ, Jtr, lam)
             if ok:
-                Rn = matmul3(R, _exp_so3(d[0], d[1], d[2]))
+                Rn = matmul3(R, so3_exp(d[0], d[1], d[2]))
                 tn = t + d[3:]
                 cn, vn, _, _ = _absolute_system(Rn, tn, uv, X, model_id, params, w, False)
                 if cn < cost and vn >= valid:

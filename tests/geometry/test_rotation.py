@@ -129,3 +129,11 @@ def test_bad_input_raises():
         so3_log(np.full((3, 3), np.nan))
     with pytest.raises(ValueError, match="quat_wxyz"):
         rotmat_from_quat_wxyz(np.zeros(4))
+
+
+def test_numba_kernel_matches_numpy(rng):
+    from geomvision.geometry._rotation_kernels import so3_exp as so3_exp_nb
+
+    for scale in (1e-9, 1e-5, 1e-3, 0.5, 3.0):
+        for w in rng.normal(size=(20, 3)) * scale:
+            np.testing.assert_allclose(so3_exp_nb(*w), so3_exp(w), atol=1e-15)
