@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -33,6 +32,8 @@ def write_image_atomic(path: str | os.PathLike, image_rgb) -> None:
     """Write an RGB uint8 image with OpenCV via a temporary file in the same folder."""
     import cv2
 
+    from .._atomic import atomic_write_bytes
+
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder {path.parent} does not exist")
@@ -40,14 +41,7 @@ def write_image_atomic(path: str | os.PathLike, image_rgb) -> None:
     ok, buf = cv2.imencode(ext, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"cannot encode an image as {ext!r}: choose .png, .jpg, .tif ...")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=ext)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from ..io._atomic import atomic_write
+from .._atomic import atomic_write
 from .options import FeatureOptions, MatchOptions
 from .types import Features
 

@@ -30,7 +30,6 @@ line and the problem in the ``ValueError``. Writing is atomic (temp file + ``os.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import numpy as np
 
 from ..geometry.camera import CAMERA_MODELS
 from ..geometry.rotation import so3_exp, so3_log
+from .._atomic import atomic_write_text
 from ..optim.problem import BAProblem
 
 _FLIP = np.array([1.0, -1.0, -1.0])  # D = diag(1, -1, -1)
@@ -166,13 +166,4 @@ def write_bal(path: str | os.PathLike, problem: BAProblem) -> None:
                                                             xy[:, 1].tolist())]
     lines += map(repr, cameras.ravel().tolist())
     lines += map(repr, points.ravel().tolist())
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines))
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -64,7 +64,7 @@ from ..geometry.rotation import quat_wxyz_from_rotmat, rotmat_from_quat_wxyz, so
 from ..scene.reconstruction import Point3D, Reconstruction
 from . import colmap_binary as cb
 from . import colmap_text as ct
-from ._atomic import atomic_write_bytes, atomic_write_text
+from .._atomic import atomic_write_bytes, atomic_write_text
 from ._colmap_common import (
     CAMERA_SENSOR,
     COLMAP_MODELS,

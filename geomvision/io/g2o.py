@@ -29,7 +29,7 @@ import numpy as np
 from ..geometry.rigid import Rigid3
 from ..geometry.rotation import quat_xyzw_from_rotmat, rotmat_from_quat_xyzw
 from ..scene.pose_graph import PoseGraph
-from ._atomic import atomic_write
+from .._atomic import atomic_write
 from ._parsing import convert_tokens, data_lines, file_error, format_floats, read_text, token_locator
 
 __all__ = ["read_g2o", "write_g2o"]

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._validation import as_points
 from ..scene.reconstruction import Reconstruction
-from ._atomic import atomic_write
+from .._atomic import atomic_write
 from ._parsing import convert_tokens, file_error, token_locator
 
 __all__ = ["read_ply", "write_ply"]

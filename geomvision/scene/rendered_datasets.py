@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .._atomic import atomic_write_bytes
 from .._validation import RngLike, as_array, check_int, check_positive
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3, camera_center
@@ -93,18 +93,6 @@ def render_orbit_views(
     return RenderedViews(images, camera, poses, [f"{i:04d}.png" for i in range(n_images)])
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_strecha_layout(out_dir: str | os.PathLike, views: RenderedViews, *, source: str) -> Path:
     """Write ``views`` as ``out_dir/images/<name>``, ``K.txt`` and ``gt_cameras.json`` (the
     Strecha layout; ``gt_cameras.json`` last, each file atomically). Returns ``out_dir``."""
@@ -120,7 +108,7 @@ def write_strecha_layout(out_dir: str | os.PathLike, views: RenderedViews, *, so
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise OSError(f"could not encode {name} as PNG")
-        _write_atomic(out / "images" / name, png.tobytes())
+        atomic_write_bytes(out / "images" / name, png.tobytes())
         cameras[name] = {
             "K": K.tolist(),
             "R": T.R.tolist(),
@@ -129,9 +117,9 @@ def write_strecha_layout(out_dir: str | os.PathLike, views: RenderedViews, *, so
             "width": views.camera.width,
             "height": views.camera.height,
         }
-    _write_atomic(out / "K.txt", "".join(" ".join(f"{v:.6f}" for v in row) + "\n" for row in K).encode())
+    atomic_write_bytes(out / "K.txt", "".join(" ".join(f"{v:.6f}" for v in row) + "\n" for row in K).encode())
     doc = {"source": source, "convention": CONVENTION, "cameras": cameras}
-    _write_atomic(out / "gt_cameras.json", (json.dumps(doc, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "gt_cameras.json", (json.dumps(doc, indent=1) + "\n").encode())
     return out
 
 

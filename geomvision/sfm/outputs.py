@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import write_model, write_ply
-from ..io._atomic import atomic_write_text
+from .._atomic import atomic_write_text
 from .pipeline import SfmResult
 
 RESULT_NAMES = ("sparse", "points.ply", "report.json", "plots")

@@ -35,7 +35,7 @@ import numpy as np
 from .._validation import check_positive
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
-from ..io._atomic import atomic_write_bytes
+from .._atomic import atomic_write_bytes
 from ._open3d import captured_native_output, import_open3d, to_open3d
 from .scene import LAYERS, SceneLayers, build_scene
 from .viewpoints import view_camera

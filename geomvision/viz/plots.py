@@ -20,7 +20,7 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..io._atomic import atomic_write_bytes
+from .._atomic import atomic_write_bytes
 from ..scene.reconstruction import Reconstruction
 from .scene import build_scene
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io._atomic import atomic_write_text
+from .._atomic import atomic_write_text
 from .loading import LoadedModel, load_model
 
 __all__ = ["find_images_dir", "write_report"]

@@ -10,8 +10,9 @@ import pytest
 from colmap_helpers import multi_model_reconstruction
 
 from geomvision import Rigid3
-from geomvision.io import _atomic, read_model, write_g2o, write_model, write_ply
-from geomvision.io._atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from geomvision import _atomic
+from geomvision.io import read_model, write_g2o, write_model, write_ply
+from geomvision._atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from geomvision.scene.pose_graph import PoseGraph
 
 

@@ -15,7 +15,7 @@ from geomvision.sfm.verification import verify_pair
 def _reconstruct(scene, *, known_K=True, seed=0, mapper=None):
     """Run verification, tracks and the mapper on a synthetic scene's observations."""
     n = scene.num_images
-    kps, matches = [], {}
+    kps = []
     for i in range(n):
         kps.append(scene.obs_uv[scene.obs_image_idx == i])
     # keypoint k of image i is the k-th observation of image i
