@@ -85,6 +85,18 @@ def test_points_behind_the_camera_are_nan():
     assert np.isnan(uv[:2]).all() and np.isfinite(uv[2]).all()
 
 
+def _cv2_undistort_to_convergence(uv, K, dist):
+    """OpenCV's iterative undistortion run to convergence (OpenCV 4 names it undistortPointsIter;
+    OpenCV 5 takes the criteria in undistortPoints)."""
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 200, 1e-14)
+    src = uv.reshape(-1, 1, 2)
+    if hasattr(cv2, "undistortPointsIter"):
+        out = cv2.undistortPointsIter(src, K, dist, np.eye(3), np.eye(3), crit)
+    else:
+        out = cv2.undistortPoints(src, K, dist, None, np.eye(3), np.eye(3), crit)
+    return out.reshape(-1, 2)
+
+
 def test_opencv_model_matches_cv2_project_points(rng):
     fx, fy, cx, cy, k1, k2, p1, p2 = MODELS["OPENCV"]
     cam = Camera("OPENCV", 640, 480, MODELS["OPENCV"])
@@ -95,8 +107,7 @@ def test_opencv_model_matches_cv2_project_points(rng):
     np.testing.assert_allclose(cam.img_from_cam(X), ref.reshape(-1, 2), atol=1e-6)
     # undistortion: OpenCV's iterative solver run to convergence
     uv = cam.img_from_cam(X)
-    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 200, 1e-14)
-    ref_xy = cv2.undistortPoints(uv.reshape(-1, 1, 2), K, dist, None, np.eye(3), np.eye(3), crit).reshape(-1, 2)
+    ref_xy = _cv2_undistort_to_convergence(uv, K, dist)
     ours = cam.cam_from_img(uv)[:, :2]
     np.testing.assert_allclose(ours * [fx, fy], ref_xy * [fx, fy], atol=1e-6)
 
