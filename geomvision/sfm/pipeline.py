@@ -259,6 +259,10 @@ def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs,
         "num_pairs_verified": int(sum(g.verified for g in geoms.values())),
         "pair_configs": {c: int(sum(g.config == c for g in geoms.values()))
                          for c in ("calibrated", "uncalibrated", "planar", "panoramic", "failed")},
+        "pairs": {f"{names[i]} {names[j]}": {"config": g.config, "num_matches": g.num_matches,
+                                              "num_inliers": g.num_inliers, "num_h_inliers": g.num_h_inliers,
+                                              **({"message": g.message} if g.message else {})}
+                  for (i, j), g in geoms.items()},
         "num_tracks": tracks.num_tracks,
         "num_track_merges_refused": n_refused,
         "intrinsics_source": sources,
