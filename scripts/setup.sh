@@ -39,8 +39,13 @@ fi
 stamp=".venv/.geomvision-installed"
 want="$(sha256sum pyproject.toml | cut -c1-16) $extras"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing geomvision[$extras] into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[$extras]"
+  echo "[setup] installing geomvision[$extras] into .venv (log: .venv/install.log)"
+  # pip's build chatter goes to the log; it is shown only when the install fails
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".[$extras]"; } \
+      > .venv/install.log 2>&1; then
+    cat .venv/install.log >&2
+    echo "[setup] pip install failed (see above)" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
