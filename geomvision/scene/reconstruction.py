@@ -57,8 +57,46 @@ class Point3D:
         return len(self.track)
 
 
+def _row_groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort the rows of an int64 (N,3) array (lexsort: fast, unlike ``np.unique(axis=0)``);
+    returns (order, group) with ``group[k]`` the index of the distinct row ``rows[order[k]]``."""
+    order = np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))
+    s = rows[order]
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = np.any(s[1:] != s[:-1], axis=1)
+    return order, np.cumsum(new) - 1
+
+
+def _rows_in(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a),) True where the row of the int64 (N,3) array ``a`` also occurs in ``b``."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros(len(a), dtype=bool)
+    order, group = _row_groups(np.concatenate([a, b]))
+    from_b = order >= len(a)
+    has_b = np.zeros(group[-1] + 1, dtype=bool)
+    has_b[group[from_b]] = True
+    out = np.empty(len(order), dtype=bool)
+    out[order] = has_b[group]
+    return out[: len(a)]
+
+
+def _repeated_rows(rows: np.ndarray) -> np.ndarray:
+    """The distinct rows of an int64 (N,3) array that occur more than once."""
+    if len(rows) == 0:
+        return rows
+    order, group = _row_groups(rows)
+    counts = np.bincount(group)
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    return rows[order[first]][counts > 1]
+
+
 class Reconstruction:
-    """Cameras, images and 3-D points linked by integer ids (see module docstring)."""
+    """Cameras, images and 3-D points linked by integer ids (see module docstring).
+
+    Mutations keep the links; ``check()`` verifies them (vectorised, fast enough to run after
+    every read).
+    """
 
     def __init__(self) -> None:
         self.cameras: dict[int, Camera] = {}
@@ -238,8 +276,13 @@ class Reconstruction:
 
     # --- consistency --------------------------------------------------------------------------
     def check(self) -> None:
-        """Raise ``ValueError`` listing every broken link or malformed item (no-op when consistent)."""
+        """Raise ``ValueError`` listing every broken link or malformed item (no-op when consistent).
+
+        Vectorised over observations: both directions of the links, (image, keypoint) -> point
+        in the images and point -> (image, keypoint) in the tracks, must hold the same triples.
+        """
         problems: list[str] = []
+        img_sides = []
         for iid, img in self.images.items():
             if img.camera_id not in self.cameras:
                 problems.append(f"image {iid} ({img.name}) uses missing camera {img.camera_id}")
@@ -248,29 +291,39 @@ class Reconstruction:
             if img.point3D_ids.shape != (len(img.keypoints),):
                 problems.append(f"image {iid} has {len(img.point3D_ids)} point3D_ids for {len(img.keypoints)} keypoints")
                 continue
-            for kp_idx in np.flatnonzero(img.point3D_ids >= 0):
-                pid = int(img.point3D_ids[kp_idx])
-                pt = self.points3D.get(pid)
-                if pt is None:
-                    problems.append(f"image {iid} keypoint {kp_idx} refers to missing point {pid}")
-                elif not np.any((pt.track[:, 0] == iid) & (pt.track[:, 1] == kp_idx)):
-                    problems.append(f"image {iid} keypoint {kp_idx} -> point {pid}, whose track lacks it")
             if img.num_points3D and not img.registered:
                 problems.append(f"image {iid} ({img.name}) observes points but has no pose")
-        for pid, pt in self.points3D.items():
-            if pt.xyz.shape != (3,) or not np.isfinite(pt.xyz).all():
-                problems.append(f"point {pid} has invalid xyz {pt.xyz}")
-            seen = set()
-            for image_id, kp_idx in pt.track:
-                key = (int(image_id), int(kp_idx))
-                if key in seen:
-                    problems.append(f"point {pid} track repeats observation {key}")
-                seen.add(key)
-                img = self.images.get(key[0])
-                if img is None:
-                    problems.append(f"point {pid} track refers to missing image {key[0]}")
-                elif not 0 <= key[1] < len(img.point3D_ids) or img.point3D_ids[key[1]] != pid:
-                    problems.append(f"point {pid} track has {key} but that keypoint does not point back")
+            kp = np.flatnonzero(img.point3D_ids >= 0)
+            img_sides.append(np.stack([np.full(len(kp), iid), kp, img.point3D_ids[kp]], axis=1))
+        # (image_id, keypoint_idx, point3D_id) triples seen from the images ...
+        from_images = np.concatenate(img_sides).astype(np.int64) if img_sides else np.zeros((0, 3), np.int64)
+        # ... and from the points' tracks
+        pids = np.fromiter(self.points3D, dtype=np.int64, count=len(self.points3D))
+        tracks = [pt.track.reshape(-1, 2) for pt in self.points3D.values()]
+        lengths = np.array([len(t) for t in tracks], dtype=np.int64)
+        from_tracks = (np.column_stack([np.concatenate(tracks), np.repeat(pids, lengths)]).astype(np.int64)
+                       if len(tracks) and lengths.sum() else np.zeros((0, 3), np.int64))
+        xyz = np.array([pt.xyz for pt in self.points3D.values()]).reshape(-1, 3) if pids.size else np.zeros((0, 3))
+        for k in np.flatnonzero(~np.isfinite(xyz).all(axis=1))[:5]:
+            problems.append(f"point {pids[k]} has invalid xyz {xyz[k]}")
+        # repeated observations inside one track
+        for t in _repeated_rows(from_tracks)[:5]:
+            problems.append(f"point {t[2]} track repeats observation {(int(t[0]), int(t[1]))}")
+        # track entries whose image is missing (a keypoint index out of range simply has no
+        # counterpart among the images' triples and is reported below)
+        exists = np.isin(from_tracks[:, 0], np.array(list(self.images), dtype=np.int64))
+        for t in from_tracks[~exists][:5]:
+            problems.append(f"point {t[2]} track refers to missing image {t[0]}")
+        # the two directions must hold the same triples
+        a = {tuple(r) for r in from_images[~_rows_in(from_images, from_tracks)][:20].tolist()}
+        for iid, kp, pid in sorted(a):
+            if pid not in self.points3D:
+                problems.append(f"image {iid} keypoint {kp} refers to missing point {pid}")
+            else:
+                problems.append(f"image {iid} keypoint {kp} -> point {pid}, whose track lacks it")
+        b = from_tracks[exists & ~_rows_in(from_tracks, from_images)][:20]
+        for iid, kp, pid in b.tolist():
+            problems.append(f"point {pid} track has {(iid, kp)} but that keypoint does not point back")
         if problems:
             more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
             raise ValueError("inconsistent reconstruction: " + "; ".join(problems[:20]) + more)

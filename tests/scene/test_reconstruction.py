@@ -81,3 +81,33 @@ def test_adding_rejects_bad_links():
     assert rec.image_id_by_name("b.png") == 2
     with pytest.raises(ValueError, match="no image named"):
         rec.image_id_by_name("c.png")
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("image_points_to_missing_point", "refers to missing point 99999"),
+    ("track_refers_to_missing_image", "track refers to missing image 77"),
+    ("track_repeats_observation", "track repeats observation"),
+    ("track_lacks_keypoint", "whose track lacks it"),
+    ("keypoint_index_out_of_range", "but that keypoint does not point back"),
+    ("nan_point", "has invalid xyz"),
+])
+def test_check_reports_each_kind_of_damage(damage, message):
+    rec = orbit_scene(n_images=4, n_points=60, rng=3).to_reconstruction()
+    pid = next(iter(rec.points3D))
+    pt = rec.points3D[pid]
+    iid, kp = (int(v) for v in pt.track[0])
+    if damage == "image_points_to_missing_point":
+        free = int(np.flatnonzero(rec.images[iid].point3D_ids < 0)[0]) if (rec.images[iid].point3D_ids < 0).any() else kp
+        rec.images[iid].point3D_ids[free] = 99999
+    elif damage == "track_refers_to_missing_image":
+        pt.track = np.vstack([pt.track, [[77, 0]]])
+    elif damage == "track_repeats_observation":
+        pt.track = np.vstack([pt.track, pt.track[:1]])
+    elif damage == "track_lacks_keypoint":
+        pt.track = pt.track[1:]
+    elif damage == "keypoint_index_out_of_range":
+        pt.track = np.vstack([pt.track, [[iid, 10**6]]])
+    else:
+        pt.xyz = np.array([np.nan, 0.0, 0.0])
+    with pytest.raises(ValueError, match=message):
+        rec.check()
