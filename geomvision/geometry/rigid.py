@@ -15,16 +15,24 @@ from .rotation import is_rotation, quat_wxyz_from_rotmat, random_rotation, rotma
 class Rigid3:
     """A rigid transform ``b_from_a``: ``x_b = R @ x_a + t`` with R (3,3) a rotation and t (3,).
 
-    ``R`` is checked to be a rotation (orthonormal, det +1, to 1e-6) unless ``check=False``.
+    ``R`` is checked to be a rotation (orthonormal, det +1, to 1e-6) and both arrays to be finite;
+    ``check=False`` is for values that are rotations by construction (it only checks shapes).
     Instances are values: the arrays are copied on construction and should not be mutated.
     """
 
     __slots__ = ("R", "t")
 
     def __init__(self, R: np.ndarray | None = None, t: np.ndarray | None = None, *, check: bool = True):
+        if not check:
+            # trusted values from geomvision's own code: copy, keep only the shape check
+            self.R = np.eye(3) if R is None else np.array(R, dtype=np.float64)
+            self.t = np.zeros(3) if t is None else np.array(t, dtype=np.float64)
+            if self.R.shape != (3, 3) or self.t.shape != (3,):
+                raise ValueError(f"R must have shape (3, 3) and t (3,), got {self.R.shape} and {self.t.shape}")
+            return
         self.R = np.eye(3) if R is None else as_array(R, "R", (3, 3)).copy()
         self.t = np.zeros(3) if t is None else as_array(t, "t", (3,)).copy()
-        if check and not is_rotation(self.R, atol=1e-6):
+        if not is_rotation(self.R, atol=1e-6):
             det = np.linalg.det(self.R)
             raise ValueError(
                 f"R is not a rotation matrix (det={det:.6g}, |R^T R - I|max="

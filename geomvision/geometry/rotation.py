@@ -118,7 +118,9 @@ def is_rotation(R: np.ndarray, atol: float = 1e-6) -> bool:
     if R.shape[-2:] != (3, 3) or not np.isfinite(R).all():
         return False
     RtR = np.swapaxes(R, -1, -2) @ R
-    return bool(np.allclose(RtR, np.eye(3), atol=atol) and np.allclose(np.linalg.det(R), 1.0, atol=atol))
+    if np.abs(RtR - np.eye(3)).max() > atol:
+        return False
+    return bool(np.abs(np.linalg.det(R) - 1.0).max() <= atol)
 
 
 def project_to_rotation(M: np.ndarray) -> np.ndarray:
