@@ -51,6 +51,13 @@ _LAZY: dict[str, str] = {
     "RansacResult": "geomvision.robust",
     "RansacStats": "geomvision.robust",
     "ransac": "geomvision.robust",
+    "run_sfm": "geomvision.sfm",
+    "SfmOptions": "geomvision.sfm",
+    "write_ply": "geomvision.io.ply",
+    "read_ply": "geomvision.io.ply",
+    "extract_features": "geomvision.features",
+    "match_descriptors": "geomvision.features",
+    "stitch": "geomvision.stitching",
 }
 
 
