@@ -6,7 +6,8 @@ equations (``schur``); the LM driver (``lm``); what is fixed (``config.BAConfig`
 
 - :func:`solve_bundle` works on a :class:`BAProblem` (flat arrays; used by the BAL CLI);
 - :func:`bundle_adjust` flattens a Reconstruction, solves and writes the result back;
-- :func:`refine_pose` (motion-only) and :func:`refine_points` (structure-only) for SfM.
+- :func:`refine_pose` (motion-only) and :func:`refine_points` (structure-only) for SfM;
+- :func:`reprojection_sq_errors` over flat arrays (the layout of ``_ba_kernels``).
 """
 
 from .bundle_adjustment import FlatReconstruction, bundle_adjust, flatten_reconstruction, write_back
@@ -15,6 +16,7 @@ from .lm import IterationLog, LMSummary, levenberg_marquardt
 from .losses import Loss
 from .problem import BAProblem
 from .refine import refine_points, refine_pose
+from ._ba_kernels import sq_errors as reprojection_sq_errors  # flat arrays, per observation
 from .solver import BAReport, check_start, problem_without_observations, solve_bundle, warm_up
 
 __all__ = [

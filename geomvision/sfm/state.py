@@ -22,8 +22,7 @@ import numpy as np
 
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
-from ..optim import BAProblem
-from ..optim._ba_kernels import sq_errors as _ba_sq_errors
+from ..optim import BAProblem, reprojection_sq_errors
 from ..scene.reconstruction import Reconstruction
 from .tracks import Tracks
 
@@ -126,7 +125,7 @@ class MapperState:
         obs = np.asarray(obs, dtype=np.int64)
         if X is None:
             X = self.X[self.obs_track[obs]]
-        e = _ba_sq_errors(
+        e = reprojection_sq_errors(
             self.R, self.t, self.cam_model, self.cam_params, self.cam_nparams, self.img_cam,
             np.ascontiguousarray(X), self.obs_img[obs], np.arange(len(obs), dtype=np.int64),
             np.ascontiguousarray(self.obs_uv[obs]),
