@@ -19,7 +19,7 @@ from .._progress import Progress
 from ..features import exhaustive_pairs, extract_all, match_all, sequential_pairs
 from ..features.pairs import natural_sort_key
 from ..geometry.camera import Camera
-from ..imageio import exif_focal_px, image_size
+from ..imageio import exif_focal_px
 from ..scene.reconstruction import Reconstruction
 from ..solvers import shared_focal_from_fundamental
 from .intrinsics import guess_intrinsics, parse_K
@@ -64,13 +64,13 @@ def _pairs(names: list[str], options: SfmOptions) -> tuple[np.ndarray, str]:
     return sequential_pairs(names, window=options.sequential_window), matcher
 
 
-def _initial_cameras(names, paths, options: SfmOptions) -> tuple[list[Camera], np.ndarray, np.ndarray, list[str]]:
+def _initial_cameras(names, paths, image_sizes, options: SfmOptions) -> tuple[list[Camera], np.ndarray, np.ndarray, list[str]]:
     """Cameras (one per distinct image size when shared, else one per image), img_cam, whether each
     camera's intrinsics are known, and the source of each camera's values."""
     co = options.camera
     K = parse_K(co.K) if co.K is not None else None
     model = co.camera_model or ("PINHOLE" if K is not None else "SIMPLE_RADIAL")
-    sizes = np.array([image_size(paths[n]) for n in names], dtype=np.int64).reshape(-1, 2)
+    sizes = np.array([image_sizes[n] for n in names], dtype=np.int64).reshape(-1, 2)
     cameras, known, sources, img_cam = [], [], [], np.zeros(len(names), dtype=np.int64)
     by_size: dict[tuple[int, int], int] = {}
     for k, n in enumerate(names):
@@ -156,7 +156,7 @@ def run_sfm(
         )
 
     # --- intrinsics
-    cameras, img_cam, known, sources = _initial_cameras(names, ex.paths, options)
+    cameras, img_cam, known, sources = _initial_cameras(names, ex.paths, ex.image_sizes, options)
     for c, src in enumerate(sources):
         if src == "prior":
             warnings.warn(
