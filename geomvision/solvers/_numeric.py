@@ -13,6 +13,8 @@ microsecond range when called from a RANSAC loop.
   from the Householder QR of A^T; ok False when rank(A) < m.
 - ``normalise_points(x, w) -> (xn, T)``: Hartley normalisation (weighted centroid, mean distance
   sqrt(2)); ``x_n = T @ (x, 1)``.
+- ``epipolar_nullvector(P, Q, w) -> (M (3,3), ok)``: the weighted least-squares M with
+  ``q_i^T M p_i = 0`` for homogeneous (conditioned) points P, Q (n,3): the 8-point core of E and F.
 """
 
 from __future__ import annotations
@@ -532,3 +534,34 @@ def cholesky_solve(A, b):
             s -= L[k, i] * x[k]
         x[i] = s / L[i, i]
     return x, True
+
+
+@njit(cache=True)
+def epipolar_nullvector(P, Q, w):
+    """M (3,3) minimising sum_i w_i (q_i^T M p_i)^2 with |M|_F = 1 (rows of P, Q (n,3) are
+    homogeneous, already conditioned points); ok False when the minimiser is not unique
+    (fewer than 8 independent constraints: planar scene, pure rotation, repeated points)."""
+    AtA = np.zeros((9, 9))
+    a = np.empty(9)
+    for i in range(P.shape[0]):
+        wi = w[i]
+        if wi <= 0.0:
+            continue
+        for j in range(3):
+            for k in range(3):
+                a[3 * j + k] = Q[i, j] * P[i, k]
+        for r in range(9):
+            ar = wi * a[r]
+            for c in range(r, 9):
+                AtA[r, c] += ar * a[c]
+    for r in range(9):
+        for c in range(r):
+            AtA[r, c] = AtA[c, r]
+    M = np.empty((3, 3))
+    evals, evecs = eigh(AtA)
+    if not evals[1] > 1e-12 * evals[8]:
+        return M, False
+    for r in range(3):
+        for c in range(3):
+            M[r, c] = evecs[3 * r + c, 0]
+    return M, True

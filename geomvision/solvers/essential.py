@@ -32,7 +32,7 @@ from numba import njit
 from .._validation import as_array
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays, point_pair, weights_of
-from ._numeric import det3, eigh, frobenius_normalise, matmul3, null_space_qr, poly_real_roots, svd
+from ._numeric import det3, epipolar_nullvector, frobenius_normalise, matmul3, null_space_qr, poly_real_roots, svd
 
 # --- monomial bookkeeping for the 10 cubic constraints --------------------------------------------
 # degree-1 polynomials in (x, y, z): coefficients of [x, y, z, 1]
@@ -505,36 +505,15 @@ def essential_8pt_nb(rays1, rays2, w):
         return E, False
     T1, U1 = _ray_conditioner(rays1, w)
     T2, U2 = _ray_conditioner(rays2, w)
-    AtA = np.zeros((9, 9))
-    a = np.empty(9)
-    p = np.empty(3)
-    q = np.empty(3)
+    P = np.empty((n, 3))
+    Q = np.empty((n, 3))
     for i in range(n):
-        wi = w[i]
-        if wi <= 0.0:
-            continue
         for j in range(3):
-            pj = T1[j, 0] * U1[i, 0] + T1[j, 1] * U1[i, 1] + T1[j, 2] * U1[i, 2]
-            qj = T2[j, 0] * U2[i, 0] + T2[j, 1] * U2[i, 1] + T2[j, 2] * U2[i, 2]
-            p[j] = pj
-            q[j] = qj
-        for j in range(3):
-            for k in range(3):
-                a[3 * j + k] = q[j] * p[k]
-        for r in range(9):
-            ar = wi * a[r]
-            for c in range(r, 9):
-                AtA[r, c] += ar * a[c]
-    for r in range(9):
-        for c in range(r):
-            AtA[r, c] = AtA[c, r]
-    evals, evecs = eigh(AtA)
-    if not evals[1] > 1e-12 * evals[8]:
+            P[i, j] = T1[j, 0] * U1[i, 0] + T1[j, 1] * U1[i, 1] + T1[j, 2] * U1[i, 2]
+            Q[i, j] = T2[j, 0] * U2[i, 0] + T2[j, 1] * U2[i, 1] + T2[j, 2] * U2[i, 2]
+    En, ok = epipolar_nullvector(P, Q, w)
+    if not ok:
         return E, False  # not determined (e.g. pure rotation or too few distinct rays)
-    En = np.empty((3, 3))
-    for r in range(3):
-        for c in range(3):
-            En[r, c] = evecs[3 * r + c, 0]
     E, ok = _project_essential(matmul3(matmul3(T2.T, En), T1))
     return E, ok
 

@@ -15,7 +15,16 @@ import numpy as np
 from numba import njit
 
 from ._inputs import point_pair, weights_of
-from ._numeric import binary_cubic_roots, det3, eigh, frobenius_normalise, matmul3, normalise_points, null_space_qr, svd
+from ._numeric import (
+    binary_cubic_roots,
+    det3,
+    epipolar_nullvector,
+    frobenius_normalise,
+    matmul3,
+    normalise_points,
+    null_space_qr,
+    svd,
+)
 
 
 @njit(cache=True)
@@ -95,27 +104,14 @@ def fundamental_8pt_nb(x1, x2, w):
     y2, T2 = normalise_points(x2, w)
     if T1[2, 2] == 0.0 or T2[2, 2] == 0.0:
         return F, False
-    AtA = np.zeros((9, 9))
-    a = np.empty(9)
+    P = np.ones((n, 3))
+    Q = np.ones((n, 3))
     for i in range(n):
-        wi = w[i]
-        if wi <= 0.0:
-            continue
-        _epipolar_row(a, y1[i, 0], y1[i, 1], y2[i, 0], y2[i, 1])
-        for r in range(9):
-            ar = wi * a[r]
-            for c in range(r, 9):
-                AtA[r, c] += ar * a[c]
-    for r in range(9):
-        for c in range(r):
-            AtA[r, c] = AtA[c, r]
-    evals, evecs = eigh(AtA)
-    if not evals[1] > 1e-12 * evals[8]:
+        P[i, 0], P[i, 1] = y1[i, 0], y1[i, 1]
+        Q[i, 0], Q[i, 1] = y2[i, 0], y2[i, 1]
+    Fn, ok = epipolar_nullvector(P, Q, w)
+    if not ok:
         return F, False  # not determined: planar scene, too few distinct points, ...
-    Fn = np.empty((3, 3))
-    for r in range(3):
-        for c in range(3):
-            Fn[r, c] = evecs[3 * r + c, 0]
     U, S, Vt = svd(Fn)
     if not S[1] > 1e-12 * S[0]:
         return F, False
