@@ -15,12 +15,11 @@ from numba import njit
 
 from .._validation import RngLike, as_points, check_positive, check_same_length
 from ..geometry.camera import Camera
-from ..geometry.rigid import Rigid3
 from ..solvers.absolute import epnp_nb, p3p_nb
 from ..solvers.refine import refine_absolute_pose_nb
 from . import _core as core
 from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_collinear_triple_3d, any_parallel_rays, gather_rows
-from .engine import Estimator, RansacResult, ransac
+from .engine import PoseEstimator, RansacResult, ransac
 from .options import RansacOptions, resolve_options
 from .relative_pose import pose_to_vec
 
@@ -88,12 +87,12 @@ def _run(data, order, params_i, params_f, seed):
                             data, order, params_i, params_f, seed)
 
 
-class AbsolutePoseEstimator(Estimator):
+class AbsolutePoseEstimator(PoseEstimator):
     """Camera pose ``cam_from_world`` from pixels uv (N,2) of world points X_world (N,3)."""
 
     name = "absolute pose"
     sample_size = 3
-    model_dim = 12
+    pose_name = "cam_from_world"
     max_models = 4
     k_fit_minimal = staticmethod(_fit_minimal)
     k_fit_nonminimal = staticmethod(_fit_nonminimal)
@@ -115,16 +114,6 @@ class AbsolutePoseEstimator(Estimator):
         f2 = np.array([camera.focal_length_x, camera.focal_length_y]) ** 2
         model_id = np.array([camera.model_id], dtype=np.int64)
         super().__init__((np.ascontiguousarray(rays), X, f2, uv, camera.params.copy(), model_id), len(uv))
-
-    def decode(self, vec: np.ndarray) -> Rigid3:
-        return Rigid3(vec[:9].reshape(3, 3), vec[9:], check=False)
-
-    def encode(self, model) -> np.ndarray:
-        if not isinstance(model, Rigid3):
-            raise ValueError(f"model must be a Rigid3 cam_from_world, got {type(model).__name__}")
-        out = np.empty(12)
-        pose_to_vec(model.R, model.t, out)
-        return out
 
 
 def estimate_absolute_pose(

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._validation import RngLike, as_array, as_rng, check_positive
+from ..geometry.rigid import Rigid3
 from . import _core as core
 from .options import RansacOptions
 
@@ -138,6 +139,21 @@ class Estimator:
         idx = np.flatnonzero(inliers) if np.asarray(inliers).dtype == bool else np.asarray(inliers, dtype=np.int64)
         w = np.ones(len(idx)) if weights is None else as_array(weights, "weights", (len(idx),))
         return self.decode(self.k_refine(self.data, self.encode(model), idx, w, int(max_iters)))
+
+
+class PoseEstimator(Estimator):
+    """An estimator whose model is a rigid transform (``Rigid3``), carried as [R | t] row-major."""
+
+    model_dim = 12
+    pose_name = "pose"
+
+    def decode(self, vec: np.ndarray) -> Rigid3:
+        return Rigid3(vec[:9].reshape(3, 3), vec[9:], check=False)
+
+    def encode(self, model: Any) -> np.ndarray:
+        if not isinstance(model, Rigid3):
+            raise ValueError(f"model must be a Rigid3 {self.pose_name}, got {type(model).__name__}")
+        return np.concatenate([model.R.ravel(), model.t])
 
 
 def ransac(

@@ -23,12 +23,11 @@ from numba import njit
 from .._validation import RngLike, as_points, check_positive, check_same_length
 from ..geometry.camera import Camera
 from ..geometry.epipolar import essential_from_pose
-from ..geometry.rigid import Rigid3
 from ..solvers.essential import essential_8pt_nb, relative_pose_5pt_nb, relative_pose_from_essential_nb
 from ..solvers.refine import refine_relative_pose_nb
 from . import _core as core
 from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_parallel_rays, gather_rows
-from .engine import Estimator, RansacResult, RansacStats, ransac
+from .engine import PoseEstimator, RansacResult, RansacStats, ransac
 from .options import RansacOptions, resolve_options
 
 
@@ -135,12 +134,12 @@ def _rays(uv: np.ndarray, camera: Camera, name: str) -> np.ndarray:
     return np.ascontiguousarray(rays)
 
 
-class RelativePoseEstimator(Estimator):
+class RelativePoseEstimator(PoseEstimator):
     """Calibrated relative pose ``cam2_from_cam1`` from pixel matches x1, x2 (N,2) of two cameras."""
 
     name = "relative pose"
     sample_size = 5
-    model_dim = 12
+    pose_name = "cam2_from_cam1"
     max_models = 10
     k_fit_minimal = staticmethod(_fit_minimal)
     k_fit_nonminimal = staticmethod(_fit_nonminimal)
@@ -159,16 +158,6 @@ class RelativePoseEstimator(Estimator):
             [camera1.focal_length_x, camera1.focal_length_y, camera2.focal_length_x, camera2.focal_length_y]
         ) ** 2
         super().__init__((r1, r2, inv_f2), len(a))
-
-    def decode(self, vec: np.ndarray) -> Rigid3:
-        return Rigid3(vec[:9].reshape(3, 3), vec[9:], check=False)
-
-    def encode(self, model) -> np.ndarray:
-        if not isinstance(model, Rigid3):
-            raise ValueError(f"model must be a Rigid3 cam2_from_cam1, got {type(model).__name__}")
-        out = np.empty(12)
-        pose_to_vec(model.R, model.t, out)
-        return out
 
 
 def estimate_relative_pose(
