@@ -6,7 +6,9 @@ RANSAC engine can run IRLS / robust losses; a zero weight ignores the point) and
 < ``step_tolerance`` relative to the parameters, or the gradient max-norm < ``gradient_tolerance``.
 A step is kept only when it lowers the cost (Marquardt damping, diag(J^T J) scaled).
 Refiners do not judge degeneracy (the solvers and the RANSAC engine do): when every weighted
-point coincides the input model is returned unchanged with its cost.
+point coincides the input model is returned unchanged with its cost. Each refiner is a
+``system`` (cost and normal equations in local coordinates) and a ``retract`` (apply a step)
+run by the one LM driver in ``_lm.py``.
 
 numba cores (callable from other ``@njit`` code); each returns the refined model followed by
 ``(iterations, initial_cost, final_cost)``:
@@ -41,7 +43,9 @@ from ..geometry._rotation_kernels import so3_exp
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays, point_pair, weights_of
-from ._numeric import cholesky_solve, det3, matmul3, normalise_points, svd
+from ._lm import lm_minimise
+from ._lm import norm as _norm
+from ._numeric import det3, matmul3, normalise_points, svd
 
 
 @dataclass(frozen=True)
@@ -55,36 +59,6 @@ class RefineInfo:
 
 
 # --- shared helpers --------------------------------------------------------------------------------
-@njit(cache=True)
-def _damped_step(JtJ, Jtr, lam):
-    """Solve (JtJ + lam diag(JtJ)) d = -Jtr; returns (d, ok)."""
-    n = JtJ.shape[0]
-    A = JtJ.copy()
-    dmax = 0.0
-    for i in range(n):
-        dmax = max(dmax, JtJ[i, i])
-    for i in range(n):
-        A[i, i] += lam * max(JtJ[i, i], 1e-12 * dmax) + 1e-300
-    d, ok = cholesky_solve(A, -Jtr)
-    return d, ok
-
-
-@njit(cache=True)
-def _max_abs(v):
-    m = 0.0
-    for i in range(v.shape[0]):
-        m = max(m, abs(v[i]))
-    return m
-
-
-@njit(cache=True)
-def _norm(v):
-    s = 0.0
-    for i in range(v.shape[0]):
-        s += v[i] * v[i]
-    return np.sqrt(s)
-
-
 @njit(cache=True)
 def _tangent_basis(v):
     """(n, n-1) orthonormal basis of the complement of the unit vector v (Householder)."""
@@ -154,6 +128,21 @@ def _homography_system(h, y1, y2, w, want):
 
 
 @njit(cache=True)
+def _h_system(h, data, want):
+    """Transfer-error system in the 8 tangent coordinates of the unit-norm h."""
+    y1, y2, w = data
+    cost, JtJ9, Jtr9 = _homography_system(h, y1, y2, w, want)
+    B = _tangent_basis(h)
+    return cost, 0, B.T @ JtJ9 @ B, B.T @ Jtr9, 0.0
+
+
+@njit(cache=True)
+def _h_retract(h, d, data):
+    hn = h + _tangent_basis(h) @ d
+    return hn / _norm(hn)
+
+
+@njit(cache=True)
 def refine_homography_nb(H, x1, x2, w, max_iter, ftol, xtol, gtol):
     y1, T1 = normalise_points(x1, w)
     y2, T2 = normalise_points(x2, w)
@@ -171,36 +160,7 @@ def refine_homography_nb(H, x1, x2, w, max_iter, ftol, xtol, gtol):
     Hn = matmul3(matmul3(T2, H), T1i)
     h = Hn.ravel().copy()
     h /= _norm(h)
-    cost, JtJ9, Jtr9 = _homography_system(h, y1, y2, w, True)
-    cost0 = cost
-    lam = 1e-4
-    it = 0
-    while it < max_iter:
-        it += 1
-        B = _tangent_basis(h)
-        JtJ = B.T @ JtJ9 @ B
-        Jtr = B.T @ Jtr9
-        if _max_abs(Jtr) <= gtol * max(cost, 1e-300) or cost == 0.0:
-            break
-        accepted = False
-        for _ in range(12):
-            d, ok = _damped_step(JtJ, Jtr, lam)
-            if ok:
-                hn = h + B @ d
-                hn /= _norm(hn)
-                cn, _, _ = _homography_system(hn, y1, y2, w, False)
-                if cn < cost:
-                    accepted = True
-                    break
-            lam *= 10.0
-        if not accepted:
-            break
-        lam = max(lam * 0.1, 1e-12)
-        dec = cost - cn
-        h = hn
-        cost, JtJ9, Jtr9 = _homography_system(h, y1, y2, w, True)
-        if dec <= ftol * cn or _norm(d) <= xtol:
-            break
+    h, it, cost0, cost = lm_minimise(_h_system, _h_retract, h, (y1, y2, w), max_iter, ftol, xtol, gtol)
     Hr = np.empty((3, 3))
     for r in range(3):
         for c in range(3):
@@ -341,6 +301,27 @@ def _fundamental_jacobian(U, s, V, dE):
 
 
 @njit(cache=True)
+def _f_system(x, data, want):
+    """Sampson system of F = U diag(1, s, 0) V^T, x = (U (9), V (9), s); 7 local coordinates."""
+    y1, y2, w, dE = data
+    U = x[:9].reshape(3, 3)
+    V = x[9:18].reshape(3, 3)
+    if want:
+        _fundamental_jacobian(U, x[18], V, dE)
+    cost, JtJ, Jtr = _sampson_system(_F_from_factors(U, x[18], V), y1, y2, w, dE, False, want)
+    return cost, 0, JtJ, Jtr, abs(x[18])
+
+
+@njit(cache=True)
+def _f_retract(x, d, data):
+    xn = np.empty(19)
+    xn[:9] = matmul3(x[:9].reshape(3, 3), so3_exp(d[0], d[1], d[2])).ravel()
+    xn[9:18] = matmul3(x[9:18].reshape(3, 3), so3_exp(d[3], d[4], d[5])).ravel()
+    xn[18] = x[18] + d[6]
+    return xn
+
+
+@njit(cache=True)
 def refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol):
     # normalise both images with one common scale so that Sampson errors scale uniformly
     n = x1.shape[0]
@@ -386,43 +367,13 @@ def refine_fundamental_nb(F, x1, x2, w, max_iter, ftol, xtol, gtol):
         U = -U
     if det3(V) < 0.0:
         V = -V
-    s = S[1] / S[0]
-    E = _F_from_factors(U, s, V)
-    dE = np.empty((7, 9))
-    lam = 1e-4
-    it = 0
-    first = True
-    cost0 = 0.0
-    while True:
-        _fundamental_jacobian(U, s, V, dE)
-        cost, JtJ, Jtr = _sampson_system(E, y1, y2, w, dE, False, True)
-        if first:
-            cost0 = cost
-            first = False
-        if it >= max_iter or _max_abs(Jtr) <= gtol * max(cost, 1e-300) or cost == 0.0:
-            break
-        it += 1
-        accepted = False
-        for _ in range(12):
-            d, ok = _damped_step(JtJ, Jtr, lam)
-            if ok:
-                Un = matmul3(U, so3_exp(d[0], d[1], d[2]))
-                Vn = matmul3(V, so3_exp(d[3], d[4], d[5]))
-                sn = s + d[6]
-                En = _F_from_factors(Un, sn, Vn)
-                cn, _, _ = _sampson_system(En, y1, y2, w, dE, False, False)
-                if cn < cost:
-                    accepted = True
-                    break
-            lam *= 10.0
-        if not accepted:
-            break
-        lam = max(lam * 0.1, 1e-12)
-        dec = cost - cn
-        U, V, s, E = Un, Vn, sn, En
-        if dec <= ftol * cn or _norm(d) <= xtol * (1.0 + abs(s)):
-            cost = cn
-            break
+    x = np.empty(19)
+    x[:9] = U.ravel()
+    x[9:18] = V.ravel()
+    x[18] = S[1] / S[0]
+    x, it, cost0, cost = lm_minimise(_f_system, _f_retract, x, (y1, y2, w, np.empty((7, 9))), max_iter, ftol, xtol,
+                                     gtol)
+    E = _F_from_factors(x[:9].reshape(3, 3), x[18], x[9:18].reshape(3, 3))
     Fp = matmul3(matmul3(_inv_T(A2i).T.copy(), E), _inv_T(A1i))
     nf = 0.0
     for r in range(3):
@@ -483,6 +434,27 @@ def _essential_jacobian(R, t, Bt, dE):
 
 
 @njit(cache=True)
+def _rel_system(x, data, want):
+    """Sampson system of E = [t]_x R, x = (R (9), unit t (3)); 5 local coordinates."""
+    y1, y2, w, dE, on_sphere = data
+    t = x[9:].copy()
+    E = _essential_jacobian(x[:9].reshape(3, 3), t, _tangent_basis(t), dE)
+    cost, JtJ, Jtr = _sampson_system(E, y1, y2, w, dE, on_sphere, want)
+    return cost, 0, JtJ, Jtr, 0.0
+
+
+@njit(cache=True)
+def _rel_retract(x, d, data):
+    t = x[9:].copy()
+    Bt = _tangent_basis(t)
+    xn = np.empty(12)
+    xn[:9] = matmul3(x[:9].reshape(3, 3), so3_exp(d[0], d[1], d[2])).ravel()
+    tn = t + Bt[:, 0] * d[3] + Bt[:, 1] * d[4]
+    xn[9:] = tn / _norm(tn)
+    return xn
+
+
+@njit(cache=True)
 def refine_relative_pose_nb(R, t, rays1, rays2, w, on_sphere, max_iter, ftol, xtol, gtol):
     n = rays1.shape[0]
     y1 = np.empty((n, 3))
@@ -497,45 +469,12 @@ def refine_relative_pose_nb(R, t, rays1, rays2, w, on_sphere, max_iter, ftol, xt
         for k in range(3):
             y1[i, k] = rays1[i, k] / d1
             y2[i, k] = rays2[i, k] / d2
-    R = R.copy()
-    t = t / _norm(t)
-    dE = np.empty((5, 9))
-    lam = 1e-4
-    it = 0
-    cost0 = 0.0
-    first = True
-    while True:
-        Bt = _tangent_basis(t)
-        E = _essential_jacobian(R, t, Bt, dE)
-        cost, JtJ, Jtr = _sampson_system(E, y1, y2, w, dE, on_sphere, True)
-        if first:
-            cost0 = cost
-            first = False
-        if it >= max_iter or _max_abs(Jtr) <= gtol * max(cost, 1e-300) or cost == 0.0:
-            break
-        it += 1
-        accepted = False
-        for _ in range(12):
-            d, ok = _damped_step(JtJ, Jtr, lam)
-            if ok:
-                Rn = matmul3(R, so3_exp(d[0], d[1], d[2]))
-                tn = t + Bt[:, 0] * d[3] + Bt[:, 1] * d[4]
-                tn /= _norm(tn)
-                En = _essential_jacobian(Rn, tn, Bt, dE)
-                cn, _, _ = _sampson_system(En, y1, y2, w, dE, on_sphere, False)
-                if cn < cost:
-                    accepted = True
-                    break
-            lam *= 10.0
-        if not accepted:
-            break
-        lam = max(lam * 0.1, 1e-12)
-        dec = cost - cn
-        R, t = Rn, tn
-        if dec <= ftol * cn or _norm(d) <= xtol:
-            cost = cn
-            break
-    return R, t, it, cost0, cost
+    x = np.empty(12)
+    x[:9] = R.ravel()
+    x[9:] = t / _norm(t)
+    x, it, cost0, cost = lm_minimise(_rel_system, _rel_retract, x, (y1, y2, w, np.empty((5, 9)), on_sphere),
+                                     max_iter, ftol, xtol, gtol)
+    return x[:9].reshape(3, 3).copy(), x[9:].copy(), it, cost0, cost
 
 
 # --- absolute pose -----------------------------------------------------------------------------------
@@ -590,38 +529,31 @@ def _absolute_system(R, t, uv, X, model_id, params, w, want):
 
 
 @njit(cache=True)
+def _abs_system(x, data, want):
+    """Reprojection system of x = (R (9), t (3)) with R <- R Exp(dw), t <- t + dt."""
+    uv, X, model_id, params, w = data
+    t = x[9:].copy()
+    cost, valid, JtJ, Jtr = _absolute_system(x[:9].reshape(3, 3), t, uv, X, model_id, params, w, want)
+    return cost, valid, JtJ, Jtr, _norm(t)
+
+
+@njit(cache=True)
+def _abs_retract(x, d, data):
+    xn = np.empty(12)
+    xn[:9] = matmul3(x[:9].reshape(3, 3), so3_exp(d[0], d[1], d[2])).ravel()
+    for k in range(3):
+        xn[9 + k] = x[9 + k] + d[3 + k]
+    return xn
+
+
+@njit(cache=True)
 def refine_absolute_pose_nb(R, t, uv, X, model_id, params, w, max_iter, ftol, xtol, gtol):
-    R = R.copy()
-    t = t.copy()
-    lam = 1e-4
-    it = 0
-    cost, valid, JtJ, Jtr = _absolute_system(R, t, uv, X, model_id, params, w, True)
-    cost0 = cost
-    while it < max_iter:
-        if _max_abs(Jtr) <= gtol * max(cost, 1e-300) or cost == 0.0:
-            break
-        it += 1
-        accepted = False
-        for _ in range(12):
-            d, ok = _damped_step(JtJ, Jtr, lam)
-            if ok:
-                Rn = matmul3(R, so3_exp(d[0], d[1], d[2]))
-                tn = t + d[3:]
-                cn, vn, _, _ = _absolute_system(Rn, tn, uv, X, model_id, params, w, False)
-                if cn < cost and vn >= valid:
-                    accepted = True
-                    break
-            lam *= 10.0
-        if not accepted:
-            break
-        lam = max(lam * 0.1, 1e-12)
-        dec = cost - cn
-        R, t = Rn, tn
-        cost, valid, JtJ, Jtr = _absolute_system(R, t, uv, X, model_id, params, w, True)
-        scale = 1.0 + _norm(t)
-        if dec <= ftol * cost or _norm(d) <= xtol * scale:
-            break
-    return R, t, it, cost0, cost
+    x = np.empty(12)
+    x[:9] = R.ravel()
+    x[9:] = t
+    x, it, cost0, cost = lm_minimise(_abs_system, _abs_retract, x, (uv, X, model_id, params, w), max_iter, ftol,
+                                     xtol, gtol)
+    return x[:9].reshape(3, 3).copy(), x[9:].copy(), it, cost0, cost
 
 
 # --- Python API -------------------------------------------------------------------------------------
