@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validation import RngLike, as_array, as_rng, check_positive
+from .._validation import RngLike, as_array, as_points, as_rng, check_positive, check_same_length
 from ..geometry.rigid import Rigid3
 from . import _core as core
 from .options import RansacOptions
@@ -154,6 +154,29 @@ class PoseEstimator(Estimator):
         if not isinstance(model, Rigid3):
             raise ValueError(f"model must be a Rigid3 {self.pose_name}, got {type(model).__name__}")
         return np.concatenate([model.R.ravel(), model.t])
+
+
+class MatrixEstimator(Estimator):
+    """An estimator of a 3x3 matrix between two images (homography, fundamental matrix) from
+    pixel correspondences x1, x2 (N,2), carried row-major."""
+
+    model_dim = 9
+    matrix_name = "matrix"
+
+    def __init__(self, x1: np.ndarray, x2: np.ndarray) -> None:
+        a = as_points(x1, "x1", 2)
+        b = as_points(x2, "x2", 2)
+        check_same_length(x1=a, x2=b)
+        super().__init__((a, b), len(a))
+
+    def decode(self, vec: np.ndarray) -> np.ndarray:
+        return vec.reshape(3, 3).copy()
+
+    def encode(self, model: Any) -> np.ndarray:
+        M = np.asarray(model, dtype=np.float64)
+        if M.shape != (3, 3):
+            raise ValueError(f"model must be a (3, 3) {self.matrix_name}, got shape {M.shape}")
+        return np.ascontiguousarray(M.ravel())
 
 
 def ransac(

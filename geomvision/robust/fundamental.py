@@ -20,13 +20,13 @@ import dataclasses
 import numpy as np
 from numba import njit
 
-from .._validation import RngLike, as_points, check_positive, check_same_length
+from .._validation import RngLike, check_positive
 from ..solvers.fundamental import fundamental_7pt_nb, fundamental_8pt_nb
 from ..solvers.homography import homography_dlt_nb
 from ..solvers.refine import refine_fundamental_nb
 from . import _core as core
 from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_coincident_2d, gather_rows
-from .engine import Estimator, RansacResult, ransac
+from .engine import MatrixEstimator, RansacResult, ransac
 from .homography import HomographyEstimator
 from .options import RansacOptions, resolve_options
 
@@ -227,12 +227,12 @@ def _run(data, order, params_i, params_f, seed):
                             data, order, params_i, params_f, seed)
 
 
-class FundamentalEstimator(Estimator):
+class FundamentalEstimator(MatrixEstimator):
     """Fundamental matrix ``x2^T F x1 = 0`` from pixel correspondences x1, x2 (N,2)."""
 
     name = "fundamental matrix"
     sample_size = 7
-    model_dim = 9
+    matrix_name = "fundamental matrix"
     max_models = 3
     k_fit_minimal = staticmethod(_fit_minimal)
     k_fit_nonminimal = staticmethod(_fit_nonminimal)
@@ -241,21 +241,6 @@ class FundamentalEstimator(Estimator):
     k_degenerate_sample = staticmethod(_degenerate)
     k_repair = staticmethod(_repair)
     k_run = staticmethod(_run)
-
-    def __init__(self, x1: np.ndarray, x2: np.ndarray) -> None:
-        a = as_points(x1, "x1", 2)
-        b = as_points(x2, "x2", 2)
-        check_same_length(x1=a, x2=b)
-        super().__init__((a, b), len(a))
-
-    def decode(self, vec: np.ndarray) -> np.ndarray:
-        return vec.reshape(3, 3).copy()
-
-    def encode(self, model) -> np.ndarray:
-        F = np.asarray(model, dtype=np.float64)
-        if F.shape != (3, 3):
-            raise ValueError(f"model must be a (3, 3) fundamental matrix, got shape {F.shape}")
-        return np.ascontiguousarray(F.ravel())
 
 
 def estimate_fundamental(

@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .._validation import RngLike, as_points, check_positive, check_same_length
+from .._validation import RngLike, check_positive
 from ..solvers.homography import homography_4pt_nb, homography_dlt_nb
 from ..solvers.refine import refine_homography_nb
 from . import _core as core
 from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_collinear_triple_2d, gather_rows
-from .engine import Estimator, RansacResult, ransac
+from .engine import MatrixEstimator, RansacResult, ransac
 from .options import RansacOptions, resolve_options
 
 
@@ -78,12 +78,12 @@ def _run(data, order, params_i, params_f, seed):
                             data, order, params_i, params_f, seed)
 
 
-class HomographyEstimator(Estimator):
+class HomographyEstimator(MatrixEstimator):
     """Homography ``x2 ~ H x1`` from pixel correspondences x1, x2 (N,2)."""
 
     name = "homography"
     sample_size = 4
-    model_dim = 9
+    matrix_name = "homography"
     max_models = 1
     k_fit_minimal = staticmethod(_fit_minimal)
     k_fit_nonminimal = staticmethod(_fit_nonminimal)
@@ -91,21 +91,6 @@ class HomographyEstimator(Estimator):
     k_sq_errors = staticmethod(_sq_errors)
     k_degenerate_sample = staticmethod(_degenerate)
     k_run = staticmethod(_run)
-
-    def __init__(self, x1: np.ndarray, x2: np.ndarray) -> None:
-        a = as_points(x1, "x1", 2)
-        b = as_points(x2, "x2", 2)
-        check_same_length(x1=a, x2=b)
-        super().__init__((a, b), len(a))
-
-    def decode(self, vec: np.ndarray) -> np.ndarray:
-        return vec.reshape(3, 3).copy()
-
-    def encode(self, model) -> np.ndarray:
-        H = np.asarray(model, dtype=np.float64)
-        if H.shape != (3, 3):
-            raise ValueError(f"model must be a (3, 3) homography, got shape {H.shape}")
-        return np.ascontiguousarray(H.ravel())
 
 
 def estimate_homography(
