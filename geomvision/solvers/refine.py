@@ -566,6 +566,17 @@ def _options(max_iterations, function_tolerance, step_tolerance, gradient_tolera
     )
 
 
+def _refine_matrix(kernel, name: str, M, x1, x2, weights, opts) -> tuple[np.ndarray, RefineInfo]:
+    """Checked inputs of a two-view 3x3 matrix refiner, run through its numba ``kernel``."""
+    M = as_array(M, name, (3, 3))
+    a, b = point_pair(x1, x2, 2, minimum=1)
+    w = weights_of(weights, len(a))
+    if not np.linalg.norm(M) > 0:
+        raise ValueError(f"{name} must not be all zeros")
+    Mr, it, c0, c1 = kernel(M, a, b, w, *opts)
+    return Mr, RefineInfo(int(it), float(c0), float(c1))
+
+
 def refine_homography(
     H: np.ndarray,
     x1: np.ndarray,
@@ -585,14 +596,8 @@ def refine_homography(
     1e-12), ``step_tolerance`` (relative step, 1e-12), ``gradient_tolerance`` (gradient max-norm
     relative to the cost, 1e-14).
     """
-    H = as_array(H, "H", (3, 3))
-    a, b = point_pair(x1, x2, 2, minimum=1)
-    w = weights_of(weights, len(a))
     opts = _options(max_iterations, function_tolerance, step_tolerance, gradient_tolerance)
-    if not np.linalg.norm(H) > 0:
-        raise ValueError("H must not be all zeros")
-    Hr, it, c0, c1 = refine_homography_nb(H, a, b, w, *opts)
-    return Hr, RefineInfo(int(it), float(c0), float(c1))
+    return _refine_matrix(refine_homography_nb, "H", H, x1, x2, weights, opts)
 
 
 def refine_fundamental(
@@ -615,14 +620,8 @@ def refine_fundamental(
     1e-12), ``step_tolerance`` (relative step, 1e-12), ``gradient_tolerance`` (gradient max-norm
     relative to the cost, 1e-14).
     """
-    F = as_array(F, "F", (3, 3))
-    a, b = point_pair(x1, x2, 2, minimum=1)
-    w = weights_of(weights, len(a))
     opts = _options(max_iterations, function_tolerance, step_tolerance, gradient_tolerance)
-    if not np.linalg.norm(F) > 0:
-        raise ValueError("F must not be all zeros")
-    Fr, it, c0, c1 = refine_fundamental_nb(F, a, b, w, *opts)
-    return Fr, RefineInfo(int(it), float(c0), float(c1))
+    return _refine_matrix(refine_fundamental_nb, "F", F, x1, x2, weights, opts)
 
 
 def refine_relative_pose(
