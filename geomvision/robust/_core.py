@@ -48,13 +48,15 @@ P_FINAL_ITERS = 10  # reweighting rounds of the final refinement (0: none)
 P_PROSAC_MAX = 11  # PROSAC T_N: draws after which sampling is uniform
 P_FINAL_REFINE_ITERS = 12  # LM iterations per round of the final refinement
 P_LO_MAX_POINTS = 13  # LO refines on at most this many of the selected points (0: all)
-NUM_PARAMS_I = 14
+P_POLISH_ROUNDS = 14  # Cauchy reweighting rounds of the final polish (0: none)
+NUM_PARAMS_I = 15
 
 # float parameters (params_f)
 P_SQ_THRESHOLD = 0
 P_CONFIDENCE = 1
 P_LO_THRESHOLD_MULT = 2  # LO selects points with error < mult * threshold
-NUM_PARAMS_F = 3
+P_POLISH_SCALE = 3  # Cauchy scale of the polish as a fraction of the threshold
+NUM_PARAMS_F = 4
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -169,9 +171,21 @@ def msac_score(errs, sq_threshold):
     return score, k
 
 
+@njit(cache=True)
+def inlier_signature(errs, sq_threshold):
+    """A hash of the set of points with e^2 < t^2 (equal sets give equal signatures)."""
+    h = np.uint64(0)
+    for i in range(errs.shape[0]):
+        if errs[i] < sq_threshold:
+            h ^= np.uint64(i + 1) * _GOLDEN
+            h = (h << np.uint64(7)) | (h >> np.uint64(57))
+    return h
+
+
 SCORE_BLOCK = 256
 LO_STEP_TOL = 1e-9  # reweighting rounds stop once no model entry moves more than this,
 LO_SCORE_RTOL = 1e-6  # or the MSAC score changes by less than this fraction
+STABLE_ROUNDS = 3  # (final rounds before a polish) or the inlier set stays the same this many rounds
 
 
 @njit(inline="always")
@@ -222,11 +236,12 @@ def select_below(errs, sq_threshold):
 
 @njit(inline="always")
 def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, num_inl, errs, models,
-                       params_i, params_f, rounds, max_iters, try_nonminimal, max_points):
+                       params_i, params_f, rounds, max_iters, try_nonminimal, max_points, stop_on_stable_set):
     """LO-RANSAC step on ``model``: a non-minimal refit on its inliers (kept if its MSAC score is
     lower), then ``rounds`` of iteratively reweighted refinement (LM on the points within
     ``lo_mult * threshold`` with weights ``(1 - e^2 / t_lo^2)^2``); the model with the lowest
-    MSAC score seen is kept.
+    MSAC score seen is kept. With ``stop_on_stable_set`` the rounds also stop once the inlier
+    set (error below the threshold) is the same as in the round before.
     Returns (model, score, num_inliers, improvements)."""
     sq_thr = params_f[P_SQ_THRESHOLD]
     sq_lo = sq_thr * params_f[P_LO_THRESHOLD_MULT] ** 2
@@ -250,6 +265,8 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
     # best-scoring model seen is returned
     cur = best.copy()
     prev = score
+    prev_sig = inlier_signature(errs, sq_thr)
+    stable = 0
     for _ in range(rounds):
         idx = select_below(errs, sq_lo)
         if idx.shape[0] <= params_i[P_SAMPLE_SIZE]:
@@ -271,11 +288,43 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             score, num_inl = sc, ni
             best[:] = cur
             improved += 1
-        if step < LO_STEP_TOL or abs(sc - prev) <= LO_SCORE_RTOL * sc:
+        sig = inlier_signature(errs, sq_thr)
+        stable = stable + 1 if sig == prev_sig else 0
+        if step < LO_STEP_TOL or abs(sc - prev) <= LO_SCORE_RTOL * sc or (stop_on_stable_set and stable >= STABLE_ROUNDS):
             break
         prev = sc
+        prev_sig = sig
     sq_errors(data, best, 0, errs.shape[0], errs)
     return best, score, num_inl, improved
+
+
+@njit(inline="always")
+def polish(refine, sq_errors, data, model, errs, params_i, params_f):
+    """M-estimate of the final model on its inliers (error below the threshold, selected once):
+    iteratively reweighted refinement with Cauchy weights 1 / (1 + e^2 / c^2), c = the polish
+    scale times the threshold, until the model stops moving. Returns the polished model."""
+    sq_thr = params_f[P_SQ_THRESHOLD]
+    c2 = sq_thr * params_f[P_POLISH_SCALE] ** 2
+    cur = model.copy()
+    sq_errors(data, cur, 0, errs.shape[0], errs)
+    idx = select_below(errs, sq_thr)
+    if idx.shape[0] <= params_i[P_SAMPLE_SIZE]:
+        return cur
+    w = np.empty(idx.shape[0])
+    for _ in range(params_i[P_POLISH_ROUNDS]):
+        for j in range(idx.shape[0]):
+            w[j] = 1.0 / (1.0 + errs[idx[j]] / c2)
+        cand = refine(data, cur, idx, w, params_i[P_FINAL_REFINE_ITERS])
+        step = 0.0
+        size = 1.0
+        for j in range(cand.shape[0]):
+            step = max(step, abs(cand[j] - cur[j]))
+            size = max(size, abs(cur[j]))
+        cur[:] = cand
+        if step <= LO_STEP_TOL * size:
+            break
+        sq_errors(data, cur, 0, errs.shape[0], errs)
+    return cur
 
 
 @njit(inline="always")
@@ -360,16 +409,20 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                 continue
             rounds, iters, nonmin = params_i[P_LO_ITERS], params_i[P_REFINE_ITERS], lo_runs == 0
             max_points = params_i[P_LO_MAX_POINTS]
+            stable_stop = params_i[P_POLISH_ROUNDS] > 0
         elif not final_done and found and best_inl > s:
             final_done = True
             cand[:] = best
             bound, cand_inl = best_score, best_inl
             rounds, iters, nonmin = params_i[P_FINAL_ITERS], params_i[P_FINAL_REFINE_ITERS], not use_lo
             max_points = 0
+            # the polish re-estimates on the inliers: the rounds only need to settle that set
+            stable_stop = params_i[P_POLISH_ROUNDS] > 0
         else:
             break
         m, sc, ni, imp = local_optimization(refine, fit_nonminimal, sq_errors, data, cand, bound, cand_inl, errs,
-                                            lo_models, params_i, params_f, rounds, iters, nonmin, max_points)
+                                            lo_models, params_i, params_f, rounds, iters, nonmin, max_points,
+                                            stable_stop)
         lo_runs += 1
         lo_improved += imp
         if sc < best_score:
@@ -377,6 +430,10 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             best_score, best_inl = sc, ni
         required = required_iterations(best_inl, n, s, conf)
 
+    if found and best_inl > s and params_i[P_POLISH_ROUNDS] > 0:
+        best = polish(refine, sq_errors, data, best, errs, params_i, params_f)
+        sq_errors(data, best, 0, errs.shape[0], errs)
+        best_score, best_inl = msac_score(errs, sq_thr)
     mask = np.zeros(n, dtype=np.bool_)
     if found:
         sq_errors(data, best, 0, errs.shape[0], errs)

@@ -221,10 +221,12 @@ def ransac(
     params_i[core.P_PROSAC_MAX] = opts.prosac_max_draws
     params_i[core.P_FINAL_REFINE_ITERS] = opts.final_refine_iterations
     params_i[core.P_LO_MAX_POINTS] = opts.lo_max_points
+    params_i[core.P_POLISH_ROUNDS] = opts.polish_rounds if opts.polish_scale > 0 else 0
     params_f = np.zeros(core.NUM_PARAMS_F)
     params_f[core.P_SQ_THRESHOLD] = sq_threshold
     params_f[core.P_CONFIDENCE] = opts.confidence
     params_f[core.P_LO_THRESHOLD_MULT] = opts.lo_threshold_mult
+    params_f[core.P_POLISH_SCALE] = opts.polish_scale
     seed = int(gen.integers(0, 2**63 - 1))
 
     vec, score, num_inl, mask, iters, lo_runs, lo_imp, found = estimator.k_run(

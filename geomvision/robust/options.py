@@ -38,6 +38,16 @@ class RansacOptions:
       converges slowly: along a flat valley of the cost (short baselines) the inlier set and
       the pose drift together for 20-30 rounds (measured on Strecha pairs, where 10 rounds left
       some runs 0.5-0.8 degrees from the MSAC optimum that PoseLib's per-step reweighting reaches).
+    - ``polish_rounds``, ``polish_scale``: the returned model is finally re-estimated on the
+      final model's inliers (selected once) by iteratively reweighted refinement with the Cauchy
+      loss at ``polish_scale`` times the threshold (0: no polish; the model with the lowest MSAC
+      score is returned). The MSAC optimum hinges on the points at the threshold; a smooth loss
+      at the noise scale (thresholds are usually 2-3 sigma) weighs every inlier by how well it
+      fits. On real keypoints, whose noise has heavy tails, this is the more accurate estimate
+      (Strecha pairs: homography AUC@1px against the exact warp +0.2-1.9 points, relative pose
+      AUC@5 +0.1, absolute pose AUC@0.1deg +0.3); on purely Gaussian synthetic noise it is
+      slightly less efficient than least squares (mean rotation error +7 %). The final
+      reweighted rounds stop early once the inlier set is stable when a polish follows.
     - ``min_num_inliers``: fewer inliers than this means failure (``success=False``); None takes
       the estimator's sample size + 1 (a model supported only by its own sample is no model).
     """
@@ -53,7 +63,9 @@ class RansacOptions:
     refine_iterations: int = 5
     lo_max_points: int = 300
     final_refinement_rounds: int = 50
-    final_refine_iterations: int = 3
+    final_refine_iterations: int = 1
+    polish_rounds: int = 10
+    polish_scale: float = 0.5
     min_num_inliers: int | None = None
 
     def __post_init__(self) -> None:
@@ -78,6 +90,9 @@ class RansacOptions:
         check_int(self.lo_max_points, "lo_max_points", minimum=0)
         check_int(self.final_refinement_rounds, "final_refinement_rounds", minimum=0)
         check_int(self.final_refine_iterations, "final_refine_iterations", minimum=1)
+        check_int(self.polish_rounds, "polish_rounds", minimum=0)
+        scale = check_positive(self.polish_scale, "polish_scale", allow_zero=True)
+        object.__setattr__(self, "polish_scale", scale)
         if self.min_num_inliers is not None:
             check_int(self.min_num_inliers, "min_num_inliers", minimum=1)
 

@@ -478,6 +478,28 @@ def refine_relative_pose_nb(R, t, rays1, rays2, w, on_sphere, max_iter, ftol, xt
 
 
 # --- absolute pose -----------------------------------------------------------------------------------
+@njit(inline="always")
+def _add_pose_rows(J_X, R, x0, x1, x2, wi, ru, rv, J, JtJ, Jtr):
+    """Add one observation's weighted rows to the normal equations of (dw, dt) for the pose
+    X_c = R Exp(dw) X + t (dX_c/d dw = -R [X]_x, dX_c/dt = I), given J_X = d(ru, rv)/dX_c (2,3)."""
+    for a in range(2):
+        for b in range(3):
+            J[a, 3 + b] = J_X[a, b]
+        # row a of J_X (-R [X]_x) is -m^T [X]_x with m = R^T J_X[a]
+        m0 = J_X[a, 0] * R[0, 0] + J_X[a, 1] * R[1, 0] + J_X[a, 2] * R[2, 0]
+        m1 = J_X[a, 0] * R[0, 1] + J_X[a, 1] * R[1, 1] + J_X[a, 2] * R[2, 1]
+        m2 = J_X[a, 0] * R[0, 2] + J_X[a, 1] * R[1, 2] + J_X[a, 2] * R[2, 2]
+        J[a, 0] = m2 * x1 - m1 * x2
+        J[a, 1] = m0 * x2 - m2 * x0
+        J[a, 2] = m1 * x0 - m0 * x1
+    for p in range(6):
+        jp0 = wi * J[0, p]
+        jp1 = wi * J[1, p]
+        Jtr[p] += jp0 * ru + jp1 * rv
+        for q in range(p, 6):
+            JtJ[p, q] += jp0 * J[0, q] + jp1 * J[1, q]
+
+
 @njit(cache=True)
 def _absolute_system(R, t, uv, X, model_id, params, w, want):
     """(cost, number of points in front, JtJ (6,6), Jtr (6,)) of the reprojection error."""
@@ -505,23 +527,48 @@ def _absolute_system(R, t, uv, X, model_id, params, w, want):
         cost += wi * (ru * ru + rv * rv)
         if not want:
             continue
-        # X_c = R Exp(dw) X + t: dX_c/d dw = -R [X]_x, dX_c/dt = I
-        for a in range(2):
-            for b in range(3):
-                J[a, 3 + b] = J_X[a, b]
-            # row a of J_X (-R [X]_x) is -m^T [X]_x with m = R^T J_X[a]
-            m0 = J_X[a, 0] * R[0, 0] + J_X[a, 1] * R[1, 0] + J_X[a, 2] * R[2, 0]
-            m1 = J_X[a, 0] * R[0, 1] + J_X[a, 1] * R[1, 1] + J_X[a, 2] * R[2, 1]
-            m2 = J_X[a, 0] * R[0, 2] + J_X[a, 1] * R[1, 2] + J_X[a, 2] * R[2, 2]
-            J[a, 0] = m2 * x1 - m1 * x2
-            J[a, 1] = m0 * x2 - m2 * x0
-            J[a, 2] = m1 * x0 - m0 * x1
-        for p in range(6):
-            jp0 = wi * J[0, p]
-            jp1 = wi * J[1, p]
-            Jtr[p] += jp0 * ru + jp1 * rv
-            for q in range(p, 6):
-                JtJ[p, q] += jp0 * J[0, q] + jp1 * J[1, q]
+        _add_pose_rows(J_X, R, x0, x1, x2, wi, ru, rv, J, JtJ, Jtr)
+    for p in range(6):
+        for q in range(p):
+            JtJ[p, q] = JtJ[q, p]
+    return cost, valid, JtJ, Jtr
+
+
+@njit(cache=True)
+def _absolute_rays_system(R, t, rays, X, f2, w, want):
+    """(cost, points in front, JtJ (6,6), Jtr (6,)) of the focal-scaled error on the z = 1 plane,
+    f^2 |(X_c / z_c) - ray|^2 with f2 = (fx^2, fy^2): the pixel error of an undistorted camera."""
+    JtJ = np.zeros((6, 6))
+    Jtr = np.zeros(6)
+    J = np.empty((2, 6))
+    J_X = np.zeros((2, 3))
+    fx = np.sqrt(f2[0])
+    fy = np.sqrt(f2[1])
+    cost = 0.0
+    valid = 0
+    for i in range(X.shape[0]):
+        wi = w[i]
+        if wi <= 0.0:
+            continue
+        x0, x1, x2 = X[i, 0], X[i, 1], X[i, 2]
+        c0 = R[0, 0] * x0 + R[0, 1] * x1 + R[0, 2] * x2 + t[0]
+        c1 = R[1, 0] * x0 + R[1, 1] * x1 + R[1, 2] * x2 + t[1]
+        c2 = R[2, 0] * x0 + R[2, 1] * x1 + R[2, 2] * x2 + t[2]
+        if not c2 > 0.0:
+            continue
+        valid += 1
+        iz = 1.0 / c2
+        ru = fx * (c0 * iz - rays[i, 0])
+        rv = fy * (c1 * iz - rays[i, 1])
+        cost += wi * (ru * ru + rv * rv)
+        if not want:
+            continue
+        # d(ru, rv)/dX_c: fx (1/z, 0, -x/z^2) and fy (0, 1/z, -y/z^2)
+        J_X[0, 0] = fx * iz
+        J_X[0, 2] = -fx * c0 * iz * iz
+        J_X[1, 1] = fy * iz
+        J_X[1, 2] = -fy * c1 * iz * iz
+        _add_pose_rows(J_X, R, x0, x1, x2, wi, ru, rv, J, JtJ, Jtr)
     for p in range(6):
         for q in range(p):
             JtJ[p, q] = JtJ[q, p]
@@ -553,6 +600,27 @@ def refine_absolute_pose_nb(R, t, uv, X, model_id, params, w, max_iter, ftol, xt
     x[9:] = t
     x, it, cost0, cost = lm_minimise(_abs_system, _abs_retract, x, (uv, X, model_id, params, w), max_iter, ftol,
                                      xtol, gtol)
+    return x[:9].reshape(3, 3).copy(), x[9:].copy(), it, cost0, cost
+
+
+@njit(cache=True)
+def _abs_rays_system(x, data, want):
+    rays, X, f2, w = data
+    t = x[9:].copy()
+    cost, valid, JtJ, Jtr = _absolute_rays_system(x[:9].reshape(3, 3), t, rays, X, f2, w, want)
+    return cost, valid, JtJ, Jtr, _norm(t)
+
+
+@njit(cache=True)
+def refine_absolute_pose_rays_nb(R, t, rays, X, f2, w, max_iter, ftol, xtol, gtol):
+    """``refine_absolute_pose_nb`` on undistorted rays (z = 1) with the focal-scaled error of
+    ``_absolute_rays_system``: exact pixels for pinhole cameras without skew, the error the RANSAC
+    engine scores with for the others, and 3-4x cheaper than going through the camera model."""
+    x = np.empty(12)
+    x[:9] = R.ravel()
+    x[9:] = t
+    x, it, cost0, cost = lm_minimise(_abs_rays_system, _abs_retract, x, (rays, X, f2, w), max_iter, ftol, xtol,
+                                     gtol)
     return x[:9].reshape(3, 3).copy(), x[9:].copy(), it, cost0, cost
 
 

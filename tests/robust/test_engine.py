@@ -135,6 +135,10 @@ def test_options_validate_themselves():
         RansacOptions(lo_threshold_mult=0.5)
     with pytest.raises(ValueError, match="local_optimization"):
         RansacOptions(local_optimization="yes")
+    with pytest.raises(ValueError, match="polish_scale"):
+        RansacOptions(polish_scale=-0.5)
+    with pytest.raises(ValueError, match="polish_rounds"):
+        RansacOptions(polish_rounds=-1)
     with pytest.raises(ValueError, match="unknown RANSAC option.*max_iter"):
         RansacOptions().replace(max_iter=5)
     assert RansacOptions().replace(max_iterations=700).max_iterations == 700

@@ -154,7 +154,10 @@ def test_relative_pose_outliers(rng, ratio):
     oracle = ~out | (gv.sampson_sq_errors(F, x1, x2c) < 1.0)
     p, r = _precision_recall(res.inliers, oracle)
     assert p > 0.97 and r > 0.9
-    assert rotation_error_deg(res.model.R, pose.R) < 1.0
+    # this pair's geometry is weak along the rotation / translation-direction valley: with
+    # 0.5 px noise even least squares on the true inliers is up to 1.3 degrees off (40 seeds),
+    # and ours up to 1.5; a wrong model is tens of degrees off
+    assert rotation_error_deg(res.model.R, pose.R) < 2.0
     assert _t_angle_deg(res.model.t, pose.t) < 3.0
 
 
@@ -279,3 +282,29 @@ def test_result_is_consistent_with_the_estimators_errors(rng):
         assert res.stats.num_inliers == res.inliers.sum()
         assert res.stats.inlier_ratio == pytest.approx(res.inliers.mean())
         assert res.stats.score == pytest.approx(np.minimum(e, 1.0).sum(), rel=1e-9)
+
+
+def test_cauchy_polish_helps_under_heavy_tailed_noise():
+    """Real keypoint noise has heavy tails: the final Cauchy polish on the inliers must beat the
+    MSAC-optimal model there (Student-t noise, 2 degrees of freedom; mean corner error of H over
+    20 seeds), and it keeps the inlier set."""
+    H = np.array([[1.1, 0.05, 20.0], [-0.03, 0.95, 10.0], [1e-4, -5e-5, 1.0]])
+    corners = np.array([[0, 0, 1], [640, 0, 1], [640, 480, 1], [0, 480, 1.0]])
+
+    def corner_error(Hest):
+        a, b = corners @ Hest.T, corners @ H.T
+        return np.mean(np.linalg.norm(a[:, :2] / a[:, 2:] - b[:, :2] / b[:, 2:], axis=1))
+
+    err = {0.0: [], 0.5: []}
+    for seed in range(20):
+        g = np.random.default_rng(seed)
+        x1 = g.uniform([0, 0], [640, 480], size=(600, 2))
+        p = np.c_[x1, np.ones(600)] @ H.T
+        x2 = p[:, :2] / p[:, 2:] + 0.3 * g.standard_t(2.0, size=(600, 2))
+        out = g.random(600) < 0.3
+        x2[out] = g.uniform([0, 0], [640, 480], size=(out.sum(), 2))
+        for scale in err:
+            res = gv.estimate_homography(x1, x2, max_error=1.5, rng=seed, polish_scale=scale)
+            assert res.stats.success and not (res.inliers & out).sum() > 0.02 * out.sum()
+            err[scale].append(corner_error(res.model))
+    assert np.mean(err[0.5]) < 0.97 * np.mean(err[0.0])

@@ -143,6 +143,35 @@ def test_absolute_pose_jacobian_matches_finite_differences(rng, model):
     _check_normal_equations(JtJ, Jtr, r, J, np.repeat(w, 2))
 
 
+
+def test_absolute_rays_jacobian_matches_finite_differences_and_the_pixel_error(rng):
+    cam = Camera("PINHOLE", 640, 480, [500.0, 510.0, 320.0, 240.0])
+    T = Rigid3.random(rng)
+    Xc = rng.uniform([-1, -1, 2], [1, 1, 5], size=(10, 3))
+    X = T.inverse().apply(Xc)
+    uv = cam.img_from_cam(Xc) + rng.normal(scale=2.0, size=(10, 2))
+    rays = cam.cam_from_img(uv)
+    f2 = np.array([500.0, 510.0]) ** 2
+    w = rng.uniform(0.5, 2.0, 10)
+
+    def res(p):
+        Tp = Rigid3(T.R @ so3_exp(p[:3]), T.t + p[3:], check=False)
+        Y = Tp.apply(X)
+        return ((Y[:, :2] / Y[:, 2:] - rays[:, :2]) * np.sqrt(f2)).ravel()
+
+    r, J = _central_jacobian(res, np.zeros(6))
+    cost, valid, JtJ, Jtr = rf._absolute_rays_system(T.R, T.t, rays, X, f2, w, True)
+    assert valid == 10
+    assert cost == pytest.approx(np.sum(np.repeat(w, 2) * r**2))
+    _check_normal_equations(JtJ, Jtr, r, J, np.repeat(w, 2))
+    # for a pinhole camera this is the pixel reprojection error itself
+    pixel_cost, _, _, _ = rf._absolute_system(T.R, T.t, uv, X, cam.model_id, cam.params, w, False)
+    assert cost == pytest.approx(pixel_cost, rel=1e-10)
+    R1, t1, _, _, c1 = rf.refine_absolute_pose_rays_nb(T.R, T.t, rays, X, f2, w, 50, 1e-14, 1e-14, 1e-16)
+    R2, t2, _, _, c2 = rf.refine_absolute_pose_nb(T.R, T.t, uv, X, cam.model_id, cam.params, w, 50, 1e-14, 1e-14,
+                                                  1e-16)
+    assert c1 == pytest.approx(c2, rel=1e-8) and np.allclose(R1, R2, atol=1e-8) and np.allclose(t1, t2, atol=1e-8)
+
 # --- convergence ------------------------------------------------------------------------------------
 def test_refine_homography_converges_within_noise(rng):
     H, x1, x2 = plane_homography_case(rng, 300)
