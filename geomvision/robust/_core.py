@@ -185,6 +185,7 @@ def inlier_signature(errs, sq_threshold):
 SCORE_BLOCK = 256
 LO_STEP_TOL = 1e-9  # reweighting rounds stop once no model entry moves more than this,
 LO_SCORE_RTOL = 1e-6  # or the MSAC score changes by less than this fraction
+POLISH_STEP_TOL = 1e-7  # the polish stops once no model entry moves more than this (relative)
 STABLE_ROUNDS = 3  # (final rounds before a polish) or the inlier set stays the same this many rounds
 
 
@@ -321,7 +322,7 @@ def polish(refine, sq_errors, data, model, errs, params_i, params_f):
             step = max(step, abs(cand[j] - cur[j]))
             size = max(size, abs(cur[j]))
         cur[:] = cand
-        if step <= LO_STEP_TOL * size:
+        if step <= POLISH_STEP_TOL * size:
             break
         sq_errors(data, cur, 0, errs.shape[0], errs)
     return cur
