@@ -18,11 +18,10 @@ the median wall time per image.
 from __future__ import annotations
 
 import argparse
-import time
 
 import cv2
 import numpy as np
-from bench_relative_pose import pose_auc, print_table, ratio_matches, sift_features, strecha_scenes
+from bench_relative_pose import pose_auc, print_table, ratio_matches, sift_features, strecha_scenes, time_methods
 
 import geomvision as gv
 from geomvision.geometry.rotation import rotation_error_deg
@@ -91,6 +90,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="first scene only")
     ap.add_argument("--threshold", type=float, default=2.0, help="reprojection threshold in pixels (all methods)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--time-repeats", type=int, default=3,
+                    help="runs per method and problem, interleaved; the fastest is its time")
     args = ap.parse_args()
 
     methods = {"geomvision": run_ours, "OpenCV solvePnPRansac": run_opencv}
@@ -117,10 +118,9 @@ def main() -> None:
             if not warmed:
                 run_ours(uv, X, camera, args.threshold, args.seed)
                 warmed = True
-            for m, fn in methods.items():
-                t0 = time.perf_counter()
-                out = fn(uv, X, camera, args.threshold, args.seed)
-                times[m].append(time.perf_counter() - t0)
+            for m, (out, dt) in time_methods(methods, (uv, X, camera, args.threshold, args.seed),
+                                             args.time_repeats).items():
+                times[m].append(dt)
                 if out is None:
                     rot[m].append(180.0)
                     cen[m].append(np.inf)

@@ -16,11 +16,10 @@ the median MCE, and the median wall time per pair.
 from __future__ import annotations
 
 import argparse
-import time
 
 import cv2
 import numpy as np
-from bench_relative_pose import pose_auc, print_table, strecha_scenes
+from bench_relative_pose import pose_auc, print_table, strecha_scenes, time_methods
 
 import geomvision as gv
 
@@ -81,6 +80,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="first scene only")
     ap.add_argument("--threshold", type=float, default=2.0, help="inlier threshold in pixels (all methods)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--time-repeats", type=int, default=3,
+                    help="runs per method and problem, interleaved; the fastest is its time")
     args = ap.parse_args()
 
     methods = {
@@ -115,10 +116,8 @@ def main() -> None:
             if not warmed:
                 run_ours(x1, x2, args.threshold, args.seed)
                 warmed = True
-            for m, fn in methods.items():
-                t0 = time.perf_counter()
-                H = fn(x1, x2, args.threshold, args.seed)
-                times[m].append(time.perf_counter() - t0)
+            for m, (H, dt) in time_methods(methods, (x1, x2, args.threshold, args.seed), args.time_repeats).items():
+                times[m].append(dt)
                 errors[m].append(mean_corner_error(H, H_gt, w, h))
         print(f"{scene.name}: {len(n_matches)} pairs, median {int(np.median(n_matches))} matches per pair")
         for m in methods:

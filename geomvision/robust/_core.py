@@ -410,7 +410,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                 continue
             rounds, iters, nonmin = params_i[P_LO_ITERS], params_i[P_REFINE_ITERS], lo_runs == 0
             max_points = params_i[P_LO_MAX_POINTS]
-            stable_stop = params_i[P_POLISH_ROUNDS] > 0
+            stable_stop = False
         elif not final_done and found and best_inl > s:
             final_done = True
             cand[:] = best
