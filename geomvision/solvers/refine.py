@@ -479,6 +479,14 @@ def refine_relative_pose_nb(R, t, rays1, rays2, w, on_sphere, max_iter, ftol, xt
 
 # --- absolute pose -----------------------------------------------------------------------------------
 @njit(inline="always")
+def _transform(R, t, x0, x1, x2):
+    """R (x0, x1, x2) + t as three scalars."""
+    return (R[0, 0] * x0 + R[0, 1] * x1 + R[0, 2] * x2 + t[0],
+            R[1, 0] * x0 + R[1, 1] * x1 + R[1, 2] * x2 + t[1],
+            R[2, 0] * x0 + R[2, 1] * x1 + R[2, 2] * x2 + t[2])
+
+
+@njit(inline="always")
 def _add_pose_rows(J_X, R, x0, x1, x2, wi, ru, rv, J, JtJ, Jtr):
     """Add one observation's weighted rows to the normal equations of (dw, dt) for the pose
     X_c = R Exp(dw) X + t (dX_c/d dw = -R [X]_x, dX_c/dt = I), given J_X = d(ru, rv)/dX_c (2,3)."""
@@ -515,9 +523,7 @@ def _absolute_system(R, t, uv, X, model_id, params, w, want):
         if wi <= 0.0:
             continue
         x0, x1, x2 = X[i, 0], X[i, 1], X[i, 2]
-        c0 = R[0, 0] * x0 + R[0, 1] * x1 + R[0, 2] * x2 + t[0]
-        c1 = R[1, 0] * x0 + R[1, 1] * x1 + R[1, 2] * x2 + t[1]
-        c2 = R[2, 0] * x0 + R[2, 1] * x1 + R[2, 2] * x2 + t[2]
+        c0, c1, c2 = _transform(R, t, x0, x1, x2)
         u, v = project_one(model_id, params, c0, c1, c2, want, J_X, J_p)
         if not (np.isfinite(u) and np.isfinite(v)):
             continue
@@ -551,9 +557,7 @@ def _absolute_rays_system(R, t, rays, X, f2, w, want):
         if wi <= 0.0:
             continue
         x0, x1, x2 = X[i, 0], X[i, 1], X[i, 2]
-        c0 = R[0, 0] * x0 + R[0, 1] * x1 + R[0, 2] * x2 + t[0]
-        c1 = R[1, 0] * x0 + R[1, 1] * x1 + R[1, 2] * x2 + t[1]
-        c2 = R[2, 0] * x0 + R[2, 1] * x1 + R[2, 2] * x2 + t[2]
+        c0, c1, c2 = _transform(R, t, x0, x1, x2)
         if not c2 > 0.0:
             continue
         valid += 1
