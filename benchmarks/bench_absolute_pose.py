@@ -17,11 +17,19 @@ the median wall time per image.
 
 from __future__ import annotations
 
-import argparse
 
 import cv2
 import numpy as np
-from bench_relative_pose import pose_auc, print_table, ratio_matches, sift_features, strecha_scenes, time_methods
+from bench_relative_pose import (
+    add_poselib,
+    pose_auc,
+    print_table,
+    ratio_matches,
+    robust_bench_parser,
+    sift_features,
+    strecha_scenes,
+    time_methods,
+)
 
 import geomvision as gv
 from geomvision.geometry.rotation import rotation_error_deg
@@ -86,21 +94,8 @@ def run_poselib(uv, X, camera, thr, seed):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="first scene only")
-    ap.add_argument("--threshold", type=float, default=2.0, help="reprojection threshold in pixels (all methods)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--time-repeats", type=int, default=3,
-                    help="runs per method and problem, interleaved; the fastest is its time")
-    args = ap.parse_args()
-
-    methods = {"geomvision": run_ours, "OpenCV solvePnPRansac": run_opencv}
-    try:
-        import poselib  # noqa: F401
-
-        methods["PoseLib"] = run_poselib
-    except ImportError:
-        print("poselib not installed: skipping it (pip install poselib)")
+    args = robust_bench_parser(__doc__.splitlines()[0], 2.0, "reprojection").parse_args()
+    methods = add_poselib({"geomvision": run_ours, "OpenCV solvePnPRansac": run_opencv}, run_poselib)
 
     rows = []
     warmed = False

@@ -15,11 +15,10 @@ the median MCE, and the median wall time per pair.
 
 from __future__ import annotations
 
-import argparse
 
 import cv2
 import numpy as np
-from bench_relative_pose import pose_auc, print_table, strecha_scenes, time_methods
+from bench_relative_pose import add_poselib, pose_auc, print_table, robust_bench_parser, strecha_scenes, time_methods
 
 import geomvision as gv
 
@@ -76,25 +75,12 @@ def run_poselib(x1, x2, thr, seed):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="first scene only")
-    ap.add_argument("--threshold", type=float, default=2.0, help="inlier threshold in pixels (all methods)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--time-repeats", type=int, default=3,
-                    help="runs per method and problem, interleaved; the fastest is its time")
-    args = ap.parse_args()
-
-    methods = {
+    args = robust_bench_parser(__doc__.splitlines()[0], 2.0, "transfer-error").parse_args()
+    methods = add_poselib({
         "geomvision": run_ours,
         "OpenCV RANSAC": run_opencv(cv2.RANSAC),
         "OpenCV USAC_MAGSAC": run_opencv(cv2.USAC_MAGSAC),
-    }
-    try:
-        import poselib  # noqa: F401
-
-        methods["PoseLib"] = run_poselib
-    except ImportError:
-        print("poselib not installed: skipping it (pip install poselib)")
+    }, run_poselib)
 
     rng = np.random.default_rng(args.seed)
     rows = []

@@ -81,6 +81,27 @@ def ratio_matches(path1: Path, path2: Path, ratio: float = RATIO) -> tuple[np.nd
     return x1, x2, quality
 
 
+def robust_bench_parser(description: str, threshold: float, error: str) -> argparse.ArgumentParser:
+    """The options the robust-estimation benchmarks share."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--quick", action="store_true", help="first scene only")
+    ap.add_argument("--threshold", type=float, default=threshold, help=f"{error} threshold in pixels (all methods)")
+    ap.add_argument("--seed", type=int, default=0, help="(first) seed")
+    ap.add_argument("--time-repeats", type=int, default=3,
+                    help="runs per method and problem, interleaved; the fastest is its time")
+    return ap
+
+
+def add_poselib(methods: dict, run) -> dict:
+    """``methods`` with PoseLib's ``run`` added when poselib is installed."""
+    try:
+        import poselib  # noqa: F401
+    except ImportError:
+        print("poselib not installed: skipping it (pip install poselib)")
+        return methods
+    return {**methods, "PoseLib": run}
+
+
 def time_methods(methods: dict, call_args: tuple, repeats: int) -> dict:
     """Run every method on the same ``call_args`` ``repeats`` times, the methods interleaved
     round by round (so that a load change on the shared machine hits all of them alike).
@@ -168,27 +189,16 @@ def run_poselib(x1, x2, cam1, cam2, thr, seed):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="first scene only")
-    ap.add_argument("--threshold", type=float, default=1.0, help="inlier threshold in pixels (all methods)")
-    ap.add_argument("--seed", type=int, default=0, help="first seed")
+    ap = robust_bench_parser(__doc__.splitlines()[0], 1.0, "inlier (Sampson)")
     ap.add_argument("--seeds", type=int, default=1, help="number of seeds to average over")
-    ap.add_argument("--time-repeats", type=int, default=3,
-                    help="runs per method and problem, interleaved; the fastest is its time")
     args = ap.parse_args()
     seeds = list(range(args.seed, args.seed + max(1, args.seeds)))
 
-    methods = {
+    methods = add_poselib({
         "geomvision": run_ours,
         "OpenCV RANSAC": run_opencv(cv2.RANSAC),
         "OpenCV USAC_MAGSAC": run_opencv(cv2.USAC_MAGSAC),
-    }
-    try:
-        import poselib  # noqa: F401
-
-        methods["PoseLib"] = run_poselib
-    except ImportError:
-        print("poselib not installed: skipping it (pip install poselib)")
+    }, run_poselib)
 
     scenes = strecha_scenes(args.quick)
     warmed = False

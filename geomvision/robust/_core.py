@@ -266,7 +266,7 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
     # best-scoring model seen is returned
     cur = best.copy()
     prev = score
-    prev_sig = inlier_signature(errs, sq_thr)
+    prev_sig = inlier_signature(errs, sq_thr) if stop_on_stable_set else np.uint64(0)
     stable = 0
     for _ in range(rounds):
         idx = select_below(errs, sq_lo)
@@ -289,12 +289,15 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             score, num_inl = sc, ni
             best[:] = cur
             improved += 1
-        sig = inlier_signature(errs, sq_thr)
-        stable = stable + 1 if sig == prev_sig else 0
-        if step < LO_STEP_TOL or abs(sc - prev) <= LO_SCORE_RTOL * sc or (stop_on_stable_set and stable >= STABLE_ROUNDS):
+        if step < LO_STEP_TOL or abs(sc - prev) <= LO_SCORE_RTOL * sc:
             break
+        if stop_on_stable_set:
+            sig = inlier_signature(errs, sq_thr)
+            stable = stable + 1 if sig == prev_sig else 0
+            if stable >= STABLE_ROUNDS:
+                break
+            prev_sig = sig
         prev = sc
-        prev_sig = sig
     sq_errors(data, best, 0, errs.shape[0], errs)
     return best, score, num_inl, improved
 
@@ -326,6 +329,20 @@ def polish(refine, sq_errors, data, model, errs, params_i, params_f):
             break
         sq_errors(data, cur, 0, errs.shape[0], errs)
     return cur
+
+
+@njit(inline="always")
+def pick_best(sq_errors, data, models, k, errs, sq_thr, bound, num_inl, out):
+    """Copy into ``out`` the lowest-scoring of the first k ``models`` that scores below
+    ``bound``. Returns (its score or ``bound``, its inliers or ``num_inl``, whether one did)."""
+    picked = False
+    for j in range(k):
+        sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, bound)
+        if sc < bound:
+            bound, num_inl = sc, ni
+            out[:] = models[j]
+            picked = True
+    return bound, num_inl, picked
 
 
 @njit(inline="always")
@@ -383,23 +400,13 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             # a candidate must beat the best model straight from a sample (with LO: the best
             # before LO, so that LO also runs from other promising basins), else the best overall
             bound = best_min_score if use_lo else best_score
-            cand_j = -1
-            for j in range(k):
-                sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, bound)
-                if sc < bound:
-                    bound, cand_inl = sc, ni
-                    cand[:] = models[j]
-                    cand_j = j
-            if cand_j < 0:
+            bound, cand_inl, picked = pick_best(sq_errors, data, models, k, errs, sq_thr, bound, cand_inl, cand)
+            if not picked:
                 continue
             # estimator-specific degeneracy handling (e.g. DEGENSAC) of the new minimal model
             sq_errors(data, cand, 0, n, errs)
             kr = repair(data, sample, cand, errs, sq_thr, lo_models)
-            for j in range(kr):
-                sc, ni = score_model(sq_errors, data, lo_models[j], errs, sq_thr, bound)
-                if sc < bound:
-                    bound, cand_inl = sc, ni
-                    cand[:] = lo_models[j]
+            bound, cand_inl, _ = pick_best(sq_errors, data, lo_models, kr, errs, sq_thr, bound, cand_inl, cand)
             best_min_score = bound
             if bound < best_score:
                 best_score, best_inl = bound, cand_inl
@@ -431,13 +438,14 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             best_score, best_inl = sc, ni
         required = required_iterations(best_inl, n, s, conf)
 
-    if found and best_inl > s and params_i[P_POLISH_ROUNDS] > 0:
-        best = polish(refine, sq_errors, data, best, errs, params_i, params_f)
-        sq_errors(data, best, 0, errs.shape[0], errs)
-        best_score, best_inl = msac_score(errs, sq_thr)
     mask = np.zeros(n, dtype=np.bool_)
     if found:
+        polished = best_inl > s and params_i[P_POLISH_ROUNDS] > 0
+        if polished:
+            best = polish(refine, sq_errors, data, best, errs, params_i, params_f)
         sq_errors(data, best, 0, errs.shape[0], errs)
+        if polished:
+            best_score, best_inl = msac_score(errs, sq_thr)
         for i in range(n):
             mask[i] = errs[i] < sq_thr
     return best, best_score, best_inl, mask, it, lo_runs, lo_improved, found

@@ -60,6 +60,15 @@ class RefineInfo:
 
 # --- shared helpers --------------------------------------------------------------------------------
 @njit(cache=True)
+def _mirror_upper(A):
+    """Fill the lower triangle of the square A from its upper triangle (normal equations are
+    accumulated on the upper triangle only)."""
+    for p in range(A.shape[0]):
+        for q in range(p):
+            A[p, q] = A[q, p]
+
+
+@njit(cache=True)
 def _tangent_basis(v):
     """(n, n-1) orthonormal basis of the complement of the unit vector v (Householder)."""
     n = v.shape[0]
@@ -121,9 +130,7 @@ def _homography_system(h, y1, y2, w, want):
                 Jtr[a] += ga * ru + qa * rv
                 for b in range(a, 9):
                     JtJ[a, b] += ga * g[b] + qa * q[b]
-    for a in range(9):
-        for b in range(a):
-            JtJ[a, b] = JtJ[b, a]
+    _mirror_upper(JtJ)
     return cost, JtJ, Jtr
 
 
@@ -249,9 +256,7 @@ def _sampson_system(E, y1, y2, w, dE, on_sphere, want):
             Jtr[p] += wp * r
             for q in range(p, P):
                 JtJ[p, q] += wp * J[q]
-    for p in range(P):
-        for q in range(p):
-            JtJ[p, q] = JtJ[q, p]
+    _mirror_upper(JtJ)
     return cost, JtJ, Jtr
 
 
@@ -534,9 +539,7 @@ def _absolute_system(R, t, uv, X, model_id, params, w, want):
         if not want:
             continue
         _add_pose_rows(J_X, R, x0, x1, x2, wi, ru, rv, J, JtJ, Jtr)
-    for p in range(6):
-        for q in range(p):
-            JtJ[p, q] = JtJ[q, p]
+    _mirror_upper(JtJ)
     return cost, valid, JtJ, Jtr
 
 
@@ -573,9 +576,7 @@ def _absolute_rays_system(R, t, rays, X, f2, w, want):
         J_X[1, 1] = fy * iz
         J_X[1, 2] = -fy * c1 * iz * iz
         _add_pose_rows(J_X, R, x0, x1, x2, wi, ru, rv, J, JtJ, Jtr)
-    for p in range(6):
-        for q in range(p):
-            JtJ[p, q] = JtJ[q, p]
+    _mirror_upper(JtJ)
     return cost, valid, JtJ, Jtr
 
 
