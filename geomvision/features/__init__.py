@@ -1,5 +1,6 @@
 """Local features for SfM: OpenCV SIFT / RootSIFT extraction, exact descriptor matching, pair
-selection, and cached parallel batch versions of both.
+selection, cached parallel batch versions of both, and sub-pixel refinement of track keypoints by
+patch alignment (:mod:`geomvision.features.patch_alignment`).
 
     from geomvision.features import extract_all, match_all, exhaustive_pairs
     ex = extract_all(image_paths, cache_dir="cache")          # ex.features, ex.skipped
@@ -12,6 +13,7 @@ from .batch import ExtractionResult, FeatureWarning, MatchResults, default_image
 from .cache import CacheWarning
 from .matching import match_descriptors, unit_descriptors
 from .options import FeatureOptions, MatchOptions
+from .patch_alignment import PatchAlignmentOptions, align_patches, refine_track_keypoints, sample_patches
 from .pairs import exhaustive_pairs, natural_sort_key, sequential_pairs, union_pairs
 from .retrieval import similar_pairs, train_vocabulary, vlad_descriptors
 from .sift import extract_features, root_sift
@@ -25,6 +27,8 @@ __all__ = [
     "Features",
     "MatchOptions",
     "MatchResults",
+    "PatchAlignmentOptions",
+    "align_patches",
     "default_image_names",
     "exhaustive_pairs",
     "extract_all",
@@ -32,7 +36,9 @@ __all__ = [
     "match_all",
     "match_descriptors",
     "natural_sort_key",
+    "refine_track_keypoints",
     "root_sift",
+    "sample_patches",
     "sequential_pairs",
     "similar_pairs",
     "train_vocabulary",

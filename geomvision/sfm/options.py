@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .._validation import check_int, check_positive, check_probability
 from ..features.options import FeatureOptions, MatchOptions
+from ..features.patch_alignment import PatchAlignmentOptions
 from ..geometry.camera import CAMERA_MODELS
 
 MATCHERS = ("exhaustive", "sequential", "auto")
@@ -130,13 +131,16 @@ class MapperOptions:
 class SfmOptions:
     """Everything ``run_sfm`` takes. ``matcher``: exhaustive, sequential (a window of
     ``sequential_window`` neighbours over names in natural sort order) or auto (exhaustive up to
-    ``exhaustive_max_images`` images, else sequential)."""
+    ``exhaustive_max_images`` images, else sequential). ``refine_keypoints``: align the patches of
+    each track's observations to sub-pixel accuracy before mapping (``keypoint_refinement``)."""
 
     features: FeatureOptions = field(default_factory=FeatureOptions)
     matching: MatchOptions = field(default_factory=MatchOptions)
     camera: CameraOptions = field(default_factory=CameraOptions)
     verification: VerificationOptions = field(default_factory=VerificationOptions)
     mapper: MapperOptions = field(default_factory=MapperOptions)
+    keypoint_refinement: PatchAlignmentOptions = field(default_factory=PatchAlignmentOptions)
+    refine_keypoints: bool = True
     matcher: str = "auto"
     sequential_window: int = 10
     exhaustive_max_images: int = 100
@@ -145,9 +149,11 @@ class SfmOptions:
 
     def __post_init__(self) -> None:
         for name, cls in (("features", FeatureOptions), ("matching", MatchOptions), ("camera", CameraOptions),
-                          ("verification", VerificationOptions), ("mapper", MapperOptions)):
+                          ("verification", VerificationOptions), ("mapper", MapperOptions),
+                          ("keypoint_refinement", PatchAlignmentOptions)):
             if not isinstance(getattr(self, name), cls):
                 raise ValueError(f"SfmOptions.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        _check_bool(self.refine_keypoints, "refine_keypoints")
         if self.matcher not in MATCHERS:
             raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}, got {self.matcher!r}")
         check_int(self.sequential_window, "sequential_window", minimum=1)

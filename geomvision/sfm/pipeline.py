@@ -18,8 +18,9 @@ import numpy as np
 from .._progress import Progress
 from ..features import exhaustive_pairs, extract_all, match_all, sequential_pairs
 from ..features.pairs import natural_sort_key
+from ..features.patch_alignment import refine_track_keypoints
 from ..geometry.camera import Camera
-from ..imageio import exif_focal_px
+from ..imageio import exif_focal_px, read_image
 from ..scene.reconstruction import Reconstruction
 from ..solvers import shared_focal_from_fundamental
 from .intrinsics import guess_intrinsics, parse_K
@@ -197,11 +198,26 @@ def run_sfm(
     tracks, n_refused = build_tracks(num_kp, verified, weights)
     timings["tracks"] = time.perf_counter() - t0
 
+    # --- keypoint refinement
+    t0 = time.perf_counter()
+    keypoints = [ex.features[n].keypoints for n in names]
+    scales = [ex.features[n].scales for n in names]
+    refinement = None
+    if options.refine_keypoints:
+        n_read = 2 * len(np.unique(tracks.image_idx))
+        with Progress(n_read, "keypoint refinement", unit="img", enabled=progress) as bar:
+            keypoints, aligned, refinement = refine_track_keypoints(
+                lambda i: read_image(ex.paths[names[i]]), keypoints, scales,
+                [ex.features[n].orientations_rad for n in names], tracks.ptr, tracks.image_idx, tracks.keypoint_idx,
+                options.keypoint_refinement, progress=bar.update)
+        # an aligned keypoint's error no longer grows with its detection scale: weigh it as scale 1
+        scales = [np.where(a, 1.0, s) for a, s in zip(aligned, scales)]
+    timings["keypoint_refinement"] = time.perf_counter() - t0
+
     # --- mapping
     t0 = time.perf_counter()
     sizes = np.array([[cameras[img_cam[k]].width, cameras[img_cam[k]].height] for k in range(len(names))])
-    data = ImageData(names, [ex.features[n].keypoints for n in names], [ex.features[n].colors for n in names], sizes,
-                     [ex.features[n].scales for n in names])
+    data = ImageData(names, keypoints, [ex.features[n].colors for n in names], sizes, scales)
     state = MapperState(data, cameras, img_cam, known, tracks, options.mapper.scale_weight_exponent)
     with Progress(len(names), "mapping", unit="img", enabled=progress) as bar:
         done = [0]
@@ -219,12 +235,12 @@ def run_sfm(
     timings["total"] = time.perf_counter() - t_start
 
     report = _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, reconstructions, options,
-                     matcher, sources, self_calibration, timings)
+                     matcher, sources, self_calibration, refinement, timings)
     return SfmResult(reconstructions, report)
 
 
 def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs, options, matcher, sources,
-            self_calibration, timings) -> dict:
+            self_calibration, refinement, timings) -> dict:
     model_of = {}
     for m, mask in enumerate(masks):
         for k in np.flatnonzero(mask):
@@ -265,6 +281,7 @@ def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs,
                   for (i, j), g in geoms.items()},
         "num_tracks": tracks.num_tracks,
         "num_track_merges_refused": n_refused,
+        "keypoint_refinement": refinement,
         "intrinsics_source": sources,
         "self_calibration": {str(k): v for k, v in self_calibration.items()},
         "models": models,
