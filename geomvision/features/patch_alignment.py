@@ -121,6 +121,15 @@ def _reference_observations(ptr: np.ndarray, obs_scale: np.ndarray) -> np.ndarra
     return order[ptr[:-1]]
 
 
+def _group_by(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, bounds): the indices with key k are ``order[bounds[k]:bounds[k+1]]`` (ascending)."""
+    order = np.argsort(keys, kind="stable")
+    return order, np.searchsorted(keys[order], np.arange(n + 1))
+
+
+MAX_PATCH_BYTES = 256 * 2**20  # reference patches held at once; more tracks are refined in chunks
+
+
 def refine_track_keypoints(
     read_image: Callable[[int], np.ndarray],
     keypoints: Sequence[np.ndarray],
@@ -130,74 +139,78 @@ def refine_track_keypoints(
     image_idx: np.ndarray,
     keypoint_idx: np.ndarray,
     options: PatchAlignmentOptions | None = None,
-    progress: Callable[[], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
     """Move the observations of every track onto its reference observation's patch.
 
     read_image(i) -> image i (grey or RGB); keypoints / scales / orientations_rad : per image
     (N_i,2) / (N_i,) / (N_i,) as in :class:`~geomvision.features.Features`. The tracks are in
     CSR form: track t has observations ``image_idx[ptr[t]:ptr[t+1]]``, ``keypoint_idx[...]``.
-    Each image is read twice (reference patches, then alignment), never all at once.
-    ``progress()`` is called after each image read. Returns the refined keypoints (copies; a
-    keypoint outside every track, a reference, or one whose alignment fails keeps its position),
-    per image a boolean mask of the keypoints now aligned to their track (the moved ones and the
-    references they were aligned to), and statistics: ``num_refined``, ``num_failed``,
-    ``median_shift_px``.
+    Images are read one at a time, twice (reference patches, then alignment) per chunk of
+    tracks whose patches fit in ``MAX_PATCH_BYTES``. ``progress(k)`` is called as observations
+    are done (k of them; the calls add up to the number of observations). Returns the refined
+    keypoints (copies; a keypoint outside every track, a reference, or one whose alignment fails
+    keeps its position), per image a boolean mask of the keypoints now aligned to their track
+    (the moved ones and the references they were aligned to), and statistics: ``num_refined``,
+    ``num_failed``, ``median_shift_px``.
     """
     options = PatchAlignmentOptions() if options is None else options
     ptr = np.asarray(ptr, np.int64)
     image_idx = np.asarray(image_idx, np.int64)
     keypoint_idx = np.asarray(keypoint_idx, np.int64)
+    n_img = len(keypoints)
     refined = [np.array(k, dtype=np.float64, copy=True) for k in keypoints]
+    masks = [np.zeros(len(k), bool) for k in keypoints]
     n_tracks = len(ptr) - 1
     stats = {"num_refined": 0, "num_failed": 0, "median_shift_px": 0.0}
     if n_tracks == 0:
-        return refined, [np.zeros(len(k), bool) for k in keypoints], stats
+        return refined, masks, stats
     offsets = np.concatenate([[0], np.cumsum([len(k) for k in keypoints])])
     flat = offsets[image_idx] + keypoint_idx
-    all_uv = np.concatenate([np.asarray(k, np.float64).reshape(-1, 2) for k in keypoints])
-    all_scale = np.concatenate([np.asarray(s, np.float64) for s in scales])
-    all_angle = np.concatenate([np.asarray(a, np.float64) for a in orientations_rad])
-    obs_uv, obs_scale, obs_angle = all_uv[flat], all_scale[flat], all_angle[flat]
+    obs_uv = np.concatenate([np.asarray(k, np.float64).reshape(-1, 2) for k in keypoints])[flat]
+    obs_scale = np.concatenate([np.asarray(v, np.float64) for v in scales])[flat]
+    obs_angle = np.concatenate([np.asarray(v, np.float64) for v in orientations_rad])[flat]
     track_of_obs = np.repeat(np.arange(n_tracks), np.diff(ptr))
     ref = _reference_observations(ptr, obs_scale)
-    r = options.patch_radius
-    patches = np.full((n_tracks, 2 * r + 1, 2 * r + 1), np.nan, np.float32)
-    images_needed = np.unique(image_idx)
-    for i in images_needed:  # pass 1: the reference patches
-        tr = np.flatnonzero(image_idx[ref] == i)
-        if len(tr):
-            patches[tr] = sample_patches(read_image(int(i)), obs_uv[ref[tr]], r)
-        if progress is not None:
-            progress()
     is_ref = np.zeros(len(image_idx), bool)
     is_ref[ref] = True
     aligned = np.zeros(len(image_idx), bool)
-    track_aligned = np.zeros(n_tracks, bool)
+    r = options.patch_radius
+    chunk = max(1, MAX_PATCH_BYTES // (4 * (2 * r + 1) ** 2))
     shifts = []
-    for i in images_needed:  # pass 2: align every other observation in its image
-        obs = np.flatnonzero((image_idx == i) & ~is_ref)
-        if len(obs):
+    for t0 in range(0, n_tracks, chunk):
+        t1 = min(t0 + chunk, n_tracks)
+        o0, o1 = ptr[t0], ptr[t1]
+        patches = np.full((t1 - t0, 2 * r + 1, 2 * r + 1), np.nan, np.float32)
+        order, bounds = _group_by(image_idx[ref[t0:t1]], n_img)
+        for i in np.flatnonzero(np.diff(bounds)):  # pass 1: the reference patches
+            tr = order[bounds[i]:bounds[i + 1]]
+            patches[tr] = sample_patches(read_image(int(i)), obs_uv[ref[t0 + tr]], r)
+            if progress is not None:
+                progress(len(tr))
+        moving = o0 + np.flatnonzero(~is_ref[o0:o1])
+        order, bounds = _group_by(image_idx[moving], n_img)
+        for i in np.flatnonzero(np.diff(bounds)):  # pass 2: align every other observation in its image
+            obs = moving[order[bounds[i]:bounds[i + 1]]]
             t = track_of_obs[obs]
             ratio = obs_scale[obs] / obs_scale[ref[t]]
             dth = obs_angle[obs] - obs_angle[ref[t]]
             c, s = ratio * np.cos(dth), ratio * np.sin(dth)
             A0 = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
-            uv, _, ok = align_patches(read_image(int(i)), patches[t], obs_uv[obs], A0, options)
+            uv, _, ok = align_patches(read_image(int(i)), patches[t - t0], obs_uv[obs], A0, options)
             refined[i][keypoint_idx[obs[ok]]] = uv[ok]
             aligned[obs[ok]] = True
-            track_aligned[t[ok]] = True
             shifts.append(np.hypot(*(uv[ok] - obs_uv[obs[ok]]).T))
             stats["num_refined"] += int(ok.sum())
             stats["num_failed"] += int((~ok).sum())
-        if progress is not None:
-            progress()
+            if progress is not None:
+                progress(len(obs))
     if shifts:
         s = np.concatenate(shifts)
         stats["median_shift_px"] = float(np.median(s)) if len(s) else 0.0
-    aligned[ref[track_aligned]] = True
-    masks = [np.zeros(len(k), bool) for k in keypoints]
-    for i in images_needed:
-        sel = (image_idx == i) & aligned
-        masks[i][keypoint_idx[sel]] = True
+    aligned[ref[np.unique(track_of_obs[aligned])]] = True  # a reference with an observation aligned to it
+    done = np.flatnonzero(aligned)
+    order, bounds = _group_by(image_idx[done], n_img)
+    for i in np.flatnonzero(np.diff(bounds)):
+        masks[i][keypoint_idx[done[order[bounds[i]:bounds[i + 1]]]]] = True
     return refined, masks, stats

@@ -204,8 +204,7 @@ def run_sfm(
     scales = [ex.features[n].scales for n in names]
     refinement = None
     if options.refine_keypoints:
-        n_read = 2 * len(np.unique(tracks.image_idx))
-        with Progress(n_read, "keypoint refinement", unit="img", enabled=progress) as bar:
+        with Progress(len(tracks.image_idx), "keypoint refinement", unit="obs", enabled=progress) as bar:
             keypoints, aligned, refinement = refine_track_keypoints(
                 lambda i: read_image(ex.paths[names[i]]), keypoints, scales,
                 [ex.features[n].orientations_rad for n in names], tracks.ptr, tracks.image_idx, tracks.keypoint_idx,

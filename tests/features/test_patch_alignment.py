@@ -78,7 +78,9 @@ def test_alignment_fails_cleanly_and_keeps_the_start():
         np.testing.assert_array_equal(uv, start)
 
 
-def test_refine_track_keypoints_aligns_every_observation_to_its_reference():
+def _three_views():
+    """Three affine views of one texture, 150 tracks of 3 noisy keypoints; the last track's view-2
+    observation is a wrong match."""
     rng = np.random.default_rng(2)
     tex = Texture(rng)
     views = [(np.eye(2), np.zeros(2)), (_affine(1.25, 0.2, 0.05), np.array([0.0, 0.0])),
@@ -99,6 +101,11 @@ def test_refine_track_keypoints_aligns_every_observation_to_its_reference():
     image_idx = np.tile([0, 1, 2], n)
     keypoint_idx = np.repeat(np.arange(n), 3)
     keypoint_idx[-1] = n
+    return views, images, keypoints, scales, orientations, ptr, image_idx, keypoint_idx, n
+
+
+def test_refine_track_keypoints_aligns_every_observation_to_its_reference():
+    views, images, keypoints, scales, orientations, ptr, image_idx, keypoint_idx, n = _three_views()
     reads = []
 
     def read(i):
@@ -125,6 +132,21 @@ def test_refine_track_keypoints_aligns_every_observation_to_its_reference():
     assert not aligned[2][n] and not aligned[2][n - 1]  # keypoint n-1 of view 2 is in no track
     assert stats["num_failed"] >= 1
     assert stats["num_refined"] + stats["num_failed"] == 2 * n
+
+
+def test_refinement_in_chunks_equals_one_pass_and_reports_progress(monkeypatch):
+    import geomvision.features.patch_alignment as pa
+
+    _, images, keypoints, scales, orientations, ptr, image_idx, keypoint_idx, _ = _three_views()
+    args = (keypoints, scales, orientations, ptr, image_idx, keypoint_idx)
+    whole = refine_track_keypoints(images.__getitem__, *args)
+    monkeypatch.setattr(pa, "MAX_PATCH_BYTES", 4 * 17 * 17 * 7)  # 7 tracks per chunk: 22 chunks
+    reads, done = [], []
+    chunked = refine_track_keypoints(lambda i: reads.append(i) or images[i], *args, progress=done.append)
+    for a, b in zip(whole[0] + whole[1], chunked[0] + chunked[1]):
+        np.testing.assert_array_equal(a, b)
+    assert whole[2] == chunked[2]
+    assert len(reads) == 3 * 22 and sum(done) == len(image_idx)
 
 
 def test_refinement_brings_real_matches_closer_to_the_true_epipolar_geometry(fountain, fountain_features):
