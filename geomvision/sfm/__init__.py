@@ -1,4 +1,5 @@
 """Incremental Structure-from-Motion: ``run_sfm(image_dir, options) -> SfmResult``."""
 
+from ..features.patch_alignment import PatchAlignmentOptions
 from .options import CameraOptions, MapperOptions, SfmOptions, VerificationOptions
 from .pipeline import SfmResult, SfmWarning, list_images, run_sfm

@@ -1,8 +1,9 @@
 """``run_sfm``: images in, reconstructions and a report out (library entry point of ``geomvision sfm``).
 
 Stages: features (cached) -> pairs -> matching (cached) -> geometric verification -> intrinsics
-(self-calibration of the focal length from F when nothing better is known) -> tracks ->
-incremental mapping. Nothing here writes outside the cache folder; :mod:`.outputs` writes results.
+(self-calibration of the focal length from F when nothing better is known) -> tracks -> sub-pixel
+keypoint refinement (each track's observations aligned to one reference patch) -> incremental
+mapping. Nothing here writes outside the cache folder; :mod:`.outputs` writes results.
 """
 
 from __future__ import annotations
