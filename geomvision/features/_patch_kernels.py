@@ -41,6 +41,12 @@ def _bilinear(img, u, v):
     return val, du, dv
 
 
+@njit(cache=True, inline="always")
+def _warped(img, u, v, A, gu, gv):
+    """``_bilinear`` at (u, v) + A (gu, gv): the target pixel of patch offset (gu, gv)."""
+    return _bilinear(img, u + A[0, 0] * gu + A[0, 1] * gv, v + A[1, 0] * gu + A[1, 1] * gv)
+
+
 @njit(cache=True, parallel=True)
 def sample_patches(img, uv, radius):
     """(N, 2r+1, 2r+1) float32 patches centred on uv (N,2), axis-aligned, 1-pixel spacing.
@@ -105,7 +111,7 @@ def _ncc(img, ref, weights, radius, u, v, A):
         gv = float(i - radius)
         for j in range(p):
             gu = float(j - radius)
-            t, _, _ = _bilinear(img, u + A[0, 0] * gu + A[0, 1] * gv, v + A[1, 0] * gu + A[1, 1] * gv)
+            t, _, _ = _warped(img, u, v, A, gu, gv)
             if np.isnan(t):
                 return -1.0
             w = weights[i, j]
@@ -141,7 +147,7 @@ def _align_one(img, ref, weights, radius, u0, v0, A0, max_iterations, tol, max_s
             gv = float(i - radius)
             for j in range(p):
                 gu = float(j - radius)
-                t, tu, tv = _bilinear(img, u + A[0, 0] * gu + A[0, 1] * gv, v + A[1, 0] * gu + A[1, 1] * gv)
+                t, tu, tv = _warped(img, u, v, A, gu, gv)
                 if np.isnan(t):
                     return u0, v0, -1.0, False
                 w = weights[i, j]
