@@ -114,9 +114,8 @@ def align_patches(
     return uv, ncc, ok
 
 
-def _reference_observations(ptr: np.ndarray, obs_scale: np.ndarray) -> np.ndarray:
+def _reference_observations(ptr: np.ndarray, track_of_obs: np.ndarray, obs_scale: np.ndarray) -> np.ndarray:
     """(T,) index of each track's observation with the largest scale (first of equals)."""
-    track_of_obs = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
     order = np.lexsort((np.arange(len(obs_scale)), -obs_scale, track_of_obs))
     return order[ptr[:-1]]
 
@@ -171,7 +170,7 @@ def refine_track_keypoints(
     obs_scale = np.concatenate([np.asarray(v, np.float64) for v in scales])[flat]
     obs_angle = np.concatenate([np.asarray(v, np.float64) for v in orientations_rad])[flat]
     track_of_obs = np.repeat(np.arange(n_tracks), np.diff(ptr))
-    ref = _reference_observations(ptr, obs_scale)
+    ref = _reference_observations(ptr, track_of_obs, obs_scale)
     is_ref = np.zeros(len(image_idx), bool)
     is_ref[ref] = True
     aligned = np.zeros(len(image_idx), bool)
