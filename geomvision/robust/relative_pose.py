@@ -201,21 +201,31 @@ def estimate_relative_pose(
 MIN_PARALLAX_INLIERS = 10  # inliers a pure rotation must fail to explain for t to be determined
 
 
-def _parallax_inliers(est: RelativePoseEstimator, inliers: np.ndarray, max_error: float) -> int:
-    """How many inliers a pure rotation (fitted to them in closed form, Kabsch on the bearings)
-    leaves more than twice the threshold away from their match in image 2 (pixels)."""
-    r1, r2, inv_f2 = est.data
-    b1 = r1[inliers] / np.linalg.norm(r1[inliers], axis=1, keepdims=True)
-    b2 = r2[inliers] / np.linalg.norm(r2[inliers], axis=1, keepdims=True)
+def count_parallax_points(rays1: np.ndarray, rays2: np.ndarray, focal2: tuple[float, float], max_error: float) -> int:
+    """How many matches a pure rotation leaves more than ``2 * max_error`` pixels from their
+    match in image 2: the rotation is fitted to all of them in closed form (Kabsch on the
+    bearings). ``rays1``, ``rays2`` (N,3) are matched rays (z = 1 plane) of the two cameras,
+    ``focal2 = (fx2, fy2)`` converts camera-2 plane units to pixels. Fewer than
+    ``MIN_PARALLAX_INLIERS`` means the matches do not determine a translation."""
+    if len(rays1) == 0:
+        return 0
+    b1 = rays1 / np.linalg.norm(rays1, axis=1, keepdims=True)
+    b2 = rays2 / np.linalg.norm(rays2, axis=1, keepdims=True)
     U, _, Vt = np.linalg.svd(b2.T @ b1)
     D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
     R = U @ D @ Vt  # argmin sum |b2 - R b1|^2
     p = b1 @ R.T
     with np.errstate(divide="ignore", invalid="ignore"):
-        du = (p[:, 0] / p[:, 2] - r2[inliers, 0] / r2[inliers, 2]) ** 2 / inv_f2[2]
-        dv = (p[:, 1] / p[:, 2] - r2[inliers, 1] / r2[inliers, 2]) ** 2 / inv_f2[3]
-    moved = ~(du + dv <= (2.0 * max_error) ** 2)  # NaN (behind the camera) counts as moved
+        du = (p[:, 0] / p[:, 2] - rays2[:, 0] / rays2[:, 2]) * focal2[0]
+        dv = (p[:, 1] / p[:, 2] - rays2[:, 1] / rays2[:, 2]) * focal2[1]
+    moved = ~(du * du + dv * dv <= (2.0 * max_error) ** 2)  # NaN (behind the camera) counts as moved
     return int(np.count_nonzero(moved))
+
+
+def _parallax_inliers(est: RelativePoseEstimator, inliers: np.ndarray, max_error: float) -> int:
+    r1, r2, inv_f2 = est.data
+    focal2 = (1.0 / np.sqrt(inv_f2[2]), 1.0 / np.sqrt(inv_f2[3]))
+    return count_parallax_points(r1[inliers], r2[inliers], focal2, max_error)
 
 
 def estimate_essential(
@@ -241,4 +251,5 @@ def estimate_essential(
     return RansacResult(essential_from_pose(res.model), res.inliers, res.stats)
 
 
-__all__ = ["RansacStats", "RelativePoseEstimator", "estimate_essential", "estimate_relative_pose"]
+__all__ = ["RansacStats", "RelativePoseEstimator", "count_parallax_points", "estimate_essential",
+           "estimate_relative_pose"]
