@@ -67,23 +67,24 @@ def _pairs(names: list[str], options: SfmOptions) -> tuple[np.ndarray, str]:
 
 
 def _initial_cameras(names, paths, image_sizes, options: SfmOptions) -> tuple[list[Camera], np.ndarray, np.ndarray, list[str]]:
-    """Cameras (one per distinct image size when shared, else one per image), img_cam, whether each
+    """Cameras (when shared: one per distinct image size and EXIF focal length, so that the
+    zoom settings of one lens get their own cameras; else one per image), img_cam, whether each
     camera's intrinsics are known, and the source of each camera's values."""
     co = options.camera
     K = parse_K(co.K) if co.K is not None else None
     model = co.camera_model or ("PINHOLE" if K is not None else "SIMPLE_RADIAL")
     sizes = np.array([image_sizes[n] for n in names], dtype=np.int64).reshape(-1, 2)
     cameras, known, sources, img_cam = [], [], [], np.zeros(len(names), dtype=np.int64)
-    by_size: dict[tuple[int, int], int] = {}
+    by_key: dict[tuple, int] = {}
     for k, n in enumerate(names):
-        key = (int(sizes[k, 0]), int(sizes[k, 1]))
-        if co.single_camera and key in by_size:
-            img_cam[k] = by_size[key]
-            continue
         exif = None if K is not None else exif_focal_px(paths[n])
+        key = (int(sizes[k, 0]), int(sizes[k, 1]), None if exif is None else round(float(exif), 1))
+        if co.single_camera and key in by_key:
+            img_cam[k] = by_key[key]
+            continue
         guess = guess_intrinsics(key[0], key[1], model, K=K, exif_focal_px=exif)
         img_cam[k] = len(cameras)
-        by_size[key] = len(cameras)
+        by_key[key] = len(cameras)
         cameras.append(guess.camera)
         known.append(guess.known)
         sources.append(guess.source)
