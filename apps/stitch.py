@@ -43,7 +43,7 @@ def main() -> None:
     # 1. the images (RGB uint8)
     truth = None
     if args.demo:
-        from geomvision.scene.rendered_datasets import rotation_sequence
+        from geomvision.synthetic.rendered_datasets import rotation_sequence
 
         truth = rotation_sequence(4, width=640, height=480, pan_deg=60.0, rng=args.seed)
         images = truth.images

@@ -21,8 +21,8 @@ import numpy as np
 
 from geomvision.io.datasets import data_root, load_strecha_scene
 from geomvision.scene.align import camera_errors
-from geomvision.scene.rendered_datasets import render_orbit_dataset
 from geomvision.sfm import CameraOptions, SfmOptions, run_sfm
+from geomvision.synthetic.rendered_datasets import render_orbit_dataset
 
 
 def _run(image_dir: Path, scene, camera: CameraOptions, refine: bool, seed: int, cache: Path) -> dict:

@@ -120,7 +120,7 @@ def spawn(kind: str, scene_dir: Path, threads: int) -> dict:
 
 def warm_up_jit() -> float:
     """Compile (or load) geomvision's numba kernels on a small rendered scene, outside the timing."""
-    from geomvision.scene.rendered_datasets import render_orbit_dataset
+    from geomvision.synthetic.rendered_datasets import render_orbit_dataset
     from geomvision.sfm import run_sfm
 
     t0 = time.perf_counter()

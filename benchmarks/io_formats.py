@@ -21,7 +21,8 @@ import numpy as np
 
 from geomvision.io import read_g2o, read_model, read_ply, write_g2o, write_model, write_ply
 from geomvision.io.datasets import data_root
-from geomvision.scene import Reconstruction, orbit_scene
+from geomvision.scene import Reconstruction
+from geomvision.synthetic import orbit_scene
 
 
 def fountain_like_model(seed: int = 0, n_points: int = 15000) -> Reconstruction:

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from geomvision.geometry.epipolar import fundamental_from_pose, homography_transfer_sq_errors, sampson_sq_errors
-from geomvision.scene import (
+from geomvision.synthetic import (
     Box,
     Cylinder,
     Quad,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from geomvision.cli.main import main as cli_main
-from geomvision.scene.rendered_datasets import rotation_sequence
 from geomvision.stitching import StitchOptions, stitch
+from geomvision.synthetic.rendered_datasets import rotation_sequence
 
 W, H = 400, 300
 

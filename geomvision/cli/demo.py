@@ -2,7 +2,7 @@
 pipeline and print the camera errors against the scene's exact ground truth.
 
 The scene (a courtyard of procedurally textured boxes, cylinders and spheres) is rendered by
-``geomvision.scene`` from a camera orbit into ``OUT/scene`` (Strecha layout: images/, K.txt,
+``geomvision.synthetic`` from a camera orbit into ``OUT/scene`` (Strecha layout: images/, K.txt,
 gt_cameras.json); the reconstruction goes to ``OUT/sparse/0`` etc. like ``geomvision sfm``.
 By default the pipeline is not told the intrinsics (it self-calibrates the focal length);
 ``--known-K`` passes the true K instead.
@@ -61,7 +61,7 @@ def score(result, scene) -> dict:
 
 def run(args) -> int:
     from ..io.datasets import load_strecha_scene
-    from ..scene.rendered_datasets import render_orbit_dataset
+    from ..synthetic.rendered_datasets import render_orbit_dataset
     from ..sfm import CameraOptions, SfmOptions, SfmWarning, run_sfm
     from ..sfm.outputs import check_output_dir, write_outputs
     from .sfm import summary_lines

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from geomvision import Camera
-from geomvision.scene import Reconstruction, orbit_scene
+from geomvision.scene import Reconstruction
+from geomvision.synthetic import orbit_scene
 
 MODEL_PARAMS = {
     "SIMPLE_PINHOLE": [500.0, 319.5, 239.5],

@@ -256,7 +256,7 @@ def _largest_value(rec: Reconstruction) -> float:
 
 def test_large_model_round_trip(rng, tmp_path):
     """A fountain-sized model (11 images, 15k points) survives both formats unchanged."""
-    from geomvision.scene import orbit_scene
+    from geomvision.synthetic import orbit_scene
 
     rec = orbit_scene(11, 15000, rng=rng, noise_px=0.5).to_reconstruction()
     for binary in (True, False):

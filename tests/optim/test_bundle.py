@@ -10,8 +10,8 @@ import pytest
 from geomvision import Camera
 from geomvision.geometry.rotation import so3_exp
 from geomvision.optim import BAConfig, BAOptions, BAProblem, bundle_adjust, flatten_reconstruction, solve_bundle
-from geomvision.scene import orbit_scene
 from geomvision.scene.align import umeyama
+from geomvision.synthetic import orbit_scene
 
 NOISE = 0.5
 

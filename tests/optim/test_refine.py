@@ -8,7 +8,7 @@ import pytest
 from geomvision.geometry.rigid import Rigid3, camera_center
 from geomvision.geometry.rotation import rotation_error_deg, so3_exp
 from geomvision.optim import BAOptions, refine_points, refine_pose
-from geomvision.scene import orbit_scene
+from geomvision.synthetic import orbit_scene
 
 
 def _perturbed_pose(T: Rigid3, rng, rot_deg=2.0, centre=0.2) -> Rigid3:

@@ -9,7 +9,7 @@ import pytest
 import geomvision as gv
 from geomvision.geometry.rotation import rotation_error_deg
 from geomvision.robust import RelativePoseEstimator
-from geomvision.scene.synthetic import orbit_scene, planar_scene, rotation_scene
+from geomvision.synthetic import orbit_scene, planar_scene, rotation_scene
 
 CAM = gv.Camera("PINHOLE", 640, 480, [500.0, 500.0, 319.5, 239.5])
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from geomvision import Rigid3
-from geomvision.scene import camera_errors, orbit_scene, umeyama
+from geomvision.scene import camera_errors, umeyama
+from geomvision.synthetic import orbit_scene
 
 
 def test_umeyama_recovers_an_exact_similarity(rng):

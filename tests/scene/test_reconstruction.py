@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from geomvision import Camera, Rigid3
-from geomvision.scene import Reconstruction, orbit_scene
+from geomvision.scene import Reconstruction
+from geomvision.synthetic import orbit_scene
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from geomvision.scene.rendered_datasets import render_orbit_dataset
+from geomvision.synthetic.rendered_datasets import render_orbit_dataset
 
 
 @pytest.fixture(scope="session")

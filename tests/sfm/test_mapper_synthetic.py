@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 
 from geomvision.geometry.rotation import rotation_error_deg
-from geomvision.scene import camera_errors, forward_scene, orbit_scene
+from geomvision.scene import camera_errors
 from geomvision.sfm.mapper import IncrementalMapper
 from geomvision.sfm.options import CameraOptions, MapperOptions, VerificationOptions
 from geomvision.sfm.state import ImageData, MapperState
 from geomvision.sfm.tracks import build_tracks
 from geomvision.sfm.verification import verify_pair
+from geomvision.synthetic import forward_scene, orbit_scene
 
 
 def _reconstruct(scene, *, known_K=True, seed=0, mapper=None):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geomvision.scene.synthetic import orbit_scene, planar_scene, rotation_scene
 from geomvision.sfm.options import VerificationOptions
 from geomvision.sfm.verification import verify_pair
+from geomvision.synthetic import orbit_scene, planar_scene, rotation_scene
 
 
 def _pair(scene, outlier_ratio: float, rng: np.random.Generator):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from geomvision.geometry import Camera, Rigid3, fundamental_from_pose, hat, project_points, so3_exp
-from geomvision.scene.synthetic import orbit_scene
 from geomvision.solvers import (
     focal_from_fundamental,
     fundamental_8pt,
     refine_fundamental,
     shared_focal_from_fundamental,
 )
+from geomvision.synthetic import orbit_scene
 
 
 def _bougnoux_reference(F, p1, p2):

@@ -7,8 +7,8 @@ import pytest
 from solver_cases import CAMERA, fundamental_case, scale_sign_error
 
 from geomvision.geometry import Camera, sampson_sq_errors
-from geomvision.scene.synthetic import planar_scene
 from geomvision.solvers import fundamental_7pt, fundamental_8pt
+from geomvision.synthetic import planar_scene
 
 
 def _relative_epipolar_residuals(F, x1, x2):

@@ -9,7 +9,7 @@ import pytest
 
 from geomvision.cli.main import main
 from geomvision.io import write_model, write_ply
-from geomvision.scene import orbit_scene
+from geomvision.synthetic import orbit_scene
 from geomvision.viz.loading import load_model
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from geomvision.cli.main import main
-from geomvision.scene import orbit_scene
+from geomvision.synthetic import orbit_scene
 from geomvision.viz.report import write_report
 
 
@@ -91,7 +91,7 @@ def test_viz_imports_neither_open3d_nor_pyplot():
         "import sys\n"
         "import geomvision.viz.report, geomvision.viz.plots, geomvision.viz.pairs, geomvision.viz.scene\n"
         "import geomvision.viz.viewpoints, geomvision.viz.loading, geomvision.cli.main\n"
-        "from geomvision.scene import orbit_scene\n"
+        "from geomvision.synthetic import orbit_scene\n"
         "from geomvision.viz.plots import plot_top_side_views\n"
         "geomvision.cli.main.build_parser()\n"
         "plot_top_side_views(orbit_scene(3, 50, rng=0).to_reconstruction())\n"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from geomvision.geometry import Camera, Rigid3, random_rotation
-from geomvision.scene import Reconstruction, orbit_scene
+from geomvision.scene import Reconstruction
+from geomvision.synthetic import orbit_scene
 from geomvision.viz.scene import build_scene, scene_frame, scene_inputs
 
 

@@ -10,7 +10,7 @@ from scipy.spatial import cKDTree
 
 from geomvision.cli.main import main
 from geomvision.geometry import Camera, Rigid3, project_points
-from geomvision.scene import orbit_scene
+from geomvision.synthetic import orbit_scene
 from geomvision.viz.offscreen import open3d_intrinsics, render_screenshot, save_screenshot
 from geomvision.viz.scene import build_scene
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geomvision.cli.main import main
-from geomvision.scene import orbit_scene
+from geomvision.synthetic import orbit_scene
 from geomvision.viz.scene import build_scene
 from geomvision.viz.viewer import MAX_POINT_SIZE, MIN_POINT_SIZE, ViewerState, initial_view, show
 

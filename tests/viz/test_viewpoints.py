@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geomvision.geometry import Camera, project_points
-from geomvision.scene import orbit_scene
+from geomvision.synthetic import orbit_scene
 from geomvision.viz.scene import build_scene
 from geomvision.viz.viewpoints import view_camera
 

@@ -73,7 +73,7 @@ class Shape(ABC):
         if not isinstance(textures, Sequence) or len(textures) != self.n_faces:
             raise ValueError(f"textures: a {type(self).__name__} takes one Texture or a sequence of {self.n_faces}")
         if not all(isinstance(t, Texture) for t in textures):
-            raise ValueError("textures: every entry must be a geomvision.scene.shapes.Texture")
+            raise ValueError("textures: every entry must be a geomvision.synthetic.shapes.Texture")
         self.textures = tuple(textures)
 
     @abstractmethod

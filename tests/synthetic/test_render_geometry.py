@@ -10,7 +10,7 @@ import pytest
 
 from geomvision import Camera, Rigid3
 from geomvision.geometry.rotation import random_rotation
-from geomvision.scene import (
+from geomvision.synthetic import (
     Box,
     Cylinder,
     Quad,
@@ -21,8 +21,8 @@ from geomvision.scene import (
     render_depth,
     render_image,
 )
-from geomvision.scene import _render_kernels as kern
-from geomvision.scene.render import _culling, _pack
+from geomvision.synthetic import _render_kernels as kern
+from geomvision.synthetic.render import _culling, _pack
 
 WHITE = Texture(np.full((4, 4, 3), 255, dtype=np.uint8), 1.0)
 BLACK = Texture(np.zeros((4, 4, 3), dtype=np.uint8), 1.0)
@@ -186,7 +186,7 @@ def test_depth_and_occlusion_equal_a_per_shape_brute_force(rng):
 
 
 def _expected_face_st(kind: int, dims: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The face table of geomvision.scene.shapes, evaluated in numpy: (residual, face, st)."""
+    """The face table of geomvision.synthetic.shapes, evaluated in numpy: (residual, face, st)."""
     x, y, z = X.T
     if kind == 0:
         sx, sy = dims[:2]

@@ -7,7 +7,7 @@ import pytest
 
 from geomvision import Camera, Rigid3
 from geomvision.io.datasets import load_strecha_scene
-from geomvision.scene import (
+from geomvision.synthetic import (
     Box,
     Cylinder,
     Quad,

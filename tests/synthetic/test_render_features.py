@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from geomvision.geometry.epipolar import fundamental_from_pose, homography_transfer_sq_errors, sampson_sq_errors
-from geomvision.scene import demo_camera, demo_scene, orbit_cameras, render_depth, render_image, rotation_sequence
+from geomvision.synthetic import demo_camera, demo_scene, orbit_cameras, render_depth, render_image, rotation_sequence
 
 
 @pytest.fixture(scope="module")

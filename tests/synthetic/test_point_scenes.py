@@ -5,7 +5,7 @@ import pytest
 
 from geomvision.geometry.epipolar import fundamental_from_pose, homography_transfer_sq_errors, sampson_sq_errors
 from geomvision.geometry.projection import project_points
-from geomvision.scene import forward_scene, orbit_scene, planar_scene, rotation_scene
+from geomvision.synthetic import forward_scene, orbit_scene, planar_scene, rotation_scene
 
 GENERATORS = [orbit_scene, forward_scene, rotation_scene, planar_scene]
 

@@ -145,7 +145,7 @@ def render_orbit_dataset(
         source = "a user TexturedScene"
     else:
         source = f"demo_scene(rng={rng if isinstance(rng, int) else 'a Generator'})"
-    return write_strecha_layout(out_dir, views, source=f"geomvision {source} rendered by geomvision.scene.render")
+    return write_strecha_layout(out_dir, views, source=f"geomvision {source} rendered by geomvision.synthetic.render")
 
 
 def rotation_sequence(

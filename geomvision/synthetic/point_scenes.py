@@ -21,7 +21,7 @@ from ..geometry.camera import Camera
 from ..geometry.projection import project_points
 from ..geometry.rigid import Rigid3
 from ..geometry.rotation import so3_exp
-from .reconstruction import Reconstruction
+from ..scene.reconstruction import Reconstruction
 
 
 @dataclass

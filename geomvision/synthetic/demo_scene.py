@@ -3,7 +3,7 @@
 World frame: z up, metres, origin at the centre of the ground. The ground is a 16 m square at
 z = 0 enclosed by four 3.5 m walls; boxes (one with a smaller box on top), cylinders and spheres
 stand within 3.2 m of the centre. Every surface carries its own procedural texture
-(:mod:`geomvision.scene.textures`), so orbit views see depths from about 3 m to 17 m, real
+(:mod:`geomvision.synthetic.textures`), so orbit views see depths from about 3 m to 17 m, real
 occlusions and thousands of distinctive features. :func:`orbit_cameras` gives poses on an arc
 around the objects looking inwards.
 """

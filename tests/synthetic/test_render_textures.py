@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from geomvision.scene import fractal_noise, procedural_texture
-from geomvision.scene.textures import PALETTES, mipmaps
+from geomvision.synthetic import fractal_noise, procedural_texture
+from geomvision.synthetic.textures import PALETTES, mipmaps
 
 
 def test_same_seed_same_texture_and_seeds_differ():

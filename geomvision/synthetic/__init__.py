@@ -1,0 +1,29 @@
+"""Demo and test data with exact ground truth (no downloaded data): a textured scene and a renderer.
+
+- :mod:`.point_scenes`: cameras, points and noisy observations (:class:`SyntheticScene`) for
+  solver, RANSAC, BA and mapper tests (:func:`orbit_scene`, :func:`forward_scene`,
+  :func:`rotation_scene`, :func:`planar_scene`);
+- :mod:`.shapes`, :mod:`.textures`, :mod:`.demo_scene`: textured solids, procedural textures and
+  the built-in courtyard scene (:func:`demo_scene`);
+- :mod:`.render` (numba kernels in :mod:`._render_kernels`): an exact ray-casting renderer of
+  images and depth;
+- :mod:`.rendered_datasets`: image sets rendered from the demo scene (orbit views in the Strecha
+  layout, pure-rotation sequences) with their exact cameras.
+
+Of the library, only the ``geomvision demo`` command uses it (tests, benchmarks and apps do too);
+it imports :mod:`geomvision.scene` and :mod:`geomvision.geometry`, never the other way round.
+"""
+
+from .point_scenes import SyntheticScene, forward_scene, orbit_scene, planar_scene, rotation_scene
+from .demo_scene import demo_camera, demo_scene, orbit_cameras
+from .render import render_depth, render_image
+from .rendered_datasets import (
+    RenderedViews,
+    RotationSequence,
+    render_orbit_dataset,
+    render_orbit_views,
+    rotation_sequence,
+    write_strecha_layout,
+)
+from .shapes import Box, Cylinder, Quad, Sphere, Texture, TexturedScene
+from .textures import fractal_noise, procedural_texture
