@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from geomvision.cli.sfm_outputs import write_outputs
 from geomvision.io.datasets import load_strecha_scene
 from geomvision.scene.align import camera_errors
 from geomvision.sfm import CameraOptions, SfmOptions, run_sfm
-from geomvision.sfm.outputs import write_outputs
 
 
 def main() -> None:

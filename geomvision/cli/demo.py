@@ -63,8 +63,8 @@ def run(args) -> int:
     from ..io.datasets import load_strecha_scene
     from ..synthetic.rendered_datasets import render_orbit_dataset
     from ..sfm import CameraOptions, SfmOptions, SfmWarning, run_sfm
-    from ..sfm.outputs import check_output_dir, write_outputs
     from .sfm import summary_lines
+    from .sfm_outputs import check_output_dir, write_outputs
 
     out = check_output_dir(args.output)
     scene_dir = out / "scene"

@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
 
 def prepare_output(out: Path, resume: bool, overwrite: bool) -> Path:
     """Check OUTPUT and decide what to do with an earlier run there; returns the cache folder."""
-    from ..sfm.outputs import check_output_dir, clean_staging, holds_results
+    from .sfm_outputs import check_output_dir, clean_staging, holds_results
 
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
@@ -72,7 +72,7 @@ def summary_lines(result, out: Path) -> list[str]:
 
 def run(args) -> int:
     from ..sfm import SfmOptions, SfmWarning, list_images, run_sfm
-    from ..sfm.outputs import write_outputs
+    from .sfm_outputs import write_outputs
 
     options = dataclass_from_args(SfmOptions, args)
     list_images(args.images)  # a missing or empty folder fails before anything is written

@@ -3,7 +3,8 @@
 Stages: features (cached) -> pairs -> matching (cached) -> geometric verification -> intrinsics
 (self-calibration of the focal length from F when nothing better is known) -> tracks -> sub-pixel
 keypoint refinement (each track's observations aligned to one reference patch) -> incremental
-mapping. Nothing here writes outside the cache folder; :mod:`.outputs` writes results.
+mapping. Nothing here writes outside the cache folder; the CLI writes the results
+(:mod:`geomvision.cli.sfm_outputs`).
 """
 
 from __future__ import annotations

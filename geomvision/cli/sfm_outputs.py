@@ -1,4 +1,6 @@
-"""Write the results of ``run_sfm`` into an output folder, never leaving half-written files.
+"""Write the results of ``run_sfm`` into an output folder, never leaving half-written files
+(for ``geomvision sfm``, ``geomvision demo`` and ``apps/reconstruct.py``; the ``sfm`` library
+itself writes nothing but its cache).
 
 Layout::
 
@@ -23,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import write_model, write_ply
 from .._atomic import atomic_write_text
-from .pipeline import SfmResult
+from ..io import write_model, write_ply
+from ..sfm.pipeline import SfmResult
 
 RESULT_NAMES = ("sparse", "points.ply", "report.json", "plots")
 
