@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sfm": ("geomvision.cli.sfm", "reconstruct cameras and sparse points from a folder of images"),
     "demo": ("geomvision.cli.demo", "render the built-in synthetic scene, reconstruct it and score it"),
     "ba": ("geomvision.cli.ba", "bundle-adjust a BAL problem"),
+    "posegraph": ("geomvision.cli.posegraph", "optimise a g2o pose graph (SE3, SE2, Sim3)"),
     "view": ("geomvision.cli.view", "show a model in an open3d window, or save a screenshot"),
     "report": ("geomvision.cli.report", "write a self-contained HTML report of a model"),
     "stitch": ("geomvision.cli.stitch", "stitch overlapping images into a panorama"),

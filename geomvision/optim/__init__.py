@@ -7,17 +7,56 @@ equations (``schur``); the LM driver (``lm``); what is fixed (``config.BAConfig`
 - :func:`solve_bundle` works on a :class:`BAProblem` (flat arrays; used by the BAL CLI);
 - :func:`bundle_adjust` flattens a Reconstruction, solves and writes the result back;
 - :func:`refine_pose` (motion-only) and :func:`refine_points` (structure-only) for SfM;
-- :func:`reprojection_sq_errors` over flat arrays (the layout of ``_ba_kernels``).
+- :func:`reprojection_sq_errors` over flat arrays (the layout of ``_ba_kernels``);
+- :func:`optimize_pose_graph`: SE(3) / SE(2) / Sim(3) pose graphs (``pose_graph``), started from
+  the chordal relaxation (``pose_graph_init``), solved by sparse Cholesky (``sparse_cholesky``).
 """
 
-from .bundle_adjustment import FlatReconstruction, bundle_adjust, flatten_reconstruction, write_back
-from .config import BAConfig, BAOptions
-from .lm import IterationLog, LMSummary, levenberg_marquardt
-from .losses import Loss
-from .problem import BAProblem
-from .refine import refine_points, refine_pose
-from ._ba_kernels import sq_errors as reprojection_sq_errors  # flat arrays, per observation
-from .solver import BAReport, check_start, problem_without_observations, solve_bundle, warm_up
+from __future__ import annotations
+
+import importlib
+
+# name -> module defining it, imported on first use (a pose-graph run does not load the BA stack)
+_LAZY: dict[str, str] = {
+    "FlatReconstruction": ".bundle_adjustment",
+    "bundle_adjust": ".bundle_adjustment",
+    "flatten_reconstruction": ".bundle_adjustment",
+    "write_back": ".bundle_adjustment",
+    "BAConfig": ".config",
+    "BAOptions": ".config",
+    "IterationLog": ".lm",
+    "LMSummary": ".lm",
+    "levenberg_marquardt": ".lm",
+    "Loss": ".losses",
+    "PoseGraphOptions": ".pose_graph",
+    "PoseGraphReport": ".pose_graph",
+    "optimize_pose_graph": ".pose_graph",
+    "BAProblem": ".problem",
+    "refine_points": ".refine",
+    "refine_pose": ".refine",
+    "BAReport": ".solver",
+    "check_start": ".solver",
+    "problem_without_observations": ".solver",
+    "solve_bundle": ".solver",
+    "warm_up": ".solver",
+}
+
+
+def __getattr__(name: str):
+    if name == "reprojection_sq_errors":  # flat arrays, per observation (the _ba_kernels layout)
+        from ._ba_kernels import sq_errors as value
+    else:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'geomvision.optim' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"reprojection_sq_errors"})
+
 
 __all__ = [
     "BAConfig",
@@ -28,10 +67,13 @@ __all__ = [
     "IterationLog",
     "LMSummary",
     "Loss",
+    "PoseGraphOptions",
+    "PoseGraphReport",
     "bundle_adjust",
     "check_start",
     "flatten_reconstruction",
     "levenberg_marquardt",
+    "optimize_pose_graph",
     "problem_without_observations",
     "refine_points",
     "refine_pose",

@@ -7,6 +7,8 @@
   the built-in courtyard scene (:func:`demo_scene`);
 - :mod:`.render` (numba kernels in :mod:`._render_kernels`): an exact ray-casting renderer of
   images and depth;
+- :mod:`.pose_graphs`: grid-world pose graphs (SE(3), SE(2), Sim(3)) with exact ground truth,
+  noise and optional wrong loop edges (:func:`grid_world_pose_graph`);
 - :mod:`.rendered_datasets`: image sets rendered from the demo scene (orbit views in the Strecha
   layout, pure-rotation sequences) with their exact cameras.
 
@@ -16,6 +18,7 @@ it imports :mod:`geomvision.scene` and :mod:`geomvision.geometry`, never the oth
 
 from .point_scenes import SyntheticScene, forward_scene, orbit_scene, planar_scene, rotation_scene
 from .demo_scene import demo_camera, demo_scene, orbit_cameras
+from .pose_graphs import SyntheticPoseGraph, grid_world_pose_graph
 from .render import render_depth, render_image
 from .rendered_datasets import (
     RenderedViews,
