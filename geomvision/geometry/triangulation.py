@@ -15,7 +15,12 @@ Methods
   without the degree-6 polynomial; "Triangulation made easy", CVPR 2010), then DLT, which is
   exact for consistent observations;
 - :func:`refine_points_reprojection`: Levenberg-Marquardt on each point's reprojection error
-  in pixels, with the cameras' full lens models.
+  in pixels, with the cameras' full lens models;
+- :func:`triangulate_multiview_robust`: per point, RANSAC over pairs of its observations
+  (midpoint candidates, most inliers wins, DLT on the inliers) for tracks that may hold a wrong
+  observation. The incremental mapper runs the same kernel on its flat arrays.
+
+This is the one triangulation stack: the numba kernels are in ``_triangulation_kernels.py``.
 
 Checks (:func:`check_points`): triangulation angle (largest angle between two viewing rays),
 positive depth in every view, reprojection error in pixels; each returned as a per-point
@@ -28,10 +33,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from .._validation import as_points, check_same_length
-from ._camera_kernels import project_one
+from ._triangulation_kernels import (
+    _angles_kernel,
+    _dlt_kernel,
+    _midpoint_kernel,
+    _project_flat,
+    _refine_kernel,
+    triangulate_tracks,
+)
 from .camera import Camera
 from .epipolar import essential_from_pose
 from .rigid import Rigid3
@@ -86,182 +97,6 @@ def _pack_cameras(cameras: Sequence[Camera], image_cameras, n_images: int):
     model = np.array([c.model_id for c in cameras], dtype=np.int64)
     nparams = np.array([len(c.params) for c in cameras], dtype=np.int64)
     return model, params, nparams, img_cam
-
-
-# --------------------------------------------------------------------------------------------------
-# kernels
-@njit(cache=True)
-def _dlt_kernel(R, t, obs_img, xy, order, ptr, X):
-    A = np.empty((4, 4))
-    row = np.empty(4)
-    for j in range(ptr.shape[0] - 1):
-        if ptr[j + 1] - ptr[j] < 2:
-            X[j, :] = np.nan
-            continue
-        A[:, :] = 0.0
-        for e in range(ptr[j], ptr[j + 1]):
-            o = order[e]
-            i = obs_img[o]
-            for r in range(2):
-                c = xy[o, r]
-                for k in range(3):
-                    row[k] = c * R[i, 2, k] - R[i, r, k]
-                row[3] = c * t[i, 2] - t[i, r]
-                s = 1.0 / np.sqrt(row[0] ** 2 + row[1] ** 2 + row[2] ** 2 + row[3] ** 2)
-                for a in range(4):
-                    for b in range(4):
-                        A[a, b] += row[a] * row[b] * s * s
-        _, V = np.linalg.eigh(A)
-        v = V[:, 0]
-        if abs(v[3]) < 1e-14 * (abs(v[0]) + abs(v[1]) + abs(v[2])):
-            X[j, :] = np.nan  # at infinity
-        else:
-            X[j, 0] = v[0] / v[3]
-            X[j, 1] = v[1] / v[3]
-            X[j, 2] = v[2] / v[3]
-
-
-@njit(cache=True)
-def _midpoint_kernel(R, t, obs_img, xy, order, ptr, X):
-    A = np.empty((3, 3))
-    b = np.empty(3)
-    for j in range(ptr.shape[0] - 1):
-        if ptr[j + 1] - ptr[j] < 2:
-            X[j, :] = np.nan
-            continue
-        A[:, :] = 0.0
-        b[:] = 0.0
-        for e in range(ptr[j], ptr[j + 1]):
-            o = order[e]
-            i = obs_img[o]
-            d = np.empty(3)
-            C = np.empty(3)
-            for k in range(3):  # d = R^T (x, y, 1), C = -R^T t
-                d[k] = R[i, 0, k] * xy[o, 0] + R[i, 1, k] * xy[o, 1] + R[i, 2, k]
-                C[k] = -(R[i, 0, k] * t[i, 0] + R[i, 1, k] * t[i, 1] + R[i, 2, k] * t[i, 2])
-            d /= np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
-            for a in range(3):
-                for c in range(3):
-                    m = (1.0 if a == c else 0.0) - d[a] * d[c]
-                    A[a, c] += m
-                    b[a] += m * C[c]
-        if abs(np.linalg.det(A)) < 1e-12:
-            X[j, :] = np.nan  # parallel rays
-        else:
-            X[j, :] = np.linalg.solve(A, b)
-
-
-@njit(cache=True)
-def _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, uv, want_jac, J_out, r_out):
-    """Squared pixel error per observation (NaN when the point does not project); with
-    ``want_jac`` also the residual (projection - uv) into r_out (M,2) and d uv / d X_world into
-    J_out (M,2,3)."""
-    m = obs_img.shape[0]
-    out = np.empty(m)
-    JX = np.empty((2, 3))
-    Jp = np.empty((2, cam_params.shape[1]))
-    for o in range(m):
-        i = obs_img[o]
-        j = obs_pt[o]
-        c = img_cam[i]
-        Xc = R[i, 0, 0] * X[j, 0] + R[i, 0, 1] * X[j, 1] + R[i, 0, 2] * X[j, 2] + t[i, 0]
-        Yc = R[i, 1, 0] * X[j, 0] + R[i, 1, 1] * X[j, 1] + R[i, 1, 2] * X[j, 2] + t[i, 1]
-        Zc = R[i, 2, 0] * X[j, 0] + R[i, 2, 1] * X[j, 1] + R[i, 2, 2] * X[j, 2] + t[i, 2]
-        u, v = project_one(cam_model[c], cam_params[c, : cam_nparams[c]], Xc, Yc, Zc, want_jac, JX,
-                           Jp[:, : cam_nparams[c]])
-        ru = u - uv[o, 0]
-        rv = v - uv[o, 1]
-        out[o] = ru * ru + rv * rv
-        if want_jac:
-            r_out[o, 0] = ru
-            r_out[o, 1] = rv
-            for a in range(2):
-                for b in range(3):
-                    J_out[o, a, b] = JX[a, 0] * R[i, 0, b] + JX[a, 1] * R[i, 1, b] + JX[a, 2] * R[i, 2, b]
-    return out
-
-
-@njit(cache=True)
-def _refine_kernel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, uv, order, ptr, max_iterations):
-    """Per point LM on its reprojection error; X updated in place; returns the RMS per point."""
-    n = ptr.shape[0] - 1
-    rms = np.full(n, np.nan)
-    for j in range(n):
-        k = ptr[j + 1] - ptr[j]
-        if k == 0 or not np.isfinite(X[j, 0] + X[j, 1] + X[j, 2]):
-            continue
-        idx = order[ptr[j] : ptr[j + 1]]
-        oi = obs_img[idx]
-        ouv = uv[idx]
-        zeros = np.zeros(k, np.int64)
-        J = np.empty((k, 2, 3))
-        r = np.empty((k, 2))
-        Jn = np.empty((k, 2, 3))
-        rn = np.empty((k, 2))
-        Xp = X[j : j + 1].copy()
-        Xn = np.empty((1, 3))
-        cost = _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, Xp, oi, zeros, ouv, True, J, r).sum()
-        if not np.isfinite(cost):
-            continue
-        lam = 1e-3
-        H = np.empty((3, 3))
-        g = np.empty(3)
-        for _ in range(max_iterations):
-            H[:, :] = 0.0
-            g[:] = 0.0
-            for q in range(k):
-                for a in range(3):
-                    g[a] += J[q, 0, a] * r[q, 0] + J[q, 1, a] * r[q, 1]
-                    for b in range(3):
-                        H[a, b] += J[q, 0, a] * J[q, 0, b] + J[q, 1, a] * J[q, 1, b]
-            improved = False
-            for _try in range(10):
-                Hd = H.copy()
-                for a in range(3):
-                    Hd[a, a] += lam * max(H[a, a], 1e-12)
-                if abs(np.linalg.det(Hd)) < 1e-300:
-                    lam *= 10.0
-                    continue
-                h = np.linalg.solve(Hd, -g)
-                Xn[0, :] = Xp[0, :] + h
-                cn = _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, Xn, oi, zeros, ouv, True, Jn,
-                                   rn).sum()
-                if np.isfinite(cn) and cn < cost:
-                    small = cost - cn <= 1e-14 * cost or np.sqrt(h @ h) <= 1e-12 * np.sqrt(Xp[0] @ Xp[0])
-                    Xp[0, :] = Xn[0, :]
-                    J[:, :, :] = Jn
-                    r[:, :] = rn
-                    cost = cn
-                    lam = max(lam / 10.0, 1e-12)
-                    improved = not small
-                    break
-                lam *= 10.0
-            if not improved:
-                break
-        X[j, :] = Xp[0, :]
-        rms[j] = np.sqrt(cost / k)
-    return rms
-
-
-@njit(cache=True)
-def _angles_kernel(R, t, X, obs_img, order, ptr):
-    n = ptr.shape[0] - 1
-    out = np.zeros(n)
-    for j in range(n):
-        k = ptr[j + 1] - ptr[j]
-        D = np.empty((k, 3))
-        for q in range(k):
-            i = obs_img[order[ptr[j] + q]]
-            for a in range(3):  # X - C with C = -R^T t
-                D[q, a] = X[j, a] + (R[i, 0, a] * t[i, 0] + R[i, 1, a] * t[i, 1] + R[i, 2, a] * t[i, 2])
-            D[q] /= np.sqrt(D[q, 0] ** 2 + D[q, 1] ** 2 + D[q, 2] ** 2)
-        best = 1.0
-        for a in range(k):
-            for b in range(a + 1, k):
-                c = D[a, 0] * D[b, 0] + D[a, 1] * D[b, 1] + D[a, 2] * D[b, 2]
-                best = min(best, c)
-        out[j] = np.degrees(np.arccos(max(-1.0, min(1.0, best)))) if k >= 2 else 0.0
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -356,6 +191,50 @@ def refine_points_reprojection(X_world: np.ndarray, cameras: Sequence[Camera] | 
     model, params, nparams, img_cam = _pack_cameras(cameras, image_cameras, len(R))
     rms = _refine_kernel(R, t, model, params, nparams, img_cam, X, obs_img, uv, order, ptr, int(max_iterations))
     return X, rms
+
+
+@dataclass
+class RobustTriangulation:
+    """Result of :func:`triangulate_multiview_robust`: per point (N,) ``X_world`` (NaN rows where
+    no two observations agree) and ``tri_angle_deg`` (widest angle between two inlier rays, 0
+    without a point); per observation (M,) ``inlier``."""
+
+    X_world: np.ndarray
+    tri_angle_deg: np.ndarray
+    inlier: np.ndarray
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.isfinite(self.X_world).all(axis=1)
+
+
+def triangulate_multiview_robust(cams_from_world: Sequence[Rigid3], obs_img: np.ndarray, obs_pt: np.ndarray,
+                                 xy: np.ndarray, max_error_xy: float | np.ndarray, num_points: int | None = None,
+                                 *, min_tri_angle_deg: float = 1.5, max_pairs: int = 200) -> RobustTriangulation:
+    """Points from flat observations (normalised coordinates ``xy`` (M,2)) that may hold outliers.
+
+    For each point, every pair of its observations whose rays make at least ``min_tri_angle_deg``
+    (up to ``max_pairs`` pairs, in observation order) gives a midpoint candidate; the candidate
+    with the most inliers (error on the z = 1 plane below ``max_error_xy``, a scalar or one value
+    per observation, e.g. pixels / focal length; positive depth) wins and is re-estimated by DLT
+    from its inliers. A point needs two inliers whose widest angle reaches ``min_tri_angle_deg``.
+    """
+    R, t = _poses(cams_from_world)
+    obs_img, obs_pt, xy, order, ptr, n = _observations(obs_img, obs_pt, xy, len(R), num_points)
+    thr = np.broadcast_to(np.asarray(max_error_xy, dtype=np.float64), obs_img.shape)
+    if not (np.isfinite(thr).all() and (thr > 0).all()):
+        raise ValueError("max_error_xy must be positive and finite")
+    if not 0.0 < min_tri_angle_deg < 180.0:
+        raise ValueError(f"min_tri_angle_deg must lie in (0, 180), got {min_tri_angle_deg!r}")
+    min_cos = float(np.cos(np.radians(min_tri_angle_deg)))
+    X, inlier_sorted, widest_cos = triangulate_tracks(R, t, ptr, order, obs_img, xy, np.ascontiguousarray(thr**2),
+                                                      min_cos, int(max_pairs))
+    ok = np.isfinite(X).all(axis=1) & (widest_cos <= min_cos)
+    X[~ok] = np.nan
+    inlier = np.zeros(len(obs_img), dtype=bool)
+    inlier[order] = inlier_sorted & ok[obs_pt[order]]
+    angle = np.where(ok, np.degrees(np.arccos(np.clip(widest_cos, -1.0, 1.0))), 0.0)
+    return RobustTriangulation(X, angle, inlier)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from numba import njit, prange
 
 from ..geometry._camera_kernels import project_one
 from ..geometry._rotation_kernels import so3_exp_into
-from ..geometry.triangulation import _project_flat
+from ..geometry._triangulation_kernels import _project_flat
 from .losses import loss_rho
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..geometry._triangulation_kernels import triangulate_tracks
 from ..geometry.rigid import Rigid3
 from ..optim import BAConfig, BAOptions, solve_bundle
 from ..robust import estimate_absolute_pose, estimate_relative_pose
-from ._triangulation_kernels import triangulate_tracks
 from .options import CameraOptions, MapperOptions
 from .state import MapperState
 from .verification import TwoViewGeometry, median_triangulation_angle_deg

@@ -16,6 +16,7 @@ from geomvision.geometry.triangulation import (
     optimal_correction,
     refine_points_reprojection,
     triangulate_multiview,
+    triangulate_multiview_robust,
     triangulate_two_view,
     triangulation_angles_deg,
 )
@@ -134,6 +135,43 @@ def test_checks_report_which_points_pass():
     assert chk.max_error_px[3] == pytest.approx(10.0)
     angles = triangulation_angles_deg(X, [T1, T2], obs_img, obs_pt)
     np.testing.assert_allclose(angles, chk.tri_angle_deg)
+
+
+def test_robust_multiview_rejects_a_wrong_observation_per_point(rng):
+    X, poses = _views(rng, n_views=5, n=30)
+    obs_img = np.repeat(np.arange(5), 30)
+    obs_pt = np.tile(np.arange(30), 5)
+    xy = np.vstack([_xy(T, X) for T in poses])
+    # one wrong observation (a far-away match) for every point, in a view that varies with the point
+    wrong = obs_img == (obs_pt % 5)
+    xy[wrong] += rng.choice([-1, 1], (int(wrong.sum()), 2)) * rng.uniform(0.05, 0.2, (int(wrong.sum()), 2))
+    res = triangulate_multiview_robust(poses, obs_img, obs_pt, xy, 1e-3, 30, min_tri_angle_deg=1.0)
+    np.testing.assert_array_equal(res.inlier, ~wrong)
+    np.testing.assert_allclose(res.X_world, X, atol=1e-9)
+    assert res.ok.all()
+    np.testing.assert_allclose(res.tri_angle_deg, triangulation_angles_deg(X, poses, obs_img[~wrong], obs_pt[~wrong]),
+                               atol=1e-6)
+    # plain DLT over all observations is pulled away by the wrong one
+    dlt, _ = triangulate_multiview(poses, obs_img, obs_pt, xy, 30)
+    assert np.linalg.norm(dlt - X, axis=1).min() > 1e-3
+
+
+def test_robust_multiview_needs_two_agreeing_views_with_enough_angle(rng):
+    X, (T1, T2) = _views(rng, n=10)
+    xy = np.vstack([_xy(T1, X), _xy(T2, X)])
+    obs_img = np.repeat([0, 1], 10)
+    obs_pt = np.tile(np.arange(10), 2)
+    xy[3] += 0.3  # point 3: the two views disagree
+    res = triangulate_multiview_robust([T1, T2], obs_img, obs_pt, xy, 1e-3, 10)
+    assert not res.ok[3] and np.isnan(res.X_world[3]).all() and res.tri_angle_deg[3] == 0
+    assert not res.inlier[[3, 13]].any() and res.inlier[obs_pt != 3].all()
+    # the same views, but a required angle wider than the baseline gives: no point at all
+    angles = triangulation_angles_deg(X, [T1, T2], obs_img, obs_pt)
+    res = triangulate_multiview_robust([T1, T2], obs_img, obs_pt, xy, 1e-3, 10,
+                                       min_tri_angle_deg=float(angles.max()) + 1.0)
+    assert not res.ok.any() and not res.inlier.any()
+    with pytest.raises(ValueError, match="max_error_xy"):
+        triangulate_multiview_robust([T1, T2], obs_img, obs_pt, xy, 0.0, 10)
 
 
 def test_bad_input(rng):
