@@ -51,8 +51,6 @@ class IncrementalMapper:
         self.seed = int(seed)
         self.progress = progress
         self.log = MapperLog()
-        self.img_model = np.full(state.n_images, -1, dtype=np.int64)
-        self.point_model = np.full(state.tracks.num_tracks, -1, dtype=np.int64)
         self.trials = np.zeros(state.n_images, dtype=np.int64)
         self.model = -1
         self._last_global_size = 0
@@ -80,7 +78,7 @@ class IncrementalMapper:
 
     @property
     def model_images(self) -> np.ndarray:
-        return np.flatnonzero(self.img_model == self.model)
+        return np.flatnonzero(self.s.image_model == self.model)
 
     # --- the main loop ------------------------------------------------------------------------
     def run(self) -> list[np.ndarray]:
@@ -91,13 +89,13 @@ class IncrementalMapper:
                 break
             self._grow()
             self._finish()
-            mask = self.img_model == self.model
+            mask = self.s.image_model == self.model
             n = int(mask.sum())
             self.log.models.append({"model": self.model, "num_images": n,
-                                    "num_points": int((self.point_model == self.model).sum())})
+                                    "num_points": int((self.s.point_model == self.model).sum())})
             if n >= self.opt.min_model_size:
                 masks.append(mask)
-            if not np.any((self.img_model < 0) & (self.num_pairs > 0)):
+            if not np.any((self.s.image_model < 0) & (self.num_pairs > 0)):
                 break
         # largest model first
         masks.sort(key=lambda m: -int(m.sum()))
@@ -105,7 +103,7 @@ class IncrementalMapper:
 
     # --- initial pair -------------------------------------------------------------------------
     def _initial_candidates(self, min_inliers: int, allow_planar: bool) -> list[tuple[int, int]]:
-        free = self.img_model < 0
+        free = self.s.image_model < 0
         cands = []
         for (i, j), g in self.geoms.items():
             if not (free[i] and free[j]) or g.num_inliers < min_inliers:
@@ -181,25 +179,21 @@ class IncrementalMapper:
     def _initialize(self, i: int, j: int, cam_j_from_cam_i: Rigid3, min_points: int) -> str | None:
         s = self.s
         self.model += 1
-        self.img_model[[i, j]] = self.model
-        s.set_pose(i, Rigid3())
-        s.set_pose(j, cam_j_from_cam_i)
+        s.register(i, Rigid3(), self.model)
+        s.register(j, cam_j_from_cam_i, self.model)
         tracks = np.unique(s.obs_track[np.r_[s.observations_of_image(i), s.observations_of_image(j)]])
         self._triangulate(tracks)
-        n_pts = int(np.sum(self.point_model == self.model))
+        n_pts = int(np.sum(self.s.point_model == self.model))
         if n_pts >= max(min_points // 2, 15):
             self.adjust_global_bundle()
-            n_pts = int(np.sum(self.point_model == self.model))
+            n_pts = int(np.sum(self.s.point_model == self.model))
         if n_pts >= max(min_points // 2, 15):
             self.log.registration[i] = self.log.registration[j] = "registered (initial pair)"
             self._report_progress()
             return None
         # undo
-        pts = np.flatnonzero(self.point_model == self.model)
-        s.invalidate_points(pts)
-        self.point_model[pts] = -1
-        s.registered[[i, j]] = False
-        self.img_model[[i, j]] = -1
+        s.invalidate_points(np.flatnonzero(s.point_model == self.model))
+        s.deregister([i, j])
         self.model -= 1
         return f"only {n_pts} points triangulated from the pair"
 
@@ -212,7 +206,7 @@ class IncrementalMapper:
         scores = np.zeros(len(images))
         for k, i in enumerate(images):
             obs = s.observations_of_image(i)
-            obs = obs[s.point_valid[s.obs_track[obs]] & (self.point_model[s.obs_track[obs]] == self.model)]
+            obs = obs[s.point_valid[s.obs_track[obs]] & (self.s.point_model[s.obs_track[obs]] == self.model)]
             counts[k] = len(obs)
             if len(obs) == 0:
                 continue
@@ -226,7 +220,7 @@ class IncrementalMapper:
         return counts, scores
 
     def _next_images(self) -> list[int]:
-        cand = np.flatnonzero((self.img_model < 0) & (self.trials < self.opt.max_register_trials))
+        cand = np.flatnonzero((self.s.image_model < 0) & (self.trials < self.opt.max_register_trials))
         if len(cand) == 0:
             return []
         counts, scores = self._visible_counts(cand)
@@ -239,7 +233,7 @@ class IncrementalMapper:
         s, o = self.s, self.opt
         self.trials[i] += 1
         obs = s.observations_of_image(i)
-        obs = obs[s.point_valid[s.obs_track[obs]] & (self.point_model[s.obs_track[obs]] == self.model)]
+        obs = obs[s.point_valid[s.obs_track[obs]] & (self.s.point_model[s.obs_track[obs]] == self.model)]
         if len(obs) < o.abs_pose_min_num_inliers:
             self.log.registration[i] = f"not registered: {len(obs)} 2D-3D correspondences < {o.abs_pose_min_num_inliers}"
             log.info("%s: %s", s.images.names[i], self.log.registration[i])
@@ -255,9 +249,8 @@ class IncrementalMapper:
                                         f"{o.abs_pose_min_inlier_ratio})")
             log.info("%s: %s", s.images.names[i], self.log.registration[i])
             return False
-        s.set_pose(i, res.model)
-        self.img_model[i] = self.model
-        s.obs_active[obs[res.inliers]] = True
+        s.register(i, res.model, self.model)
+        s.activate_observations(obs[res.inliers])
         self.log.registration[i] = f"registered ({n_in} of {len(obs)} 2D-3D inliers)"
         log.info("model %d: registered %s (%d of %d 2D-3D inliers)", self.model, s.images.names[i], n_in, len(obs))
         return True
@@ -274,7 +267,7 @@ class IncrementalMapper:
                 n = len(self.model_images)
                 if n >= self.opt.global_ba_growth_ratio * self._last_global_size:
                     self.adjust_global_bundle()
-                    self.trials[self.img_model < 0] = 0  # the model changed: failed images may now work
+                    self.trials[self.s.image_model < 0] = 0  # the model changed: failed images may now work
                 self._report_progress()
                 break
             if not progressed:
@@ -286,11 +279,11 @@ class IncrementalMapper:
         current model's registered images; returns the number of new points."""
         s, o = self.s, self.opt
         tracks = np.asarray(tracks, dtype=np.int64)
-        tracks = tracks[~s.point_valid[tracks] & (self.point_model[tracks] < 0)]
+        tracks = tracks[~s.point_valid[tracks] & (self.s.point_model[tracks] < 0)]
         if len(tracks) == 0:
             return 0
         with self._timed("triangulation"):
-            in_model = self.img_model == self.model
+            in_model = self.s.image_model == self.model
             obs = np.flatnonzero(np.isin(s.obs_track, tracks))
             obs = obs[in_model[s.obs_img[obs]]]
             if len(obs) == 0:
@@ -321,10 +314,8 @@ class IncrementalMapper:
                 inlier[idx[~good]] = False
             n_in = np.bincount(obs_pt[inlier], minlength=len(trk))
             new = n_in >= 2
-            s.X[trk[new]] = X[new]
-            s.point_valid[trk[new]] = True
-            self.point_model[trk[new]] = self.model
-            s.obs_active[obs[inlier & new[obs_pt]]] = True
+            s.set_points(trk[new], X[new], self.model)
+            s.activate_observations(obs[inlier & new[obs_pt]])
         return int(new.sum())
 
     def triangulate_image(self, i: int) -> int:
@@ -336,21 +327,21 @@ class IncrementalMapper:
         """Activate inactive observations (in the model's registered images) of the model's
         points that reproject within ``tri_max_error_px``: COLMAP's track completion."""
         s = self.s
-        in_model = self.img_model == self.model
+        in_model = self.s.image_model == self.model
         cand = np.flatnonzero(~s.obs_active & in_model[s.obs_img] & s.point_valid[s.obs_track]
-                              & (self.point_model[s.obs_track] == self.model))
+                              & (self.s.point_model[s.obs_track] == self.model))
         if len(cand) == 0:
             return 0
         # one observation per (image, track): a track never holds two keypoints of one image
         good = s.sq_errors(cand) <= self.opt.tri_max_error_px**2
-        s.obs_active[cand[good]] = True
+        s.activate_observations(cand[good])
         return int(good.sum())
 
     def retriangulate(self) -> int:
         """Try again the tracks without a point that have >= 2 observations in the model."""
         s = self.s
-        in_model = self.img_model == self.model
-        obs = np.flatnonzero(in_model[s.obs_img] & ~s.point_valid[s.obs_track] & (self.point_model[s.obs_track] < 0))
+        in_model = self.s.image_model == self.model
+        obs = np.flatnonzero(in_model[s.obs_img] & ~s.point_valid[s.obs_track] & (self.s.point_model[s.obs_track] < 0))
         return self._triangulate(np.unique(s.obs_track[obs]))
 
     # --- filtering ----------------------------------------------------------------------------
@@ -358,13 +349,13 @@ class IncrementalMapper:
         """Deactivate observations with a large error or behind the camera; drop points left
         with < 2 observations or with a too small triangulation angle. Returns points removed."""
         s, o = self.s, self.opt
-        pts = np.flatnonzero(self.point_model == self.model) if tracks is None else np.asarray(tracks)
+        pts = np.flatnonzero(self.s.point_model == self.model) if tracks is None else np.asarray(tracks)
         pts = pts[s.point_valid[pts]]
         if len(pts) == 0:
             return 0
         obs = np.flatnonzero(s.obs_active & np.isin(s.obs_track, pts))
         bad = s.sq_errors(obs) > o.filter_max_error_px**2
-        s.obs_active[obs[bad]] = False
+        s.deactivate_observations(obs[bad])
         # triangulation angle of each point over its active observations
         obs = obs[~bad]
         C = s.centers()
@@ -383,8 +374,6 @@ class IncrementalMapper:
         if len(narrow):
             s.invalidate_points(narrow)
         s.drop_weak_points(2)
-        gone = pts[~s.point_valid[pts]]
-        self.point_model[gone] = -1
         return removed_before - int(s.point_valid[pts].sum())
 
     # --- bundle adjustment --------------------------------------------------------------------
@@ -426,7 +415,7 @@ class IncrementalMapper:
     def adjust_local_bundle(self, i: int) -> None:
         """BA over image i and the images sharing most points with it; others held fixed."""
         s, o = self.s, self.opt
-        in_model = self.img_model == self.model
+        in_model = self.s.image_model == self.model
         act = s.obs_active & in_model[s.obs_img]
         pts_i = np.unique(s.obs_track[s.observations_of_image(i)[act[s.observations_of_image(i)]]])
         if len(pts_i) == 0:
@@ -443,7 +432,7 @@ class IncrementalMapper:
 
     def adjust_global_bundle(self, max_iterations: int | None = None, function_tolerance: float = 1e-6) -> None:
         s = self.s
-        in_model = self.img_model == self.model
+        in_model = self.s.image_model == self.model
         obs = np.flatnonzero(s.obs_active & in_model[s.obs_img] & s.point_valid[s.obs_track])
         self._solve(obs, None, True, "global", max_iterations or self.opt.ba_max_iterations, function_tolerance)
         self.filter_points()
@@ -452,7 +441,7 @@ class IncrementalMapper:
     # --- finishing ----------------------------------------------------------------------------
     def _finish(self) -> None:
         # give failed images another chance against the grown model
-        self.trials[self.img_model < 0] = 0
+        self.trials[self.s.image_model < 0] = 0
         self._grow()
         for _ in range(2):
             self.complete_tracks()
@@ -461,4 +450,4 @@ class IncrementalMapper:
 
     def _report_progress(self) -> None:
         if self.progress is not None:
-            self.progress(int(np.sum(self.img_model >= 0)))
+            self.progress(int(np.sum(self.s.image_model >= 0)))

@@ -3,15 +3,25 @@
 Tracks are fixed once built (:mod:`geomvision.sfm.tracks`); each track can carry one 3-D point.
 The state holds, with ``I`` images, ``C`` cameras, ``T`` tracks and ``M`` track observations:
 
-- poses ``R`` (I,3,3), ``t`` (I,3) (cam_from_world) and ``registered`` (I,);
+- poses ``R`` (I,3,3), ``t`` (I,3) (cam_from_world), ``registered`` (I,) and ``image_model``
+  (I,) (the model an image is registered in, -1: none);
 - cameras as ``Camera`` objects plus kernel arrays ``cam_model`` (C,), ``cam_params`` (C,P);
-- per track: ``X`` (T,3) and ``point_valid`` (T,);
+- per track: ``X`` (T,3), ``point_valid`` (T,) and ``point_model`` (T,) (-1: no point);
 - per observation, in track order: ``obs_track``, ``obs_img``, ``obs_kp``, ``obs_uv`` (pixels),
   ``obs_xy`` (normalised coordinates under the current intrinsics) and ``obs_active`` — the
   observation belongs to its track's point (what bundle adjustment sees).
 
-Everything here is vectorised over observations; the mapper's verbs (``mapper.py``) change the
-state through these arrays. :meth:`to_reconstruction` builds the linked-by-id scene at the end.
+The state owns its invariants; every write goes through a method (:meth:`register`,
+:meth:`deregister`, :meth:`set_points`, :meth:`activate_observations`,
+:meth:`deactivate_observations`, :meth:`invalidate_points`, :meth:`write_back`, :meth:`set_camera`):
+
+- an image is registered iff it belongs to a model (``registered == (image_model >= 0)``);
+- a point is valid iff it belongs to a model (``point_valid == (point_model >= 0)``);
+- an active observation belongs to a valid point and a registered image of the same model.
+
+The mapper's verbs (``mapper.py``) read the arrays freely and change them only through these
+methods; :meth:`check_invariants` verifies all three. :meth:`to_reconstruction` builds the
+linked-by-id scene at the end.
 """
 
 from __future__ import annotations
@@ -57,9 +67,11 @@ class MapperState:
         self.R = np.tile(np.eye(3), (self.n_images, 1, 1))
         self.t = np.zeros((self.n_images, 3))
         self.registered = np.zeros(self.n_images, dtype=bool)
+        self.image_model = np.full(self.n_images, -1, dtype=np.int64)
         T = tracks.num_tracks
         self.X = np.zeros((T, 3))
         self.point_valid = np.zeros(T, dtype=bool)
+        self.point_model = np.full(T, -1, dtype=np.int64)
         lengths = tracks.lengths()
         self.obs_track = np.repeat(np.arange(T, dtype=np.int64), lengths)
         self.obs_img = tracks.image_idx.copy()
@@ -106,10 +118,25 @@ class MapperState:
     def pose(self, i: int) -> Rigid3:
         return Rigid3(self.R[i], self.t[i], check=False)
 
-    def set_pose(self, i: int, cam_from_world: Rigid3) -> None:
+    def register(self, i: int, cam_from_world: Rigid3, model: int = 0) -> None:
+        """Give image ``i`` the pose ``cam_from_world`` in model ``model`` (>= 0)."""
+        if model < 0:
+            raise ValueError(f"model must be >= 0, got {model}")
+        if self.registered[i] and self.image_model[i] != model:
+            raise ValueError(f"image {i} is registered in model {self.image_model[i]}, not {model}")
         self.R[i] = cam_from_world.R
         self.t[i] = cam_from_world.t
         self.registered[i] = True
+        self.image_model[i] = model
+
+    def deregister(self, images) -> None:
+        """Remove images from their model; their observations are deactivated."""
+        images = np.atleast_1d(np.asarray(images, dtype=np.int64))
+        self.registered[images] = False
+        self.image_model[images] = -1
+        gone = np.zeros(self.n_images, dtype=bool)
+        gone[images] = True
+        self.obs_active[gone[self.obs_img]] = False
 
     def centers(self) -> np.ndarray:
         return -np.einsum("nji,nj->ni", self.R, self.t)
@@ -136,9 +163,37 @@ class MapperState:
         """(T,) active observations per track."""
         return np.bincount(self.obs_track[self.obs_active], minlength=self.tracks.num_tracks)
 
+    def set_points(self, tracks: np.ndarray, X_world: np.ndarray, model: int = 0) -> None:
+        """New points ``X_world`` (K,3) for ``tracks`` (K,) (which must have none) in model ``model``.
+        No observation is active yet: see :meth:`activate_observations`."""
+        tracks = np.asarray(tracks, dtype=np.int64)
+        if model < 0:
+            raise ValueError(f"model must be >= 0, got {model}")
+        if self.point_valid[tracks].any():
+            raise ValueError("set_points: some tracks already have a point (invalidate them first)")
+        self.X[tracks] = X_world
+        self.point_valid[tracks] = True
+        self.point_model[tracks] = model
+
+    def activate_observations(self, obs: np.ndarray) -> None:
+        """Make observations ``obs`` (indices) part of their track's point. Each must belong to a
+        valid point and a registered image of the same model."""
+        obs = np.asarray(obs, dtype=np.int64)
+        trk, img = self.obs_track[obs], self.obs_img[obs]
+        if not (self.point_valid[trk].all() and self.registered[img].all()
+                and np.array_equal(self.point_model[trk], self.image_model[img])):
+            raise ValueError("activate_observations: an observation's point is invalid, its image unregistered, "
+                             "or they belong to different models")
+        self.obs_active[obs] = True
+
+    def deactivate_observations(self, obs: np.ndarray) -> None:
+        self.obs_active[np.asarray(obs, dtype=np.int64)] = False
+
     def invalidate_points(self, tracks: np.ndarray) -> None:
+        """Remove the points of ``tracks`` from their model, with all their observations."""
         tracks = np.asarray(tracks, dtype=np.int64)
         self.point_valid[tracks] = False
+        self.point_model[tracks] = -1
         self.obs_active[np.isin(self.obs_track, tracks)] = False
 
     def drop_weak_points(self, min_obs: int = 2) -> int:
@@ -147,6 +202,16 @@ class MapperState:
         if len(weak):
             self.invalidate_points(weak)
         return len(weak)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError when the state breaks one of its invariants (see the module doc)."""
+        assert np.array_equal(self.registered, self.image_model >= 0), "registered != (image_model >= 0)"
+        assert np.array_equal(self.point_valid, self.point_model >= 0), "point_valid != (point_model >= 0)"
+        act = np.flatnonzero(self.obs_active)
+        trk, img = self.obs_track[act], self.obs_img[act]
+        assert self.point_valid[trk].all(), "an active observation of an invalid point"
+        assert self.registered[img].all(), "an active observation in an unregistered image"
+        assert np.array_equal(self.point_model[trk], self.image_model[img]), "an active observation across models"
 
     # --- bundle-adjustment problem ------------------------------------------------------------
     def ba_problem(self, obs: np.ndarray) -> tuple[BAProblem, np.ndarray, np.ndarray]:

@@ -47,6 +47,7 @@ def test_mapper_recovers_cameras_within_the_noise(make):
     scene = make(n_images=8, n_points=600, noise_px=0.5, outlier_ratio=0.1, rng=11)
     mapper, masks, state = _reconstruct(scene)
     assert len(masks) == 1 and masks[0].all(), mapper.log.registration
+    state.check_invariants()
     err = camera_errors([state.pose(i) for i in range(scene.num_images)], scene.cams_from_world)
     scale = np.linalg.norm(np.ptp([T.inverse().t for T in scene.cams_from_world], axis=0))
     # 0.5 px noise on ~500 px focal: centre errors of a few 1e-3 of the camera spread, not zero
@@ -86,7 +87,8 @@ def test_disconnected_images_give_separate_models():
         obs_uv_true=np.vstack([a.obs_uv_true, b.obs_uv_true]),
         obs_is_outlier=np.r_[a.obs_is_outlier, b.obs_is_outlier],
     )
-    mapper, masks, _ = _reconstruct(merged)
+    mapper, masks, state = _reconstruct(merged)
+    state.check_invariants()
     assert sorted(int(m.sum()) for m in masks) == [4, 5]
     assert not (masks[0] & masks[1]).any()
     assert [m["num_images"] for m in mapper.log.models] in ([5, 4], [4, 5])
