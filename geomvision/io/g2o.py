@@ -31,6 +31,7 @@ wrapped to (-pi, pi]).
 from __future__ import annotations
 
 import os
+import warnings
 from itertools import chain
 
 import numpy as np
@@ -64,52 +65,19 @@ def read_g2o(path: str | os.PathLike) -> PoseGraph:
     """Read a g2o pose graph (see module docstring). Returns a checked :class:`PoseGraph`."""
     spath = os.fspath(path)
     lines, numbers = data_lines(read_text(path))
-    kind = None
-    kind_line = 0
-    rows: dict[str, tuple[list[list[str]], list[int]]] = {"vertex": ([], []), "edge": ([], []), FIX: ([], [])}
-    for line, num in zip(lines, numbers):
-        tok = line.split()
-        tag = tok[0]
-        if tag == FIX:
-            if len(tok) < 2:
-                raise file_error(spath, f"line {num}", "FIX needs at least one vertex id")
-            rows[FIX][0].append(tok[1:])
-            rows[FIX][1].append(num)
-            continue
-        tag_kind = _KIND_OF_TAG.get(tag)
-        if tag_kind is None:
-            known = ", ".join(t for v in TAGS.values() for t in v[:2])
-            raise file_error(spath, f"line {num}", f"unsupported g2o tag {tag!r}; geomvision reads {known} and {FIX}")
-        if kind is None:
-            kind, kind_line = tag_kind, num
-        elif tag_kind != kind:
-            raise file_error(spath, f"line {num}", f"{tag} in a {kind} graph (line {kind_line}); one file holds "
-                                                   "one kind of pose graph")
-        v_tag, e_tag, nv, ne = TAGS[kind]
-        d = KINDS[kind][0]
-        want = 2 + nv if tag == v_tag else 3 + ne + d * (d + 1) // 2
-        if len(tok) != want:
-            raise file_error(spath, f"line {num}", f"{tag} needs {want} fields, got {len(tok)}")
-        which = "vertex" if tag == v_tag else "edge"
-        rows[which][0].append(tok[1:])
-        rows[which][1].append(num)
-    kind = kind or "se3"
+    parsed = _parse_fast(lines, numbers)
+    if parsed is None:  # the checked path names the bad line and token
+        parsed = _parse_checked(lines, numbers, spath)
+    kind, (v_ids, v_vals, vnum), (e_ids, e_vals, enum), (ftok, fnum) = parsed
     v_tag, e_tag, nv, ne = TAGS[kind]
     d, m, _ = KINDS[kind]
-
-    vtok, vnum = rows["vertex"]
-    v_ids = _ints([t[0] for t in vtok], spath, vnum, "vertex id")
-    v_vals = _floats([t[1:] for t in vtok], nv, spath, vnum)
     seen: dict[int, int] = {}
-    for k, vid in enumerate(v_ids.tolist()):
-        if vid in seen:
-            raise file_error(spath, f"line {vnum[k]}", f"duplicate vertex id {vid} (first on line {vnum[seen[vid]]})")
-        seen[vid] = k
-
-    etok, enum = rows["edge"]
-    e_ids = _ints([x for t in etok for x in t[:2]], spath, [n for n in enum for _ in range(2)], "vertex id")
-    e_ids = e_ids.reshape(-1, 2)
-    e_vals = _floats([t[2:] for t in etok], ne + d * (d + 1) // 2, spath, enum)
+    if len(np.unique(v_ids)) != len(v_ids):
+        for k, vid in enumerate(v_ids.tolist()):
+            if vid in seen:
+                raise file_error(spath, f"line {vnum[k]}",
+                                 f"duplicate vertex id {vid} (first on line {vnum[seen[vid]]})")
+            seen[vid] = k
     poses_given = len(v_ids) > 0
     if poses_given:
         missing = ~np.isin(e_ids, v_ids)
@@ -130,18 +98,17 @@ def read_g2o(path: str | os.PathLike) -> PoseGraph:
         s_meas = None
     else:
         _check_quats(e_vals[:, 3:7], spath, enum)
-        R_meas = rotmat_from_quat_xyzw(e_vals[:, 3:7]) if len(etok) else np.zeros((0, 3, 3))
+        R_meas = rotmat_from_quat_xyzw(e_vals[:, 3:7]) if len(e_ids) else np.zeros((0, 3, 3))
         t_meas = e_vals[:, :3].copy()
         s_meas = e_vals[:, 7].copy() if kind == "sim3" else None
         if s_meas is not None and not (s_meas > 0).all():
             raise file_error(spath, f"line {enum[int(np.flatnonzero(~(s_meas > 0))[0])]}", "scale must be > 0")
     iu = _triu(d)
-    info = np.zeros((len(etok), d, d))
+    info = np.zeros((len(e_ids), d, d))
     info[:, iu[0], iu[1]] = e_vals[:, ne:]
     info[:, iu[1], iu[0]] = e_vals[:, ne:]
 
     fixed: set[int] = set()
-    ftok, fnum = rows[FIX]
     for t, num in zip(ftok, fnum):
         ids = _ints(t, spath, [num] * len(t), "vertex id")
         for vid in ids.tolist():
@@ -171,6 +138,89 @@ def _nodes(kind: str, v_ids: np.ndarray, v_vals: np.ndarray, path: str, vnum: li
             raise file_error(path, f"line {vnum[int(bad[0])]}", "scale must be > 0")
         return {vid: Sim3(v_vals[k, 7], R[k], v_vals[k, :3], check=False) for k, vid in enumerate(ids)}
     return {vid: Rigid3(R[k], v_vals[k, :3], check=False) for k, vid in enumerate(ids)}
+
+
+def _widths(kind: str) -> tuple[int, int]:
+    """Fields of a vertex line and of an edge line of ``kind``, the tag included."""
+    _, _, nv, ne = TAGS[kind]
+    d = KINDS[kind][0]
+    return 2 + nv, 3 + ne + d * (d + 1) // 2
+
+
+def _parse_fast(lines: list[str], numbers: list[int]):
+    """All lines at once with numpy's converters (a 100k-pose file in about a second); None when
+    anything is off (unknown or mixed tags, a wrong field count, a token that is not a number, a
+    non-integer id, NaN / inf): :func:`_parse_checked` then names the problem."""
+    groups: dict[str, list[int]] = {}
+    for k, line in enumerate(lines):  # the tag ends at the first space (a tab: the checked path)
+        groups.setdefault(line[:line.find(" ")], []).append(k)
+    fix = groups.pop(FIX, [])
+    kinds = {_KIND_OF_TAG.get(tag) for tag in groups}
+    if None in kinds or len(kinds) > 1:
+        return None
+    kind = kinds.pop() if kinds else "se3"
+    v_tag, e_tag, _, _ = TAGS[kind]
+    out = [kind]
+    for tag, width, n_ids in ((v_tag, _widths(kind)[0], 1), (e_tag, _widths(kind)[1], 2)):
+        idx = groups.get(tag, [])
+        toks = " ".join([lines[k] for k in idx]).split()
+        if len(toks) != len(idx) * width:
+            return None
+        table = np.array(toks, dtype=object).reshape(len(idx), width)
+        try:
+            ids = np.array(table[:, 1:1 + n_ids].ravel().tolist(), dtype=np.int64).reshape(len(idx), n_ids)
+            vals = np.array(table[:, 1 + n_ids:].ravel().tolist(), dtype=np.float64).reshape(len(idx), -1)
+        except (ValueError, OverflowError):
+            return None
+        if not np.isfinite(vals).all():
+            return None
+        out.append((ids[:, 0].copy() if n_ids == 1 else ids, vals, [numbers[k] for k in idx]))
+    fix_rows = [lines[k].split()[1:] for k in fix]
+    if any(not t for t in fix_rows):
+        return None
+    out.append((fix_rows, [numbers[k] for k in fix]))
+    return tuple(out)
+
+
+def _parse_checked(lines: list[str], numbers: list[int], spath: str):
+    """Line by line, raising a ValueError that names the line and the problem."""
+    kind = None
+    kind_line = 0
+    rows: dict[str, tuple[list[list[str]], list[int]]] = {"vertex": ([], []), "edge": ([], []), FIX: ([], [])}
+    for line, num in zip(lines, numbers):
+        tok = line.split()
+        tag = tok[0]
+        if tag == FIX:
+            if len(tok) < 2:
+                raise file_error(spath, f"line {num}", "FIX needs at least one vertex id")
+            rows[FIX][0].append(tok[1:])
+            rows[FIX][1].append(num)
+            continue
+        tag_kind = _KIND_OF_TAG.get(tag)
+        if tag_kind is None:
+            known = ", ".join(t for v in TAGS.values() for t in v[:2])
+            raise file_error(spath, f"line {num}", f"unsupported g2o tag {tag!r}; geomvision reads {known} and {FIX}")
+        if kind is None:
+            kind, kind_line = tag_kind, num
+        elif tag_kind != kind:
+            raise file_error(spath, f"line {num}", f"{tag} in a {kind} graph (line {kind_line}); one file holds "
+                                                   "one kind of pose graph")
+        v_tag = TAGS[kind][0]
+        want = _widths(kind)[0 if tag == v_tag else 1]
+        if len(tok) != want:
+            raise file_error(spath, f"line {num}", f"{tag} needs {want} fields, got {len(tok)}")
+        which = "vertex" if tag == v_tag else "edge"
+        rows[which][0].append(tok[1:])
+        rows[which][1].append(num)
+    kind = kind or "se3"
+    nv, ne = _widths(kind)[0] - 2, _widths(kind)[1] - 3
+    vtok, vnum = rows["vertex"]
+    v_ids = _ints([t[0] for t in vtok], spath, vnum, "vertex id")
+    v_vals = _floats([t[1:] for t in vtok], nv, spath, vnum)
+    etok, enum = rows["edge"]
+    e_ids = _ints([x for t in etok for x in t[:2]], spath, [n for n in enum for _ in range(2)], "vertex id")
+    e_vals = _floats([t[2:] for t in etok], ne, spath, enum)
+    return kind, (v_ids, v_vals, vnum), (e_ids.reshape(-1, 2), e_vals, enum), rows[FIX]
 
 
 def _ints(tokens: list[str], path: str, line_numbers: list[int], what: str) -> np.ndarray:
