@@ -1,12 +1,21 @@
 """Incremental mapping: the verbs of COLMAP's mapper over the structure-of-arrays state.
 
-    find_initial_pair -> initialize -> repeat { next_images -> register_image -> triangulate_image
-    -> adjust_local_bundle -> filter_points; adjust_global_bundle when the model has grown }
-    -> retry failed images -> finish (global BA, track completion, retriangulation, filtering)
+:class:`IncrementalMapper` holds the verbs, each usable on its own; a controller decides when to
+call which. The batch controller (:mod:`geomvision.sfm.incremental`, used by ``run_sfm``) runs
 
-Images that do not connect to the first model seed further models. The mapper does no file I/O;
-what it did and why (rejected initial pairs, images that failed to register) goes into
-``self.log`` for the report.
+    find_initial_pairs -> initial_pair_pose -> register_initial_pair -> repeat { find_next_images
+    -> register_image -> triangulate_image -> adjust_local_bundle; adjust_global_bundle when the
+    model has grown } -> finish (complete_tracks, retriangulate, adjust_global_bundle)
+
+Conventions: images are indices into the state (``0 <= i < state.n_images``), points are track
+indices, observations are indices into the state's ``obs_*`` arrays. The verbs act on the
+*current model* (``mapper.model``, a model id as in ``state.image_model``); seeding a model with
+:meth:`IncrementalMapper.register_initial_pair` makes the new model current. Poses are
+``cam_from_world`` (:class:`Rigid3`); thresholds are pixels (``MapperOptions``). The verbs change
+the state only through its methods (``MapperState.register``, ``set_points``,
+``activate_observations`` ...), do no file I/O, and record what they did and why (images that
+failed to register, bundle adjustments, time per step) in ``mapper.log``. The same seed gives the
+same results: every random choice draws from a generator keyed by (seed, step, images).
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry._triangulation_kernels import triangulate_tracks
+from ..geometry._triangulation_kernels import triangulate_tracks as _robust_triangulation_kernel
 from ..geometry.rigid import Rigid3
 from ..optim import BAConfig, BAOptions, solve_bundle
 from ..robust import estimate_absolute_pose, estimate_relative_pose
@@ -31,78 +40,87 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class MapperLog:
-    initial_pairs: list[dict] = field(default_factory=list)  # tried pairs and why rejected
+    initial_pairs: list[dict] = field(default_factory=list)  # tried pairs and why rejected (controller)
     registration: dict[int, str] = field(default_factory=dict)  # image -> last outcome
-    models: list[dict] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)  # one entry per finished model (controller)
     bundle_adjustments: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     def add_time(self, key: str, dt: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + dt
 
+    def timed(self, key: str):
+        """Context manager adding the time spent inside to ``timings[key]``."""
+        return _Timer(self, key)
+
+
+class _Timer:
+    def __init__(self, log: MapperLog, key: str) -> None:
+        self.log, self.key = log, key
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.log.add_time(self.key, time.perf_counter() - self.t0)
+
 
 class IncrementalMapper:
+    """The mapper's verbs over a :class:`MapperState`.
+
+    ``geometries``: the two-view geometry of each matched pair ``(i, j)``, i < j (only verified
+    pairs are used); ``seed``: every random choice is keyed by it. ``trials`` (I,) counts the
+    registration attempts of each image (``find_next_images`` skips images at
+    ``max_register_trials``; :meth:`reset_trials` gives failed images another chance).
+    """
+
     def __init__(self, state: MapperState, geometries: dict[tuple[int, int], TwoViewGeometry],
-                 options: MapperOptions, camera_options: CameraOptions, seed: int = 0, progress=None) -> None:
+                 options: MapperOptions, camera_options: CameraOptions, seed: int = 0) -> None:
         self.s = state
         self.geoms = {k: g for k, g in geometries.items() if g.verified}
         self.opt = options
         self.cam_opt = camera_options
         self.seed = int(seed)
-        self.progress = progress
         self.log = MapperLog()
         self.trials = np.zeros(state.n_images, dtype=np.int64)
         self.model = -1
-        self._last_global_size = 0
         # images connected by a verified pair
         self.num_pairs = np.zeros(state.n_images, dtype=np.int64)
         for i, j in self.geoms:
             self.num_pairs[i] += 1
             self.num_pairs[j] += 1
 
+    @property
+    def state(self) -> MapperState:
+        return self.s
+
     # ------------------------------------------------------------------------------------------
     def _rng(self, *key: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *key])
 
     def _timed(self, key: str):
-        mapper = self
-
-        class _T:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                mapper.log.add_time(key, time.perf_counter() - self.t0)
-
-        return _T()
+        return self.log.timed(key)
 
     @property
     def model_images(self) -> np.ndarray:
+        """(K,) the images of the current model."""
         return np.flatnonzero(self.s.image_model == self.model)
 
-    # --- the main loop ------------------------------------------------------------------------
-    def run(self) -> list[np.ndarray]:
-        """Build models until no initial pair is left; returns one image mask per model."""
-        masks = []
-        while True:
-            if not self._start_model():
-                break
-            self._grow()
-            self._finish()
-            mask = self.s.image_model == self.model
-            n = int(mask.sum())
-            self.log.models.append({"model": self.model, "num_images": n,
-                                    "num_points": int((self.s.point_model == self.model).sum())})
-            if n >= self.opt.min_model_size:
-                masks.append(mask)
-            if not np.any((self.s.image_model < 0) & (self.num_pairs > 0)):
-                break
-        # largest model first
-        masks.sort(key=lambda m: -int(m.sum()))
-        return masks
+    @property
+    def model_points(self) -> np.ndarray:
+        """(N,) the tracks with a point in the current model."""
+        return np.flatnonzero(self.s.point_model == self.model)
+
+    def reset_trials(self) -> None:
+        """Give every unregistered image its registration attempts back (the model changed)."""
+        self.trials[self.s.image_model < 0] = 0
 
     # --- initial pair -------------------------------------------------------------------------
-    def _initial_candidates(self, min_inliers: int, allow_planar: bool) -> list[tuple[int, int]]:
+    def find_initial_pairs(self, min_num_inliers: int, allow_planar: bool = False) -> list[tuple[int, int]]:
+        """Candidate initial pairs ``(i, j)`` among unregistered images, in the order to try them:
+        verified pairs with >= ``min_num_inliers`` inliers, not panoramic (nor planar unless
+        ``allow_planar``), most inliers first, ties by the images' connectivity, then by index."""
+        min_inliers = min_num_inliers
         free = self.s.image_model < 0
         cands = []
         for (i, j), g in self.geoms.items():
@@ -115,8 +133,10 @@ class IncrementalMapper:
         cands.sort(key=lambda p: (-self.geoms[p].num_inliers, -(self.num_pairs[p[0]] + self.num_pairs[p[1]]), p))
         return cands
 
-    def _pair_pose(self, i: int, j: int) -> tuple[Rigid3 | None, float]:
-        """cam_j_from_cam_i and the median triangulation angle of the pair's inliers."""
+    def initial_pair_pose(self, i: int, j: int) -> tuple[Rigid3 | None, float]:
+        """Relative pose ``cam_j_from_cam_i`` of a verified pair (its verified E when the camera
+        is calibrated, else re-estimated with the current intrinsics; None when that fails) and
+        the median triangulation angle (degrees) of its inliers."""
         g = self.geoms[(i, j)]
         s = self.s
         ci, cj = s.cameras[s.img_cam[i]], s.cameras[s.img_cam[j]]
@@ -131,65 +151,23 @@ class IncrementalMapper:
             x1, x2 = x1[res.inliers], x2[res.inliers]
         return pose, median_triangulation_angle_deg(pose, ci.cam_from_img(x1), cj.cam_from_img(x2))
 
-    def _start_model(self) -> bool:
-        """Find and reconstruct an initial pair among unregistered images, relaxing the
-        requirements in stages; every pair tried is logged with the reason it was rejected."""
-        o = self.opt
-        stages = [
-            (o.init_min_num_inliers, o.init_min_tri_angle_deg, False),
-            (o.init_min_num_inliers, o.init_min_tri_angle_deg / 2, False),
-            (max(o.init_min_num_inliers // 2, 15), o.init_min_tri_angle_deg / 4, False),
-            (max(o.init_min_num_inliers // 4, 15), o.init_min_tri_angle_deg / 8, True),
-        ]
-        poses: dict[tuple[int, int], tuple[Rigid3 | None, float]] = {}
-        rejected: dict[tuple[int, int], dict] = {}
-        done: set[tuple[int, int]] = set()  # reconstruction attempted (or impossible): not retried
-        names = self.s.images.names
-        with self._timed("initial_pair"):
-            for stage, (min_inl, min_angle, planar) in enumerate(stages):
-                for pair in self._initial_candidates(min_inl, planar):
-                    if pair in done:
-                        continue
-                    if pair not in poses:
-                        poses[pair] = self._pair_pose(*pair)
-                    pose, angle = poses[pair]
-                    entry = {"pair": list(pair), "stage": stage, "num_inliers": self.geoms[pair].num_inliers,
-                             "tri_angle_deg": round(float(angle), 3)}
-                    if pose is None:
-                        done.add(pair)
-                        rejected[pair] = {**entry, "rejected": "no relative pose"}
-                        continue
-                    if angle < min_angle:
-                        rejected[pair] = {**entry, "rejected": f"median triangulation angle {angle:.2f} deg < "
-                                                              f"{min_angle:.2f}"}
-                        continue
-                    done.add(pair)
-                    why = self._initialize(*pair, pose, min_inl)
-                    if why is None:
-                        self.log.initial_pairs.extend(rejected.values())
-                        self.log.initial_pairs.append({**entry, "accepted": True})
-                        log.info("model %d: initial pair %s, %s (%d inliers, %.1f deg)", self.model,
-                                 names[pair[0]], names[pair[1]], entry["num_inliers"], angle)
-                        return True
-                    rejected[pair] = {**entry, "rejected": why}
-                    log.info("initial pair %s, %s rejected: %s", names[pair[0]], names[pair[1]], why)
-        self.log.initial_pairs.extend(rejected.values())
-        return False
-
-    def _initialize(self, i: int, j: int, cam_j_from_cam_i: Rigid3, min_points: int) -> str | None:
+    def register_initial_pair(self, i: int, j: int, cam_j_from_cam_i: Rigid3, min_points: int) -> str | None:
+        """Seed a new model: image i at the origin, image j at ``cam_j_from_cam_i`` (the scale
+        is the pair's), triangulate their common tracks and adjust the bundle. The new model
+        becomes current. Returns None on success; else the reason, with the state as before (the
+        pair needs ``max(min_points // 2, 15)`` points before and after the adjustment)."""
         s = self.s
         self.model += 1
         s.register(i, Rigid3(), self.model)
         s.register(j, cam_j_from_cam_i, self.model)
         tracks = np.unique(s.obs_track[np.r_[s.observations_of_image(i), s.observations_of_image(j)]])
-        self._triangulate(tracks)
-        n_pts = int(np.sum(self.s.point_model == self.model))
+        self.triangulate_tracks(tracks)
+        n_pts = int(np.sum(s.point_model == self.model))
         if n_pts >= max(min_points // 2, 15):
             self.adjust_global_bundle()
-            n_pts = int(np.sum(self.s.point_model == self.model))
+            n_pts = int(np.sum(s.point_model == self.model))
         if n_pts >= max(min_points // 2, 15):
             self.log.registration[i] = self.log.registration[j] = "registered (initial pair)"
-            self._report_progress()
             return None
         # undo
         s.invalidate_points(np.flatnonzero(s.point_model == self.model))
@@ -198,15 +176,16 @@ class IncrementalMapper:
         return f"only {n_pts} points triangulated from the pair"
 
     # --- growth -------------------------------------------------------------------------------
-    def _visible_counts(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def visible_counts(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per image: number of its keypoints whose track has a point of the current model, and
-        a visibility-pyramid score of their spread (COLMAP: occupied cells at 3 grid levels)."""
+        a visibility-pyramid score of their spread (COLMAP: occupied cells at 3 grid levels).
+        ``images`` (K,) -> counts (K,) int, scores (K,)."""
         s = self.s
         counts = np.zeros(len(images), dtype=np.int64)
         scores = np.zeros(len(images))
         for k, i in enumerate(images):
             obs = s.observations_of_image(i)
-            obs = obs[s.point_valid[s.obs_track[obs]] & (self.s.point_model[s.obs_track[obs]] == self.model)]
+            obs = obs[s.point_valid[s.obs_track[obs]] & (s.point_model[s.obs_track[obs]] == self.model)]
             counts[k] = len(obs)
             if len(obs) == 0:
                 continue
@@ -219,21 +198,27 @@ class IncrementalMapper:
                 scores[k] += len(np.unique(cells)) * n * n
         return counts, scores
 
-    def _next_images(self) -> list[int]:
+    def find_next_images(self) -> list[int]:
+        """Unregistered images to try next, best first: those with at least
+        ``abs_pose_min_num_inliers`` 2D-3D correspondences in the current model and fewer than
+        ``max_register_trials`` attempts, by visibility score (ties by index)."""
         cand = np.flatnonzero((self.s.image_model < 0) & (self.trials < self.opt.max_register_trials))
         if len(cand) == 0:
             return []
-        counts, scores = self._visible_counts(cand)
+        counts, scores = self.visible_counts(cand)
         ok = counts >= self.opt.abs_pose_min_num_inliers
         order = np.lexsort((cand, -scores))
         return [int(cand[k]) for k in order if ok[k]]
 
     def register_image(self, i: int) -> bool:
-        """Absolute pose of image i from its 2D-3D correspondences; activates the inliers."""
+        """Register image i in the current model: absolute pose (RANSAC + refinement, threshold
+        ``abs_pose_max_error_px``) from its observations of the model's points; on success (enough
+        inliers, absolute and as a ratio) the pose is set and the inlier observations activated.
+        Counts a trial either way; the outcome is in ``log.registration[i]``."""
         s, o = self.s, self.opt
         self.trials[i] += 1
         obs = s.observations_of_image(i)
-        obs = obs[s.point_valid[s.obs_track[obs]] & (self.s.point_model[s.obs_track[obs]] == self.model)]
+        obs = obs[s.point_valid[s.obs_track[obs]] & (s.point_model[s.obs_track[obs]] == self.model)]
         if len(obs) < o.abs_pose_min_num_inliers:
             self.log.registration[i] = f"not registered: {len(obs)} 2D-3D correspondences < {o.abs_pose_min_num_inliers}"
             log.info("%s: %s", s.images.names[i], self.log.registration[i])
@@ -255,35 +240,20 @@ class IncrementalMapper:
         log.info("model %d: registered %s (%d of %d 2D-3D inliers)", self.model, s.images.names[i], n_in, len(obs))
         return True
 
-    def _grow(self) -> None:
-        while True:
-            progressed = False
-            for i in self._next_images():
-                if not self.register_image(i):
-                    continue
-                progressed = True
-                self.triangulate_image(i)
-                self.adjust_local_bundle(i)
-                n = len(self.model_images)
-                if n >= self.opt.global_ba_growth_ratio * self._last_global_size:
-                    self.adjust_global_bundle()
-                    self.trials[self.s.image_model < 0] = 0  # the model changed: failed images may now work
-                self._report_progress()
-                break
-            if not progressed:
-                break
-
     # --- triangulation ------------------------------------------------------------------------
-    def _triangulate(self, tracks: np.ndarray) -> int:
-        """Triangulate the given tracks (those without a point) from the observations in the
-        current model's registered images; returns the number of new points."""
+    def triangulate_tracks(self, tracks: np.ndarray) -> int:
+        """Triangulate the given tracks (those without a point) from their observations in the
+        current model's images: robust per track (``geometry.triangulation``: RANSAC over pairs
+        of rays at >= ``tri_min_angle_deg``, DLT on the inliers), then every inlier checked in
+        pixels with the full lens model (``tri_max_error_px``). A point needs two inliers; its
+        inliers become active. Returns the number of new points."""
         s, o = self.s, self.opt
         tracks = np.asarray(tracks, dtype=np.int64)
-        tracks = tracks[~s.point_valid[tracks] & (self.s.point_model[tracks] < 0)]
+        tracks = tracks[~s.point_valid[tracks] & (s.point_model[tracks] < 0)]
         if len(tracks) == 0:
             return 0
         with self._timed("triangulation"):
-            in_model = self.s.image_model == self.model
+            in_model = s.image_model == self.model
             obs = np.flatnonzero(np.isin(s.obs_track, tracks))
             obs = obs[in_model[s.obs_img[obs]]]
             if len(obs) == 0:
@@ -300,9 +270,9 @@ class IncrementalMapper:
             focal = np.array([c.mean_focal_length for c in s.cameras])
             thr_sq = np.zeros(len(s.obs_img))
             thr_sq[obs] = (o.tri_max_error_px / focal[s.img_cam[s.obs_img[obs]]]) ** 2
-            X, inlier, widest_cos = triangulate_tracks(s.R, s.t, ptr, obs, s.obs_img, s.obs_xy, thr_sq,
-                                                       np.cos(np.radians(o.tri_min_angle_deg)),
-                                                       MAX_TRIANGULATION_PAIRS)
+            X, inlier, widest_cos = _robust_triangulation_kernel(s.R, s.t, ptr, obs, s.obs_img, s.obs_xy, thr_sq,
+                                                                 np.cos(np.radians(o.tri_min_angle_deg)),
+                                                                 MAX_TRIANGULATION_PAIRS)
             # exact pixel check of the inliers with the full lens model
             ok_pt = np.isfinite(X).all(axis=1) & (widest_cos <= np.cos(np.radians(o.tri_min_angle_deg)))
             obs_pt = np.repeat(np.arange(len(trk)), np.diff(ptr))
@@ -319,17 +289,17 @@ class IncrementalMapper:
         return int(new.sum())
 
     def triangulate_image(self, i: int) -> int:
-        """New points for the tracks of image i that have none yet."""
+        """New points for the tracks of image i that have none yet (see :meth:`triangulate_tracks`)."""
         s = self.s
-        return self._triangulate(np.unique(s.obs_track[s.observations_of_image(i)]))
+        return self.triangulate_tracks(np.unique(s.obs_track[s.observations_of_image(i)]))
 
     def complete_tracks(self) -> int:
         """Activate inactive observations (in the model's registered images) of the model's
         points that reproject within ``tri_max_error_px``: COLMAP's track completion."""
         s = self.s
-        in_model = self.s.image_model == self.model
+        in_model = s.image_model == self.model
         cand = np.flatnonzero(~s.obs_active & in_model[s.obs_img] & s.point_valid[s.obs_track]
-                              & (self.s.point_model[s.obs_track] == self.model))
+                              & (s.point_model[s.obs_track] == self.model))
         if len(cand) == 0:
             return 0
         # one observation per (image, track): a track never holds two keypoints of one image
@@ -338,18 +308,21 @@ class IncrementalMapper:
         return int(good.sum())
 
     def retriangulate(self) -> int:
-        """Try again the tracks without a point that have >= 2 observations in the model."""
+        """Try again the tracks without a point that have >= 2 observations in the current model's
+        images (after the poses moved); returns the number of new points."""
         s = self.s
-        in_model = self.s.image_model == self.model
-        obs = np.flatnonzero(in_model[s.obs_img] & ~s.point_valid[s.obs_track] & (self.s.point_model[s.obs_track] < 0))
-        return self._triangulate(np.unique(s.obs_track[obs]))
+        in_model = s.image_model == self.model
+        obs = np.flatnonzero(in_model[s.obs_img] & ~s.point_valid[s.obs_track] & (s.point_model[s.obs_track] < 0))
+        return self.triangulate_tracks(np.unique(s.obs_track[obs]))
 
     # --- filtering ----------------------------------------------------------------------------
     def filter_points(self, tracks: np.ndarray | None = None) -> int:
-        """Deactivate observations with a large error or behind the camera; drop points left
-        with < 2 observations or with a too small triangulation angle. Returns points removed."""
+        """Over the current model's points (or the given tracks): deactivate observations with an
+        error above ``filter_max_error_px`` or behind the camera; drop points left with < 2
+        observations or a triangulation angle below ``filter_min_tri_angle_deg``. Returns the
+        number of points removed."""
         s, o = self.s, self.opt
-        pts = np.flatnonzero(self.s.point_model == self.model) if tracks is None else np.asarray(tracks)
+        pts = np.flatnonzero(s.point_model == self.model) if tracks is None else np.asarray(tracks)
         pts = pts[s.point_valid[pts]]
         if len(pts) == 0:
             return 0
@@ -413,9 +386,11 @@ class IncrementalMapper:
         })
 
     def adjust_local_bundle(self, i: int) -> None:
-        """BA over image i and the images sharing most points with it; others held fixed."""
+        """Bundle adjustment around image i: i and the ``local_ba_num_images - 1`` images sharing
+        most points with it move, the other images that see those points are held fixed;
+        intrinsics fixed. Then :meth:`filter_points` on the points involved."""
         s, o = self.s, self.opt
-        in_model = self.s.image_model == self.model
+        in_model = s.image_model == self.model
         act = s.obs_active & in_model[s.obs_img]
         pts_i = np.unique(s.obs_track[s.observations_of_image(i)[act[s.observations_of_image(i)]]])
         if len(pts_i) == 0:
@@ -431,23 +406,10 @@ class IncrementalMapper:
         self.filter_points(pts)
 
     def adjust_global_bundle(self, max_iterations: int | None = None, function_tolerance: float = 1e-6) -> None:
+        """Bundle adjustment of the whole current model (poses, points and the intrinsics that
+        ``CameraOptions`` lets move; gauge: two cameras), then :meth:`filter_points`."""
         s = self.s
-        in_model = self.s.image_model == self.model
+        in_model = s.image_model == self.model
         obs = np.flatnonzero(s.obs_active & in_model[s.obs_img] & s.point_valid[s.obs_track])
         self._solve(obs, None, True, "global", max_iterations or self.opt.ba_max_iterations, function_tolerance)
         self.filter_points()
-        self._last_global_size = len(self.model_images)
-
-    # --- finishing ----------------------------------------------------------------------------
-    def _finish(self) -> None:
-        # give failed images another chance against the grown model
-        self.trials[self.s.image_model < 0] = 0
-        self._grow()
-        for _ in range(2):
-            self.complete_tracks()
-            self.retriangulate()
-            self.adjust_global_bundle(max_iterations=100, function_tolerance=1e-8)
-
-    def _report_progress(self) -> None:
-        if self.progress is not None:
-            self.progress(int(np.sum(self.s.image_model >= 0)))

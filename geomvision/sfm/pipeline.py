@@ -3,7 +3,7 @@
 Stages: features (cached) -> pairs -> matching (cached) -> geometric verification -> intrinsics
 (self-calibration of the focal length from F when nothing better is known) -> tracks -> sub-pixel
 keypoint refinement (each track's observations aligned to one reference patch) -> incremental
-mapping. Nothing here writes outside the cache folder; the CLI writes the results
+mapping (the batch controller ``incremental.IncrementalController`` over the mapper's verbs). Nothing here writes outside the cache folder; the CLI writes the results
 (:mod:`geomvision.cli.sfm_outputs`).
 """
 
@@ -26,6 +26,7 @@ from ..imageio import exif_focal_px, read_image
 from ..scene.reconstruction import Reconstruction
 from ..solvers import shared_focal_from_fundamental
 from .intrinsics import guess_intrinsics, parse_K
+from .incremental import IncrementalController
 from .mapper import IncrementalMapper
 from .options import SfmOptions
 from .state import ImageData, MapperState
@@ -229,9 +230,8 @@ def run_sfm(
                 bar.update(n_registered - done[0])
                 done[0] = n_registered
 
-        mapper = IncrementalMapper(state, geoms, options.mapper, options.camera, seed=options.seed,
-                                   progress=on_progress)
-        masks = mapper.run()
+        mapper = IncrementalMapper(state, geoms, options.mapper, options.camera, seed=options.seed)
+        masks = IncrementalController(mapper, progress=on_progress).run()
     timings["mapping"] = time.perf_counter() - t0
     reconstructions = [state.to_reconstruction(m) for m in masks]
     timings["total"] = time.perf_counter() - t_start

@@ -5,6 +5,7 @@ import pytest
 
 from geomvision.geometry.rotation import rotation_error_deg
 from geomvision.scene import camera_errors
+from geomvision.sfm.incremental import IncrementalController
 from geomvision.sfm.mapper import IncrementalMapper
 from geomvision.sfm.options import CameraOptions, MapperOptions, VerificationOptions
 from geomvision.sfm.state import ImageData, MapperState
@@ -13,8 +14,8 @@ from geomvision.sfm.verification import verify_pair
 from geomvision.synthetic import forward_scene, orbit_scene
 
 
-def _reconstruct(scene, *, known_K=True, seed=0, mapper=None):
-    """Run verification, tracks and the mapper on a synthetic scene's observations."""
+def _mapper(scene, *, known_K=True, seed=0, mapper=None):
+    """Verification and tracks on a synthetic scene's observations; the mapper over them."""
     n = scene.num_images
     kps = []
     for i in range(n):
@@ -37,9 +38,14 @@ def _reconstruct(scene, *, known_K=True, seed=0, mapper=None):
     data = ImageData([f"{i:03d}" for i in range(n)], kps, [np.zeros((len(k), 3), np.uint8) for k in kps],
                      np.tile([cam.width, cam.height], (n, 1)))
     state = MapperState(data, [cam], np.zeros(n, np.int64), np.array([known_K]), tracks)
-    m = IncrementalMapper(state, geoms, mapper or MapperOptions(init_min_tri_angle_deg=8.0), CameraOptions(),
-                          seed=seed)
-    return m, m.run(), state
+    return IncrementalMapper(state, geoms, mapper or MapperOptions(init_min_tri_angle_deg=8.0), CameraOptions(),
+                             seed=seed)
+
+
+def _reconstruct(scene, **kw):
+    """The batch controller over the mapper of a synthetic scene."""
+    m = _mapper(scene, **kw)
+    return m, IncrementalController(m).run(), m.state
 
 
 @pytest.mark.parametrize("make", [orbit_scene, forward_scene])
@@ -61,6 +67,37 @@ def test_mapper_recovers_cameras_within_the_noise(make):
     rec.check()
     _, _, e = rec.reprojection_errors()
     assert e.max() <= 4.0 + 1e-9 and np.sqrt(np.mean(e**2)) < 1.0
+
+
+def test_the_public_verbs_build_a_model_by_hand():
+    scene = orbit_scene(n_images=6, n_points=400, noise_px=0.5, outlier_ratio=0.1, rng=2)
+    mapper = _mapper(scene)
+    state = mapper.state
+    pairs = mapper.find_initial_pairs(100)
+    assert pairs and all(state.image_model[list(p)].max() < 0 for p in pairs)
+    i, j = pairs[0]
+    pose, angle = mapper.initial_pair_pose(i, j)
+    assert angle > 1.0
+    # a seed that cannot give enough points leaves the state as it was
+    assert "points triangulated" in mapper.register_initial_pair(i, j, pose, 10**6)
+    assert mapper.model == -1 and not state.registered.any() and not state.point_valid.any()
+    assert not state.obs_active.any()
+    assert mapper.register_initial_pair(i, j, pose, 100) is None
+    assert mapper.model == 0 and list(mapper.model_images) == sorted([i, j]) and len(mapper.model_points) > 50
+    while nxt := mapper.find_next_images():
+        assert mapper.register_image(nxt[0]), mapper.log.registration
+        assert mapper.triangulate_image(nxt[0]) >= 0
+        mapper.adjust_local_bundle(nxt[0])
+        state.check_invariants()
+    mapper.complete_tracks()
+    mapper.retriangulate()
+    mapper.adjust_global_bundle()
+    state.check_invariants()
+    assert state.registered.all()
+    est = [state.pose(k) for k in range(scene.num_images)]
+    err = camera_errors(est, scene.cams_from_world)
+    scale = np.linalg.norm(np.ptp([T.inverse().t for T in scene.cams_from_world], axis=0))
+    assert err.mean_center_error < 5e-3 * scale
 
 
 def test_mapper_is_deterministic():

@@ -1,0 +1,152 @@
+"""The batch controller: incremental mapping of a whole image set, one model after another.
+
+:class:`IncrementalController` decides when to call which verb of :class:`IncrementalMapper`
+(``mapper.py``) and calls nothing else; ``run_sfm`` uses it. Per model:
+
+1. initial pair, relaxing the requirements in four stages (inliers, median triangulation angle,
+   planar pairs allowed last); every pair tried is logged with the reason it was rejected;
+2. grow: register the best next image, triangulate its new tracks, adjust the local bundle, and
+   adjust the global bundle whenever the model has grown by ``global_ba_growth_ratio``;
+3. finish: give failed images another chance, then twice (complete tracks, retriangulate, global
+   bundle adjustment).
+
+Images that do not connect to a model seed further models, until no initial pair is left. The
+controller keeps the multi-model bookkeeping (``mapper.log.models``, ``log.initial_pairs``),
+progress reporting and the time of the initial-pair search; it does no file I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from ..geometry.rigid import Rigid3
+from .mapper import IncrementalMapper, MapperLog
+
+log = logging.getLogger(__name__)
+
+
+class IncrementalController:
+    """Batch incremental mapping over the verbs of ``mapper``.
+
+    ``progress(n_registered)`` (optional) is called whenever an image has been registered, with
+    the number of images registered in all models so far.
+    """
+
+    def __init__(self, mapper: IncrementalMapper, progress: Callable[[int], None] | None = None) -> None:
+        self.mapper = mapper
+        self.opt = mapper.opt
+        self.progress = progress
+        self._last_global_size = 0  # model size at the last global bundle adjustment
+
+    @property
+    def log(self) -> MapperLog:
+        return self.mapper.log
+
+    def run(self) -> list[np.ndarray]:
+        """Build models until no initial pair is left; returns one image mask (I,) per model of at
+        least ``min_model_size`` images, largest first."""
+        m, s = self.mapper, self.mapper.state
+        masks = []
+        while True:
+            if not self.start_model():
+                break
+            self.grow()
+            self.finish()
+            mask = s.image_model == m.model
+            n = int(mask.sum())
+            self.log.models.append({"model": m.model, "num_images": n, "num_points": len(m.model_points)})
+            if n >= self.opt.min_model_size:
+                masks.append(mask)
+            if not np.any((s.image_model < 0) & (m.num_pairs > 0)):
+                break
+        # largest model first
+        masks.sort(key=lambda k: -int(k.sum()))
+        return masks
+
+    # --- stages -------------------------------------------------------------------------------
+    def start_model(self) -> bool:
+        """Find and reconstruct an initial pair among unregistered images, relaxing the
+        requirements in stages; every pair tried is logged with the reason it was rejected."""
+        m, o = self.mapper, self.opt
+        stages = [
+            (o.init_min_num_inliers, o.init_min_tri_angle_deg, False),
+            (o.init_min_num_inliers, o.init_min_tri_angle_deg / 2, False),
+            (max(o.init_min_num_inliers // 2, 15), o.init_min_tri_angle_deg / 4, False),
+            (max(o.init_min_num_inliers // 4, 15), o.init_min_tri_angle_deg / 8, True),
+        ]
+        poses: dict[tuple[int, int], tuple[Rigid3 | None, float]] = {}
+        rejected: dict[tuple[int, int], dict] = {}
+        done: set[tuple[int, int]] = set()  # reconstruction attempted (or impossible): not retried
+        names = m.state.images.names
+        with self.log.timed("initial_pair"):
+            for stage, (min_inl, min_angle, planar) in enumerate(stages):
+                for pair in m.find_initial_pairs(min_inl, planar):
+                    if pair in done:
+                        continue
+                    if pair not in poses:
+                        poses[pair] = m.initial_pair_pose(*pair)
+                    pose, angle = poses[pair]
+                    entry = {"pair": list(pair), "stage": stage, "num_inliers": m.geoms[pair].num_inliers,
+                             "tri_angle_deg": round(float(angle), 3)}
+                    if pose is None:
+                        done.add(pair)
+                        rejected[pair] = {**entry, "rejected": "no relative pose"}
+                        continue
+                    if angle < min_angle:
+                        rejected[pair] = {**entry, "rejected": f"median triangulation angle {angle:.2f} deg < "
+                                                              f"{min_angle:.2f}"}
+                        continue
+                    done.add(pair)
+                    why = m.register_initial_pair(*pair, pose, min_inl)
+                    if why is None:
+                        self._last_global_size = len(m.model_images)  # the seed ends with a global BA
+                        self._report_progress()
+                        self.log.initial_pairs.extend(rejected.values())
+                        self.log.initial_pairs.append({**entry, "accepted": True})
+                        log.info("model %d: initial pair %s, %s (%d inliers, %.1f deg)", m.model,
+                                 names[pair[0]], names[pair[1]], entry["num_inliers"], angle)
+                        return True
+                    rejected[pair] = {**entry, "rejected": why}
+                    log.info("initial pair %s, %s rejected: %s", names[pair[0]], names[pair[1]], why)
+        self.log.initial_pairs.extend(rejected.values())
+        return False
+
+    def grow(self) -> None:
+        """Register images into the current model, best first, until none more can be."""
+        m = self.mapper
+        while True:
+            progressed = False
+            for i in m.find_next_images():
+                if not m.register_image(i):
+                    continue
+                progressed = True
+                m.triangulate_image(i)
+                m.adjust_local_bundle(i)
+                n = len(m.model_images)
+                if n >= self.opt.global_ba_growth_ratio * self._last_global_size:
+                    m.adjust_global_bundle()
+                    self._last_global_size = len(m.model_images)
+                    m.reset_trials()  # the model changed: failed images may now work
+                self._report_progress()
+                break
+            if not progressed:
+                break
+
+    def finish(self) -> None:
+        """Give failed images another chance against the grown model, then complete the tracks,
+        retriangulate and adjust the whole model (twice)."""
+        m = self.mapper
+        m.reset_trials()
+        self.grow()
+        for _ in range(2):
+            m.complete_tracks()
+            m.retriangulate()
+            m.adjust_global_bundle(max_iterations=100, function_tolerance=1e-8)
+            self._last_global_size = len(m.model_images)
+
+    def _report_progress(self) -> None:
+        if self.progress is not None:
+            self.progress(int(np.sum(self.mapper.state.image_model >= 0)))
