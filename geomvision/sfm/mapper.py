@@ -189,7 +189,7 @@ class IncrementalMapper:
             counts[k] = len(obs)
             if len(obs) == 0:
                 continue
-            w, h = s.images.sizes[i]
+            w, h = s.image_sizes[i]
             uv = s.obs_uv[obs]
             for level in range(1, 4):
                 n = 2**level
@@ -258,6 +258,8 @@ class IncrementalMapper:
             obs = obs[in_model[s.obs_img[obs]]]
             if len(obs) == 0:
                 return 0
+            # grouped by track (observations added after construction are appended at the end)
+            obs = obs[np.argsort(s.obs_track[obs], kind="stable")]
             trk, start, cnt = np.unique(s.obs_track[obs], return_index=True, return_counts=True)
             keep = cnt >= 2
             if not keep.any():

@@ -1,15 +1,22 @@
-"""The incremental mapper's state as structure-of-arrays.
+"""The incremental mapper's state as structure-of-arrays, growable.
 
-Tracks are fixed once built (:mod:`geomvision.sfm.tracks`); each track can carry one 3-D point.
-The state holds, with ``I`` images, ``C`` cameras, ``T`` tracks and ``M`` track observations:
+Each track (:mod:`geomvision.sfm.tracks`) can carry one 3-D point. The state holds, with ``I``
+images, ``C`` cameras, ``T`` tracks and ``M`` track observations:
 
 - poses ``R`` (I,3,3), ``t`` (I,3) (cam_from_world), ``registered`` (I,) and ``image_model``
   (I,) (the model an image is registered in, -1: none);
 - cameras as ``Camera`` objects plus kernel arrays ``cam_model`` (C,), ``cam_params`` (C,P);
 - per track: ``X`` (T,3), ``point_valid`` (T,) and ``point_model`` (T,) (-1: no point);
-- per observation, in track order: ``obs_track``, ``obs_img``, ``obs_kp``, ``obs_uv`` (pixels),
-  ``obs_xy`` (normalised coordinates under the current intrinsics) and ``obs_active`` — the
-  observation belongs to its track's point (what bundle adjustment sees).
+- per observation: ``obs_track``, ``obs_img``, ``obs_kp``, ``obs_uv`` (pixels), ``obs_xy``
+  (normalised coordinates under the current intrinsics), ``obs_sigma`` and ``obs_active`` — the
+  observation belongs to its track's point (what bundle adjustment sees). The observations of
+  the tracks given at construction are grouped by track; later ones are appended.
+
+It grows: :meth:`add_image` (keypoints and a camera), :meth:`add_tracks` (new tracks over images
+already added), :meth:`add_observations` (existing tracks seen by more images), and
+:meth:`from_reconstruction` builds a state from a saved model. Every array is a view of the
+first ``I`` / ``T`` / ``M`` rows of a larger buffer whose capacity doubles when full, so adding
+costs amortised O(1) per row; do not keep references to the arrays across additions.
 
 The state owns its invariants; every write goes through a method (:meth:`register`,
 :meth:`deregister`, :meth:`set_points`, :meth:`activate_observations`,
@@ -55,44 +62,135 @@ def sigma_from_scale(scales: np.ndarray, exponent: float) -> np.ndarray:
     return np.maximum(scales, 1.0) ** exponent
 
 
+class _Rows:
+    """A state array: the first ``len`` rows (images, tracks or observations) of a buffer."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.buf = "_buf_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return getattr(obj, self.buf)[: obj._len[self.group]]
+
+    def __set__(self, obj, value) -> None:
+        raise AttributeError(f"{self.buf[5:]} is owned by the state: change it through its methods")
+
+
+_FILL = {"R": np.eye(3), "image_model": -1, "point_model": -1, "img_cam": -1}
+
+
 class MapperState:
+    # per image
+    R = _Rows("images")
+    t = _Rows("images")
+    registered = _Rows("images")
+    image_model = _Rows("images")
+    img_cam = _Rows("images")
+    image_ids = _Rows("images")  # output ids (to_reconstruction); i + 1 unless given
+    image_sizes = _Rows("images")  # (I,2) width, height
+    # per track
+    X = _Rows("tracks")
+    point_valid = _Rows("tracks")
+    point_model = _Rows("tracks")
+    point_ids = _Rows("tracks")  # output ids; t + 1 unless given
+    # per observation
+    obs_track = _Rows("obs")
+    obs_img = _Rows("obs")
+    obs_kp = _Rows("obs")
+    obs_uv = _Rows("obs")
+    obs_xy = _Rows("obs")
+    obs_sigma = _Rows("obs")
+    obs_active = _Rows("obs")
+
+    _GROUPS = {
+        "images": ("R", "t", "registered", "image_model", "img_cam", "image_ids", "image_sizes"),
+        "tracks": ("X", "point_valid", "point_model", "point_ids"),
+        "obs": ("obs_track", "obs_img", "obs_kp", "obs_uv", "obs_xy", "obs_sigma", "obs_active"),
+    }
+
     def __init__(self, images: ImageData, cameras: list[Camera], img_cam: np.ndarray, camera_known: np.ndarray,
                  tracks: Tracks, scale_exponent: float = 0.5) -> None:
         self.images = images
-        self.n_images = len(images.names)
+        self.scale_exponent = float(scale_exponent)
+        n_images = len(images.names)
+        self._len = {"images": n_images, "tracks": tracks.num_tracks, "obs": len(tracks.image_idx)}
         self.cameras = list(cameras)
-        self.img_cam = np.asarray(img_cam, dtype=np.int64)
         self.camera_known = np.asarray(camera_known, dtype=bool)
-        self.tracks = tracks
-        self.R = np.tile(np.eye(3), (self.n_images, 1, 1))
-        self.t = np.zeros((self.n_images, 3))
-        self.registered = np.zeros(self.n_images, dtype=bool)
-        self.image_model = np.full(self.n_images, -1, dtype=np.int64)
+        self.camera_ids = [c + 1 for c in range(len(self.cameras))]
+        self._buf_R = np.tile(np.eye(3), (n_images, 1, 1))
+        self._buf_t = np.zeros((n_images, 3))
+        self._buf_registered = np.zeros(n_images, dtype=bool)
+        self._buf_image_model = np.full(n_images, -1, dtype=np.int64)
+        self._buf_img_cam = np.array(img_cam, dtype=np.int64).reshape(n_images)
+        self._buf_image_ids = np.arange(1, n_images + 1, dtype=np.int64)
         T = tracks.num_tracks
-        self.X = np.zeros((T, 3))
-        self.point_valid = np.zeros(T, dtype=bool)
-        self.point_model = np.full(T, -1, dtype=np.int64)
+        self._buf_X = np.zeros((T, 3))
+        self._buf_point_valid = np.zeros(T, dtype=bool)
+        self._buf_point_model = np.full(T, -1, dtype=np.int64)
+        self._buf_point_ids = np.arange(1, T + 1, dtype=np.int64)
         lengths = tracks.lengths()
-        self.obs_track = np.repeat(np.arange(T, dtype=np.int64), lengths)
-        self.obs_img = tracks.image_idx.copy()
-        self.obs_kp = tracks.keypoint_idx.copy()
+        self._buf_obs_track = np.repeat(np.arange(T, dtype=np.int64), lengths)
+        self._buf_obs_img = tracks.image_idx.copy()
+        self._buf_obs_kp = tracks.keypoint_idx.copy()
         kp_all = np.concatenate(images.keypoints) if images.keypoints else np.zeros((0, 2))
-        self.obs_uv = np.ascontiguousarray(kp_all[tracks.offsets[self.obs_img] + self.obs_kp])
-        self.obs_active = np.zeros(len(self.obs_img), dtype=bool)
+        self._buf_obs_uv = np.ascontiguousarray(kp_all[tracks.offsets[self.obs_img] + self.obs_kp])
+        self._buf_obs_active = np.zeros(len(self.obs_img), dtype=bool)
         if images.scales is not None:
             scales = np.concatenate(images.scales)[tracks.offsets[self.obs_img] + self.obs_kp]
-            self.obs_sigma = sigma_from_scale(scales, scale_exponent)
+            self._buf_obs_sigma = sigma_from_scale(scales, scale_exponent)
         else:
-            self.obs_sigma = np.ones(len(self.obs_img))
-        # observations of each image (CSR over images)
-        order = np.argsort(self.obs_img, kind="stable")
-        self.img_obs = order
-        self.img_obs_ptr = np.zeros(self.n_images + 1, dtype=np.int64)
-        np.cumsum(np.bincount(self.obs_img, minlength=self.n_images), out=self.img_obs_ptr[1:])
-        self.obs_xy = np.zeros((len(self.obs_img), 2))
+            self._buf_obs_sigma = np.ones(len(self.obs_img))
+        self._buf_obs_xy = np.zeros((len(self.obs_img), 2))
+        self._buf_image_sizes = np.array(images.sizes).reshape(n_images, 2)
+        self.images.sizes = self.image_sizes
+        # the track of each keypoint (-1: none), per image
+        self.kp_track = [np.array(tracks.track_of[tracks.offsets[i]: tracks.offsets[i + 1]], dtype=np.int64)
+                         for i in range(n_images)]
+        self._index_images()
         self._sync_camera_arrays()
         for c in range(len(self.cameras)):
             self.update_normalised(c)
+
+    # --- sizes and growth ---------------------------------------------------------------------
+    @property
+    def n_images(self) -> int:
+        return self._len["images"]
+
+    @property
+    def num_tracks(self) -> int:
+        return self._len["tracks"]
+
+    @property
+    def num_observations(self) -> int:
+        return self._len["obs"]
+
+    def _reserve(self, group: str, n_new: int) -> tuple[int, int]:
+        """Room for ``n_new`` more rows of ``group`` (buffers doubled when full, new rows at their
+        defaults); returns the new rows' range."""
+        a = self._len[group]
+        b = a + int(n_new)
+        for name in self._GROUPS[group]:
+            buf = getattr(self, "_buf_" + name)
+            if b > len(buf):
+                new = np.zeros((max(b, 2 * len(buf), 8),) + buf.shape[1:], dtype=buf.dtype)
+                new[:a] = buf[:a]
+                setattr(self, "_buf_" + name, new)
+                buf = new
+            buf[a:b] = _FILL.get(name, 0)
+        self._len[group] = b
+        return a, b
+
+    def _index_images(self) -> None:
+        """Observations of each image (CSR over images: ``img_obs``, ``img_obs_ptr``)."""
+        obs_img = self.obs_img
+        self.img_obs = np.argsort(obs_img, kind="stable")
+        self.img_obs_ptr = np.zeros(self.n_images + 1, dtype=np.int64)
+        np.cumsum(np.bincount(obs_img, minlength=self.n_images), out=self.img_obs_ptr[1:])
+        self._indexed = (self.n_images, self.num_observations)
 
     # --- cameras ------------------------------------------------------------------------------
     def _sync_camera_arrays(self) -> None:
@@ -144,6 +242,8 @@ class MapperState:
     # --- observations -------------------------------------------------------------------------
     def observations_of_image(self, i: int) -> np.ndarray:
         """Indices (into the observation arrays) of image i's track observations."""
+        if self._indexed != (self.n_images, self.num_observations):
+            self._index_images()
         return self.img_obs[self.img_obs_ptr[i] : self.img_obs_ptr[i + 1]]
 
     def sq_errors(self, obs: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
@@ -161,7 +261,7 @@ class MapperState:
 
     def active_count(self) -> np.ndarray:
         """(T,) active observations per track."""
-        return np.bincount(self.obs_track[self.obs_active], minlength=self.tracks.num_tracks)
+        return np.bincount(self.obs_track[self.obs_active], minlength=self.num_tracks)
 
     def set_points(self, tracks: np.ndarray, X_world: np.ndarray, model: int = 0) -> None:
         """New points ``X_world`` (K,3) for ``tracks`` (K,) (which must have none) in model ``model``.
@@ -213,6 +313,162 @@ class MapperState:
         assert self.registered[img].all(), "an active observation in an unregistered image"
         assert np.array_equal(self.point_model[trk], self.image_model[img]), "an active observation across models"
 
+    # --- growth -------------------------------------------------------------------------------
+    def add_camera(self, camera: Camera, known: bool = False, camera_id: int | None = None) -> int:
+        """A new camera (``known``: its intrinsics stay fixed); returns its index."""
+        if not isinstance(camera, Camera):
+            raise ValueError(f"camera must be a geomvision.Camera, got {type(camera).__name__}")
+        self.cameras.append(camera)
+        self.camera_known = np.r_[self.camera_known, bool(known)]
+        self.camera_ids.append(max(self.camera_ids, default=0) + 1 if camera_id is None else int(camera_id))
+        self._sync_camera_arrays()
+        return len(self.cameras) - 1
+
+    def add_image(self, name: str, keypoints: np.ndarray, camera: Camera | int, *, colors: np.ndarray | None = None,
+                  scales: np.ndarray | None = None, camera_known: bool = False, image_id: int | None = None) -> int:
+        """A new, unregistered image with ``keypoints`` (N,2) pixels, seen through ``camera`` (an
+        index into ``cameras``, or a new :class:`Camera`, ``camera_known`` saying whether its
+        intrinsics are fixed). ``colors`` (N,3) uint8 and detection ``scales`` (N,) are optional.
+        Returns the image's index. Its keypoints join tracks through :meth:`add_tracks` /
+        :meth:`add_observations`."""
+        kp = np.ascontiguousarray(keypoints, dtype=np.float64).reshape(-1, 2)
+        n = len(kp)
+        if isinstance(camera, Camera):
+            c = self.add_camera(camera, camera_known)
+        else:
+            c = int(camera)
+            if not 0 <= c < len(self.cameras):
+                raise ValueError(f"camera index {c} out of range (there are {len(self.cameras)} cameras)")
+        col = np.zeros((n, 3), np.uint8) if colors is None else np.asarray(colors, dtype=np.uint8).reshape(n, 3)
+        if scales is not None:
+            scales = np.asarray(scales, dtype=np.float64).reshape(n)
+        if self.images.scales is None and scales is not None:
+            # the images so far had no scales: sigma 1, as scale 1
+            self.images.scales = [np.ones(len(k)) for k in self.images.keypoints]
+        i, _ = self._reserve("images", 1)
+        self._buf_img_cam[i] = c
+        self._buf_image_ids[i] = (int(self.image_ids[:i].max(initial=0)) + 1) if image_id is None else int(image_id)
+        cam = self.cameras[c]
+        self._buf_image_sizes[i] = (cam.width, cam.height)
+        self.images.names.append(str(name))
+        self.images.keypoints.append(kp)
+        self.images.colors.append(col)
+        if self.images.scales is not None:
+            self.images.scales.append(np.ones(n) if scales is None else scales)
+        self.images.sizes = self.image_sizes
+        self.kp_track.append(np.full(n, -1, dtype=np.int64))
+        return i
+
+    def _append_observations(self, trk: np.ndarray, img: np.ndarray, kp: np.ndarray) -> np.ndarray:
+        if len(img) and (img.min() < 0 or img.max() >= self.n_images):
+            raise ValueError(f"image indices must lie in [0, {self.n_images})")
+        for k in range(len(img)):
+            i, q = int(img[k]), int(kp[k])
+            if not 0 <= q < len(self.images.keypoints[i]):
+                raise ValueError(f"keypoint {q} of image {i} does not exist")
+            if self.kp_track[i][q] >= 0:
+                raise ValueError(f"keypoint {q} of image {i} already belongs to track {self.kp_track[i][q]}")
+        pairs = np.stack([trk, img], axis=1)
+        existing = np.stack([self.obs_track[np.isin(self.obs_track, trk)], self.obs_img[np.isin(self.obs_track, trk)]],
+                            axis=1)
+        both = np.concatenate([existing, pairs])
+        if len(np.unique(both, axis=0)) < len(both):
+            raise ValueError("a track would see one image twice")
+        a, b = self._reserve("obs", len(img))
+        self._buf_obs_track[a:b] = trk
+        self._buf_obs_img[a:b] = img
+        self._buf_obs_kp[a:b] = kp
+        for k in range(len(img)):
+            i, q = int(img[k]), int(kp[k])
+            self.kp_track[i][q] = trk[k]
+            self._buf_obs_uv[a + k] = self.images.keypoints[i][q]
+            if self.images.scales is not None:
+                self._buf_obs_sigma[a + k] = sigma_from_scale(self.images.scales[i][q], self.scale_exponent)
+            else:
+                self._buf_obs_sigma[a + k] = 1.0
+        cams = self.img_cam[img]
+        for c in np.unique(cams):
+            m = cams == c
+            self._buf_obs_xy[a:b][m] = self.cameras[int(c)].cam_from_img(self.obs_uv[a:b][m])[:, :2]
+        return np.arange(a, b)
+
+    def add_tracks(self, ptr: np.ndarray, image_idx: np.ndarray, keypoint_idx: np.ndarray) -> np.ndarray:
+        """New tracks, in CSR form: track k sees ``keypoint_idx[ptr[k]:ptr[k+1]]`` of images
+        ``image_idx[...]`` (images already added; a keypoint in at most one track, an image at
+        most once per track). The tracks have no point yet. Returns their indices (K,)."""
+        ptr = np.asarray(ptr, dtype=np.int64).ravel()
+        img = np.asarray(image_idx, dtype=np.int64).ravel()
+        kp = np.asarray(keypoint_idx, dtype=np.int64).ravel()
+        if len(ptr) == 0 or ptr[0] != 0 or ptr[-1] != len(img) or len(kp) != len(img) or np.any(np.diff(ptr) < 0):
+            raise ValueError("add_tracks: ptr must run from 0 to len(image_idx), non-decreasing")
+        K = len(ptr) - 1
+        t0 = self.num_tracks
+        trk = t0 + np.repeat(np.arange(K, dtype=np.int64), np.diff(ptr))
+        self._append_observations(trk, img, kp)  # validates before the tracks exist
+        a, b = self._reserve("tracks", K)
+        self._buf_point_ids[a:b] = int(self.point_ids[:a].max(initial=0)) + 1 + np.arange(K)
+        return np.arange(a, b)
+
+    def add_observations(self, tracks: np.ndarray, image_idx: np.ndarray, keypoint_idx: np.ndarray) -> np.ndarray:
+        """Existing ``tracks`` (K,) seen by keypoints ``keypoint_idx`` (K,) of images ``image_idx``
+        (K,); the new observations are inactive. Returns their indices (K,)."""
+        trk = np.asarray(tracks, dtype=np.int64).ravel()
+        if len(trk) and (trk.min() < 0 or trk.max() >= self.num_tracks):
+            raise ValueError(f"tracks must lie in [0, {self.num_tracks})")
+        return self._append_observations(trk, np.asarray(image_idx, dtype=np.int64).ravel(),
+                                         np.asarray(keypoint_idx, dtype=np.int64).ravel())
+
+    @classmethod
+    def from_reconstruction(cls, reconstruction: Reconstruction, *, camera_known: bool = False,
+                            scale_exponent: float = 0.5) -> MapperState:
+        """A state holding a saved model: its cameras, images (registered ones with their poses),
+        and one track per 3-D point with its point and all its observations active (model 0).
+        Keypoint colours are the colours of their points (black elsewhere); the ids are kept, so
+        ``from_reconstruction(r).to_reconstruction()`` gives back ``r``'s registered images,
+        cameras, points and tracks (point errors recomputed). ``camera_known``: hold the
+        intrinsics fixed in later bundle adjustments."""
+        rec = reconstruction
+        cam_ids = sorted(rec.cameras)
+        cam_idx = {cid: k for k, cid in enumerate(cam_ids)}
+        img_ids = sorted(rec.images)
+        img_idx = {iid: k for k, iid in enumerate(img_ids)}
+        pt_ids = sorted(rec.points3D)
+        imgs = [rec.images[i] for i in img_ids]
+        kps = [np.asarray(im.keypoints, dtype=np.float64).reshape(-1, 2) for im in imgs]
+        colors = [np.zeros((len(k), 3), np.uint8) for k in kps]
+        offsets = np.r_[0, np.cumsum([len(k) for k in kps])].astype(np.int64)
+        track_of = np.full(int(offsets[-1]), -1, dtype=np.int64)
+        ptr, image_idx, keypoint_idx = [0], [], []
+        for t, pid in enumerate(pt_ids):
+            p = rec.points3D[pid]
+            tr = np.asarray(p.track, dtype=np.int64).reshape(-1, 2)
+            ii = np.array([img_idx[int(i)] for i in tr[:, 0]], dtype=np.int64)
+            order = np.argsort(ii, kind="stable")
+            ii, kk = ii[order], tr[order, 1]
+            image_idx.append(ii)
+            keypoint_idx.append(kk)
+            ptr.append(ptr[-1] + len(ii))
+            track_of[offsets[ii] + kk] = t
+            for i, k in zip(ii, kk):
+                colors[i][k] = p.color
+        cat = (lambda a: np.concatenate(a) if a else np.zeros(0, np.int64))
+        tracks = Tracks(np.array(ptr, dtype=np.int64), cat(image_idx), cat(keypoint_idx), track_of, offsets)
+        cams = [rec.cameras[c] for c in cam_ids]
+        img_cam = np.array([cam_idx[im.camera_id] for im in imgs], dtype=np.int64)
+        sizes = np.array([[cams[c].width, cams[c].height] for c in img_cam], dtype=np.int64).reshape(-1, 2)
+        data = ImageData([im.name for im in imgs], kps, colors, sizes)
+        state = cls(data, cams, img_cam, np.full(len(cams), bool(camera_known)), tracks, scale_exponent)
+        state.camera_ids = list(cam_ids)
+        state._buf_image_ids[: len(img_ids)] = img_ids
+        state._buf_point_ids[: len(pt_ids)] = pt_ids
+        for k, im in enumerate(imgs):
+            if im.cam_from_world is not None:
+                state.register(k, im.cam_from_world, 0)
+        if pt_ids:
+            state.set_points(np.arange(len(pt_ids)), np.array([rec.points3D[p].xyz for p in pt_ids]), 0)
+            state.activate_observations(np.arange(state.num_observations))
+        return state
+
     # --- bundle-adjustment problem ------------------------------------------------------------
     def ba_problem(self, obs: np.ndarray) -> tuple[BAProblem, np.ndarray, np.ndarray]:
         """A BAProblem over observations ``obs`` (indices, active, registered images, valid points).
@@ -248,19 +504,20 @@ class MapperState:
     # --- output -------------------------------------------------------------------------------
     def to_reconstruction(self, image_mask: np.ndarray | None = None) -> Reconstruction:
         """The registered images (all of them, or those in ``image_mask``), their cameras and the
-        valid points with their active observations, as a Reconstruction (ids start at 1)."""
+        valid points with their active observations, as a Reconstruction (ids: ``image_ids``,
+        ``camera_ids``, ``point_ids``; index + 1 unless the state came from a reconstruction)."""
         mask = self.registered.copy() if image_mask is None else (self.registered & image_mask)
         rec = Reconstruction()
         cam_ids = {}
         for c in np.unique(self.img_cam[mask]):
-            cam_ids[int(c)] = rec.add_camera(self.cameras[int(c)], camera_id=int(c) + 1)
+            cam_ids[int(c)] = rec.add_camera(self.cameras[int(c)], camera_id=self.camera_ids[int(c)])
         for i in range(self.n_images):
             if not mask[i]:
                 continue
             rec.add_image(self.images.names[i], cam_ids[int(self.img_cam[i])], self.images.keypoints[i],
-                          self.pose(i), image_id=i + 1)
+                          self.pose(i), image_id=int(self.image_ids[i]))
         obs = np.flatnonzero(self.obs_active & mask[self.obs_img] & self.point_valid[self.obs_track])
-        count = np.bincount(self.obs_track[obs], minlength=self.tracks.num_tracks)
+        count = np.bincount(self.obs_track[obs], minlength=self.num_tracks)
         obs = obs[count[self.obs_track[obs]] >= 2]
         if len(obs) == 0:
             return rec
@@ -269,12 +526,13 @@ class MapperState:
         obs, err = obs[order], err[order]
         trk, start = np.unique(self.obs_track[obs], return_index=True)
         kp_colors = np.concatenate(self.images.colors)
-        col = kp_colors[self.tracks.offsets[self.obs_img[obs]] + self.obs_kp[obs]].astype(np.float64)
+        offsets = np.r_[0, np.cumsum([len(c) for c in self.images.colors])].astype(np.int64)
+        col = kp_colors[offsets[self.obs_img[obs]] + self.obs_kp[obs]].astype(np.float64)
         col_mean = np.add.reduceat(col, start, axis=0) / np.diff(np.r_[start, len(obs)])[:, None]
         err_mean = np.add.reduceat(err, start) / np.diff(np.r_[start, len(obs)])
-        tracks_2d = np.stack([self.obs_img[obs] + 1, self.obs_kp[obs]], axis=1)
+        tracks_2d = np.stack([self.image_ids[self.obs_img[obs]], self.obs_kp[obs]], axis=1)
         for k, (t_id, s) in enumerate(zip(trk, start)):
             e = start[k + 1] if k + 1 < len(start) else len(obs)
             rec.add_point3D(self.X[t_id], tracks_2d[s:e], np.round(col_mean[k]).astype(np.uint8), float(err_mean[k]),
-                            point3D_id=int(t_id) + 1)
+                            point3D_id=int(self.point_ids[t_id]))
         return rec
