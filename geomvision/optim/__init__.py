@@ -14,7 +14,7 @@ equations (``schur``); the LM driver (``lm``); what is fixed (``config.BAConfig`
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_attributes
 
 # name -> module defining it, imported on first use (a pose-graph run does not load the BA stack)
 _LAZY: dict[str, str] = {
@@ -39,24 +39,11 @@ _LAZY: dict[str, str] = {
     "problem_without_observations": ".solver",
     "solve_bundle": ".solver",
     "warm_up": ".solver",
+    "reprojection_sq_errors": "._ba_kernels:sq_errors",  # flat arrays, per observation
 }
 
 
-def __getattr__(name: str):
-    if name == "reprojection_sq_errors":  # flat arrays, per observation (the _ba_kernels layout)
-        from ._ba_kernels import sq_errors as value
-    else:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module 'geomvision.optim' has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | {"reprojection_sq_errors"})
-
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = [
     "BAConfig",
