@@ -243,7 +243,7 @@ def undistort_one(kind, p, k0, xd, yd, tol):
         ex = fx_ - xd
         ey = fy_ - yd
         if abs(ex) < tol and abs(ey) < tol:
-            return x, y, True
+            return x, y, _in_invertible_region(kind, p, k0, x, y, xd, yd)
         det = a00 * a11 - a01 * a10
         if det == 0.0 or not np.isfinite(det):
             return np.nan, np.nan, False
@@ -253,7 +253,46 @@ def undistort_one(kind, p, k0, xd, yd, tol):
         y -= dy
     fx_, fy_, a00, a01, a10, a11 = distort(kind, p, k0, x, y, False, dummy)
     ok = abs(fx_ - xd) < 100.0 * tol and abs(fy_ - yd) < 100.0 * tol
-    return x, y, ok
+    return x, y, ok and _in_invertible_region(kind, p, k0, x, y, xd, yd)
+
+
+@njit(cache=True)
+def _in_invertible_region(kind, p, k0, x, y, xd, yd):
+    """True when (x, y) lies on the lens model's first monotonic branch, the one ``distort`` maps
+    one-to-one from the image centre outwards. Past the fold (e.g. k1 < 0: r_d = r (1 + k1 r^2)
+    peaks at r^2 = -1 / (3 k1)) Newton's method can converge to a point of the far branch, a ray
+    mirrored through the optical axis: such pixels have no ray of the model."""
+    if kind == _NONE:
+        return True
+    if x * xd + y * yd < 0.0:  # the distorted point and the ray point in opposite directions
+        return False
+    r2 = x * x + y * y
+    if kind == _FISHEYE:
+        th = np.arctan(np.sqrt(r2))
+        t2 = th * th
+        k1, k2, k3, k4 = p[k0], p[k0 + 1], p[k0 + 2], p[k0 + 3]
+        # d theta_d / d theta > 0 on [0, theta], checked on a grid of 16 steps
+        for i in range(1, 17):
+            u = t2 * (i / 16.0) ** 2
+            if 1.0 + u * (3.0 * k1 + u * (5.0 * k2 + u * (7.0 * k3 + u * 9.0 * k4))) <= 0.0:
+                return False
+        return True
+    # radial part r_d = r (1 + k1 r^2 + k2 r^4): d r_d / d r = 1 + 3 k1 u + 5 k2 u^2 (u = r^2) must
+    # stay positive on [0, r^2]: no root of the quadratic in (0, r2]
+    k1 = p[k0]
+    k2 = 0.0 if kind == _RADIAL1 else p[k0 + 1]
+    a = 5.0 * k2
+    b = 3.0 * k1
+    if a == 0.0:
+        return not (b < 0.0 and -1.0 / b <= r2)
+    disc = b * b - 4.0 * a
+    if disc < 0.0:
+        return True
+    sq = np.sqrt(disc)
+    for root in ((-b - sq) / (2.0 * a), (-b + sq) / (2.0 * a)):
+        if 0.0 < root <= r2:
+            return False
+    return True
 
 
 @njit(cache=True)

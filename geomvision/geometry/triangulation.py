@@ -60,9 +60,21 @@ def _poses(cams_from_world: Sequence[Rigid3], name: str = "cams_from_world") -> 
     return R, t
 
 
+def _indices(a, name: str) -> np.ndarray:
+    """An integer index array (M,); floats are accepted only when they hold whole numbers
+    (casting 1.7 to 1 would silently pick another image)."""
+    arr = np.asarray(a).ravel()
+    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf" and arr.size:
+        raise ValueError(f"{name} must hold integer indices, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and arr.size and not (np.isfinite(arr).all() and np.all(arr == np.round(arr))):
+        bad = arr[~np.isfinite(arr) | (arr != np.round(arr))][0]
+        raise ValueError(f"{name} must hold integer indices, got {float(bad)!r}; round or cast them deliberately")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
 def _observations(obs_img, obs_pt, xy, n_images: int, num_points: int | None, dim: int = 2):
-    obs_img = np.ascontiguousarray(obs_img, dtype=np.int64).ravel()
-    obs_pt = np.ascontiguousarray(obs_pt, dtype=np.int64).ravel()
+    obs_img = _indices(obs_img, "obs_img")
+    obs_pt = _indices(obs_pt, "obs_pt")
     xy = as_points(xy, "xy" if dim == 2 else "uv", dim)
     check_same_length(obs_img=obs_img, obs_pt=obs_pt, xy=xy)
     if len(obs_img) and (obs_img.min() < 0 or obs_img.max() >= n_images):
