@@ -96,3 +96,18 @@ def test_bad_input(views, tmp_path):
     with pytest.raises(ValueError, match="nothing to stitch"):
         stitch(list(noise))
     assert cli_main(["stitch", str(tmp_path / "missing.png"), str(tmp_path / "m2.png"), "-o", "x.png"]) == 2
+
+
+def test_cli_refuses_a_bad_output_before_any_work(views, tmp_path, capsys):
+    paths = []
+    for k, img in enumerate(views.images[:2]):
+        p = tmp_path / f"view{k}.png"
+        cv2.imwrite(str(p), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        paths.append(str(p))
+    before = (tmp_path / "view0.png").read_bytes()
+    assert cli_main(["stitch", *paths, "-o", paths[0]]) == 2  # would overwrite the photo
+    assert "is one of the input images" in capsys.readouterr().err
+    assert (tmp_path / "view0.png").read_bytes() == before
+    assert cli_main(["stitch", *paths, "-o", str(tmp_path / "mosaic.xyz")]) == 2
+    err = capsys.readouterr()
+    assert "cannot write an image as '.xyz'" in err.err and "inliers" not in err.out  # refused before matching

@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     problem = read_bal(args.problem)
     read_s = time.perf_counter() - t0
+    if problem.num_observations == 0:
+        raise ValueError(f"{args.problem}: the problem has no observations ({problem.num_images} cameras, "
+                         f"{problem.num_points} points): there is nothing to adjust")
     jit_s = warm_up(parallel=(args.threads or 1) > 1)
     printer = None if args.quiet else (lambda line: print(line, flush=True))
     report = solve_bundle(problem, options, config, printer=printer)

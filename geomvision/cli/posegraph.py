@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         "write_s": round(write_s, 4),
         "peak_memory_mb": round(peak_memory_mb(), 1),
     }
-    print(json.dumps(out), flush=True)
+    # strict JSON: NaN (no cost at the file's poses when it has none) is written as null
+    print(json.dumps({k: (None if isinstance(v, float) and v != v else v) for k, v in out.items()}), flush=True)
     return 0 if report.termination != "failure" else 1
 
 

@@ -44,12 +44,29 @@ def write_image_atomic(path: str | os.PathLike, image_rgb) -> None:
     atomic_write_bytes(path, buf.tobytes())
 
 
+def check_output(output: str | os.PathLike, inputs: list[str]) -> None:
+    """Refuse, before any work, an output that OpenCV cannot write or that is one of the inputs."""
+    import cv2
+
+    out = Path(output)
+    if not out.parent.is_dir():
+        raise ValueError(f"--output: folder {out.parent} does not exist")
+    if not cv2.haveImageWriter(str(out)):
+        raise ValueError(f"--output: cannot write an image as {out.suffix or '(no extension)'!r}; "
+                         "use .png, .jpg, .tif ...")
+    for path in inputs:
+        if Path(path).exists() and out.exists() and os.path.samefile(path, out):
+            raise ValueError(f"--output {output} is one of the input images: choose another file, "
+                             "the panorama would overwrite the photo")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..imageio import read_image
     from ..stitching import StitchOptions, stitch
 
     if len(args.images) < 2:
         raise ValueError("give at least two images")
+    check_output(args.output, args.images)
     options = StitchOptions(max_error=args.max_error, min_inliers=args.min_inliers,
                             max_features=args.max_features, feather=not args.no_feather)
     images = [read_image(p) for p in args.images]

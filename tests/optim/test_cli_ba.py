@@ -48,3 +48,10 @@ def test_cli_reports_a_malformed_file(tmp_path, capsys):
     assert main(["ba", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "line 2" in err and "point index 3" in err
+
+
+def test_cli_refuses_a_problem_without_observations(tmp_path, capsys):
+    empty = tmp_path / "empty.bal.txt"
+    empty.write_text("0 0 0\n")
+    assert main(["ba", str(empty)]) == 2
+    assert "no observations" in capsys.readouterr().err
