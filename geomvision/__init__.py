@@ -54,6 +54,7 @@ _LAZY: dict[str, str] = {
     "estimate_relative_pose": "geomvision.robust",
     "estimate_absolute_pose": "geomvision.robust",
     "estimate_line": "geomvision.robust",
+    "estimate_sim3": "geomvision.robust",
     "RansacOptions": "geomvision.robust",
     "RansacResult": "geomvision.robust",
     "RansacStats": "geomvision.robust",
@@ -66,6 +67,9 @@ _LAZY: dict[str, str] = {
     "match_descriptors": "geomvision.features",
     "stitch": "geomvision.stitching",
 }
+# the subpackages, reachable as attributes (gv.io.read_model) and imported on first use
+_LAZY.update({name: f"geomvision.{name}:" for name in (
+    "geometry", "solvers", "robust", "optim", "scene", "synthetic", "features", "sfm", "io", "viz", "cli")})
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

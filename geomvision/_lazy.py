@@ -2,7 +2,8 @@
 
 ``__getattr__, __dir__ = lazy_attributes(__name__, table, globals())`` in a package's
 ``__init__``: ``table`` maps a public name to the module defining it (absolute, or relative to
-the package: ``".pose_graph"``), optionally ``"module:attribute"`` when the name differs.
+the package: ``".pose_graph"``), optionally ``"module:attribute"`` when the name differs, or
+``"module:"`` for the module itself (``geomvision.io`` as ``gv.io`` without importing it first).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ def lazy_attributes(package: str, table: dict[str, str], namespace: dict) -> tup
         target = table.get(name)
         if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        module, _, attribute = target.partition(":")
-        value = getattr(importlib.import_module(module, package), attribute or name)
+        module, colon, attribute = target.partition(":")
+        value = importlib.import_module(module, package)
+        if not (colon and not attribute):
+            value = getattr(value, attribute or name)
         namespace[name] = value
         return value
 

@@ -39,3 +39,12 @@ def test_scalar_checks():
         check_int(1.5, "n")
     with pytest.raises(ValueError, match=r"confidence must lie in \(0, 1\)"):
         check_probability(1.0, "confidence")
+
+
+def test_subpackages_are_attributes_of_the_package():
+    import subprocess
+    import sys
+
+    code = "import geomvision as gv; print(gv.io.read_model.__module__, gv.optim.optimize_pose_graph.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["geomvision.io.colmap", "optimize_pose_graph"]

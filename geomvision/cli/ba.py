@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     write_s = 0.0
     if args.output:
         t0 = time.perf_counter()
-        write_bal(args.output, problem)
+        write_bal(problem, args.output)
         write_s = time.perf_counter() - t0
     out = {
         "problem": str(args.problem),

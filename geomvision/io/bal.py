@@ -156,9 +156,14 @@ def _diagnose(path: Path, text: str, n_cams: int, n_pts: int, n_obs: int) -> Non
                          f"({used} of {sections[sec][0]} values read)")
 
 
-def write_bal(path: str | os.PathLike, problem: BAProblem) -> None:
+def write_bal(problem: BAProblem, path: str | os.PathLike) -> None:
     """Write ``problem`` (one RADIAL camera per image, cx = cy = 0) as a BAL text file, atomically.
-    Numbers are written as Python's shortest round-trip repr, so doubles survive exactly."""
+    Numbers are written as Python's shortest round-trip repr, so doubles survive exactly.
+    ``(object, path)`` like every writer of geomvision (``write_model``, ``write_ply``, ``write_g2o``)."""
+    if isinstance(problem, (str, os.PathLike)) and isinstance(path, BAProblem):
+        raise ValueError("write_bal takes (problem, path), like the other writers; the arguments are swapped")
+    if not isinstance(problem, BAProblem):
+        raise ValueError(f"problem must be a BAProblem, got {type(problem).__name__}")
     cameras, points, cam_idx, pt_idx, xy = problem_to_bal(problem)
     path = Path(path)
     lines = [f"{len(cameras)} {len(points)} {len(cam_idx)}"]

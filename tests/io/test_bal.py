@@ -50,7 +50,7 @@ def test_radial_mapping_gives_the_bal_residuals_exactly(rng):
 def test_write_read_round_trip_and_atomic(tmp_path, rng):
     problem = bal_to_problem(*random_bal(rng))
     path = tmp_path / "p.bal.txt"
-    write_bal(path, problem)
+    write_bal(problem, path)
     assert [p.name for p in tmp_path.iterdir()] == ["p.bal.txt"]  # no temp file left
     again = read_bal(path)
     for name in ("R", "t", "cam_params", "X", "obs_uv"):
@@ -108,7 +108,7 @@ def test_write_refuses_a_moved_principal_point(tmp_path, rng):
     problem = bal_to_problem(*random_bal(rng))
     problem.cam_params[0, 1] = 0.5
     with pytest.raises(ValueError, match="cx and cy"):
-        write_bal(tmp_path / "x.bal.txt", problem)
+        write_bal(problem, tmp_path / "x.bal.txt")
 
 
 REFERENCE_RMS = {"fountain-P11": 0.38311, "Herz-Jesus-P8": 0.43060, "entry-P10": 0.43557}
@@ -125,3 +125,9 @@ def test_reference_solves_of_the_shared_bal_problems(shared_data, name):
     assert rep.converged
     assert f"{rep.final_rms_px:.5f}" == f"{REFERENCE_RMS[name]:.5f}"  # 5 significant digits
     assert rep.final_rms_px <= meta["colmap_solution_rms_px"]
+
+
+def test_writer_argument_order_is_object_then_path(tmp_path, rng):
+    problem = bal_to_problem(*random_bal(rng))
+    with pytest.raises(ValueError, match="takes \\(problem, path\\).*swapped"):
+        write_bal(tmp_path / "x.bal.txt", problem)

@@ -24,7 +24,7 @@ def _bal_file(tmp_path, rng):
     xy = 500.0 * -P[:, :2] / P[:, 2:3] + rng.normal(scale=0.3, size=(len(P), 2))
     problem = bal_to_problem(cameras, points + rng.normal(scale=0.03, size=points.shape), cam_idx, pt_idx, xy)
     path = tmp_path / "p.bal.txt"
-    write_bal(path, problem)
+    write_bal(problem, path)
     return path
 
 
