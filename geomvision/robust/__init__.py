@@ -2,7 +2,7 @@
 
 See ``engine.py`` for the design. Public entry points: ``ransac(estimator, sq_threshold, options)``
 for any :class:`Estimator`, and the ``estimate_*`` functions for the standard models (pixels in,
-``max_error`` thresholds in pixels).
+``max_error`` thresholds in pixels; ``estimate_sim3`` takes 3-D points and a distance).
 """
 
 from .absolute_pose import AbsolutePoseEstimator, estimate_absolute_pose
@@ -12,6 +12,7 @@ from .homography import HomographyEstimator, estimate_homography
 from .line import LineEstimator, estimate_line
 from .options import RansacOptions
 from .relative_pose import RelativePoseEstimator, estimate_essential, estimate_relative_pose
+from .sim3 import Sim3Estimator, estimate_sim3
 
 __all__ = [
     "AbsolutePoseEstimator",
@@ -23,11 +24,13 @@ __all__ = [
     "RansacResult",
     "RansacStats",
     "RelativePoseEstimator",
+    "Sim3Estimator",
     "estimate_absolute_pose",
     "estimate_essential",
     "estimate_fundamental",
     "estimate_homography",
     "estimate_line",
     "estimate_relative_pose",
+    "estimate_sim3",
     "ransac",
 ]

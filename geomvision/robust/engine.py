@@ -37,6 +37,7 @@ state is touched.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -77,6 +78,12 @@ class RansacResult(NamedTuple):
     model: Any
     inliers: np.ndarray
     stats: RansacStats
+
+    def failed(self, message: str) -> RansacResult:
+        """This result turned into a failure (no model, no inliers, ``success=False``) with
+        ``message``: for the whole-set degeneracy checks the estimate functions run after RANSAC."""
+        stats = dataclasses.replace(self.stats, success=False, message=message)
+        return RansacResult(None, np.zeros_like(self.inliers), stats)
 
 
 class Estimator:

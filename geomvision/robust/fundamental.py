@@ -15,8 +15,6 @@ drawn among the points H does not explain.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from numba import njit
 
@@ -268,13 +266,10 @@ def estimate_fundamental(
         return res
     off_plane = _off_plane_inliers(est.data[0], est.data[1], res.inliers, t)
     if off_plane < MIN_OFF_PLANE:
-        stats = dataclasses.replace(
-            res.stats,
-            success=False,
-            message=f"plane-degenerate: only {off_plane} inliers lie off the dominant plane "
-            f"(fewer than {MIN_OFF_PLANE}); F is not determined, estimate a homography instead",
+        return res.failed(
+            f"plane-degenerate: only {off_plane} inliers lie off the dominant plane "
+            f"(fewer than {MIN_OFF_PLANE}); F is not determined, estimate a homography instead"
         )
-        return RansacResult(None, np.zeros_like(res.inliers), stats)
     return res
 
 

@@ -15,8 +15,6 @@ Models are [R | t] row-major (12 numbers), t of unit norm.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from numba import njit
 
@@ -188,13 +186,10 @@ def estimate_relative_pose(
         return res
     moving = _parallax_inliers(est, res.inliers, t)
     if moving < MIN_PARALLAX_INLIERS:
-        stats = dataclasses.replace(
-            res.stats,
-            success=False,
-            message=f"no parallax: a pure rotation explains all but {moving} inliers (fewer than "
-            f"{MIN_PARALLAX_INLIERS}), so the translation is undetermined",
+        return res.failed(
+            f"no parallax: a pure rotation explains all but {moving} inliers (fewer than "
+            f"{MIN_PARALLAX_INLIERS}), so the translation is undetermined"
         )
-        return RansacResult(None, np.zeros_like(res.inliers), stats)
     return res
 
 

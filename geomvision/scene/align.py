@@ -9,33 +9,26 @@ import numpy as np
 from .._validation import as_points, check_same_length
 from ..geometry.rigid import Rigid3, camera_center
 from ..geometry.rotation import rotation_error_deg
+from ..solvers.similarity import sim3_from_points
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, *, with_scale: bool = True) -> tuple[float, Rigid3]:
     """Least-squares similarity with ``dst ~ scale * (R @ src + t)`` for (N,3) point sets, N >= 3.
 
     Returns ``(scale, dst_from_src)`` where ``dst_from_src = (R, t)`` and the full map is
-    ``x -> scale * (R x + t)`` (the form :meth:`Reconstruction.transform` takes).
+    ``x -> scale * (R x + t)`` (the form :meth:`Reconstruction.transform` takes). The solver is
+    :func:`geomvision.solvers.similarity.sim3_from_points` (which returns the ``Sim3``
+    ``x -> scale * R x + t'``, ``t' = scale * t``).
     """
     src = as_points(src, "src", 3)
     dst = as_points(dst, "dst", 3)
     n = check_same_length(src=src, dst=dst)
     if n < 3:
         raise ValueError(f"umeyama needs at least 3 point pairs, got {n}")
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    S, D = src - mu_s, dst - mu_d
-    var_s = np.sum(S**2) / n
-    if var_s < 1e-300:
-        raise ValueError("src points coincide: the similarity is undetermined")
-    U, sig, Vt = np.linalg.svd(D.T @ S / n)
-    d = np.ones(3)
-    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
-        d[2] = -1.0
-    R = (U * d) @ Vt
-    scale = float(np.sum(sig * d) / var_s) if with_scale else 1.0
-    # dst = scale * R src + (mu_d - scale R mu_s) = scale * (R src + t)
-    t = (mu_d - scale * R @ mu_s) / scale
-    return scale, Rigid3(R, t, check=False)
+    sim = sim3_from_points(src, dst, with_scale=with_scale)
+    if sim is None:
+        raise ValueError("src (or dst) points coincide: the similarity is undetermined")
+    return sim.scale, Rigid3(sim.R, sim.t / sim.scale, check=False)
 
 
 @dataclass

@@ -22,6 +22,7 @@ C-contiguous float64 arrays; minimal cores read only the first k rows):
 | ``fundamental.fundamental_8pt_nb`` | ``(x1 (N,2), x2 (N,2), w (N,)) -> (F (3,3), ok)`` |
 | ``absolute.p3p_nb`` | ``(rays (>=3,3), X_world (>=3,3)) -> (Rs (4,3,3), ts (4,3), n)`` cam_from_world |
 | ``absolute.epnp_nb`` | ``(rays (N,3), X_world (N,3)) -> (R (3,3), t (3,), ok)`` cam_from_world |
+| ``similarity.sim3_from_points_nb`` | ``(X_a (N>=3,3), X_b (N,3), w (N,), with_scale) -> (s, R, t, ok)`` b_from_a |
 | ``focal.focal_from_fundamental_nb`` | ``(F, pp1 (2,), pp2 (2,)) -> (f1, f2)`` NaN when imaginary |
 | ``focal.shared_focal_from_fundamental_nb`` | ``(F, pp (2,), scale) -> f`` NaN when none |
 | ``refine.refine_homography_nb`` | ``(H, x1, x2, w, max_iter, ftol, xtol, gtol) -> (H, iters, cost0, cost)`` |
@@ -52,6 +53,7 @@ from .focal import focal_from_fundamental, shared_focal_from_fundamental
 from .fundamental import fundamental_7pt, fundamental_8pt
 from .homography import homography_4pt, homography_dlt
 from .refine import RefineInfo, refine_absolute_pose, refine_fundamental, refine_homography, refine_relative_pose
+from .similarity import sim3_from_points
 
 __all__ = [
     "RefineInfo",
@@ -72,4 +74,5 @@ __all__ = [
     "relative_pose_5pt",
     "relative_pose_from_essential",
     "shared_focal_from_fundamental",
+    "sim3_from_points",
 ]
