@@ -28,66 +28,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..geometry._rotation_kernels import so3_exp_into
+from ..geometry._rotation_kernels import so3_exp_into, so3_left_jacobian, so3_log_into, so3_right_jacobian_inverse
 from .losses import loss_rho
 
 SE3 = 0
 SE2 = 1
 SIM3 = 2
-
-
-@njit(cache=True, inline="always")
-def _so3_log(R, out):
-    """Rotation vector (3,) of R (3,3), angle in [0, pi]."""
-    c = 0.5 * (R[0, 0] + R[1, 1] + R[2, 2] - 1.0)
-    c = min(1.0, max(-1.0, c))
-    vx = 0.5 * (R[2, 1] - R[1, 2])
-    vy = 0.5 * (R[0, 2] - R[2, 0])
-    vz = 0.5 * (R[1, 0] - R[0, 1])
-    s = np.sqrt(vx * vx + vy * vy + vz * vz)
-    th = np.arctan2(s, c)
-    if c > -0.99:
-        if th < 1e-4:
-            f = 1.0 + th * th / 6.0 + 7.0 * th ** 4 / 360.0
-        else:
-            f = th / np.sin(th)
-        out[0], out[1], out[2] = f * vx, f * vy, f * vz
-        return
-    # near pi: the axis from the symmetric part (R + R^T)/2 - cos I = (1 - cos) a a^T
-    best = 0
-    for k in range(1, 3):
-        if R[k, k] > R[best, best]:
-            best = k
-    ax = np.empty(3)
-    for r in range(3):
-        ax[r] = 0.5 * (R[r, best] + R[best, r])
-    ax[best] -= c
-    n = np.sqrt(ax[0] * ax[0] + ax[1] * ax[1] + ax[2] * ax[2])
-    sign = 1.0 if ax[0] * vx + ax[1] * vy + ax[2] * vz >= 0.0 else -1.0
-    for r in range(3):
-        out[r] = sign * th * ax[r] / n
-
-
-@njit(cache=True, inline="always")
-def _right_jacobian_inverse(w, out):
-    """Jr^-1(w) (3,3) of SO(3): d log(R Exp(d)) / dd at d = 0 for log R = w."""
-    th2 = w[0] * w[0] + w[1] * w[1] + w[2] * w[2]
-    if th2 < 1e-8:
-        b = 1.0 / 12.0 + th2 / 720.0
-    else:
-        th = np.sqrt(th2)
-        b = 1.0 / th2 - (1.0 + np.cos(th)) / (2.0 * th * np.sin(th))
-    # I + 1/2 [w]x + b [w]x^2,  [w]x^2 = w w^T - th2 I
-    for r in range(3):
-        for c in range(3):
-            out[r, c] = b * w[r] * w[c]
-        out[r, r] += 1.0 - b * th2
-    out[0, 1] -= 0.5 * w[2]
-    out[1, 0] += 0.5 * w[2]
-    out[0, 2] += 0.5 * w[1]
-    out[2, 0] -= 0.5 * w[1]
-    out[1, 2] -= 0.5 * w[0]
-    out[2, 1] += 0.5 * w[0]
 
 
 @njit(cache=True)
@@ -128,7 +74,7 @@ def edge_error_jacobians(kind, R, t, s, i, j, Rz, tz, sz, e, Ai, Aj, want_jac):
         e[2] = np.arctan2(RD[1, 0], RD[0, 0])
     else:
         er = np.empty(3)
-        _so3_log(RD, er)
+        so3_log_into(RD, er)
         e[3], e[4], e[5] = er[0], er[1], er[2]
         if kind == SIM3:
             e[6] = np.log(s[j] / (s[i] * sz))
@@ -165,7 +111,7 @@ def edge_error_jacobians(kind, R, t, s, i, j, Rz, tz, sz, e, Ai, Aj, want_jac):
                 acc += Rz[c, a] * vx[c, b]
             Ai[a, 3 + b] = k * acc
     Jinv = np.empty((3, 3))
-    _right_jacobian_inverse(e[3:6], Jinv)
+    so3_right_jacobian_inverse(e[3:6], Jinv)
     # de_r/dw_i = -Jr^-1 R_j^T R_i = -Jr^-1 (R_i^T R_j)^T
     for a in range(3):
         for b in range(3):
@@ -347,7 +293,7 @@ def retract(kind, R, t, s, free_row, h, R_out, t_out, s_out):
             continue
         wx, wy, wz = h[o + 3], h[o + 4], h[o + 5]
         so3_exp_into(wx, wy, wz, E)
-        _left_jacobian(wx, wy, wz, V)
+        so3_left_jacobian(wx, wy, wz, V)
         for a in range(3):
             acc = 0.0
             for b in range(3):
@@ -361,27 +307,3 @@ def retract(kind, R, t, s, free_row, h, R_out, t_out, s_out):
                     acc += R[n, a, c] * E[c, b]
                 R_out[n, a, b] = acc
         s_out[n] = s[n] * np.exp(h[o + 6]) if kind == SIM3 else s[n]
-
-
-@njit(cache=True, inline="always")
-def _left_jacobian(wx, wy, wz, out):
-    """V(w) = I + (1 - cos th)/th^2 [w]x + (th - sin th)/th^3 [w]x^2 (3,3)."""
-    th2 = wx * wx + wy * wy + wz * wz
-    if th2 < 1e-8:
-        b = 0.5 - th2 / 24.0
-        c = 1.0 / 6.0 - th2 / 120.0
-    else:
-        th = np.sqrt(th2)
-        b = (1.0 - np.cos(th)) / th2
-        c = (th - np.sin(th)) / (th2 * th)
-    w = (wx, wy, wz)
-    for r in range(3):
-        for k in range(3):
-            out[r, k] = c * w[r] * w[k]
-        out[r, r] += 1.0 - c * th2
-    out[0, 1] -= b * wz
-    out[1, 0] += b * wz
-    out[0, 2] += b * wy
-    out[2, 0] -= b * wy
-    out[1, 2] -= b * wx
-    out[2, 1] += b * wx

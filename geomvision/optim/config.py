@@ -198,7 +198,7 @@ class BAOptions:
         if self.sparse_backend not in SPARSE_BACKENDS:
             raise ValueError(f"sparse_backend must be one of {', '.join(SPARSE_BACKENDS)}, got {self.sparse_backend!r}")
         if self.sparse_backend == "cholmod":
-            from .schur import cholmod_available
+            from .sparse_cholesky import cholmod_available
 
             if not cholmod_available():
                 raise ValueError("sparse_backend='cholmod' needs scikit-sparse (and libsuitesparse-dev to build it); "

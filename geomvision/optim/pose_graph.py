@@ -236,6 +236,15 @@ class _PoseGraphProblem:
                              self.active, self.loss_id, self.loss_scale, self.st.free_row, self.st.blk_ij, want_jac,
                              self.Hb, self.g, self.chi2_edges)
 
+    def cost_at(self, R, t, s, loss_id: int, active: np.ndarray) -> tuple[float, np.ndarray]:
+        """(0.5 sum rho over ``active`` edges, chi2 per edge (E,)) at the poses (R, t, s), with
+        ``loss_id``: the same kernel without Jacobians, this problem's arrays untouched."""
+        chi2 = np.empty(len(self.ri))
+        cost = pk.accumulate(self.kind_id, R, t, s, self.ri, self.rj, self.Rz, self.tz, self.sz, self.sqrt_info,
+                             active, loss_id, self.loss_scale, self.st.free_row, self.st.blk_ij, False, self.Hb,
+                             self.g, chi2)
+        return cost, chi2
+
     def linearize(self) -> float:
         self.cost = self._accumulate(self.R, self.t, self.s, True)
         return self.cost
@@ -294,20 +303,19 @@ def optimize_pose_graph(graph: PoseGraph, options: PoseGraphOptions | None = Non
 
     The input graph is not changed. ``printer``: a callable taking one line per LM iteration
     (or None; ``options.verbose`` prints to stdout)."""
-    threads = None if options is None else options.blas_threads
-    if options is None or threads is not None:
-        with threadpool_limits(limits=1 if threads is None else threads):
-            return _optimize(graph, options, printer)
-    return _optimize(graph, options, printer)
-
-
-def _optimize(graph: PoseGraph, options: PoseGraphOptions | None, printer) -> tuple[PoseGraph, PoseGraphReport]:
-    t_start = time.perf_counter()
     options = PoseGraphOptions() if options is None else options
     if not isinstance(graph, PoseGraph):
         raise ValueError(f"graph must be a PoseGraph, got {type(graph).__name__}")
     if not isinstance(options, PoseGraphOptions):
         raise ValueError(f"options must be a PoseGraphOptions, got {type(options).__name__}")
+    if options.blas_threads is None:
+        return _optimize(graph, options, printer)
+    with threadpool_limits(limits=options.blas_threads):
+        return _optimize(graph, options, printer)
+
+
+def _optimize(graph: PoseGraph, options: PoseGraphOptions, printer) -> tuple[PoseGraph, PoseGraphReport]:
+    t_start = time.perf_counter()
     graph.check()
     if printer is None and options.verbose:
         printer = print
@@ -339,23 +347,18 @@ def _optimize(graph: PoseGraph, options: PoseGraphOptions | None, printer) -> tu
     tz = np.ascontiguousarray(graph.i_from_j_t)
     sz = np.ascontiguousarray(graph.i_from_j_scale)
     sqrt_info = np.ascontiguousarray(_sqrt_information(graph.information))
-    active = np.ones(E, dtype=np.bool_)
     R0, t0, s0 = np.ascontiguousarray(R0), np.ascontiguousarray(t0), np.ascontiguousarray(s0)
+    loss_id = LOSS_IDS["squared" if options.loss == "none" else options.loss]
+    every_edge = np.ones(E, dtype=np.bool_)
 
-    def make_problem(R, t, s, loss: str, active_mask):
-        loss_id = LOSS_IDS["squared" if loss == "none" else loss]
+    def make_problem(R, t, s, active_mask):
         return _PoseGraphProblem(kind_id, R.copy(), t.copy(), s.copy(), ri, rj, Rz, tz, sz, sqrt_info, active_mask,
                                  loss_id, float(options.loss_scale), st, options, solver)
 
-    def chi2_at(R, t, s) -> float:
-        p = make_problem(R, t, s, "none", np.ones(E, np.bool_))
-        p._accumulate(p.R, p.t, p.s, False)
-        return float(p.chi2_edges.sum())
+    evaluator = make_problem(R0, t0, s0, every_edge)  # costs at any poses, one set of buffers
 
-    def objective_all_edges(p: _PoseGraphProblem) -> float:
-        """The loss over every edge (switched-off ones too): comparable between starts."""
-        q = make_problem(p.R, p.t, p.s, options.loss, np.ones(E, np.bool_))
-        return q._accumulate(q.R, q.t, q.s, False)
+    def chi2_at(R, t, s) -> float:
+        return float(evaluator.cost_at(R, t, s, LOSS_IDS["squared"], every_edge)[1].sum())
 
     initial_chi2 = chi2_at(R0, t0, s0) if graph.poses_given else float("nan")
     robust = options.loss != "none"
@@ -373,13 +376,12 @@ def _optimize(graph: PoseGraph, options: PoseGraphOptions | None, printer) -> tu
         starts["file"] = (R0, t0, s0)
     init_s = time.perf_counter() - t_init
     # --- LM from each start, then the outlier rounds
-    lm_options = _LMSettings(options)
     best = None
     tried: dict[str, float] = {}
     for name, (R, t, s) in starts.items():
-        problem = make_problem(R, t, s, options.loss, np.ones(E, np.bool_))
+        problem = make_problem(R, t, s, every_edge.copy())
         start_chi2 = chi2_at(problem.R, problem.t, problem.s)
-        summary = levenberg_marquardt(problem, lm_options, printer=printer)
+        summary = levenberg_marquardt(problem, options, printer=printer)
         iterations, log = summary.iterations, list(summary.log)
         if options.max_edge_chi2 is not None:
             for _ in range(options.max_outlier_rounds):
@@ -387,15 +389,17 @@ def _optimize(graph: PoseGraph, options: PoseGraphOptions | None, printer) -> tu
                 bad = problem.active & (problem.chi2_edges > options.max_edge_chi2)
                 if not bad.any():
                     break
-                problem = make_problem(problem.R, problem.t, problem.s, options.loss, problem.active & ~bad)
-                summary = levenberg_marquardt(problem, lm_options, printer=printer)
+                problem = make_problem(problem.R, problem.t, problem.s, problem.active & ~bad)
+                summary = levenberg_marquardt(problem, options, printer=printer)
                 iterations += summary.iterations
                 log += summary.log
-        objective = objective_all_edges(problem) if len(starts) > 1 else 0.0
-        tried[name] = chi2_at(problem.R, problem.t, problem.s)
+        # the loss over every edge (switched-off ones too) is comparable between starts
+        objective, chi2_edges = evaluator.cost_at(problem.R, problem.t, problem.s, loss_id, every_edge)
+        tried[name] = float(evaluator.cost_at(problem.R, problem.t, problem.s, LOSS_IDS["squared"],
+                                              every_edge)[1].sum()) if options.loss != "none" else 2.0 * objective
         if best is None or objective < best[0]:
-            best = (objective, name, summary, problem, start_chi2, iterations, log)
-    _, name, summary, problem, start_chi2, iterations, log = best
+            best = (objective, name, summary, problem, start_chi2, iterations, log, chi2_edges)
+    _, name, summary, problem, start_chi2, iterations, log, chi2_edges = best
     outliers = np.flatnonzero(~problem.active).astype(np.int64)
     out.set_node_arrays(ids, problem.R, problem.t, problem.s if kind == "sim3" else None)
     out.poses_given = True
@@ -403,7 +407,7 @@ def _optimize(graph: PoseGraph, options: PoseGraphOptions | None, printer) -> tu
         kind=kind, num_nodes=N, num_edges=E, fixed_nodes=[int(ids[r]) for r in fixed_rows],
         num_components=int(ncomp), init=name, initial_chi2=initial_chi2,
         initial_g2o_chi2=graph.g2o_chi2() if graph.poses_given else float("nan"),
-        start_chi2=start_chi2, final_chi2=float(out.edge_chi2()[problem.active].sum()),
+        start_chi2=start_chi2, final_chi2=float(chi2_edges[problem.active].sum()),
         final_g2o_chi2=out.g2o_chi2(),
         final_cost=2.0 * summary.final_cost, iterations=iterations, termination=summary.termination,
         linear_solver=solver.backend, init_s=init_s, solve_s=time.perf_counter() - t_start - init_s,
@@ -411,15 +415,3 @@ def _optimize(graph: PoseGraph, options: PoseGraphOptions | None, printer) -> tu
     )
     return out, report
 
-
-class _LMSettings:
-    """The subset of options the LM driver reads."""
-
-    def __init__(self, o: PoseGraphOptions):
-        self.initial_damping = o.initial_damping
-        self.max_iterations = o.max_iterations
-        self.gradient_tolerance = o.gradient_tolerance
-        self.parameter_tolerance = o.parameter_tolerance
-        self.function_tolerance = o.function_tolerance
-        self.min_relative_decrease = o.min_relative_decrease
-        self.max_consecutive_invalid_steps = o.max_consecutive_invalid_steps

@@ -8,7 +8,8 @@ driver tries, returns the step from ``solve(lam)``. The numba kernels are in
 
 Reduced system S (n x n, n = number of free camera-side parameters):
 - dense (``n <= dense_max_size`` with ``linear_solver="auto"``): LAPACK Cholesky;
-- sparse: symmetric CSR, factorised by CHOLMOD (scikit-sparse, optional) or SuperLU;
+- sparse: symmetric CSR, factorised by CHOLMOD (scikit-sparse, optional) or SuperLU through
+  ``sparse_cholesky.SpdSolver`` (the same solver as pose graphs; the symbolic analysis is kept);
 - pcg: conjugate gradients on the sparse S with its block-Jacobi preconditioner (the inverse
   of each group's diagonal block).
 """
@@ -22,16 +23,7 @@ import scipy.sparse.linalg
 
 from . import _schur_kernels as sk
 
-try:  # optional: CHOLMOD through scikit-sparse
-    from sksparse.cholmod import CholmodNotPositiveDefiniteError
-    from sksparse.cholmod import cholesky as _cholmod_cholesky
-except ImportError:  # pragma: no cover - depends on the environment
-    _cholmod_cholesky = None
-    CholmodNotPositiveDefiniteError = None
-
-
-def cholmod_available() -> bool:
-    return _cholmod_cholesky is not None
+from .sparse_cholesky import SpdSolver, cholmod_available
 
 
 class SchurSystem:
@@ -48,7 +40,8 @@ class SchurSystem:
         self.max_diagonal = max_diagonal
         self.pcg_tolerance = pcg_tolerance
         self.pcg_max_iterations = pcg_max_iterations
-        self.use_cholmod = _cholmod_cholesky is not None and sparse_backend in ("auto", "cholmod")
+        self.use_cholmod = cholmod_available() and sparse_backend in ("auto", "cholmod")
+        self._spd = None  # the sparse Cholesky of S, its symbolic analysis kept across LM iterations
         # --- columns: pose groups (one per image with a free column), then intrinsic groups ---
         self.pose_col = np.full((I, 6), -1, dtype=np.int64)
         self.intr_col = np.full(intr_free.shape, -1, dtype=np.int64)
@@ -251,20 +244,12 @@ class SchurSystem:
         return scipy.linalg.cho_solve(c, b, check_finite=False)
 
     def _solve_sparse(self, data, b):
-        S = scipy.sparse.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
         if self.linear_solver == "pcg":
+            S = scipy.sparse.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
             return self._solve_pcg(S, data, b)
-        if self.use_cholmod:
-            try:
-                return _cholmod_cholesky(S.tocsc())(b)
-            except CholmodNotPositiveDefiniteError:
-                return None
-        try:
-            lu = scipy.sparse.linalg.splu(S.tocsc(), permc_spec="MMD_AT_PLUS_A",
-                                          options={"SymmetricMode": True}, diag_pivot_thresh=0.0)
-        except RuntimeError:
-            return None
-        return lu.solve(b)
+        if self._spd is None:
+            self._spd = SpdSolver(self.indptr, self.indices, "cholmod" if self.use_cholmod else "superlu")
+        return self._spd.solve(data, b)
 
     def _solve_pcg(self, S, data, b):
         blocks = []
