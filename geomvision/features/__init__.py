@@ -11,6 +11,7 @@ patch alignment (:mod:`geomvision.features.patch_alignment`).
 
 from .batch import ExtractionResult, FeatureWarning, MatchResults, default_image_names, extract_all, match_all
 from .cache import CacheWarning
+from .guided import match_by_projection
 from .matching import match_descriptors, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .patch_alignment import PatchAlignmentOptions, align_patches, refine_track_keypoints, sample_patches
@@ -34,6 +35,7 @@ __all__ = [
     "extract_all",
     "extract_features",
     "match_all",
+    "match_by_projection",
     "match_descriptors",
     "natural_sort_key",
     "refine_track_keypoints",

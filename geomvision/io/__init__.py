@@ -18,6 +18,8 @@ _LAZY: dict[str, str] = {
     "write_model": ".colmap",
     "read_g2o": ".g2o",
     "write_g2o": ".g2o",
+    "read_online_map": ".online_map",
+    "write_online_map": ".online_map",
     "read_ply": ".ply",
     "write_ply": ".ply",
 }

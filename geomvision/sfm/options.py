@@ -163,3 +163,86 @@ class SfmOptions:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class OnlineOptions:
+    """The online mapper (``OnlineMapper``): tracking, keyframes, local mapping, relocalisation.
+
+    features : SIFT for each frame: the strongest 2,000, on the frame downscaled to 400 pixels
+        on its long side (OpenCV's SIFT doubles the image first). On a rendered 640x480 walk
+        (``benchmarks/bench_online.py``) tracking took 57 / 89 / 112 / 134 ms per frame (median)
+        with 320 / 400 / 480 / 640 pixels and the trajectory error was 2.9 / 1.4 / 1.6 / 1.5 mm.
+    max_error_px : inlier threshold of the frame's absolute pose, of triangulation and of the
+        map's filters (pixels).
+    min_inliers : 2D-3D inliers a frame needs to be tracked (fewer: lost).
+    search_radius_px : matching by projection searches this far around each map point predicted
+        by the constant-velocity motion model; a second try uses 3x, then the whole local map.
+    init_min_inliers, init_min_tri_angle_deg : the first two keyframes need this many verified
+        matches and this median triangulation angle (degrees); until then frames are
+        ``initialising``. ``init_max_frames``: after this many frames without enough parallax or
+        matches, the reference frame is replaced by the current one.
+    keyframe_tracked_ratio, keyframe_max_interval, keyframe_min_inliers : a tracked frame becomes
+        a keyframe when it tracks fewer than ``ratio`` x the map points of the last keyframe, or
+        fewer than ``keyframe_min_inliers`` points, or ``keyframe_max_interval`` frames passed.
+    local_map_keyframes : the local map is the points of the last keyframe and of this many of
+        its most covisible keyframes. ``keyframe_match_neighbours``: a new keyframe is matched with
+        this many covisible keyframes to triangulate new points. ``local_ba_keyframes``: keyframes
+        that move in the windowed bundle adjustment (their other observers are held fixed).
+    relocalize_candidates : keyframes (most similar by VLAD) tried when relocalising;
+        ``relocalize_min_inliers`` 2D-3D inliers accept the pose.
+    vocabulary_size : VLAD words, trained on the first keyframes.
+    """
+
+    features: FeatureOptions = field(default_factory=lambda: FeatureOptions(max_num_features=2000, max_image_size=400))
+    max_error_px: float = 4.0
+    min_inliers: int = 30
+    search_radius_px: float = 15.0
+    match_ratio: float = 0.9
+    init_min_inliers: int = 100
+    init_min_tri_angle_deg: float = 3.0
+    init_max_frames: int = 30
+    keyframe_tracked_ratio: float = 0.7
+    keyframe_max_interval: int = 20
+    keyframe_min_inliers: int = 150
+    local_map_keyframes: int = 10
+    keyframe_match_neighbours: int = 3
+    local_ba_keyframes: int = 6
+    tri_min_angle_deg: float = 1.5
+    relocalize_candidates: int = 5
+    relocalize_min_inliers: int = 40
+    vocabulary_size: int = 64
+    ba_loss: str = "cauchy"
+    scale_weight_exponent: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.features, FeatureOptions):
+            raise ValueError(f"OnlineOptions.features must be a FeatureOptions, got {type(self.features).__name__}")
+        for name in ("min_inliers", "init_min_inliers", "init_max_frames", "keyframe_max_interval",
+                     "keyframe_min_inliers", "local_map_keyframes", "keyframe_match_neighbours", "local_ba_keyframes",
+                     "relocalize_candidates", "relocalize_min_inliers"):
+            check_int(getattr(self, name), f"OnlineOptions.{name}", minimum=1)
+        if self.min_inliers < 6:
+            raise ValueError(f"OnlineOptions.min_inliers must be >= 6 (a pose from fewer points is not evidence), "
+                             f"got {self.min_inliers}")
+        check_int(self.vocabulary_size, "OnlineOptions.vocabulary_size", minimum=2)
+        check_int(self.seed, "OnlineOptions.seed", minimum=0)
+        for name in ("max_error_px", "search_radius_px", "init_min_tri_angle_deg", "tri_min_angle_deg"):
+            check_positive(getattr(self, name), f"OnlineOptions.{name}")
+        check_probability(self.keyframe_tracked_ratio, "OnlineOptions.keyframe_tracked_ratio")
+        r = check_positive(self.match_ratio, "OnlineOptions.match_ratio")
+        if r > 1.0:
+            raise ValueError(f"OnlineOptions.match_ratio must lie in (0, 1], got {self.match_ratio!r}")
+        check_positive(self.scale_weight_exponent, "OnlineOptions.scale_weight_exponent", allow_zero=True)
+        if self.ba_loss not in ("squared", "huber", "cauchy", "soft_l1"):
+            raise ValueError(f"OnlineOptions.ba_loss must be squared, huber, cauchy or soft_l1, got {self.ba_loss!r}")
+
+    def mapper_options(self) -> MapperOptions:
+        """The batch mapper's options for the verbs the online mapper shares with it."""
+        e = self.max_error_px
+        return MapperOptions(init_min_num_inliers=self.init_min_inliers, init_min_tri_angle_deg=self.init_min_tri_angle_deg,
+                             init_max_error_px=e, abs_pose_max_error_px=e, abs_pose_min_num_inliers=self.min_inliers,
+                             tri_min_angle_deg=self.tri_min_angle_deg, tri_max_error_px=e, filter_max_error_px=e,
+                             filter_min_tri_angle_deg=self.tri_min_angle_deg, local_ba_num_images=self.local_ba_keyframes,
+                             ba_loss=self.ba_loss, scale_weight_exponent=self.scale_weight_exponent)

@@ -139,7 +139,7 @@ class MapperState:
         kp_all = np.concatenate(images.keypoints) if images.keypoints else np.zeros((0, 2))
         self._buf_obs_uv = np.ascontiguousarray(kp_all[tracks.offsets[self.obs_img] + self.obs_kp])
         self._buf_obs_active = np.zeros(len(self.obs_img), dtype=bool)
-        if images.scales is not None:
+        if images.scales:
             scales = np.concatenate(images.scales)[tracks.offsets[self.obs_img] + self.obs_kp]
             self._buf_obs_sigma = sigma_from_scale(scales, scale_exponent)
         else:
@@ -194,7 +194,7 @@ class MapperState:
 
     # --- cameras ------------------------------------------------------------------------------
     def _sync_camera_arrays(self) -> None:
-        P = max(len(c.params) for c in self.cameras)
+        P = max((len(c.params) for c in self.cameras), default=1)
         self.cam_model = np.array([c.model_id for c in self.cameras], dtype=np.int64)
         self.cam_nparams = np.array([len(c.params) for c in self.cameras], dtype=np.int64)
         self.cam_params = np.zeros((len(self.cameras), P))
@@ -362,15 +362,21 @@ class MapperState:
     def _append_observations(self, trk: np.ndarray, img: np.ndarray, kp: np.ndarray) -> np.ndarray:
         if len(img) and (img.min() < 0 or img.max() >= self.n_images):
             raise ValueError(f"image indices must lie in [0, {self.n_images})")
-        for k in range(len(img)):
-            i, q = int(img[k]), int(kp[k])
-            if not 0 <= q < len(self.images.keypoints[i]):
-                raise ValueError(f"keypoint {q} of image {i} does not exist")
-            if self.kp_track[i][q] >= 0:
-                raise ValueError(f"keypoint {q} of image {i} already belongs to track {self.kp_track[i][q]}")
+        images = np.unique(img)
+        for i in images:  # checks per image (few), vectorised over its keypoints
+            q = kp[img == i]
+            n_kp = len(self.images.keypoints[i])
+            if len(q) and (q.min() < 0 or q.max() >= n_kp):
+                raise ValueError(f"keypoint {int(q[(q < 0) | (q >= n_kp)][0])} of image {int(i)} does not exist")
+            taken = self.kp_track[i][q] >= 0
+            if taken.any():
+                k = int(q[taken][0])
+                raise ValueError(f"keypoint {k} of image {int(i)} already belongs to track {self.kp_track[i][k]}")
+            if len(np.unique(q)) < len(q):
+                raise ValueError(f"a keypoint of image {int(i)} is given twice")
         pairs = np.stack([trk, img], axis=1)
-        existing = np.stack([self.obs_track[np.isin(self.obs_track, trk)], self.obs_img[np.isin(self.obs_track, trk)]],
-                            axis=1)
+        old = np.isin(self.obs_track, trk)
+        existing = np.stack([self.obs_track[old], self.obs_img[old]], axis=1)
         both = np.concatenate([existing, pairs])
         if len(np.unique(both, axis=0)) < len(both):
             raise ValueError("a track would see one image twice")
@@ -378,14 +384,15 @@ class MapperState:
         self._buf_obs_track[a:b] = trk
         self._buf_obs_img[a:b] = img
         self._buf_obs_kp[a:b] = kp
-        for k in range(len(img)):
-            i, q = int(img[k]), int(kp[k])
-            self.kp_track[i][q] = trk[k]
-            self._buf_obs_uv[a + k] = self.images.keypoints[i][q]
+        for i in images:
+            m = img == i
+            q = kp[m]
+            self.kp_track[i][q] = trk[m]
+            self._buf_obs_uv[a:b][m] = self.images.keypoints[i][q]
             if self.images.scales is not None:
-                self._buf_obs_sigma[a + k] = sigma_from_scale(self.images.scales[i][q], self.scale_exponent)
+                self._buf_obs_sigma[a:b][m] = sigma_from_scale(self.images.scales[i][q], self.scale_exponent)
             else:
-                self._buf_obs_sigma[a + k] = 1.0
+                self._buf_obs_sigma[a:b][m] = 1.0
         cams = self.img_cam[img]
         for c in np.unique(cams):
             m = cams == c
@@ -419,14 +426,26 @@ class MapperState:
                                          np.asarray(keypoint_idx, dtype=np.int64).ravel())
 
     @classmethod
+    def empty(cls, scale_exponent: float = 0.5) -> MapperState:
+        """A state without cameras, images or tracks, to grow with :meth:`add_camera`,
+        :meth:`add_image`, :meth:`add_tracks` and :meth:`add_observations`."""
+        data = ImageData([], [], [], np.zeros((0, 2), np.int64), [])
+        z = np.zeros(0, np.int64)
+        tracks = Tracks(np.zeros(1, np.int64), z, z.copy(), z.copy(), np.zeros(1, np.int64))
+        return cls(data, [], z.copy(), np.zeros(0, bool), tracks, scale_exponent)
+
+    @classmethod
     def from_reconstruction(cls, reconstruction: Reconstruction, *, camera_known: bool = False,
-                            scale_exponent: float = 0.5) -> MapperState:
+                            scale_exponent: float = 0.5, keypoint_scales: list[np.ndarray] | None = None,
+                            keypoint_colors: list[np.ndarray] | None = None) -> MapperState:
         """A state holding a saved model: its cameras, images (registered ones with their poses),
         and one track per 3-D point with its point and all its observations active (model 0).
         Keypoint colours are the colours of their points (black elsewhere); the ids are kept, so
         ``from_reconstruction(r).to_reconstruction()`` gives back ``r``'s registered images,
         cameras, points and tracks (point errors recomputed). ``camera_known``: hold the
-        intrinsics fixed in later bundle adjustments."""
+        intrinsics fixed in later bundle adjustments. ``keypoint_scales`` / ``keypoint_colors``
+        (per image in id order, (N_i,) / (N_i,3)) restore what a model file lacks: the
+        detection scales that weigh observations, and the keypoints' own colours."""
         rec = reconstruction
         cam_ids = sorted(rec.cameras)
         cam_idx = {cid: k for k, cid in enumerate(cam_ids)}
@@ -456,7 +475,11 @@ class MapperState:
         cams = [rec.cameras[c] for c in cam_ids]
         img_cam = np.array([cam_idx[im.camera_id] for im in imgs], dtype=np.int64)
         sizes = np.array([[cams[c].width, cams[c].height] for c in img_cam], dtype=np.int64).reshape(-1, 2)
-        data = ImageData([im.name for im in imgs], kps, colors, sizes)
+        if keypoint_colors is not None:
+            colors = [np.asarray(c, np.uint8).reshape(len(k), 3) for c, k in zip(keypoint_colors, kps, strict=True)]
+        if keypoint_scales is not None:
+            keypoint_scales = [np.asarray(c, np.float64).reshape(len(k)) for c, k in zip(keypoint_scales, kps, strict=True)]
+        data = ImageData([im.name for im in imgs], kps, colors, sizes, keypoint_scales)
         state = cls(data, cams, img_cam, np.full(len(cams), bool(camera_known)), tracks, scale_exponent)
         state.camera_ids = list(cam_ids)
         state._buf_image_ids[: len(img_ids)] = img_ids

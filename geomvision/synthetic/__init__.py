@@ -10,7 +10,8 @@
 - :mod:`.pose_graphs`: grid-world pose graphs (SE(3), SE(2), Sim(3)) with exact ground truth,
   noise and optional wrong loop edges (:func:`grid_world_pose_graph`);
 - :mod:`.rendered_datasets`: image sets rendered from the demo scene (orbit views in the Strecha
-  layout, pure-rotation sequences) with their exact cameras.
+  layout, pure-rotation sequences) with their exact cameras;
+- :mod:`.sequences`: camera walks through the demo scene rendered frame by frame (video input).
 
 Of the library, only the ``geomvision demo`` command uses it (tests, benchmarks and apps do too);
 it imports :mod:`geomvision.scene` and :mod:`geomvision.geometry`, never the other way round.
@@ -28,5 +29,6 @@ from .rendered_datasets import (
     rotation_sequence,
     write_strecha_layout,
 )
+from .sequences import render_walk, walk_poses
 from .shapes import Box, Cylinder, Quad, Sphere, Texture, TexturedScene
 from .textures import fractal_noise, procedural_texture

@@ -1,0 +1,696 @@
+"""The online controller: frames in one by one, poses out, a map that grows (visual odometry + mapping).
+
+:class:`OnlineMapper` is the second client of the mapper's verbs (``mapper.py``), beside the
+batch controller (``incremental.py``). Per frame (:meth:`OnlineMapper.add_frame`):
+
+1. SIFT features (or the caller's :class:`Features`);
+2. *initialising*: match with a reference frame, verify (E, RANSAC) and wait for enough
+   parallax; then the two frames become the first keyframes (the batch verb
+   ``register_initial_pair``: triangulation and bundle adjustment; the world frame is the first
+   keyframe's camera, the scale the first baseline) and the frames in between get their poses;
+3. *tracking*: predict the pose with a constant-velocity model, match the local map's points by
+   projection (:func:`~geomvision.features.match_by_projection`, wider windows and then plain
+   descriptor matching as fall-backs), absolute pose (RANSAC + refinement), then match again
+   around the estimated pose and refine on all inliers;
+4. *keyframe* when the frame tracks too few of the last keyframe's points (or too many frames
+   passed): it joins the state with its tracked observations, new tracks are matched with its
+   most covisible keyframes (epipolar check with the known poses) and triangulated (batch verb),
+   and a windowed bundle adjustment moves the last keyframes (batch verb ``adjust_local_bundle``);
+5. *lost* when tracking fails; every following frame then tries to *relocalise* against all
+   keyframes (VLAD retrieval of the most similar keyframes, descriptor matching with their
+   points, absolute pose).
+
+Only keyframes are stored in the map; every other frame's pose is kept relative to its
+reference keyframe, so :meth:`OnlineMapper.trajectory` follows the map as bundle adjustment
+moves it. :meth:`OnlineMapper.localize` gives the pose of an image against the map without
+changing it (also :func:`localize` on a saved map). Bad frames (wrong size, blank, featureless)
+come back with status ``rejected`` or ``lost`` and a reason; ``add_frame`` does not raise for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..features.guided import match_by_projection
+from ..features.matching import match_descriptors, unit_descriptors
+from ..features.options import FeatureOptions, MatchOptions
+from ..features.retrieval import train_vocabulary, vlad_descriptors
+from ..features.sift import extract_features
+from ..features.types import Features
+from ..geometry.camera import Camera
+from ..geometry.rigid import Rigid3
+from ..robust import estimate_absolute_pose
+from ..scene.reconstruction import Reconstruction
+from ..solvers.refine import refine_absolute_pose
+from .mapper import IncrementalMapper
+from .options import CameraOptions, OnlineOptions, VerificationOptions
+from .state import MapperState
+from .verification import two_view_structure, verify_pair
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("initialising", "tracking", "keyframe", "lost", "relocalised", "rejected")
+
+
+@dataclass
+class FrameResult:
+    """What :meth:`OnlineMapper.add_frame` found for one frame.
+
+    ``cam_from_world`` is None while initialising, when lost or rejected (``reason`` says why);
+    ``status`` is one of ``STATUSES``; ``num_inliers`` counts the 2D-3D inliers of the pose (or
+    the verified matches while initialising); ``keyframe`` is the frame's image index in the map
+    when it became a keyframe; ``time_s`` is the wall time of the call (features included)."""
+
+    index: int
+    timestamp: float
+    status: str
+    cam_from_world: Rigid3 | None
+    num_inliers: int = 0
+    num_matches: int = 0
+    time_s: float = 0.0
+    reason: str = ""
+    keyframe: int | None = None
+
+    @property
+    def has_pose(self) -> bool:
+        return self.cam_from_world is not None
+
+
+@dataclass
+class _Frame:
+    timestamp: float
+    ref_kf: int = -1  # state image the pose is relative to (-1: no pose)
+    cam_from_ref: Rigid3 | None = None
+
+
+@dataclass
+class _Pose:
+    cam_from_world: Rigid3
+    tracks: np.ndarray  # (K,) inlier tracks
+    keypoints: np.ndarray  # (K,) their keypoints in the frame
+    num_matches: int
+    how: str = ""
+
+
+@dataclass
+class _Init:
+    index: int
+    features: Features
+    pending: list[tuple[int, Features]] = field(default_factory=list)
+
+
+def _check_frame(image, camera: Camera) -> str:
+    """Why ``image`` cannot be a frame of ``camera`` ('' when it can)."""
+    if isinstance(image, Features):
+        return ""
+    if not isinstance(image, np.ndarray):
+        return f"a frame must be a uint8 numpy array or Features, got {type(image).__name__}"
+    if image.dtype != np.uint8:
+        return f"a frame must be uint8, got {image.dtype} (scale to 0-255 and convert with .astype(np.uint8))"
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        return f"a frame must be HxW or HxWx3, got shape {image.shape}"
+    h, w = image.shape[:2]
+    if (w, h) != (camera.width, camera.height):
+        return f"the frame is {w}x{h} pixels, the camera {camera.width}x{camera.height}"
+    return ""
+
+
+class OnlineMapper:
+    """Online incremental mapping: ``result = mapper.add_frame(image)`` for each frame in order.
+
+    ``camera``: the frames' camera (its intrinsics are held fixed; ``camera_known=False`` marks
+    them as a prior that :meth:`adjust_global` may refine). ``options``: :class:`OnlineOptions`.
+    The map is :attr:`state` (keyframes are its images, poses ``cam_from_world``);
+    :meth:`reconstruction` returns it as a :class:`Reconstruction` at any time.
+    """
+
+    def __init__(self, camera: Camera, options: OnlineOptions | None = None, *, camera_known: bool = True) -> None:
+        if not isinstance(camera, Camera):
+            raise ValueError(f"camera must be a geomvision.Camera, got {type(camera).__name__}")
+        options = OnlineOptions() if options is None else options
+        if not isinstance(options, OnlineOptions):
+            raise ValueError(f"options must be an OnlineOptions, got {type(options).__name__}")
+        self.camera = camera
+        self.opt = options
+        self.state = MapperState.empty(options.scale_weight_exponent)
+        self._cam = self.state.add_camera(camera, known=bool(camera_known))
+        self.mapper = IncrementalMapper(self.state, {}, options.mapper_options(),
+                                        CameraOptions(refine_known_intrinsics=False), seed=options.seed)
+        self.keyframe_features: list[Features] = []  # per state image
+        self.keyframe_frame: list[int] = []  # frame index of each state image
+        self.frames: list[_Frame] = []
+        self._point_desc = np.zeros((0, 128), np.float32)  # per track, unit rows (tracks with a point)
+        self._vocab: np.ndarray | None = None
+        self._kf_vlad = np.zeros((0, 1))
+        self._init: _Init | None = None
+        self._last: Rigid3 | None = None  # pose of the previous frame (None: not tracked)
+        self._velocity: Rigid3 | None = None
+        self._ref_kf = -1
+        self._since_kf = 0
+        self._local_tracks = np.zeros(0, np.int64)
+        self._ref_points = 0
+
+    # --- public ----------------------------------------------------------------------------------
+    @property
+    def initialised(self) -> bool:
+        return self.state.n_images > 0
+
+    @property
+    def num_keyframes(self) -> int:
+        return int(self.state.registered.sum())
+
+    def add_frame(self, image: np.ndarray | Features, timestamp: float | None = None) -> FrameResult:
+        """Process the next frame: ``image`` (H,W) or (H,W,3) uint8 of the camera's size, or its
+        :class:`Features`. Returns its :class:`FrameResult`; never raises for a bad frame."""
+        t0 = time.perf_counter()
+        index = len(self.frames)
+        ts = float(index) if timestamp is None else float(timestamp)
+        self.frames.append(_Frame(ts))
+        why = _check_frame(image, self.camera)
+        if why:
+            return self._done(FrameResult(index, ts, "rejected", None, reason=why), t0)
+        feats = image if isinstance(image, Features) else extract_features(image, self.opt.features)
+        if len(feats) < self.opt.min_inliers:
+            self._last = self._velocity = None
+            status = "initialising" if not self.initialised else "lost"
+            return self._done(FrameResult(index, ts, status, None, reason=(
+                f"only {len(feats)} features (blank, dark or blurred frame?)")), t0)
+        if not self.initialised:
+            return self._done(self._initialise(index, ts, feats), t0)
+        return self._done(self._track_frame(index, ts, feats), t0)
+
+    def trajectory(self) -> tuple[np.ndarray, list[Rigid3 | None]]:
+        """Timestamps (F,) and each frame's current ``cam_from_world`` (None: no pose), following
+        the map's latest adjustment (each pose is kept relative to a keyframe)."""
+        poses: list[Rigid3 | None] = []
+        for f in self.frames:
+            if f.ref_kf < 0 or not self.state.registered[f.ref_kf]:
+                poses.append(None)
+            else:
+                poses.append(f.cam_from_ref @ self.state.pose(f.ref_kf))
+        return np.array([f.timestamp for f in self.frames]), poses
+
+    def reconstruction(self) -> Reconstruction:
+        """The map (keyframes, their camera and the points) as a COLMAP-writable Reconstruction."""
+        return self.state.to_reconstruction()
+
+    def adjust_global(self, refine_intrinsics: bool = False) -> None:
+        """Bundle adjustment of the whole map (all keyframes and points); with
+        ``refine_intrinsics`` (and ``camera_known=False``) the focal length and distortion move."""
+        if self.num_keyframes < 2:
+            return
+        self.mapper.cam_opt = CameraOptions(refine_known_intrinsics=False) if not refine_intrinsics else CameraOptions()
+        self.mapper.adjust_global_bundle()
+        self.camera = self.state.cameras[self._cam]
+        self._refresh_local_map()
+
+    def localize(self, image: np.ndarray | Features) -> FrameResult:
+        """The pose of ``image`` against the map, which is not changed (status ``relocalised``
+        on success, ``lost`` with the reason otherwise; ``index`` is -1)."""
+        t0 = time.perf_counter()
+        why = _check_frame(image, self.camera)
+        if why:
+            return self._done(FrameResult(-1, float("nan"), "rejected", None, reason=why), t0, record=False)
+        if not self.initialised:
+            return self._done(FrameResult(-1, float("nan"), "lost", None, reason="the map is empty"), t0, record=False)
+        feats = image if isinstance(image, Features) else extract_features(image, self.opt.features)
+        found, why = self._relocalise(feats, key=0)
+        if found is None:
+            return self._done(FrameResult(-1, float("nan"), "lost", None, reason=why), t0, record=False)
+        return self._done(FrameResult(-1, float("nan"), "relocalised", found.cam_from_world, len(found.tracks),
+                                      found.num_matches), t0, record=False)
+
+    # --- persistence -----------------------------------------------------------------------------
+    MAP_FORMAT = "geomvision-online-map-1"
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the map into folder ``path``: a COLMAP model (``model/``) and ``map.npz`` (the
+        keyframes' descriptors, the points' descriptors, the vocabulary, the trajectory and the
+        options); see :mod:`geomvision.io.online_map`. Each file is written atomically."""
+        from ..io.online_map import write_online_map  # io sits above sfm: imported on use only
+
+        write_online_map(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, options: OnlineOptions | None = None) -> OnlineMapper:
+        """A mapper continuing from the map saved in ``path`` (the next frame relocalises).
+        ``options`` replace the saved ones."""
+        from ..io.online_map import read_online_map
+
+        return read_online_map(path, options)
+
+    def to_arrays(self) -> tuple[Reconstruction, dict[str, np.ndarray]]:
+        """The map as a Reconstruction plus the arrays it lacks (what :meth:`save` writes)."""
+        s = self.state
+        rec = self.reconstruction()
+        kfs = np.flatnonzero(s.registered)
+        kfs = kfs[np.argsort(s.image_ids[kfs])]
+        feats = [self.keyframe_features[i] for i in kfs]
+        pt_ids = np.array(sorted(rec.points3D), np.int64)
+        trk = np.flatnonzero(s.point_valid & np.isin(s.point_ids, pt_ids))
+        trk = trk[np.argsort(s.point_ids[trk])]
+        F = len(self.frames)
+        ref_id = np.array([s.image_ids[f.ref_kf] if f.ref_kf >= 0 and s.registered[f.ref_kf] else -1
+                           for f in self.frames], np.int64)
+        rel = np.full((F, 3, 4), np.nan)
+        for k, f in enumerate(self.frames):
+            if ref_id[k] >= 0:
+                rel[k] = f.cam_from_ref.matrix3x4
+        cat = (lambda name, shape, dtype: np.concatenate([getattr(f, name) for f in feats])
+               if feats else np.zeros(shape, dtype))
+        arrays = {
+            "format": np.array(self.MAP_FORMAT),
+            "options": np.array(json.dumps(dataclasses.asdict(self.opt))),
+            "camera_known": np.array(bool(s.camera_known[self._cam])),
+            "kf_image_ids": s.image_ids[kfs].astype(np.int64),
+            "kf_frame": np.array(self.keyframe_frame, np.int64)[kfs],
+            "kf_ptr": np.r_[0, np.cumsum([len(f) for f in feats])].astype(np.int64),
+            "kf_scales": cat("scales", (0,), np.float64),
+            "kf_orientations": cat("orientations_rad", (0,), np.float64),
+            "kf_descriptors": cat("descriptors", (0, 128), np.uint8),
+            "kf_colors": cat("colors", (0, 3), np.uint8),
+            "point_ids": s.point_ids[trk].astype(np.int64),
+            "point_descriptors": self._point_desc[trk].astype(np.float16),
+            "vocabulary": np.zeros((0, 128), np.float32) if self._vocab is None else self._vocab,
+            "frame_timestamps": np.array([f.timestamp for f in self.frames], np.float64),
+            "frame_ref_image_id": ref_id,
+            "frame_cam_from_ref": rel,
+        }
+        return rec, arrays
+
+    @classmethod
+    def from_arrays(cls, reconstruction: Reconstruction, arrays: dict[str, np.ndarray],
+                    options: OnlineOptions | None = None) -> OnlineMapper:
+        """Inverse of :meth:`to_arrays` (``ValueError`` when they do not fit together)."""
+        rec, a = reconstruction, arrays
+        if str(a.get("format", "")) != cls.MAP_FORMAT:
+            raise ValueError(f"not an online map (format {str(a.get('format', 'missing'))!r}, expected "
+                             f"{cls.MAP_FORMAT!r})")
+        if options is None:
+            d = json.loads(str(a["options"]))
+            options = OnlineOptions(**{**d, "features": FeatureOptions(**d["features"])})
+        if len(rec.cameras) != 1:
+            raise ValueError(f"an online map has one camera, this model has {len(rec.cameras)}")
+        ids = np.array(sorted(rec.images), np.int64)
+        if not np.array_equal(np.sort(a["kf_image_ids"]), ids):
+            raise ValueError("map.npz and the model disagree on the keyframes (a file from another map?)")
+        camera = next(iter(rec.cameras.values()))
+        m = cls(camera, options, camera_known=bool(a["camera_known"]))
+        order = np.argsort(a["kf_image_ids"])  # state images are in id order
+        ptr = a["kf_ptr"]
+        sl = [slice(int(ptr[k]), int(ptr[k + 1])) for k in order]
+        kps = [np.asarray(rec.images[int(i)].keypoints, np.float64).reshape(-1, 2) for i in ids]
+        if any(len(k) != s_.stop - s_.start for k, s_ in zip(kps, sl)):
+            raise ValueError("map.npz and the model disagree on the keypoints of a keyframe")
+        m.state = MapperState.from_reconstruction(rec, camera_known=bool(a["camera_known"]),
+                                                  scale_exponent=options.scale_weight_exponent,
+                                                  keypoint_scales=[a["kf_scales"][s_] for s_ in sl],
+                                                  keypoint_colors=[a["kf_colors"][s_] for s_ in sl])
+        m._cam = 0
+        m.mapper = IncrementalMapper(m.state, {}, options.mapper_options(), CameraOptions(refine_known_intrinsics=False),
+                                     seed=options.seed)
+        m.mapper.model = 0
+        m.keyframe_features = [Features(k, a["kf_scales"][s_], a["kf_orientations"][s_], a["kf_descriptors"][s_],
+                                        a["kf_colors"][s_]) for k, s_ in zip(kps, sl)]
+        m.keyframe_frame = [int(f) for f in a["kf_frame"][order]]
+        pts = np.array(sorted(rec.points3D), np.int64)
+        if not np.array_equal(np.sort(a["point_ids"]), pts):
+            raise ValueError("map.npz and the model disagree on the points")
+        m._grow_point_desc()
+        m._point_desc[np.searchsorted(pts, a["point_ids"])] = a["point_descriptors"].astype(np.float32)
+        m._vocab = np.asarray(a["vocabulary"], np.float32) if len(a["vocabulary"]) else None
+        if m._vocab is not None and m.keyframe_features:
+            m._kf_vlad = vlad_descriptors(m.keyframe_features, m._vocab)
+        img_index = {int(i): k for k, i in enumerate(ids)}
+        for k, ts in enumerate(a["frame_timestamps"]):
+            f = _Frame(float(ts))
+            rid = int(a["frame_ref_image_id"][k])
+            if rid >= 0:
+                f.ref_kf = img_index[rid]
+                M = a["frame_cam_from_ref"][k]
+                f.cam_from_ref = Rigid3(M[:, :3], M[:, 3])
+            m.frames.append(f)
+        if len(ids):
+            m._ref_kf = int(np.argmax(m.keyframe_frame))
+            m._refresh_local_map()
+        return m
+
+    # --- bookkeeping -----------------------------------------------------------------------------
+    def _done(self, res: FrameResult, t0: float, record: bool = True) -> FrameResult:
+        res.time_s = time.perf_counter() - t0
+        if record and res.status != "initialising":
+            log.debug("frame %d: %s %s", res.index, res.status, res.reason)
+        return res
+
+    def _set_pose(self, index: int, cam_from_world: Rigid3, ref_kf: int) -> None:
+        f = self.frames[index]
+        f.ref_kf = int(ref_kf)
+        f.cam_from_ref = cam_from_world @ self.state.pose(ref_kf).inverse()
+
+    def _grow_point_desc(self) -> None:
+        T = self.state.num_tracks
+        if len(self._point_desc) < T:
+            new = np.zeros((max(T, 2 * len(self._point_desc), 1024), 128), np.float32)
+            new[: len(self._point_desc)] = self._point_desc
+            self._point_desc = new
+
+    def _set_point_desc(self, tracks: np.ndarray, feats: Features, keypoints: np.ndarray) -> None:
+        self._grow_point_desc()
+        if len(tracks):
+            self._point_desc[tracks] = unit_descriptors(feats.descriptors[keypoints])
+
+    def _set_new_point_desc(self, tracks: np.ndarray, i: int, feats: Features) -> None:
+        """Descriptors of new points ``tracks``: their keypoints in keyframe ``i``."""
+        s = self.state
+        obs = s.observations_of_image(i)
+        obs = obs[np.isin(s.obs_track[obs], tracks)]
+        self._set_point_desc(s.obs_track[obs], feats, s.obs_kp[obs])
+
+    def _set_vlad(self, i: int, feats: Features) -> None:
+        g = vlad_descriptors([feats], self._vocab)
+        if len(self._kf_vlad) < self.state.n_images:
+            new = np.zeros((max(self.state.n_images, 2 * len(self._kf_vlad)), g.shape[1]))
+            new[: len(self._kf_vlad)] = self._kf_vlad
+            self._kf_vlad = new
+        self._kf_vlad[i] = g[0]
+
+    # --- initialisation --------------------------------------------------------------------------
+    def _initialise(self, index: int, ts: float, feats: Features) -> FrameResult:
+        o = self.opt
+        if self._init is None or index - self._init.index > o.init_max_frames:
+            self._init = _Init(index, feats)
+            return FrameResult(index, ts, "initialising", None, reason="reference frame for initialisation")
+        ref = self._init
+        m = match_descriptors(ref.features.descriptors, feats.descriptors, num_threads=1)
+        vopt = VerificationOptions(max_error_px=o.max_error_px, min_num_inliers=min(o.init_min_inliers, 15))
+        g = verify_pair(ref.features.keypoints, feats.keypoints, m, self.camera, self.camera, calibrated=True,
+                        options=vopt, rng=np.random.default_rng([o.seed, 1, index]))
+        n_in = g.num_inliers if g.verified else 0
+        if n_in < o.init_min_inliers or g.cam2_from_cam1 is None:
+            if n_in < 0.25 * o.init_min_inliers or len(m) < o.init_min_inliers:  # the reference is no use any more
+                self._init = _Init(index, feats)
+            else:
+                ref.pending.append((index, feats))
+            why = (f"{n_in} verified matches with the reference frame < {o.init_min_inliers}" if n_in < o.init_min_inliers
+                   else f"no relative pose from the reference frame ({g.config}: too little parallax)")
+            return FrameResult(index, ts, "initialising", None, n_in, len(m), reason=why)
+        pose = g.cam2_from_cam1
+        x1 = ref.features.keypoints[g.inlier_matches[:, 0]]
+        x2 = feats.keypoints[g.inlier_matches[:, 1]]
+        angle, front = two_view_structure(pose, self.camera.cam_from_img(x1), self.camera.cam_from_img(x2))
+        if not angle >= o.init_min_tri_angle_deg or front < 0.9:
+            ref.pending.append((index, feats))
+            return FrameResult(index, ts, "initialising", None, n_in, len(m),
+                               reason=f"median triangulation angle {angle:.2f} deg < {o.init_min_tri_angle_deg}")
+        s = self.state
+        i0 = self._add_keyframe_image(ref.index, ref.features)
+        i1 = self._add_keyframe_image(index, feats)
+        K = len(g.inlier_matches)
+        tracks = s.add_tracks(np.arange(0, 2 * K + 1, 2), np.tile([i0, i1], K), g.inlier_matches.ravel())
+        why = self.mapper.register_initial_pair(i0, i1, pose, o.init_min_inliers)
+        if why is not None:
+            # leave both images unregistered (they stay in the state, unused) and start again from this frame
+            self._init = _Init(index, feats)
+            return FrameResult(index, ts, "initialising", None, n_in, len(m), reason=f"initialisation failed: {why}")
+        valid = tracks[s.point_valid[tracks]]
+        self._set_new_point_desc(valid, i1, feats)
+        self._vocab = train_vocabulary([ref.features, feats], self.opt.vocabulary_size, rng=o.seed)
+        self._set_vlad(i0, ref.features)
+        self._set_vlad(i1, feats)
+        self._set_pose(ref.index, s.pose(i0), i0)
+        self._set_pose(index, s.pose(i1), i1)
+        self._ref_kf = i1
+        self._refresh_local_map()
+        for k, f in ref.pending:  # the frames in between, now that there is a map
+            found, _ = self._relocalise(f, key=k)
+            if found is not None:
+                self._set_pose(k, found.cam_from_world, i1)
+        self._init = None
+        self._last, self._velocity, self._since_kf = s.pose(i1), None, 0
+        log.info("initialised from frames %d and %d: %d points", ref.index, index, len(valid))
+        return FrameResult(index, ts, "keyframe", s.pose(i1), len(valid), len(m), keyframe=i1)
+
+    def _add_keyframe_image(self, index: int, feats: Features) -> int:
+        i = self.state.add_image(f"frame_{index:06d}", feats.keypoints, self._cam, colors=feats.colors,
+                                 scales=feats.scales, camera_known=True)
+        self.keyframe_features.append(feats)
+        self.keyframe_frame.append(index)
+        return i
+
+    # --- tracking --------------------------------------------------------------------------------
+    def _local_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        trk = self._local_tracks[self.state.point_valid[self._local_tracks]]
+        return trk, self.state.X[trk], self._point_desc[trk]
+
+    def _refresh_local_map(self) -> None:
+        """The local map: points seen by the reference keyframe and its most covisible keyframes."""
+        s, r = self.state, self._ref_kf
+        act = s.obs_active
+        obs_r = s.observations_of_image(r)
+        pts_r = np.unique(s.obs_track[obs_r[act[obs_r]]])
+        self._ref_points = len(pts_r)
+        obs = np.flatnonzero(act & np.isin(s.obs_track, pts_r))
+        shared = np.bincount(s.obs_img[obs], minlength=s.n_images)
+        shared[r] = np.iinfo(np.int64).max
+        recent = np.flatnonzero(s.registered)[-3:]
+        shared[recent] = np.maximum(shared[recent], 1)
+        kfs = np.argsort(-shared, kind="stable")[: self.opt.local_map_keyframes + 1]
+        kfs = kfs[shared[kfs] > 0]
+        in_kf = np.zeros(s.n_images, bool)
+        in_kf[kfs] = True
+        self._local_tracks = np.unique(s.obs_track[act & in_kf[s.obs_img]])
+
+    def _pnp(self, uv: np.ndarray, X: np.ndarray, key: tuple[int, ...]) -> tuple[Rigid3 | None, np.ndarray]:
+        res = estimate_absolute_pose(uv, X, self.camera, max_error=self.opt.max_error_px,
+                                     rng=np.random.default_rng([self.opt.seed, *key]))
+        if res.model is None:
+            return None, np.zeros(len(uv), bool)
+        return res.model, res.inliers
+
+    def _project(self, pose: Rigid3, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Xc = X @ pose.R.T + pose.t
+        front = Xc[:, 2] > 1e-6
+        uv = np.full((len(X), 2), np.nan)
+        if front.any():
+            uv[front] = self.camera.img_from_cam(Xc[front])
+        w, h = self.camera.width, self.camera.height
+        ok = front & np.isfinite(uv).all(axis=1)
+        ok &= (uv[:, 0] >= -0.5) & (uv[:, 0] <= w - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] <= h - 0.5)
+        return uv, ok
+
+    def _refine(self, pose: Rigid3, feats: Features, trk: np.ndarray, X: np.ndarray, D: np.ndarray,
+                num_matches: int, how: str) -> _Pose | None:
+        """Match the local map around ``pose`` and refine on every inlier."""
+        o = self.opt
+        uv, ok = self._project(pose, X)
+        m = match_by_projection(uv, D, feats.keypoints, feats.descriptors, radius=max(2.0 * o.max_error_px, 4.0),
+                                image_size=(self.camera.width, self.camera.height), ratio=o.match_ratio, valid=ok)
+        if len(m) < o.min_inliers:
+            return None
+        Xm, kp = X[m[:, 0]], feats.keypoints[m[:, 1]]
+        for _ in range(2):
+            e = self._sq_errors(pose, Xm, kp)
+            inl = e <= o.max_error_px**2
+            if inl.sum() < o.min_inliers:
+                return None
+            pose, _ = refine_absolute_pose(pose, kp[inl], Xm[inl], self.camera, max_iterations=20)
+        inl = self._sq_errors(pose, Xm, kp) <= o.max_error_px**2
+        if inl.sum() < o.min_inliers:
+            return None
+        return _Pose(pose, trk[m[inl, 0]], m[inl, 1], max(num_matches, len(m)), how)
+
+    def _sq_errors(self, pose: Rigid3, X: np.ndarray, uv: np.ndarray) -> np.ndarray:
+        p, ok = self._project(pose, X)
+        e = np.sum((p - uv) ** 2, axis=1)
+        return np.where(ok & np.isfinite(e), e, np.inf)
+
+    def _track(self, index: int, feats: Features) -> tuple[_Pose | None, str]:
+        """Track the frame against the local map (motion model first)."""
+        o = self.opt
+        trk, X, D = self._local_map()
+        if len(trk) < o.min_inliers:
+            return None, f"the local map has only {len(trk)} points"
+        size = (self.camera.width, self.camera.height)
+        last_n = 0
+        if self._last is not None:
+            pred = self._last if self._velocity is None else self._velocity @ self._last
+            uv, ok = self._project(pred, X)
+            for k, radius in enumerate((o.search_radius_px, 3.0 * o.search_radius_px)):
+                m = match_by_projection(uv, D, feats.keypoints, feats.descriptors, radius=radius, image_size=size,
+                                        ratio=o.match_ratio, valid=ok)
+                last_n = len(m)
+                if len(m) < o.min_inliers:
+                    continue
+                pose, inl = self._pnp(feats.keypoints[m[:, 1]], X[m[:, 0]], (2, index, k))
+                if pose is not None and inl.sum() >= o.min_inliers:
+                    found = self._refine(pose, feats, trk, X, D, len(m), "motion model")
+                    if found is not None:
+                        return found, ""
+        # no usable prediction: match with the whole local map
+        m = match_descriptors(D, feats.descriptors, MatchOptions(mutual=False), num_threads=1)
+        if len(m) >= o.min_inliers:
+            pose, inl = self._pnp(feats.keypoints[m[:, 1]], X[m[:, 0]], (3, index))
+            if pose is not None and inl.sum() >= o.min_inliers:
+                found = self._refine(pose, feats, trk, X, D, len(m), "local map")
+                if found is not None:
+                    return found, ""
+        return None, f"{max(last_n, len(m))} matches with the local map's {len(trk)} points gave no pose with " \
+                     f">= {o.min_inliers} inliers"
+
+    def _relocalise(self, feats: Features, key: int) -> tuple[_Pose | None, str]:
+        """Pose against the points of the keyframes most similar to the frame (VLAD)."""
+        o, s = self.opt, self.state
+        kfs = np.flatnonzero(s.registered)
+        if len(kfs) == 0 or self._vocab is None:
+            return None, "no keyframes"
+        g = vlad_descriptors([feats], self._vocab)[0]
+        sim = self._kf_vlad[kfs] @ g
+        best = kfs[np.argsort(-sim, kind="stable")[: o.relocalize_candidates]]
+        tried = []
+        for kf in best:
+            obs = s.observations_of_image(int(kf))
+            obs = obs[s.obs_active[obs]]
+            trk = np.unique(s.obs_track[obs])
+            trk = trk[s.point_valid[trk]]
+            if len(trk) < o.relocalize_min_inliers:
+                continue
+            X, D = s.X[trk], self._point_desc[trk]
+            m = match_descriptors(D, feats.descriptors, MatchOptions(mutual=False), num_threads=1)
+            tried.append(len(m))
+            if len(m) < o.relocalize_min_inliers:
+                continue
+            pose, inl = self._pnp(feats.keypoints[m[:, 1]], X[m[:, 0]], (4, key, int(kf)))
+            if pose is None or inl.sum() < o.relocalize_min_inliers or inl.sum() < 0.2 * len(m):
+                continue
+            # grow the evidence with the keyframe's neighbourhood
+            saved = (self._ref_kf, self._local_tracks, self._ref_points)
+            self._ref_kf = int(kf)
+            self._refresh_local_map()
+            ltrk, LX, LD = self._local_map()
+            self._ref_kf, self._local_tracks, self._ref_points = saved
+            found = self._refine(pose, feats, ltrk, LX, LD, len(m), f"relocalised on keyframe {int(kf)}")
+            if found is not None and len(found.tracks) >= o.relocalize_min_inliers:
+                found.how = str(int(kf))
+                return found, ""
+        return None, (f"relocalisation failed: {len(best)} most similar keyframes gave {tried} matches, "
+                      f"no pose with >= {o.relocalize_min_inliers} inliers")
+
+    def _track_frame(self, index: int, ts: float, feats: Features) -> FrameResult:
+        o, s = self.opt, self.state
+        was_lost = self._last is None
+        found, why = (None, "lost") if was_lost else self._track(index, feats)
+        status = "tracking"
+        if found is None:
+            found, why2 = self._relocalise(feats, key=index)
+            if found is None:
+                self._last = self._velocity = None
+                return FrameResult(index, ts, "lost", None, reason=why2 if was_lost else f"{why}; {why2}")
+            self._ref_kf = int(found.how)
+            self._refresh_local_map()
+            status = "relocalised"
+            self._velocity = None
+        else:
+            self._velocity = None if self._last is None else found.cam_from_world @ self._last.inverse()
+        pose = found.cam_from_world
+        self._last = pose
+        self._since_kf += 1
+        n = len(found.tracks)
+        keyframe = None
+        if status == "tracking" and (self._since_kf >= o.keyframe_max_interval or n < o.keyframe_min_inliers
+                                     or n < o.keyframe_tracked_ratio * self._ref_points):
+            keyframe = self._insert_keyframe(index, feats, found)
+            status = "keyframe"
+            pose = s.pose(keyframe)
+            self._last = pose
+        self._set_pose(index, pose, self._ref_kf)
+        return FrameResult(index, ts, status, pose, n, found.num_matches, keyframe=keyframe)
+
+    # --- mapping ---------------------------------------------------------------------------------
+    def _insert_keyframe(self, index: int, feats: Features, found: _Pose) -> int:
+        o, s, mp = self.opt, self.state, self.mapper
+        i = self._add_keyframe_image(index, feats)
+        s.register(i, found.cam_from_world, 0)
+        obs = s.add_observations(found.tracks, np.full(len(found.tracks), i), found.keypoints)
+        s.activate_observations(obs)
+        self._set_point_desc(found.tracks, feats, found.keypoints)
+        # covisible keyframes: those sharing most of the frame's tracked points, then the latest
+        act_obs = np.flatnonzero(s.obs_active & np.isin(s.obs_track, found.tracks))
+        shared = np.bincount(s.obs_img[act_obs], minlength=s.n_images)
+        shared[i] = 0
+        prev = np.flatnonzero(s.registered)
+        prev = prev[prev != i]
+        shared[prev[-1:]] += 1
+        neigh = np.argsort(-shared, kind="stable")[: o.keyframe_match_neighbours]
+        neigh = neigh[shared[neigh] > 0]
+        new_tracks = [self._match_new_tracks(i, int(j), feats) for j in neigh]
+        cand = np.unique(np.concatenate(new_tracks)) if new_tracks else np.zeros(0, np.int64)
+        n_new = mp.triangulate_tracks(cand)
+        self._set_new_point_desc(cand[s.point_valid[cand]], i, feats)
+        mp.adjust_local_bundle(i)
+        self._set_vlad(i, feats)
+        self._ref_kf = i
+        self._since_kf = 0
+        self._refresh_local_map()
+        log.info("keyframe %d (frame %d): %d tracked, %d new points", i, index, len(found.tracks), n_new)
+        return i
+
+    def _match_new_tracks(self, i: int, j: int, feats_i: Features) -> np.ndarray:
+        """Tracks between free keypoints of keyframe i and keyframe j (descriptor matches that
+        satisfy the epipolar constraint of their poses): new tracks, or j's tracks without a
+        point extended to i. Returns the track indices to triangulate."""
+        s, o = self.state, self.opt
+        ti, tj = s.kp_track[i], s.kp_track[j]
+        free_i = np.flatnonzero(ti < 0)
+        free_j = np.flatnonzero((tj < 0) | ~s.point_valid[np.maximum(tj, 0)])
+        if len(free_i) == 0 or len(free_j) == 0:
+            return np.zeros(0, np.int64)
+        fj = self.keyframe_features[j]
+        m = match_descriptors(feats_i.descriptors[free_i], fj.descriptors[free_j], num_threads=1)
+        if len(m) == 0:
+            return np.zeros(0, np.int64)
+        ki, kj = free_i[m[:, 0]], free_j[m[:, 1]]
+        # epipolar check with the known poses (Sampson distance in pixels)
+        rel = s.pose(i) @ s.pose(j).inverse()  # cam_i_from_cam_j
+        xj = s.cameras[s.img_cam[j]].cam_from_img(s.images.keypoints[j][kj])
+        xi = s.cameras[s.img_cam[i]].cam_from_img(s.images.keypoints[i][ki])
+        tx = np.array([[0, -rel.t[2], rel.t[1]], [rel.t[2], 0, -rel.t[0]], [-rel.t[1], rel.t[0], 0]])
+        E = tx @ rel.R
+        Ex = xj @ E.T
+        Etx = xi @ E
+        num = np.einsum("ij,ij->i", xi, Ex) ** 2
+        den = Ex[:, 0] ** 2 + Ex[:, 1] ** 2 + Etx[:, 0] ** 2 + Etx[:, 1] ** 2
+        f = self.camera.mean_focal_length
+        ok = num <= (o.max_error_px / f) ** 2 * np.maximum(den, 1e-300)
+        ki, kj = ki[ok], kj[ok]
+        if len(ki) == 0:
+            return np.zeros(0, np.int64)
+        old = tj[kj]
+        ext = old >= 0
+        if ext.any():  # a track already extended to i through another keyframe
+            ext_ok = ~np.isin(old, s.obs_track[s.observations_of_image(i)])
+            keep = ~ext | ext_ok
+            ki, kj, old, ext = ki[keep], kj[keep], old[keep], ext[keep]
+        out = []
+        if ext.any():
+            s.add_observations(old[ext], np.full(int(ext.sum()), i), ki[ext])
+            out.append(old[ext])
+        n = int((~ext).sum())
+        if n:
+            img = np.column_stack([np.full(n, j), np.full(n, i)]).ravel()
+            kp = np.column_stack([kj[~ext], ki[~ext]]).ravel()
+            out.append(s.add_tracks(np.arange(0, 2 * n + 1, 2), img, kp))
+        return np.concatenate(out)
+
+
+def localize(image: np.ndarray | Features, map: OnlineMapper | str | os.PathLike) -> FrameResult:
+    """The pose of ``image`` against a map (an :class:`OnlineMapper` or a folder written by
+    :meth:`OnlineMapper.save`) without changing it; see :meth:`OnlineMapper.localize`."""
+    mapper = map if isinstance(map, OnlineMapper) else OnlineMapper.load(map)
+    return mapper.localize(image)
