@@ -197,3 +197,27 @@ def test_from_reconstruction_round_trip():
         np.testing.assert_array_equal(q.track[np.lexsort(q.track.T[::-1])], p.track[np.lexsort(p.track.T[::-1])])
         assert q.error == pytest.approx(p.error, rel=1e-9)
     back.check()
+
+
+def test_empty_state_grows_and_refuses_bad_observations():
+    from geomvision.sfm.state import MapperState
+    from geomvision.synthetic import demo_camera
+
+    s = MapperState.empty()
+    assert s.n_images == s.num_tracks == s.num_observations == 0
+    c = s.add_camera(demo_camera(320, 240), known=True)
+    kp = np.arange(20.0).reshape(10, 2)
+    a = s.add_image("a", kp, c, scales=np.full(10, 4.0))
+    b = s.add_image("b", kp + 1, c, scales=np.ones(10))
+    t = s.add_tracks([0, 2, 4], [a, b, a, b], [0, 0, 3, 5])
+    assert list(t) == [0, 1] and s.num_observations == 4
+    np.testing.assert_allclose(s.obs_uv, [kp[0], kp[0] + 1, kp[3], kp[5] + 1])
+    np.testing.assert_allclose(s.obs_sigma, [2.0, 1.0, 2.0, 1.0])  # scale 4 ** 0.5
+    with pytest.raises(ValueError, match="already belongs"):
+        s.add_observations([1], [a], [0])
+    with pytest.raises(ValueError, match="does not exist"):
+        s.add_observations([1], [a], [10])
+    with pytest.raises(ValueError, match="twice"):
+        s.add_observations([0], [a], [7])
+    assert s.num_observations == 4  # nothing half-added
+    s.check_invariants()

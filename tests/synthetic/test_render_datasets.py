@@ -124,3 +124,20 @@ def test_bad_arguments_raise_value_errors_naming_them(small_scene, call, name):
 def test_bad_shapes_raise_value_errors_naming_the_argument(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+def test_walk_poses_follow_the_circle_and_look_inwards():
+    from geomvision.synthetic import walk_poses
+
+    poses = walk_poses(37, arc_deg=360.0, radius=5.0)
+    C = np.array([-T.R.T @ T.t for T in poses])
+    assert np.allclose(np.hypot(C[:, 0], C[:, 1]), 5.0)
+    assert np.all(np.abs(C[:, 2] - 1.6) <= 0.1 + 1e-12)
+    az = np.unwrap(np.arctan2(C[:, 1], C[:, 0]))
+    assert np.allclose(np.diff(az), np.radians(360.0 / 37))  # a closed loop: the last step leads back
+    forward = np.array([T.R[2] for T in poses])  # camera z in world
+    assert np.all(np.einsum("ij,ij->i", forward[:, :2], -C[:, :2]) > 0.95 * 5.0 * np.hypot(*forward[:, :2].T))
+    with pytest.raises(ValueError, match="radius"):
+        walk_poses(5, radius=2.0)
+    with pytest.raises(ValueError, match="arc_deg"):
+        walk_poses(5, arc_deg=0.0)
