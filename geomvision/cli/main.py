@@ -15,6 +15,7 @@ import sys
 # command name -> (module defining add_parser(), one-line help for the command list)
 COMMANDS: dict[str, tuple[str, str]] = {
     "sfm": ("geomvision.cli.sfm", "reconstruct cameras and sparse points from a folder of images"),
+    "track": ("geomvision.cli.track", "track a frame sequence: a pose per frame, a TUM trajectory and a map"),
     "demo": ("geomvision.cli.demo", "render the built-in synthetic scene, reconstruct it and score it"),
     "ba": ("geomvision.cli.ba", "bundle-adjust a BAL problem"),
     "posegraph": ("geomvision.cli.posegraph", "optimise a g2o pose graph (SE3, SE2, Sim3)"),

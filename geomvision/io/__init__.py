@@ -1,4 +1,4 @@
-"""File formats: COLMAP models, PLY, BAL, g2o; dataset helpers.
+"""File formats: COLMAP models, PLY, BAL, g2o, TUM trajectories; dataset helpers.
 
 The names below are imported from their modules on first use, so that one format's reader
 (``geomvision posegraph`` reads only g2o) does not pay for importing the others.
@@ -22,6 +22,8 @@ _LAZY: dict[str, str] = {
     "write_online_map": ".online_map",
     "read_ply": ".ply",
     "write_ply": ".ply",
+    "read_tum": ".trajectory",
+    "write_tum": ".trajectory",
 }
 __all__ = sorted(_LAZY)
 
