@@ -50,7 +50,7 @@ from ..robust import estimate_absolute_pose
 from ..scene.reconstruction import Reconstruction
 from ..solvers.refine import refine_absolute_pose
 from .mapper import IncrementalMapper
-from .options import CameraOptions, OnlineOptions, VerificationOptions
+from .options import CameraOptions, LoopClosureOptions, OnlineOptions, VerificationOptions
 from .state import MapperState
 from .verification import two_view_structure, verify_pair
 
@@ -301,7 +301,8 @@ class OnlineMapper:
                              f"{cls.MAP_FORMAT!r})")
         if options is None:
             d = json.loads(str(a["options"]))
-            options = OnlineOptions(**{**d, "features": FeatureOptions(**d["features"])})
+            options = OnlineOptions(**{**d, "features": FeatureOptions(**d["features"]),
+                                       "loop_closure": LoopClosureOptions(**d.get("loop_closure", {}))})
         if len(rec.cameras) != 1:
             raise ValueError(f"an online map has one camera, this model has {len(rec.cameras)}")
         ids = np.array(sorted(rec.images), np.int64)

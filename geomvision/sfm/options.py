@@ -166,6 +166,31 @@ class SfmOptions:
 
 
 @dataclass(frozen=True)
+class LoopClosureOptions:
+    """Loop detection and correction.
+
+    enabled : look for loops (online: at every keyframe).
+    min_keyframe_gap : a candidate lies at least this many keyframes back and shares no point
+        with the new keyframe's neighbourhood.
+    num_candidates : most similar candidates (VLAD) verified per keyframe.
+    min_inliers : 2D-3D inliers of the new keyframe against the candidate's points.
+    min_shared_points : images sharing this many points are linked in the pose graph.
+    """
+
+    enabled: bool = True
+    min_keyframe_gap: int = 10
+    num_candidates: int = 3
+    min_inliers: int = 50
+    min_shared_points: int = 30
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"LoopClosureOptions.enabled must be True or False, got {self.enabled!r}")
+        for name in ("min_keyframe_gap", "num_candidates", "min_inliers", "min_shared_points"):
+            check_int(getattr(self, name), f"LoopClosureOptions.{name}", minimum=1)
+
+
+@dataclass(frozen=True)
 class OnlineOptions:
     """The online mapper (``OnlineMapper``): tracking, keyframes, local mapping, relocalisation.
 
@@ -192,6 +217,7 @@ class OnlineOptions:
     relocalize_candidates : keyframes (most similar by VLAD) tried when relocalising;
         ``relocalize_min_inliers`` 2D-3D inliers accept the pose.
     vocabulary_size : VLAD words, trained on the first keyframes.
+    loop_closure : revisits of older keyframes are detected and corrected (:mod:`.loop_closure`).
     """
 
     features: FeatureOptions = field(default_factory=lambda: FeatureOptions(max_num_features=2000, max_image_size=400))
@@ -214,9 +240,13 @@ class OnlineOptions:
     vocabulary_size: int = 64
     ba_loss: str = "cauchy"
     scale_weight_exponent: float = 0.5
+    loop_closure: LoopClosureOptions = field(default_factory=LoopClosureOptions)
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.loop_closure, LoopClosureOptions):
+            raise ValueError(f"OnlineOptions.loop_closure must be a LoopClosureOptions, got "
+                             f"{type(self.loop_closure).__name__}")
         if not isinstance(self.features, FeatureOptions):
             raise ValueError(f"OnlineOptions.features must be a FeatureOptions, got {type(self.features).__name__}")
         for name in ("min_inliers", "init_min_inliers", "init_max_frames", "keyframe_max_interval",
