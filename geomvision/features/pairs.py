@@ -1,4 +1,5 @@
-"""Which image pairs to match: all of them, or a window over an ordered sequence.
+"""Which image pairs to match: all of them, or a window over an ordered sequence (plus, for loop
+closures and unordered sets, the most similar images: :mod:`geomvision.features.retrieval`).
 
 Every function returns a (P,2) int64 array of image indices with ``i < j`` in each row, rows
 unique and sorted; turn them into name pairs with ``[(names[i], names[j]) for i, j in pairs]``.
@@ -13,7 +14,7 @@ import numpy as np
 
 from .._validation import check_int
 
-__all__ = ["exhaustive_pairs", "natural_sort_key", "sequential_pairs", "union_pairs"]
+__all__ = ["exhaustive_pairs", "is_numbered_sequence", "natural_sort_key", "sequential_pairs", "union_pairs"]
 
 
 def exhaustive_pairs(n: int) -> np.ndarray:
@@ -29,6 +30,25 @@ def natural_sort_key(name: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts), name
 
 
+def is_numbered_sequence(names: Sequence[str]) -> bool:
+    """Whether the names look like the frames of one sequence, so that their natural order is the
+    capture order: all names have the same text around their digit runs (compared without case)
+    and differ in their numbers ('frame0001.png' ... 'frame0480.png'; timestamps such as
+    '1305031102.175304.png' too). Names without a common pattern ('a.jpg', 'IMG_3.jpg',
+    'left_01.png' with 'right_01.png') are an unordered set. Fewer than two names: True.
+    """
+    names = [str(n) for n in names]
+    if len(names) < 2:
+        return True
+    skeletons, numbers = set(), set()
+    for name in names:
+        parts = re.split(r"(\d+)", name)
+        skeletons.add(tuple(p.casefold() for p in parts[0::2]))
+        numbers.add(tuple(int(p) for p in parts[1::2]))
+    # one skeleton with at least one digit run; distinct numbers (else two names share a place)
+    return len(skeletons) == 1 and len(next(iter(skeletons))) > 1 and len(numbers) == len(names)
+
+
 def sequential_pairs(names: Sequence[str], window: int = 10) -> np.ndarray:
     """Pairs of images at most ``window`` apart in the natural order of their names.
 
@@ -37,8 +57,8 @@ def sequential_pairs(names: Sequence[str], window: int = 10) -> np.ndarray:
     window : how many following images each image is paired with (>= 1).
 
     For loop closures (the camera returning to a place seen much earlier) add candidates from a
-    global descriptor: ``union_pairs(sequential_pairs(names), similar_pairs(features_list))``
-    (see :mod:`geomvision.features.retrieval`).
+    global descriptor beyond the window: ``w = sequential_pairs(names)``,
+    ``union_pairs(w, similar_pairs(features_list, exclude=w))`` (see :mod:`geomvision.features.retrieval`).
     """
     names = [str(n) for n in names]
     window = check_int(window, "window", minimum=1)

@@ -11,8 +11,8 @@ to a place it saw earlier needs pairs far apart in it. :func:`similar_pairs` pro
 
 VLAD with 64 words ranked the loop closure of ``shared/datasets/desk-loop`` (frames 01 and 10)
 first for every seed tried, where a tf-idf bag of 256 words depended on the seed. Deterministic
-for a given ``rng``. Combine with the sequential window:
-``union_pairs(sequential_pairs(names, 10), similar_pairs([features[n] for n in names], 5))``.
+for a given ``rng``. Combine with the sequential window, asking for neighbours beyond it:
+``w = sequential_pairs(names, 10)``, ``union_pairs(w, similar_pairs([features[n] for n in names], 5, exclude=w))``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .matching import unit_descriptors
 from .pairs import union_pairs
 from .types import Features
 
-__all__ = ["similar_pairs", "train_vocabulary", "vlad_descriptors"]
+__all__ = ["similar_pairs", "top_similar_pairs", "train_vocabulary", "vlad_descriptors"]
 
 
 def _nearest_word(X: np.ndarray, words: np.ndarray, block: int = 8192) -> np.ndarray:
@@ -50,12 +50,22 @@ def train_vocabulary(
     max_samples = check_int(max_samples, "max_samples", minimum=vocabulary_size)
     iterations = check_int(iterations, "iterations", minimum=1)
     gen = as_rng(rng)
-    descs = [unit_descriptors(f.descriptors) for f in features if len(f)]
-    if not descs:
+    feats = [f for f in features if len(f)]
+    if not feats:
         raise ValueError("features hold no descriptors: cannot train a vocabulary")
+    # sample before converting, so that memory stays O(max_samples) for thousands of images
+    # (the same rows as converting all and sampling the concatenation)
+    counts = np.array([len(f) for f in feats], dtype=np.int64)
+    total = int(counts.sum())
+    if total > max_samples:
+        take = np.sort(gen.choice(total, max_samples, replace=False))
+        bounds = np.searchsorted(take, np.concatenate([[0], np.cumsum(counts)]))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        descs = [unit_descriptors(f.descriptors[take[bounds[k] : bounds[k + 1]] - starts[k]])
+                 for k, f in enumerate(feats) if bounds[k + 1] > bounds[k]]
+    else:
+        descs = [unit_descriptors(f.descriptors) for f in feats]
     X = np.concatenate(descs)
-    if len(X) > max_samples:
-        X = X[np.sort(gen.choice(len(X), max_samples, replace=False))]
     k = min(vocabulary_size, len(X))
     # seeds: k distinct sampled descriptors (k-means++ seeding cost more than it gained here)
     words = X[np.sort(gen.choice(len(X), k, replace=False))].copy()
@@ -96,28 +106,70 @@ def vlad_descriptors(features: Sequence[Features], words: np.ndarray) -> np.ndar
     return out
 
 
+def top_similar_pairs(
+    descriptors: np.ndarray,
+    num_neighbors: int,
+    *,
+    exclude: np.ndarray | None = None,
+    block: int = 1024,
+) -> np.ndarray:
+    """(P,2) index pairs (i < j): each row of ``descriptors`` with the ``num_neighbors`` rows of the
+    largest dot product (cosine for the unit rows of :func:`vlad_descriptors`).
+
+    exclude : (Q,2) index pairs never proposed, in either order (e.g. a sequential window: each
+        image then gets its ``num_neighbors`` most similar images *beyond* the window).
+    Zero rows (featureless images) are nobody's neighbour. An image with fewer allowed partners
+    than ``num_neighbors`` gets them all. Ties are broken by the lower index; rows are processed
+    ``block`` at a time so that the n x n similarity matrix is never held.
+    """
+    num_neighbors = check_int(num_neighbors, "num_neighbors", minimum=1)
+    block = check_int(block, "block", minimum=1)
+    g = np.asarray(descriptors, dtype=np.float64)
+    if g.ndim != 2:
+        raise ValueError(f"descriptors must have shape (n, D), got {g.shape}")
+    n = len(g)
+    if n < 2:
+        return np.zeros((0, 2), np.int64)
+    ex = union_pairs(np.zeros((0, 2), np.int64) if exclude is None else np.asarray(exclude))
+    if len(ex) and ex.max() >= n:
+        raise ValueError(f"exclude holds an index >= the number of descriptors ({n})")
+    ex = np.concatenate([ex, ex[:, ::-1]])
+    ex = ex[np.argsort(ex[:, 0], kind="stable")]
+    featureless = ~np.any(g != 0, axis=1)
+    k = min(num_neighbors, n - 1)
+    rows = []
+    for i0 in range(0, n, block):
+        i1 = min(n, i0 + block)
+        sim = g[i0:i1] @ g.T
+        sim[np.arange(i1 - i0), np.arange(i0, i1)] = -np.inf
+        a, b = np.searchsorted(ex[:, 0], [i0, i1])
+        sim[ex[a:b, 0] - i0, ex[a:b, 1]] = -np.inf
+        sim[:, featureless] = -np.inf
+        sim[featureless[i0:i1]] = -np.inf
+        # stable order: by decreasing similarity, ties by index
+        order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+        ok = np.isfinite(np.take_along_axis(sim, order, axis=1))
+        src = np.broadcast_to(np.arange(i0, i1)[:, None], order.shape)
+        rows.append(np.column_stack([src[ok], order[ok]]))
+    return union_pairs(*rows)
+
+
 def similar_pairs(
     features: Sequence[Features],
     num_neighbors: int = 5,
     *,
     vocabulary_size: int = 64,
+    exclude: np.ndarray | None = None,
     rng: RngLike = 0,
 ) -> np.ndarray:
     """(P,2) index pairs (i < j): each image with its ``num_neighbors`` most similar images.
 
     Similarity is the cosine of the :func:`vlad_descriptors` over a vocabulary trained on these
-    features. Indices refer to positions in ``features``.
+    features (:func:`top_similar_pairs`; ``exclude``: pairs never proposed, e.g. a sequential
+    window). Indices refer to positions in ``features``; featureless images get no pairs.
     """
     num_neighbors = check_int(num_neighbors, "num_neighbors", minimum=1)
-    n = len(features)
-    if n < 2:
+    if len(features) < 2:
         return np.zeros((0, 2), np.int64)
     words = train_vocabulary(features, vocabulary_size, rng=rng)
-    g = vlad_descriptors(features, words)
-    sim = g @ g.T
-    np.fill_diagonal(sim, -np.inf)
-    k = min(num_neighbors, n - 1)
-    # stable order: by decreasing similarity, ties by index
-    order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-    rows = np.column_stack([np.repeat(np.arange(n), k), order.ravel()])
-    return union_pairs(rows)
+    return top_similar_pairs(vlad_descriptors(features, words), num_neighbors, exclude=exclude)

@@ -129,10 +129,27 @@ class MapperOptions:
 
 @dataclass(frozen=True)
 class SfmOptions:
-    """Everything ``run_sfm`` takes. ``matcher``: exhaustive, sequential (a window of
-    ``sequential_window`` neighbours over names in natural sort order) or auto (exhaustive up to
-    ``exhaustive_max_images`` images, else sequential). ``refine_keypoints``: align the patches of
-    each track's observations to sub-pixel accuracy before mapping (``keypoint_refinement``)."""
+    """Everything ``run_sfm`` takes.
+
+    matcher : which image pairs are matched.
+        exhaustive: all pairs.
+        sequential: a window of ``sequential_window`` neighbours over the names in natural sort
+        order, plus (``loop_detection``) loop-closure candidates: for each image its
+        ``loop_candidates`` most similar images (VLAD, ``features.retrieval``) beyond the window
+        (reported as ``sequential+retrieval``).
+        auto: exhaustive up to ``exhaustive_max_images`` images; above, sequential when the names
+        number the frames of one sequence (``features.pairs.is_numbered_sequence``), else
+        retrieval: each image with its ``retrieval_num_neighbors`` most similar images.
+    loop_candidates : retrieval pairs per image beyond the sequential window; their verification
+        is reported (``report["retrieval_pairs"]``). A wrong candidate costs one matched pair
+        when two-view verification rejects it.
+    retrieval_num_neighbors : pairs per image of an unordered set above ``exhaustive_max_images``
+        (at least 20 partners per image by default, more when other images choose it too, where
+        exhaustive matching of a set at the limit gives 99; COLMAP's vocabulary-tree matcher takes
+        100 per image, meant for much larger sets).
+    refine_keypoints : align the patches of each track's observations to sub-pixel accuracy
+        before mapping (``keypoint_refinement``).
+    """
 
     features: FeatureOptions = field(default_factory=FeatureOptions)
     matching: MatchOptions = field(default_factory=MatchOptions)
@@ -143,7 +160,10 @@ class SfmOptions:
     refine_keypoints: bool = True
     matcher: str = "auto"
     sequential_window: int = 10
+    loop_detection: bool = True
+    loop_candidates: int = 5
     exhaustive_max_images: int = 100
+    retrieval_num_neighbors: int = 20
     seed: int = 0
     num_threads: int = 2
 
@@ -157,7 +177,10 @@ class SfmOptions:
         if self.matcher not in MATCHERS:
             raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}, got {self.matcher!r}")
         check_int(self.sequential_window, "sequential_window", minimum=1)
+        _check_bool(self.loop_detection, "loop_detection")
+        check_int(self.loop_candidates, "loop_candidates", minimum=1)
         check_int(self.exhaustive_max_images, "exhaustive_max_images", minimum=2)
+        check_int(self.retrieval_num_neighbors, "retrieval_num_neighbors", minimum=1)
         check_int(self.seed, "seed", minimum=0)
         check_int(self.num_threads, "num_threads", minimum=1)
 

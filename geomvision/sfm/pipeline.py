@@ -1,6 +1,7 @@
 """``run_sfm``: images in, reconstructions and a report out (library entry point of ``geomvision sfm``).
 
-Stages: features (cached) -> pairs -> matching (cached) -> geometric verification -> intrinsics
+Stages: features (cached) -> pairs (all, a window over a sequence with VLAD loop candidates beyond it,
+or the most similar images: ``select_pairs``) -> matching (cached) -> geometric verification -> intrinsics
 (self-calibration of the focal length from F when nothing better is known) -> tracks -> sub-pixel
 keypoint refinement (each track's observations aligned to one reference patch) -> incremental
 mapping (the batch controller ``incremental.IncrementalController`` over the mapper's verbs). Nothing here writes outside the cache folder; the CLI writes the results
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from .._progress import Progress
-from ..features import exhaustive_pairs, extract_all, match_all, sequential_pairs
-from ..features.pairs import natural_sort_key
+from ..features import Features, exhaustive_pairs, extract_all, match_all, sequential_pairs, union_pairs
+from ..features.pairs import is_numbered_sequence, natural_sort_key
+from ..features.retrieval import top_similar_pairs, train_vocabulary, vlad_descriptors
 from ..features.patch_alignment import refine_track_keypoints
 from ..geometry.camera import Camera
 from ..imageio import exif_focal_px, read_image
@@ -59,13 +61,56 @@ def list_images(image_dir: str | os.PathLike) -> list[Path]:
     return files
 
 
-def _pairs(names: list[str], options: SfmOptions) -> tuple[np.ndarray, str]:
+@dataclass
+class PairSelection:
+    """The image pairs to match and how they were chosen.
+
+    pairs : (P,2) int64 image indices, i < j, rows unique and sorted.
+    matcher : ``exhaustive``, ``sequential``, ``sequential+retrieval`` or ``retrieval``.
+    retrieved : the pairs VLAD retrieval proposed (loop candidates beyond the sequential window, or
+        every pair of the retrieval matcher), each with the cosine of the two VLAD vectors.
+    """
+
+    pairs: np.ndarray
+    matcher: str
+    retrieved: dict[tuple[int, int], float] = field(default_factory=dict)
+
+
+def select_pairs(names: list[str], features: list[Features], options: SfmOptions) -> PairSelection:
+    """Which pairs of the images ``names`` (with their ``features``, same order) to match.
+
+    ``auto`` above ``exhaustive_max_images``: a window only makes sense over the frames of a
+    sequence (names differing by a running number, :func:`is_numbered_sequence`); any other set
+    gets each image's ``retrieval_num_neighbors`` most similar images. The sequential matcher adds
+    each image's ``loop_candidates`` most similar images beyond its window (``loop_detection``);
+    a window that spans all images leaves nothing beyond it, and no retrieval runs.
+    """
+    if len(names) != len(features):
+        raise ValueError(f"{len(names)} names but {len(features)} features")
+    n = len(names)
     matcher = options.matcher
     if matcher == "auto":
-        matcher = "exhaustive" if len(names) <= options.exhaustive_max_images else "sequential"
+        if n <= options.exhaustive_max_images:
+            matcher = "exhaustive"
+        else:
+            matcher = "sequential" if is_numbered_sequence(names) else "retrieval"
     if matcher == "exhaustive":
-        return exhaustive_pairs(len(names)), matcher
-    return sequential_pairs(names, window=options.sequential_window), matcher
+        return PairSelection(exhaustive_pairs(n), matcher)
+    if matcher == "sequential":
+        window = sequential_pairs(names, window=options.sequential_window)
+        if not options.loop_detection or len(window) == n * (n - 1) // 2:
+            return PairSelection(window, matcher)
+        matcher, k, exclude = "sequential+retrieval", options.loop_candidates, window
+    else:
+        window, k, exclude = np.zeros((0, 2), np.int64), options.retrieval_num_neighbors, None
+    if not any(len(f) for f in features):  # no descriptor anywhere: nothing to retrieve with
+        return PairSelection(window, matcher)
+    words = train_vocabulary(features, rng=np.random.default_rng([options.seed, 1]))
+    g = vlad_descriptors(features, words)
+    found = top_similar_pairs(g, k, exclude=exclude)
+    similarity = np.einsum("ij,ij->i", g[found[:, 0]], g[found[:, 1]])
+    retrieved = {(int(i), int(j)): float(s) for (i, j), s in zip(found, similarity)}
+    return PairSelection(union_pairs(window, found), matcher, retrieved)
 
 
 def _initial_cameras(names, paths, image_sizes, options: SfmOptions) -> tuple[list[Camera], np.ndarray, np.ndarray, list[str]]:
@@ -170,9 +215,14 @@ def run_sfm(
                 "fundamental matrices and refined by bundle adjustment (give --K for best accuracy)",
                 SfmWarning, stacklevel=2)
 
+    # --- pairs
+    t0 = time.perf_counter()
+    selection = select_pairs(names, [ex.features[n] for n in names], options)
+    pair_idx = selection.pairs
+    timings["pair_selection"] = time.perf_counter() - t0
+
     # --- matching
     t0 = time.perf_counter()
-    pair_idx, matcher = _pairs(names, options)
     name_pairs = [(names[i], names[j]) for i, j in pair_idx]
     matches = match_all(name_pairs, ex.features, options.matching, cache_dir=cache_dir,
                         num_threads=options.num_threads, progress=progress)
@@ -237,12 +287,12 @@ def run_sfm(
     timings["total"] = time.perf_counter() - t_start
 
     report = _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, reconstructions, options,
-                     matcher, sources, self_calibration, refinement, timings)
+                     selection, sources, self_calibration, refinement, timings)
     return SfmResult(reconstructions, report)
 
 
-def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs, options, matcher, sources,
-            self_calibration, refinement, timings) -> dict:
+def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs, options, selection: PairSelection,
+            sources, self_calibration, refinement, timings) -> dict:
     model_of = {}
     for m, mask in enumerate(masks):
         for k in np.flatnonzero(mask):
@@ -272,7 +322,7 @@ def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs,
         "num_images": len(names) + len(ex.skipped),
         "num_readable_images": len(names),
         "skipped_files": dict(ex.skipped),
-        "matcher": matcher,
+        "matcher": selection.matcher,
         "num_pairs_matched": len(geoms),
         "num_pairs_verified": int(sum(g.verified for g in geoms.values())),
         "pair_configs": {c: int(sum(g.config == c for g in geoms.values()))
@@ -281,6 +331,12 @@ def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs,
                                               "num_inliers": g.num_inliers, "num_h_inliers": g.num_h_inliers,
                                               **({"message": g.message} if g.message else {})}
                   for (i, j), g in geoms.items()},
+        # the pairs proposed by VLAD retrieval (loop candidates beyond the sequential window, or
+        # every pair of the retrieval matcher) and what two-view verification made of them
+        "retrieval_pairs": [{"pair": [names[i], names[j]], "similarity": round(s, 4),
+                             "verified": bool(geoms[(i, j)].verified), "num_inliers": geoms[(i, j)].num_inliers,
+                             "config": geoms[(i, j)].config}
+                            for (i, j), s in sorted(selection.retrieved.items())],
         "num_tracks": tracks.num_tracks,
         "num_track_merges_refused": n_refused,
         "keypoint_refinement": refinement,
