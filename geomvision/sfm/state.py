@@ -19,8 +19,9 @@ first ``I`` / ``T`` / ``M`` rows of a larger buffer whose capacity doubles when 
 costs amortised O(1) per row; do not keep references to the arrays across additions.
 
 The state owns its invariants; every write goes through a method (:meth:`register`,
-:meth:`deregister`, :meth:`set_points`, :meth:`activate_observations`,
-:meth:`deactivate_observations`, :meth:`invalidate_points`, :meth:`write_back`, :meth:`set_camera`):
+:meth:`deregister`, :meth:`set_points`, :meth:`move_points`, :meth:`merge_tracks`,
+:meth:`activate_observations`, :meth:`deactivate_observations`, :meth:`invalidate_points`,
+:meth:`write_back`, :meth:`set_camera`):
 
 - an image is registered iff it belongs to a model (``registered == (image_model >= 0)``);
 - a point is valid iff it belongs to a model (``point_valid == (point_model >= 0)``);
@@ -295,6 +296,49 @@ class MapperState:
         self.point_valid[tracks] = False
         self.point_model[tracks] = -1
         self.obs_active[np.isin(self.obs_track, tracks)] = False
+
+    def move_points(self, tracks: np.ndarray, X_world: np.ndarray) -> None:
+        """New positions ``X_world`` (K,3) for the valid points of ``tracks`` (K,)."""
+        tracks = np.asarray(tracks, dtype=np.int64)
+        if not self.point_valid[tracks].all():
+            raise ValueError("move_points: some tracks have no point (set_points gives them one)")
+        self.X[tracks] = X_world
+
+    def merge_tracks(self, keep: np.ndarray, drop: np.ndarray) -> int:
+        """Fuse duplicated points: the observations of track ``drop[k]`` join track ``keep[k]``
+        (both with valid points of one model; each track once). An observation in an image that
+        ``keep[k]`` already sees stays with ``drop[k]``, inactive; the dropped points become
+        invalid. Returns the number of observations moved."""
+        keep = np.asarray(keep, dtype=np.int64).ravel()
+        drop = np.asarray(drop, dtype=np.int64).ravel()
+        if len(keep) != len(drop) or len(np.unique(np.r_[keep, drop])) < 2 * len(keep):
+            raise ValueError("merge_tracks: keep and drop must pair distinct tracks, each once")
+        if len(keep) == 0:
+            return 0
+        if not (self.point_valid[keep].all() and self.point_valid[drop].all()
+                and np.array_equal(self.point_model[keep], self.point_model[drop])):
+            raise ValueError("merge_tracks: every track needs a valid point, pairs in one model")
+        target_of = np.full(self.num_tracks, -1, np.int64)
+        target_of[drop] = keep
+        o = np.flatnonzero(target_of[self.obs_track] >= 0)
+        target = target_of[self.obs_track[o]]
+        n = np.int64(self.n_images)
+        have = np.flatnonzero(np.isin(self.obs_track, keep))
+        key_old = self.obs_track[have] * n + self.obs_img[have]
+        key_new = target * n + self.obs_img[o]
+        _, first = np.unique(key_new, return_index=True)
+        dup = np.ones(len(o), bool)
+        dup[first] = False
+        conflict = np.isin(key_new, key_old) | dup
+        move, tgt = o[~conflict], target[~conflict]
+        self._buf_obs_track[move] = tgt
+        for i in np.unique(self.obs_img[move]):
+            m = self.obs_img[move] == i
+            self.kp_track[int(i)][self.obs_kp[move[m]]] = tgt[m]
+        self.obs_active[o[conflict]] = False
+        self.point_valid[drop] = False
+        self.point_model[drop] = -1
+        return len(move)
 
     def drop_weak_points(self, min_obs: int = 2) -> int:
         """Invalidate valid points with fewer than ``min_obs`` active observations."""
