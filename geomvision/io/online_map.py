@@ -3,8 +3,8 @@
 A map folder holds ``model/`` (a binary COLMAP model of the keyframes and points: any COLMAP
 reader opens it) and ``map.npz`` (``OnlineMapper.to_arrays``: the keyframes' descriptors, scales
 and colours, one descriptor per point, the VLAD vocabulary, every frame's pose relative to its
-keyframe, and the options). ``map.npz`` is written last, so a folder with a complete
-``map.npz`` holds a complete model; each file is replaced atomically.
+keyframe, and the options). ``map.npz`` is removed first and written last, so a
+folder with a ``map.npz`` holds the model that goes with it; each file is written atomically.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def write_online_map(mapper: OnlineMapper, path: str | os.PathLike) -> None:
         raise ValueError(f"path: {str(folder)!r} exists and is not a folder")
     rec, arrays = mapper.to_arrays()
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "map.npz").unlink(missing_ok=True)  # a save cut short leaves no map.npz, never a mismatched one
     write_model(rec, folder / "model")
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)

@@ -407,11 +407,14 @@ class IncrementalMapper:
         self._solve(obs, local, False, "local", 25, 1e-5)
         self.filter_points(pts)
 
-    def adjust_global_bundle(self, max_iterations: int | None = None, function_tolerance: float = 1e-6) -> None:
-        """Bundle adjustment of the whole current model (poses, points and the intrinsics that
-        ``CameraOptions`` lets move; gauge: two cameras), then :meth:`filter_points`."""
+    def adjust_global_bundle(self, max_iterations: int | None = None, function_tolerance: float = 1e-6,
+                             refine_intrinsics: bool = True) -> None:
+        """Bundle adjustment of the whole current model (poses, points and, with
+        ``refine_intrinsics``, the intrinsics that ``CameraOptions`` lets move; gauge: two
+        cameras), then :meth:`filter_points`."""
         s = self.s
         in_model = s.image_model == self.model
         obs = np.flatnonzero(s.obs_active & in_model[s.obs_img] & s.point_valid[s.obs_track])
-        self._solve(obs, None, True, "global", max_iterations or self.opt.ba_max_iterations, function_tolerance)
+        self._solve(obs, None, refine_intrinsics, "global", max_iterations or self.opt.ba_max_iterations,
+                    function_tolerance)
         self.filter_points()

@@ -219,11 +219,11 @@ class OnlineMapper:
 
     def adjust_global(self, refine_intrinsics: bool = False) -> None:
         """Bundle adjustment of the whole map (all keyframes and points); with
-        ``refine_intrinsics`` (and ``camera_known=False``) the focal length and distortion move."""
+        ``refine_intrinsics`` and ``camera_known=False`` the focal length and distortion move
+        (known intrinsics never do)."""
         if self.num_keyframes < 2:
             return
-        self.mapper.cam_opt = CameraOptions(refine_known_intrinsics=False) if not refine_intrinsics else CameraOptions()
-        self.mapper.adjust_global_bundle()
+        self.mapper.adjust_global_bundle(refine_intrinsics=refine_intrinsics)
         self.camera = self.state.cameras[self._cam]
         self._refresh_local_map()
 

@@ -162,3 +162,23 @@ def test_precomputed_features_and_options(walk):
         OnlineOptions(min_inliers=3)
     with pytest.raises(ValueError, match="camera"):
         OnlineMapper("not a camera")
+
+
+def test_adjust_global_refines_a_prior_focal_only_when_asked(walk):
+    from geomvision import Camera
+
+    cam = walk.camera
+    prior = Camera("PINHOLE", cam.width, cam.height, [1.1 * cam.params[0], 1.1 * cam.params[1], *cam.params[2:]])
+    results = {}
+    for refine in (False, True):
+        mapper = OnlineMapper(prior, camera_known=False)
+        for img in walk.images[:40]:
+            mapper.add_frame(img)
+        before = mapper.state.cameras[0].params.copy()
+        mapper.adjust_global(refine_intrinsics=refine)
+        results[refine] = (before, mapper.state.cameras[0].params.copy())
+    b, a = results[False]
+    np.testing.assert_array_equal(a, b)
+    b, a = results[True]
+    f_true = cam.params[0]
+    assert abs(a[0] - f_true) < abs(b[0] - f_true)  # moved towards the truth
