@@ -89,6 +89,8 @@ def add_parser(sub) -> None:
                    help=f"inlier threshold of poses and points, pixels (default {d.max_error_px})")
     g.add_argument("--min-inliers", type=int, default=None,
                    help=f"2D-3D inliers a frame needs to be tracked (default {d.min_inliers})")
+    g.add_argument("--loop-closure", action=argparse.BooleanOptionalAction, default=None,
+                   help="detect revisits of older keyframes and correct the drift (default on)")
     g.add_argument("--max-features", type=int, default=None,
                    help=f"SIFT features per frame at most (default {d.features.max_num_features})")
     g.add_argument("--feature-size", type=_int_or_none, default=_DEFAULT_SENTINEL, metavar="PIXELS",
@@ -106,6 +108,8 @@ def _option_changes(args) -> dict:
         changes["max_error_px"] = args.max_error_px
     if args.min_inliers is not None:
         changes["min_inliers"] = args.min_inliers
+    if args.loop_closure is not None:
+        changes["loop_closure"] = {"enabled": bool(args.loop_closure)}
     feat = {}
     if args.max_features is not None:
         feat["max_num_features"] = args.max_features
@@ -121,6 +125,8 @@ def _apply_changes(base, changes: dict):
     changes = dict(changes)
     if "features" in changes:
         changes["features"] = dataclasses.replace(base.features, **changes["features"])
+    if "loop_closure" in changes:
+        changes["loop_closure"] = dataclasses.replace(base.loop_closure, **changes["loop_closure"])
     return dataclasses.replace(base, **changes)
 
 
@@ -280,11 +286,13 @@ def run(args) -> int:
                 "name": name, "index": r.index, "timestamp": r.timestamp, "status": r.status,
                 "has_pose": final_poses[r.index] is not None, "inliers": r.num_inliers, "matches": r.num_matches,
                 "latency_ms": round(1000.0 * r.time_s, 2), "reason": r.reason, "keyframe": r.keyframe,
+                "loop": None if r.loop is None else r.loop.as_dict(),
             })
         cam = mapper.camera
         camera_info = {"model": cam.model, "width": cam.width, "height": cam.height,
                        "params": [float(v) for v in cam.params], "source": source}
-        doc = {"frames_folder": str(args.frames), "camera": camera_info, "frames": frames_out, "skipped": skipped}
+        doc = {"frames_folder": str(args.frames), "camera": camera_info, "frames": frames_out, "skipped": skipped,
+               "loops": [lp.as_dict() for lp in mapper.loops]}
         atomic_write_text(out / "frames.json", json.dumps(doc, indent=1, allow_nan=False) + "\n")
         mapper.save(out / "map")
         interrupted = stop.requested
@@ -303,6 +311,7 @@ def run(args) -> int:
         "relocalised": count["relocalised"],
         "rejected": count["rejected"],
         "skipped_files": len(skipped),
+        "loops": len(mapper.loops),
         "points": len(mapper.reconstruction().points3D),
         "tracking_median_ms": trk_med,
         "tracking_p95_ms": trk_p95,

@@ -64,7 +64,9 @@ class LoopCorrection:
     rms_after_px: float
 
     def as_dict(self) -> dict:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        """JSON-ready values (floats rounded, NaN as None)."""
+        return {k: ((round(v, 6) if np.isfinite(v) else None) if isinstance(v, float) else v)
+                for k, v in self.__dict__.items()}
 
 
 def covisibility(state, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

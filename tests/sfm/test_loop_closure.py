@@ -115,6 +115,9 @@ def test_online_loop_closure_removes_the_drift(loop_walk):
     loops = [r.loop for r in results if r.loop is not None]
     assert loops and mapper.loops == loops
     assert all(lp.fused_points > 0 and lp.rms_after_px < 1.0 for lp in loops)
+    import json
+
+    json.dumps([lp.as_dict() for lp in loops], allow_nan=False)  # what `geomvision track` reports
     # measured: 22 mm without, 4 mm with loop closure (5.5x)
     assert on < off / 4
     mapper.state.check_invariants()
