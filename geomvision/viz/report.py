@@ -68,6 +68,16 @@ def _flatten(d: dict, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]
     return rows
 
 
+def _loop_rows(report: dict) -> list[tuple[str, str]]:
+    """One row per retrieval pair of an sfm report.json, verified ones first."""
+    pairs = report.get("retrieval_pairs") or []
+    pairs = sorted((p for p in pairs if isinstance(p, dict) and "pair" in p),
+                   key=lambda p: (not p.get("verified"), -float(p.get("num_inliers") or 0)))
+    return [(" - ".join(map(str, p["pair"])),
+             f"{'verified' if p.get('verified') else 'not verified'}, {p.get('num_inliers', 0)} inliers "
+             f"({p.get('config', '?')}), similarity {_fmt(p.get('similarity'))}") for p in pairs]
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
@@ -216,6 +226,10 @@ def write_report(
     sections.append("<h2>Summary</h2>" + _table(rows))
     if model.report:
         sections.append("<h2>report.json</h2>" + _table(_flatten(model.report)))
+        loops = _loop_rows(model.report)
+        if loops:
+            sections.append("<h2>Loop candidates</h2><p>Pairs proposed by image retrieval beyond the sequential "
+                            "window, and whether two-view geometry verified them.</p>" + _table(loops))
 
     if screenshots:
         try:

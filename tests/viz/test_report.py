@@ -116,3 +116,23 @@ def test_images_are_found_in_a_colmap_project_layout(tmp_path):
     page = path.read_text()
     assert [alt for alt, _ in _images(page)][-2:] == ["matches", "epipolar lines"]
     assert "Notes" not in page  # nothing skipped
+
+
+def test_report_lists_the_loop_candidates_of_an_sfm_run(tmp_path):
+    import json
+
+    from geomvision.io import write_model
+
+    rec = orbit_scene(5, 150, rng=3).to_reconstruction()
+    out = tmp_path / "sfm"
+    write_model(rec, out / "sparse" / "0")
+    report = {"retrieval_pairs": [
+        {"pair": ["a.png", "b.png"], "similarity": 0.41, "verified": False, "num_inliers": 0, "config": "failed"},
+        {"pair": ["01.png", "10.png"], "similarity": 0.62, "verified": True, "num_inliers": 220,
+         "config": "calibrated"}]}
+    (out / "report.json").write_text(json.dumps(report))
+    page = write_report(out, tmp_path / "r", screenshots=False).read_text()
+    assert "<h2>Loop candidates</h2>" in page
+    first, second = page.index("01.png - 10.png"), page.index("a.png - b.png")
+    assert first < second  # verified first
+    assert "verified, 220 inliers (calibrated)" in page and "not verified, 0 inliers (failed)" in page
