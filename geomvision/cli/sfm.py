@@ -70,12 +70,31 @@ def summary_lines(result, out: Path) -> list[str]:
     return lines
 
 
+def check_K_early(K_spec: str, files: list[Path]) -> None:
+    """Parse ``--K`` and check it against the size of the first readable image (read from its
+    header), so that an impossible K fails before any work or output; ``run_sfm`` checks it
+    against every image size again."""
+    from ..imageio import image_size
+    from ..sfm.intrinsics import check_K_for_image, parse_K
+
+    K = parse_K(K_spec)
+    for path in files:
+        try:
+            width, height = image_size(path)
+        except (OSError, ValueError):
+            continue  # not an image: skipped later, with a reason
+        check_K_for_image(K, width, height)
+        return
+
+
 def run(args) -> int:
     from ..sfm import SfmOptions, SfmWarning, list_images, run_sfm
     from .sfm_outputs import write_outputs
 
     options = dataclass_from_args(SfmOptions, args)
-    list_images(args.images)  # a missing or empty folder fails before anything is written
+    files = list_images(args.images)  # a missing or empty folder fails before anything is written
+    if options.camera.K is not None:
+        check_K_early(options.camera.K, files)
     out = Path(args.output)
     cache = prepare_output(out, args.resume, args.overwrite)
     if args.verbose:
@@ -85,12 +104,14 @@ def run(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SfmWarning)
         result = run_sfm(args.images, options, cache_dir=cache, progress=not args.quiet)
+    failure = result.report.get("failure")
     for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        if str(w.message) != failure:  # the reason no model was built is the error below
+            print(f"warning: {w.message}", file=sys.stderr)
     if not result.reconstructions:
         write_outputs(result, out, text=args.text, plots=False)
-        print(f"geomvision sfm: error: no model could be built from {args.images} "
-              f"(details in {out}/report.json)", file=sys.stderr)
+        why = failure or f"no model could be built from {args.images}"
+        print(f"geomvision sfm: error: {why} (details in {out}/report.json)", file=sys.stderr)
         return 1
     write_outputs(result, out, text=args.text, plots=not args.no_plots)
     for line in summary_lines(result, out):

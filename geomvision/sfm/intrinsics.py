@@ -5,6 +5,11 @@ Order of preference (per image, or once for all images when shared):
 2. the EXIF focal length (35 mm equivalent) of the image;
 3. a prior of ``1.2 * max(width, height)`` with the principal point at the image centre,
    refined by bundle adjustment (a warning says so).
+
+A given K is checked against the size of the images it is used for (:func:`check_K_for_image`:
+principal point inside the image, focal length within ``KNOWN_FOCAL_RANGE`` x max(width,
+height)); ``run_sfm`` also compares its focal length with the one the fundamental matrices of
+the images imply (:func:`focal_from_fundamental_profile`) and warns when they disagree.
 """
 
 from __future__ import annotations
@@ -14,10 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 from ..geometry.camera import CAMERA_MODELS, Camera
 
 FOCAL_PRIOR_FACTOR = 1.2
+# focal lengths a K may have, x max(width, height): a 170-degree to a 3-degree field of view.
+# Outside, K is almost certainly not in pixels of these images (millimetres, another resolution)
+KNOWN_FOCAL_RANGE = (0.05, 20.0)
+# a focal length the fundamental matrices determine: E = K^T F K must depart from an essential
+# matrix (two equal singular values) by this much at half and at twice the best focal length
+FOCAL_DETERMINED_MIN_ASYMMETRY = 0.005
+FOCAL_DETERMINED_NOISE_FACTOR = 5.0  # ... and by this factor more than at the best focal length
 
 
 @dataclass
@@ -63,8 +76,64 @@ def parse_K(spec: str | os.PathLike | np.ndarray) -> np.ndarray:
     return K
 
 
+def check_K_for_image(K: np.ndarray, width: int, height: int) -> None:
+    """Raise ``ValueError`` when K (3,3) cannot be the calibration of a ``width`` x ``height``
+    image: its principal point outside the image (pixel centres from (0, 0) to (width - 1,
+    height - 1), so the image spans -0.5 .. width - 0.5), or a focal length outside
+    ``KNOWN_FOCAL_RANGE`` x max(width, height). The message names the likely cause: K in
+    millimetres, or calibrated at another resolution (scale fx, fy, cx, cy by the size ratio)."""
+    K = np.asarray(K, dtype=float)
+    fix = ("K must be in pixels of these images (a K calibrated at another resolution must be scaled: "
+           "fx, fy, cx, cy times the size ratio)")
+    cx, cy = K[0, 2], K[1, 2]
+    if not (-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5):
+        raise ValueError(f"--K: principal point ({cx:g}, {cy:g}) lies outside the {width} x {height} image "
+                         f"(its centre is ({(width - 1) / 2:g}, {(height - 1) / 2:g})); {fix}")
+    size = max(width, height)
+    lo, hi = KNOWN_FOCAL_RANGE[0] * size, KNOWN_FOCAL_RANGE[1] * size
+    for name, f in (("fx", K[0, 0]), ("fy", K[1, 1])):
+        if not lo <= f <= hi:
+            raise ValueError(f"--K: focal length {name} = {f:g} px is implausible for a {width} x {height} image "
+                             f"(expected {lo:g} to {hi:g} px, {KNOWN_FOCAL_RANGE[0]:g} to {KNOWN_FOCAL_RANGE[1]:g} "
+                             f"x max(width, height)); {fix}, not in millimetres")
+
+
+def focal_from_fundamental_profile(F: np.ndarray, pp, size: float, num: int = 121) -> tuple[float, bool]:
+    """The focal length (pixels) shared by both images of F (3,3) that a principal point ``pp``
+    (2,) implies, and whether F determines it.
+
+    For each focal length f on a log grid over ``KNOWN_FOCAL_RANGE`` x ``size`` (``num``
+    values), E(f) = K^T F K must be an essential matrix, whose two non-zero singular values are
+    equal: the asymmetry (s1 - s2) / (s1 + s2) is minimised over f. Some camera motions (optical
+    axes that meet at one point, as on an orbit around an object) leave f undetermined: every f
+    fits about as well. The focal length counts as determined when the asymmetry at half and at
+    twice the best f exceeds ``FOCAL_DETERMINED_MIN_ASYMMETRY`` and
+    ``FOCAL_DETERMINED_NOISE_FACTOR`` x its minimum, i.e. when F tells a factor of 2 apart.
+    """
+    F = np.asarray(F, dtype=float)
+    px, py = float(pp[0]), float(pp[1])
+
+    def asymmetry(f: float) -> float:
+        K = np.array([[f, 0.0, px], [0.0, f, py], [0.0, 0.0, 1.0]])
+        sv = np.linalg.svd(K.T @ F @ K, compute_uv=False)
+        return float((sv[0] - sv[1]) / (sv[0] + sv[1])) if sv[0] > 0 else 1.0
+
+    focals = size * np.geomspace(KNOWN_FOCAL_RANGE[0], KNOWN_FOCAL_RANGE[1], num)
+    asym = np.array([asymmetry(f) for f in focals])
+    k = int(np.argmin(asym))
+    # refined between the grid neighbours of the best grid value
+    lo, hi = np.log(focals[max(k - 1, 0)]), np.log(focals[min(k + 1, num - 1)])
+    res = minimize_scalar(lambda lf: asymmetry(float(np.exp(lf))), bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-4})
+    f, best = (float(np.exp(res.x)), float(res.fun)) if res.fun < asym[k] else (float(focals[k]), float(asym[k]))
+    floor = max(FOCAL_DETERMINED_MIN_ASYMMETRY, FOCAL_DETERMINED_NOISE_FACTOR * best)
+    determined = asymmetry(0.5 * f) > floor and asymmetry(2.0 * f) > floor
+    return f, bool(determined)
+
+
 def camera_from_K(K: np.ndarray, width: int, height: int, model: str) -> Camera:
-    """Camera of ``model`` whose affine part is K and whose distortion is zero."""
+    """Camera of ``model`` whose affine part is K and whose distortion is zero; K is checked
+    against the image size first (:func:`check_K_for_image`)."""
     model = model.upper()
     if model not in CAMERA_MODELS:
         raise ValueError(f"camera_model: unknown model {model!r}; choose one of {', '.join(CAMERA_MODELS)}")
@@ -74,6 +143,7 @@ def camera_from_K(K: np.ndarray, width: int, height: int, model: str) -> Camera:
     f_mean = 0.5 * (K[0, 0] + K[1, 1])
     if names[0] == "f" and abs(K[0, 0] - K[1, 1]) > 1e-3 * f_mean:
         raise ValueError(f"--K has fx != fy but {model} has one focal length; use PINHOLE or OPENCV")
+    check_K_for_image(K, width, height)
     values = {"f": f_mean, "fx": K[0, 0], "fy": K[1, 1], "skew": K[0, 1], "cx": K[0, 2], "cy": K[1, 2]}
     return Camera(model, width, height, [values.get(n, 0.0) for n in names])
 

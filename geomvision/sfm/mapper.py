@@ -214,13 +214,20 @@ class IncrementalMapper:
         """Register image i in the current model: absolute pose (RANSAC + refinement, threshold
         ``abs_pose_max_error_px``) from its observations of the model's points; on success (enough
         inliers, absolute and as a ratio) the pose is set and the inlier observations activated.
-        Counts a trial either way; the outcome is in ``log.registration[i]``."""
+        Counts a trial either way; the outcome is in ``log.registration[i]``.
+
+        Enough inliers means ``abs_pose_min_num_inliers`` and never fewer than
+        ``MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR`` (6), whatever the options say: RANSAC
+        draws the pose from 3 points (P3P), which agree with it by construction, so an image
+        registered on one or two 3D points has no evidence for its pose at all; 6 leaves 3
+        correspondences that confirm it independently."""
         s, o = self.s, self.opt
+        min_inliers = max(int(o.abs_pose_min_num_inliers), MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR)
         self.trials[i] += 1
         obs = s.observations_of_image(i)
         obs = obs[s.point_valid[s.obs_track[obs]] & (s.point_model[s.obs_track[obs]] == self.model)]
-        if len(obs) < o.abs_pose_min_num_inliers:
-            self.log.registration[i] = f"not registered: {len(obs)} 2D-3D correspondences < {o.abs_pose_min_num_inliers}"
+        if len(obs) < min_inliers:
+            self.log.registration[i] = f"not registered: {len(obs)} 2D-3D correspondences < {min_inliers}"
             log.info("%s: %s", s.images.names[i], self.log.registration[i])
             return False
         cam = s.cameras[s.img_cam[i]]
@@ -228,9 +235,9 @@ class IncrementalMapper:
             res = estimate_absolute_pose(s.obs_uv[obs], s.X[s.obs_track[obs]], cam,
                                          max_error=o.abs_pose_max_error_px, rng=self._rng(2, i, int(self.trials[i])))
         n_in = int(res.inliers.sum()) if res.model is not None else 0
-        if res.model is None or n_in < o.abs_pose_min_num_inliers or n_in < o.abs_pose_min_inlier_ratio * len(obs):
+        if res.model is None or n_in < min_inliers or n_in < o.abs_pose_min_inlier_ratio * len(obs):
             self.log.registration[i] = (f"not registered: absolute pose had {n_in} inliers of {len(obs)} "
-                                        f"correspondences (min {o.abs_pose_min_num_inliers}, ratio "
+                                        f"correspondences (min {min_inliers}, ratio "
                                         f"{o.abs_pose_min_inlier_ratio})")
             log.info("%s: %s", s.images.names[i], self.log.registration[i])
             return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .._validation import check_int, check_positive, check_probability
 from ..features.options import FeatureOptions, MatchOptions
@@ -90,7 +91,14 @@ class MapperOptions:
         squared loss, 5.9 mm with Cauchy).
     scale_weight_exponent : a keypoint detected at scale s (pixels) gets the standard deviation
         ``max(s, 1) ** exponent`` (relative units); 0 weighs all observations alike.
+    abs_pose_min_num_inliers : 2D-3D inliers an image needs to be registered (COLMAP's 30 by
+        default), never fewer than ``ABS_POSE_MIN_NUM_INLIERS_FLOOR`` = 6: RANSAC draws a pose (6
+        degrees of freedom) from 3 points (P3P), which agree with it by construction, so an image
+        "registered" on 1-3 inliers has no evidence for its pose; 6 leaves at least 3
+        correspondences that confirm it independently.
     """
+
+    ABS_POSE_MIN_NUM_INLIERS_FLOOR: ClassVar[int] = 6
 
     init_min_num_inliers: int = 100
     init_min_tri_angle_deg: float = 16.0
@@ -116,6 +124,11 @@ class MapperOptions:
                      "max_register_trials"):
             check_int(getattr(self, name), f"MapperOptions.{name}", minimum=1)
         check_int(self.min_model_size, "MapperOptions.min_model_size", minimum=2)
+        if self.abs_pose_min_num_inliers < self.ABS_POSE_MIN_NUM_INLIERS_FLOOR:
+            raise ValueError(
+                f"MapperOptions.abs_pose_min_num_inliers must be >= {self.ABS_POSE_MIN_NUM_INLIERS_FLOOR}, got "
+                f"{self.abs_pose_min_num_inliers}: the 3 points a pose is drawn from always agree with it, so an "
+                "image registered on fewer inliers has almost no evidence for its pose")
         for name in ("init_min_tri_angle_deg", "init_max_error_px", "abs_pose_max_error_px", "tri_min_angle_deg",
                      "tri_max_error_px", "filter_max_error_px", "filter_min_tri_angle_deg", "ba_loss_scale"):
             check_positive(getattr(self, name), f"MapperOptions.{name}")

@@ -6,6 +6,14 @@ or the most similar images: ``select_pairs``) -> matching (cached) -> geometric 
 keypoint refinement (each track's observations aligned to one reference patch) -> incremental
 mapping (the batch controller ``incremental.IncrementalController`` over the mapper's verbs). Nothing here writes outside the cache folder; the CLI writes the results
 (:mod:`geomvision.cli.sfm_outputs`).
+
+Degenerate input ends with a reason instead of a model: when every verified pair is panoramic
+(a rotation about one camera centre explains its matches, with or without a known K; without K,
+pairs that a plain shift of the image explains may join them), there is no 3-D structure to
+recover; ``run_sfm`` warns, builds no model and says so in ``report["failure"]``
+(``ROTATION_ONLY``: use ``geomvision stitch``). A given K is checked
+against the image size (``intrinsics.check_K_for_image``) and against the focal length the
+fundamental matrices imply (``report["K_check"]``, a warning beyond ``K_DISAGREEMENT_FACTOR``).
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from ..features.patch_alignment import refine_track_keypoints
 from ..geometry.camera import Camera
 from ..imageio import exif_focal_px, read_image
 from ..scene.reconstruction import Reconstruction
+from ..robust import estimate_fundamental
 from ..solvers import shared_focal_from_fundamental
-from .intrinsics import guess_intrinsics, parse_K
+from .intrinsics import focal_from_fundamental_profile, guess_intrinsics, parse_K
 from .incremental import IncrementalController
 from .mapper import IncrementalMapper
 from .options import SfmOptions
@@ -38,6 +47,12 @@ from .verification import TwoViewGeometry, verify_pair
 
 class SfmWarning(UserWarning):
     """Something the user should know about a run (a guessed focal length, skipped files)."""
+
+
+ROTATION_ONLY = "the camera only rotated: no 3-D structure; use `geomvision stitch`"
+K_DISAGREEMENT_FACTOR = 2.0  # warn when the fundamental matrices imply a focal length this far from K's
+K_CHECK_MAX_PAIRS = 12  # pairs (most matches first) whose fundamental matrix checks a given K
+K_CHECK_MIN_PAIRS = 3  # pairs that must determine the focal length before K is judged
 
 
 @dataclass
@@ -168,6 +183,58 @@ def _self_calibrate(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGeomet
     return info
 
 
+def _check_known_K(cameras, img_cam, sources, names, ex, matches, options: SfmOptions) -> dict:
+    """Compare each given K (source "K") with the focal length that the fundamental matrices of
+    its images imply, independently of K: F is estimated from the raw matches of up to
+    ``K_CHECK_MAX_PAIRS`` pairs (most matches first) and each gives a focal length at K's
+    principal point (:func:`focal_from_fundamental_profile`; pairs whose motion leaves it
+    undetermined, as on an orbit around an object, do not count). With ``K_CHECK_MIN_PAIRS`` or
+    more, their median is compared with K's focal length; a factor above
+    ``K_DISAGREEMENT_FACTOR`` either way warns. Returns {camera index: what was found}."""
+    vo = options.verification
+    index = {n: k for k, n in enumerate(names)}
+    info = {}
+    for c, cam in enumerate(cameras):
+        if sources[c] != "K":
+            continue
+        pairs = [(a, b) for a, b in matches if img_cam[index[a]] == c and img_cam[index[b]] == c]
+        pairs.sort(key=lambda p: -len(matches[p]))
+        estimates = []
+        tried = 0
+        for a, b in pairs[:K_CHECK_MAX_PAIRS]:
+            m = matches[(a, b)]
+            if len(m) < vo.min_num_inliers:
+                continue
+            tried += 1
+            res = estimate_fundamental(ex.features[a].keypoints[m[:, 0]], ex.features[b].keypoints[m[:, 1]],
+                                       max_error=vo.max_error_px, confidence=vo.confidence,
+                                       max_iterations=vo.max_iterations,
+                                       rng=np.random.default_rng([options.seed, 2, index[a], index[b]]))
+            if res.model is None or int(res.inliers.sum()) < vo.min_num_inliers:
+                continue  # a plane or a rotation: F is not determined
+            f, determined = focal_from_fundamental_profile(res.model, cam.principal_point, max(cam.width, cam.height))
+            if determined:
+                estimates.append(f)
+        f_K = cam.mean_focal_length
+        entry = {"K_focal_px": round(f_K, 3), "num_pairs_tried": tried, "num_pairs": len(estimates)}
+        if len(estimates) < K_CHECK_MIN_PAIRS:
+            entry["note"] = ("not checked: fewer than 3 pairs determine the focal length (a rotation, a plane, or "
+                             "optical axes meeting at one point)")
+        else:
+            f = float(np.median(estimates))
+            ratio = f / f_K
+            agrees = 1.0 / K_DISAGREEMENT_FACTOR <= ratio <= K_DISAGREEMENT_FACTOR
+            entry.update(fundamental_focal_px=round(f, 1), ratio=round(ratio, 3), agrees=bool(agrees))
+            if not agrees:
+                entry["warning"] = (
+                    f"--K disagrees with the images: its focal length is {f_K:.1f} px, but the fundamental matrices "
+                    f"of {len(estimates)} pairs imply about {f:.0f} px ({ratio:.2g} x); check that K belongs to "
+                    f"this camera and is in pixels of these {cam.width} x {cam.height} images (a K calibrated at "
+                    "another resolution must be scaled)")
+        info[c] = entry
+    return info
+
+
 def run_sfm(
     image_dir: str | os.PathLike,
     options: SfmOptions | None = None,
@@ -185,6 +252,8 @@ def run_sfm(
     options = SfmOptions() if options is None else options
     if not isinstance(options, SfmOptions):
         raise ValueError(f"options must be an SfmOptions, got {type(options).__name__}")
+    if options.camera.K is not None:
+        parse_K(options.camera.K)  # a malformed --K fails before any work (sizes are checked per camera)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     files = list_images(image_dir)
@@ -243,6 +312,15 @@ def run_sfm(
             bar.update()
     timings["verification"] = time.perf_counter() - t0
     self_calibration = _self_calibrate(cameras, img_cam, geoms, sources)
+    t0 = time.perf_counter()
+    K_check = _check_known_K(cameras, img_cam, sources, names, ex, matches, options)
+    timings["K_check"] = time.perf_counter() - t0
+    for entry in K_check.values():
+        if "warning" in entry:
+            warnings.warn(entry["warning"], SfmWarning, stacklevel=2)
+    failure = _rotation_only(geoms)
+    if failure is not None:
+        warnings.warn(failure, SfmWarning, stacklevel=2)
 
     # --- tracks
     t0 = time.perf_counter()
@@ -257,7 +335,7 @@ def run_sfm(
     keypoints = [ex.features[n].keypoints for n in names]
     scales = [ex.features[n].scales for n in names]
     refinement = None
-    if options.refine_keypoints:
+    if options.refine_keypoints and failure is None:
         with Progress(len(tracks.image_idx), "keypoint refinement", unit="obs", enabled=progress) as bar:
             keypoints, aligned, refinement = refine_track_keypoints(
                 lambda i: read_image(ex.paths[names[i]]), keypoints, scales,
@@ -281,18 +359,37 @@ def run_sfm(
                 done[0] = n_registered
 
         mapper = IncrementalMapper(state, geoms, options.mapper, options.camera, seed=options.seed)
-        masks = IncrementalController(mapper, progress=on_progress).run()
+        # a rotation-only run has no structure: no model at all, rather than one built on noise
+        masks = IncrementalController(mapper, progress=on_progress).run() if failure is None else []
     timings["mapping"] = time.perf_counter() - t0
     reconstructions = [state.to_reconstruction(m) for m in masks]
     timings["total"] = time.perf_counter() - t_start
 
     report = _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, reconstructions, options,
-                     selection, sources, self_calibration, refinement, timings)
+                     selection, sources, self_calibration, refinement, timings, K_check, failure)
     return SfmResult(reconstructions, report)
 
 
+def _rotation_only(geoms: dict[tuple[int, int], TwoViewGeometry]) -> str | None:
+    """The reason no model can be built when the camera only turned about its centre, else None:
+    every verified pair is panoramic, or (uncalibrated) a plain shift of the image that a pan
+    with little rotation gives as well (``explained_by_shift``), and at least one is panoramic."""
+    verified = [g for g in geoms.values() if g.verified]
+    panoramic = [g for g in verified if g.config == "panoramic"]
+    if not panoramic or any(g.config != "panoramic" and not g.explained_by_shift for g in verified):
+        return None
+    if len(panoramic) == len(verified):
+        which = f"all {len(verified)} verified pairs"
+    else:
+        which = f"{len(panoramic)} of the {len(verified)} verified pairs, and a shift of the image those of the others"
+    focals = [g.rotation_focal_px for g in panoramic if np.isfinite(g.rotation_focal_px)]
+    focal = f"; focal length about {np.median(focals):.0f} px" if focals else ""
+    return (f"{ROTATION_ONLY} (a rotation about one camera centre explains the matches of {which}{focal}; "
+            "3-D points need the camera to move between views)")
+
+
 def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs, options, selection: PairSelection,
-            sources, self_calibration, refinement, timings) -> dict:
+            sources, self_calibration, refinement, timings, K_check=None, failure=None) -> dict:
     model_of = {}
     for m, mask in enumerate(masks):
         for k in np.flatnonzero(mask):
@@ -308,7 +405,9 @@ def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs,
             per_image[n] = {"registered": True, "model": model_of[k], "num_features": len(ex.features[n].keypoints)}
         else:
             why = mapper.log.registration.get(k)
-            if why is None:
+            if failure is not None:
+                why = ROTATION_ONLY
+            elif why is None:
                 why = "no verified pair with another image" if n_pairs[k] == 0 else "not reached by the mapper"
             elif why.startswith("registered"):
                 why = "its model was too small (fewer than min_model_size images)"
@@ -329,8 +428,12 @@ def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs,
                          for c in ("calibrated", "uncalibrated", "planar", "panoramic", "failed")},
         "pairs": {f"{names[i]} {names[j]}": {"config": g.config, "num_matches": g.num_matches,
                                               "num_inliers": g.num_inliers, "num_h_inliers": g.num_h_inliers,
+                                              **({"rotation_focal_px": round(g.rotation_focal_px, 1)}
+                                                 if np.isfinite(g.rotation_focal_px) else {}),
                                               **({"message": g.message} if g.message else {})}
                   for (i, j), g in geoms.items()},
+        # why no model was built when the input cannot give one (every pair a pure rotation)
+        "failure": failure,
         # the pairs proposed by VLAD retrieval (loop candidates beyond the sequential window, or
         # every pair of the retrieval matcher) and what two-view verification made of them
         "retrieval_pairs": [{"pair": [names[i], names[j]], "similarity": round(s, 4),
@@ -342,6 +445,8 @@ def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs,
         "keypoint_refinement": refinement,
         "intrinsics_source": sources,
         "self_calibration": {str(k): v for k, v in self_calibration.items()},
+        # each given K against the focal length its images' fundamental matrices imply
+        "K_check": {str(k): v for k, v in (K_check or {}).items()},
         "models": models,
         "num_registered_images": int(sum(len(r.registered_image_ids) for r in recs)),
         "images": per_image,

@@ -3,6 +3,13 @@
 Per pair: the relative pose (essential matrix) when the intrinsics are trusted, else the
 fundamental matrix; a homography as well, to recognise planar scenes and pure rotation (COLMAP's
 two-view configurations). The inlier matches of the E / F model are what tracks are built from.
+
+A pure rotation is recognised with or without calibration: with trusted intrinsics, a rotation
+must move its inliers to their matches (``_is_rotation``); without, the focal length is unknown,
+so the rotation and a focal length are fitted together (:func:`fit_rotation_focal`: the
+homography of a rotation is ``H = K2 R K1^-1``, principal points known, square pixels). A pair
+that a rotation explains is "panoramic", never "planar": a planar pair may seed a model, and a
+rotation seen with a wrong focal length would seed one with an invented translation.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 from ..geometry.camera import Camera
 from ..geometry.epipolar import essential_from_pose, fundamental_from_essential
@@ -21,6 +29,15 @@ from .options import VerificationOptions
 
 CONFIGS = ("calibrated", "uncalibrated", "planar", "panoramic", "failed")
 PANORAMIC_MAX_ANGLE_DEG = 1.0  # median triangulation angle below this: a (near) pure rotation
+# focal lengths the uncalibrated rotation fit searches, x max(width, height) of image 1: from a
+# 150-degree fisheye-like field of view to a 6-degree telephoto one
+ROTATION_FOCAL_RANGE = (0.1, 10.0)
+ROTATION_FOCAL_GRID = 81  # log-spaced focal lengths tried before the 1-D refinement (6 % apart)
+# an uncalibrated pair is panoramic when a rotation (at the fitted focal length) leaves fewer than
+# max(MIN_PARALLAX_INLIERS, this fraction) of the homography inliers more than 2 * max_error px
+# from their match: more slack than the calibrated test (MIN_PARALLAX_INLIERS alone), since a
+# fitted focal length and an unknown lens distortion leave a few more points off
+ROTATION_MAX_MOVED_FRACTION = 0.05
 
 
 @dataclass
@@ -35,6 +52,12 @@ class TwoViewGeometry:
     cam2_from_cam1 : relative pose (|t| = 1) when it was estimated (calibrated pairs).
     F : fundamental matrix in pixels (x2^T F x1 = 0) or None; H : homography or None.
     tri_angle_deg : median triangulation angle of the inliers (calibrated pairs; else NaN).
+    rotation_focal_px : for a panoramic pair of uncalibrated cameras, the focal length (pixels,
+        camera 1) at which a rotation explains the matches; else NaN.
+    explained_by_shift : uncalibrated cameras only: a shift (and roll) of the whole image, i.e. a
+        rotation seen through an endless focal length, explains the homography inliers. A pan
+        with a long lens and a translation over a plane that faces the camera are not told apart
+        from one pair: the pair stays "planar", and ``run_sfm`` weighs it with the other pairs.
     """
 
     config: str
@@ -46,6 +69,8 @@ class TwoViewGeometry:
     num_h_inliers: int = 0
     tri_angle_deg: float = float("nan")
     message: str = ""
+    rotation_focal_px: float = float("nan")
+    explained_by_shift: bool = False
 
     @property
     def num_inliers(self) -> int:
@@ -140,19 +165,39 @@ def verify_pair(
     h = estimate_homography(p1, p2, max_error=options.max_error_px, rng=gen, **ransac_kw)
     n_h = int(h.inliers.sum()) if h.model is not None else 0
     h_ok = n_h >= options.min_num_inliers and n_h >= options.min_inlier_ratio * n
+    rotation_focal = float("nan")
+    shift = False
     if why:
         # a plane or a pure rotation leaves E / F undetermined, but the homography's inliers are
         # still true matches for tracks (COLMAP's planar / panoramic two-view configurations)
         if not h_ok:
             return _failed(n, why)
         config = "planar"
-        if calibrated and _is_rotation(camera1, camera2, p1[h.inliers], p2[h.inliers], options.max_error_px):
-            config = "panoramic"
+        if calibrated:
+            if _is_rotation(camera1, camera2, p1[h.inliers], p2[h.inliers], options.max_error_px):
+                config = "panoramic"
+        else:
+            rotation_focal, shift = _uncalibrated_rotation(camera1, camera2, p1[h.inliers], p2[h.inliers],
+                                                           options.max_error_px)
+            if np.isfinite(rotation_focal):
+                config = "panoramic"
+                why += f"; a rotation explains the matches at a focal length of {rotation_focal:.0f} px"
+            elif shift:
+                why += ("; a shift of the whole image explains the matches (a pan with a long lens, or a "
+                        "translation over a plane facing the camera)")
         return TwoViewGeometry(config=config, inlier_matches=matches[h.inliers], num_matches=n, H=h.model,
-                               num_h_inliers=n_h, message=f"{why}; kept the {n_h} homography inliers")
+                               num_h_inliers=n_h, message=f"{why}; kept the {n_h} homography inliers",
+                               rotation_focal_px=rotation_focal, explained_by_shift=shift)
     config = "calibrated" if calibrated else "uncalibrated"
     if n_h > options.max_h_inlier_ratio * n_inl:
-        config = "panoramic" if (pose is not None and angle < PANORAMIC_MAX_ANGLE_DEG) else "planar"
+        if pose is not None:
+            config = "panoramic" if angle < PANORAMIC_MAX_ANGLE_DEG else "planar"
+        elif h_ok:
+            rotation_focal, shift = _uncalibrated_rotation(camera1, camera2, p1[h.inliers], p2[h.inliers],
+                                                           options.max_error_px)
+            config = "panoramic" if np.isfinite(rotation_focal) else "planar"
+        else:
+            config = "planar"
     if config == "panoramic" and h_ok:
         # a rotation is a homography; the epipolar constraint is degenerate there and lets
         # wrong matches through, so the homography's inliers are the pair's matches
@@ -166,6 +211,8 @@ def verify_pair(
         H=h.model,
         num_h_inliers=n_h,
         tri_angle_deg=angle,
+        rotation_focal_px=rotation_focal,
+        explained_by_shift=shift,
     )
 
 
@@ -174,3 +221,89 @@ def _is_rotation(camera1: Camera, camera2: Camera, x1: np.ndarray, x2: np.ndarra
     focal2 = (camera2.focal_length_x, camera2.focal_length_y)
     moving = count_parallax_points(camera1.cam_from_img(x1), camera2.cam_from_img(x2), focal2, max_error)
     return moving < MIN_PARALLAX_INLIERS
+
+
+def _uncalibrated_rotation(camera1: Camera, camera2: Camera, x1: np.ndarray, x2: np.ndarray,
+                           max_error: float) -> tuple[float, bool]:
+    """For two cameras of unknown focal length (principal points trusted, focal lengths keeping
+    their current ratio): (the focal length, pixels, camera 1, at which a pure rotation explains
+    the matched pixels x1, x2 (K,2), or NaN; whether a shift and roll of the whole image, a
+    rotation at the longest focal length searched, explains them as well). A rotation needs the
+    fitted focal length to explain more than the shift does: with the shift, a camera
+    translating over a plane that faces it is as good an explanation (the focal length is NaN)."""
+    ratio = camera2.mean_focal_length / camera1.mean_focal_length
+    size = max(camera1.width, camera1.height)
+    pp1, pp2 = camera1.principal_point, camera2.principal_point
+    focal, moved = fit_rotation_focal(x1, x2, pp1, pp2, size=size, max_error=max_error, focal_ratio=ratio)
+    allowed = max(MIN_PARALLAX_INLIERS, ROTATION_MAX_MOVED_FRACTION * len(x1))
+    if not moved < allowed:
+        return float("nan"), False
+    longest = ROTATION_FOCAL_RANGE[1] * size
+    if _count_moved(x1, x2, pp1, pp2, longest, ratio * longest, max_error) < allowed:
+        return float("nan"), True
+    return focal, False
+
+
+def _count_moved(x1: np.ndarray, x2: np.ndarray, pp1: np.ndarray, pp2: np.ndarray, focal1: float, focal2: float,
+                 max_error: float) -> int:
+    """:func:`count_parallax_points` for pinhole cameras of the given focal lengths."""
+    rays1 = np.column_stack([(x1 - pp1) / focal1, np.ones(len(x1))])
+    rays2 = np.column_stack([(x2 - pp2) / focal2, np.ones(len(x2))])
+    return count_parallax_points(rays1, rays2, (focal2, focal2), max_error)
+
+
+def _rotation_sq_errors(x1: np.ndarray, x2: np.ndarray, pp1: np.ndarray, pp2: np.ndarray, focal1: float,
+                        focal2: float) -> np.ndarray:
+    """Squared pixel errors (K,) in image 2 of the rotation that best aligns the bearings of x1
+    with those of x2 (closed form, Kabsch) for pinhole cameras of the given focal lengths; inf for
+    a point the rotation sends behind camera 2."""
+    rays1 = np.column_stack([(x1 - pp1) / focal1, np.ones(len(x1))])
+    rays2 = np.column_stack([(x2 - pp2) / focal2, np.ones(len(x2))])
+    b1 = rays1 / np.linalg.norm(rays1, axis=1, keepdims=True)
+    b2 = rays2 / np.linalg.norm(rays2, axis=1, keepdims=True)
+    U, _, Vt = np.linalg.svd(b2.T @ b1)
+    R = U @ np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))]) @ Vt  # cam2_from_cam1 rotation
+    p = rays1 @ R.T
+    front = p[:, 2] > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = p[:, :2] / p[:, 2:3] * focal2 + pp2
+    sq = np.sum((uv - x2) ** 2, axis=1)
+    sq[~front | ~np.isfinite(sq)] = np.inf
+    return sq
+
+
+def fit_rotation_focal(x1: np.ndarray, x2: np.ndarray, pp1, pp2, *, size: float, max_error: float,
+                       focal_ratio: float = 1.0) -> tuple[float, int]:
+    """Fit a pure rotation and a focal length to matched pixels x1, x2 (K,2) of two pinhole
+    cameras with square pixels, known principal points pp1, pp2 (2,) and focal lengths f and
+    ``focal_ratio * f`` (one camera: 1): the homography of a rotation, ``H = K2 R K1^-1``.
+
+    f is searched over ``ROTATION_FOCAL_RANGE * size`` (``size``: max(width, height) of image 1)
+    on a log grid, then refined by a bounded 1-D minimisation; the cost is robust (Cauchy, scale
+    ``max_error``) on the pixel errors in image 2, the rotation for each f in closed form
+    (Kabsch on the bearings). Returns (f in pixels, number of matches the rotation leaves more
+    than ``2 * max_error`` px from their match: :func:`count_parallax_points`). A small rotation
+    fits at any f: the focal length is then poorly determined, the decision (few moved points)
+    is not.
+    """
+    x1 = np.asarray(x1, dtype=float).reshape(-1, 2)
+    x2 = np.asarray(x2, dtype=float).reshape(-1, 2)
+    pp1 = np.asarray(pp1, dtype=float)
+    pp2 = np.asarray(pp2, dtype=float)
+    if len(x1) < 2:
+        return float("nan"), len(x1)
+
+    def cost(log_f: float) -> float:
+        f = float(np.exp(log_f))
+        sq = _rotation_sq_errors(x1, x2, pp1, pp2, f, focal_ratio * f)
+        return float(np.sum(np.log1p(np.minimum(sq, 1e12) / max_error**2)))
+
+    grid = np.linspace(np.log(ROTATION_FOCAL_RANGE[0] * size), np.log(ROTATION_FOCAL_RANGE[1] * size),
+                       ROTATION_FOCAL_GRID)
+    costs = [cost(g) for g in grid]
+    k = int(np.argmin(costs))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    res = minimize_scalar(cost, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    log_f = float(res.x) if res.fun <= costs[k] else float(grid[k])
+    f1 = float(np.exp(log_f))
+    return f1, _count_moved(x1, x2, pp1, pp2, f1, focal_ratio * f1, max_error)
