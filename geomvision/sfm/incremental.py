@@ -6,7 +6,9 @@
 1. initial pair, relaxing the requirements in four stages (inliers, median triangulation angle,
    planar pairs allowed last); every pair tried is logged with the reason it was rejected;
 2. grow: register the best next image, triangulate its new tracks, adjust the local bundle, and
-   adjust the global bundle whenever the model has grown by ``global_ba_growth_ratio``;
+   adjust the global bundle whenever the model has grown by ``global_ba_growth_ratio``; when no
+   image has enough 2D-3D correspondences, register one through a strong verified pair
+   (``register_image_from_pair``: weak overlaps);
 3. finish: give failed images another chance, then twice (complete tracks, retriangulate, global
    bundle adjustment).
 
@@ -132,6 +134,15 @@ class IncrementalController:
                     m.reset_trials()  # the model changed: failed images may now work
                 self._report_progress()
                 break
+            if not progressed:  # weak overlaps: relaxed registration through a verified pair
+                for i in m.find_pair_registrations():
+                    if not m.register_image_from_pair(i):
+                        continue
+                    progressed = True
+                    m.triangulate_image(i)
+                    m.adjust_local_bundle(i)
+                    self._report_progress()
+                    break
             if not progressed:
                 break
 

@@ -247,6 +247,97 @@ class IncrementalMapper:
         log.info("model %d: registered %s (%d of %d 2D-3D inliers)", self.model, s.images.names[i], n_in, len(obs))
         return True
 
+    def find_pair_registrations(self) -> list[int]:
+        """Unregistered images (with attempts left) that a verified pair of at least
+        ``abs_pose_min_num_inliers`` inliers links to an image of the current model, strongest
+        pair first: the candidates of :meth:`register_image_from_pair`."""
+        s, o = self.s, self.opt
+        free = (s.image_model < 0) & (self.trials < o.max_register_trials)
+        best: dict[int, int] = {}
+        for (a, b), g in self.geoms.items():
+            if g.num_inliers < o.abs_pose_min_num_inliers:
+                continue
+            for i, r in ((a, b), (b, a)):
+                if free[i] and s.image_model[r] == self.model:
+                    best[i] = max(best.get(i, 0), g.num_inliers)
+        return sorted(best, key=lambda i: (-best[i], i))
+
+    def register_image_from_pair(self, i: int) -> bool:
+        """Relaxed but verified registration of image i, for images whose 2D-3D
+        correspondences are too few for :meth:`register_image` (weak overlaps): its rotation and
+        the direction of its centre come from a verified pair (r, i) with an image r of the model
+        and at least ``abs_pose_min_num_inliers`` two-view inliers; the 2D-3D correspondences then
+        fix only the distance along that direction (one unknown), and must agree with it: at
+        least ``ABS_POSE_MIN_NUM_INLIERS_FLOOR`` (6) inliers and half of the correspondences. The
+        three strongest such pairs are tried. Counts a trial; the outcome is in ``log.registration``."""
+        s, o = self.s, self.opt
+        floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
+        self.trials[i] += 1
+        obs = s.observations_of_image(i)
+        obs = obs[s.point_valid[s.obs_track[obs]] & (s.point_model[s.obs_track[obs]] == self.model)]
+        if len(obs) < floor:
+            self.log.registration[i] = f"not registered: {len(obs)} 2D-3D correspondences < {floor}"
+            return False
+        pairs = []
+        for (a, b), g in self.geoms.items():
+            if i in (a, b) and g.num_inliers >= o.abs_pose_min_num_inliers:
+                r = b if a == i else a
+                if s.image_model[r] == self.model:
+                    pairs.append((g.num_inliers, r, (a, b)))
+        pairs.sort(key=lambda p: (-p[0], p[1]))
+        cam = s.cameras[s.img_cam[i]]
+        rays = cam.cam_from_img(s.obs_uv[obs])
+        X = s.X[s.obs_track[obs]]
+        thr2 = o.abs_pose_max_error_px**2
+        tried = []
+        for n_pair, r, (a, b) in pairs[:3]:
+            rel, _ = self.initial_pair_pose(a, b)  # cam_b_from_cam_a, unit translation
+            if rel is None:
+                continue
+            rel = rel if a == r else rel.inverse()  # cam_i_from_cam_r
+            d = rel.t / np.linalg.norm(rel.t)  # i's centre moves along this direction (in i's frame)
+            T_r = s.pose(r)
+            R = rel.R @ T_r.R
+            base = rel.R @ T_r.t
+            # x_cam = R X + base + lam d must lie on each ray: cross(ray, R X + base) + lam cross(ray, d) = 0
+            u = np.cross(rays, X @ R.T + base)
+            v = np.cross(rays, np.broadcast_to(d, rays.shape))
+            lam = -np.einsum("ij,ij->i", u, v) / np.maximum(np.einsum("ij,ij->i", v, v), 1e-300)
+            cand = np.unique(lam[np.isfinite(lam)])
+            if len(cand) > 200:
+                cand = cand[np.linspace(0, len(cand) - 1, 200).astype(np.int64)]
+            best_n, best_in, best_lam = 0, None, 0.0
+            for lm in cand:
+                Xc = X @ R.T + base + lm * d
+                front = Xc[:, 2] > 1e-9
+                e = np.full(len(X), np.inf)
+                if front.any():
+                    e[front] = np.sum((cam.img_from_cam(Xc[front]) - s.obs_uv[obs][front]) ** 2, axis=1)
+                inl = e <= thr2
+                if inl.sum() > best_n:
+                    best_n, best_in, best_lam = int(inl.sum()), inl, float(lm)
+            tried.append(best_n)
+            if best_n < max(floor, 0.5 * len(obs)):
+                continue
+            lm = -np.sum(u[best_in] * v[best_in]) / max(np.sum(v[best_in] * v[best_in]), 1e-300)
+            pose = Rigid3(R, base + lm * d, check=False)
+            Xc = X @ R.T + pose.t
+            front = Xc[:, 2] > 1e-9
+            e = np.full(len(X), np.inf)
+            e[front] = np.sum((cam.img_from_cam(Xc[front]) - s.obs_uv[obs][front]) ** 2, axis=1)
+            inl = e <= thr2
+            if inl.sum() < max(floor, 0.5 * len(obs)):
+                continue
+            s.register(i, pose, self.model)
+            s.activate_observations(obs[inl])
+            self.log.registration[i] = (f"registered from pair with {s.images.names[r]} ({n_pair} two-view inliers; "
+                                        f"{int(inl.sum())} of {len(obs)} 2D-3D inliers fix the baseline)")
+            log.info("model %d: %s %s", self.model, s.images.names[i], self.log.registration[i])
+            return True
+        self.log.registration[i] = (f"not registered: {len(obs)} 2D-3D correspondences; from its strongest verified "
+                                    f"pairs the baseline was confirmed by {tried} of them (min {floor} and half)")
+        return False
+
     # --- triangulation ------------------------------------------------------------------------
     def triangulate_tracks(self, tracks: np.ndarray) -> int:
         """Triangulate the given tracks (those without a point) from their observations in the

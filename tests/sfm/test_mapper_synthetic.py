@@ -129,3 +129,36 @@ def test_disconnected_images_give_separate_models():
     assert sorted(int(m.sum()) for m in masks) == [4, 5]
     assert not (masks[0] & masks[1]).any()
     assert [m["num_images"] for m in mapper.log.models] in ([5, 4], [4, 5])
+
+
+def test_weak_image_registers_through_a_verified_pair():
+    """An image seeing only 10 of the model's points (too few for an absolute pose at the default
+    30) but sharing a strong verified pair with an image of the model: its rotation and baseline
+    direction come from the pair, the 10 points fix the baseline's length."""
+    scene = orbit_scene(n_images=3, n_points=400, noise_px=0.5, rng=5)
+    mapper = _mapper(scene)
+    state = mapper.state
+    pose, _ = mapper.initial_pair_pose(0, 1)
+    assert mapper.register_initial_pair(0, 1, pose, 50) is None
+    seen = np.unique(state.obs_track[state.observations_of_image(2)])
+    seen = seen[state.point_valid[seen]]
+    state.invalidate_points(seen[10:])  # image 2 keeps 10 2D-3D correspondences
+    assert not mapper.register_image(2)
+    assert "10 2D-3D correspondences" in mapper.log.registration[2]
+    assert mapper.find_pair_registrations() == [2]
+    assert mapper.register_image_from_pair(2), mapper.log.registration[2]
+    assert "registered from pair" in mapper.log.registration[2]
+    state.check_invariants()
+    est = [state.pose(k) for k in range(3)]
+    err = camera_errors(est, scene.cams_from_world)
+    scale = np.linalg.norm(np.ptp([T.inverse().t for T in scene.cams_from_world], axis=0))
+    assert err.mean_center_error < 1e-2 * scale and np.max(err.rotation_errors_deg) < 0.5
+    # with too few correspondences to confirm the baseline it refuses
+    other = orbit_scene(n_images=3, n_points=400, noise_px=0.5, rng=5)
+    m2 = _mapper(other)
+    p2, _ = m2.initial_pair_pose(0, 1)
+    m2.register_initial_pair(0, 1, p2, 50)
+    s2 = m2.state
+    seen = np.unique(s2.obs_track[s2.observations_of_image(2)])
+    s2.invalidate_points(seen[s2.point_valid[seen]][4:])
+    assert not m2.register_image_from_pair(2) and "< 6" in m2.log.registration[2]
