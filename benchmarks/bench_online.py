@@ -32,7 +32,6 @@ import argparse
 import fcntl
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _workers import peak_rss_mb
+from _workers import spawn as _spawn
 
 LOCK = "/tmp/bench.lock"
 WARMUP_FRAMES = 10
@@ -203,17 +204,6 @@ def worker_pycolmap(data_dir: Path, threads: int) -> dict:
             "num_points": rec.num_points3D(), "matcher": "sequential", "num_pairs": pairs}
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM: ru_maxrss would carry the parent's peak across exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_worker(args) -> int:
     fn = {"online": worker_online, "batch": worker_batch, "pycolmap": worker_pycolmap}[args.worker]
     out = fn(Path(args.data_dir), args.threads)
@@ -223,13 +213,7 @@ def run_worker(args) -> int:
 
 
 def spawn(kind: str, data_dir: Path, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--data-dir", str(data_dir), "--threads", str(threads)]
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"{kind} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(line[7:])
+    return _spawn(__file__, ["--worker", kind, "--data-dir", str(data_dir), "--threads", str(threads)], kind)
 
 
 # --- parent ----------------------------------------------------------------------------------------

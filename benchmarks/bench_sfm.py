@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _workers import peak_rss_mb
+from _workers import spawn as _spawn
 
 SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10")
 
@@ -103,19 +103,14 @@ def run_worker(args) -> int:
     fn = worker_ours if args.worker == "ours" else worker_pycolmap
     out = fn(scene_dir, args.threads)
     out["score"] = _score(scene_dir, out.pop("poses"))
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(out))
     return 0
 
 
 def spawn(kind: str, scene_dir: Path, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--scene-dir", str(scene_dir), "--threads", str(threads)]
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"{kind} on {scene_dir.name} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(line[7:])
+    return _spawn(__file__, ["--worker", kind, "--scene-dir", str(scene_dir), "--threads", str(threads)],
+                  f"{kind} on {scene_dir.name}")
 
 
 def warm_up_jit() -> float:

@@ -117,34 +117,22 @@ class IncrementalController:
         return False
 
     def grow(self) -> None:
-        """Register images into the current model, best first, until none more can be."""
+        """Register images into the current model, best first, until none more can be; when no
+        image has enough 2D-3D correspondences, one through a strong verified pair (weak overlaps)."""
         m = self.mapper
         while True:
-            progressed = False
-            for i in m.find_next_images():
-                if not m.register_image(i):
-                    continue
-                progressed = True
-                m.triangulate_image(i)
-                m.adjust_local_bundle(i)
-                n = len(m.model_images)
-                if n >= self.opt.global_ba_growth_ratio * self._last_global_size:
-                    m.adjust_global_bundle()
-                    self._last_global_size = len(m.model_images)
-                    m.reset_trials()  # the model changed: failed images may now work
-                self._report_progress()
+            i = next((i for i in m.find_next_images() if m.register_image(i)), None)
+            if i is None:
+                i = next((i for i in m.find_pair_registrations() if m.register_image_from_pair(i)), None)
+            if i is None:
                 break
-            if not progressed:  # weak overlaps: relaxed registration through a verified pair
-                for i in m.find_pair_registrations():
-                    if not m.register_image_from_pair(i):
-                        continue
-                    progressed = True
-                    m.triangulate_image(i)
-                    m.adjust_local_bundle(i)
-                    self._report_progress()
-                    break
-            if not progressed:
-                break
+            m.triangulate_image(i)
+            m.adjust_local_bundle(i)
+            if len(m.model_images) >= self.opt.global_ba_growth_ratio * self._last_global_size:
+                m.adjust_global_bundle()
+                self._last_global_size = len(m.model_images)
+                m.reset_trials()  # the model changed: failed images may now work
+            self._report_progress()
 
     def finish(self) -> None:
         """Give failed images another chance against the grown model, then complete the tracks,
