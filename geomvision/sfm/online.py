@@ -41,6 +41,7 @@ import numpy as np
 from ..features.guided import match_by_projection
 from ..features.matching import match_descriptors, unit_descriptors
 from ..features.options import FeatureOptions, MatchOptions
+from ..features.patch_alignment import PatchAlignmentOptions, _gray, align_patches, sample_patches
 from ..features.retrieval import train_vocabulary, vlad_descriptors
 from ..features.sift import extract_features
 from ..features.types import Features
@@ -172,6 +173,15 @@ class OnlineMapper:
         self._local_tracks = np.zeros(0, np.int64)
         self._ref_points = 0
         self.loops: list[LoopCorrection] = []
+        # sub-pixel keypoints of keyframes: each point's reference patch (from the keyframe that
+        # created it); later keyframes' observations are aligned to it (as batch SfM refines tracks)
+        self._patch_opt = PatchAlignmentOptions()
+        r = self._patch_opt.patch_radius
+        self._patch = np.zeros((0, 2 * r + 1, 2 * r + 1), np.float32)
+        self._patch_scale = np.zeros(0)
+        self._patch_angle = np.zeros(0)
+        self._has_patch = np.zeros(0, bool)
+        self._gray: np.ndarray | None = None  # the current frame (None: given as Features)
 
     # --- public ----------------------------------------------------------------------------------
     @property
@@ -193,6 +203,7 @@ class OnlineMapper:
         if why:
             return self._done(FrameResult(index, ts, "rejected", None, reason=why), t0)
         feats = image if isinstance(image, Features) else extract_features(image, self.opt.features)
+        self._gray = None if isinstance(image, Features) else image
         if len(feats) < self.opt.min_inliers:
             self._last = self._velocity = None
             status = "initialising" if not self.initialised else "lost"
@@ -398,6 +409,52 @@ class OnlineMapper:
             self._kf_vlad = new
         self._kf_vlad[i] = g[0]
 
+    def _grow_patches(self) -> None:
+        T = self.state.num_tracks
+        if len(self._has_patch) < T:
+            n = max(T, 2 * len(self._has_patch), 1024)
+            grow = (lambda a: np.concatenate([a, np.zeros((n - len(a),) + a.shape[1:], a.dtype)]))
+            self._patch, self._patch_scale = grow(self._patch), grow(self._patch_scale)
+            self._patch_angle, self._has_patch = grow(self._patch_angle), grow(self._has_patch)
+
+    def _aligned_keypoints(self, feats: Features, tracks: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        """The frame's keypoints with those observing ``tracks`` (at ``kps``) moved onto their
+        points' reference patches (sub-pixel, affine-photometric alignment); a copy."""
+        out = feats.keypoints.copy()
+        if self._gray is None or len(tracks) == 0:
+            return out
+        self._grow_patches()
+        sel = self._has_patch[tracks]
+        t, k = tracks[sel], kps[sel]
+        if len(t) == 0:
+            return out
+        ratio = feats.scales[k] / self._patch_scale[t]
+        dth = feats.orientations_rad[k] - self._patch_angle[t]
+        c, s_ = ratio * np.cos(dth), ratio * np.sin(dth)
+        A0 = np.stack([np.stack([c, -s_], -1), np.stack([s_, c], -1)], -2)
+        uv, _, ok = align_patches(self._gray, self._patch[t], feats.keypoints[k], A0, self._patch_opt)
+        out[k[ok]] = uv[ok]
+        return out
+
+    def _store_patches(self, i: int, feats: Features) -> None:
+        """Reference patches, from keyframe i (the current frame), of its points that have none."""
+        if self._gray is None:
+            return
+        s = self.state
+        self._grow_patches()
+        obs = s.observations_of_image(i)
+        obs = obs[s.obs_active[obs] & s.point_valid[s.obs_track[obs]]]
+        obs = obs[~self._has_patch[s.obs_track[obs]]]
+        if len(obs) == 0:
+            return
+        P = sample_patches(self._gray, s.obs_uv[obs], self._patch_opt.patch_radius)
+        ok = np.isfinite(P).all(axis=(1, 2))
+        t, k = s.obs_track[obs[ok]], s.obs_kp[obs[ok]]
+        self._patch[t] = P[ok]
+        self._patch_scale[t] = feats.scales[k]
+        self._patch_angle[t] = feats.orientations_rad[k]
+        self._has_patch[t] = True
+
     # --- initialisation --------------------------------------------------------------------------
     def _initialise(self, index: int, ts: float, feats: Features) -> FrameResult:
         o = self.opt
@@ -438,6 +495,7 @@ class OnlineMapper:
             return FrameResult(index, ts, "initialising", None, n_in, len(m), reason=f"initialisation failed: {why}")
         valid = tracks[s.point_valid[tracks]]
         self._set_new_point_desc(valid, i1, feats)
+        self._store_patches(i1, feats)
         self._vocab = train_vocabulary([ref.features, feats], self.opt.vocabulary_size, rng=o.seed)
         self._set_vlad(i0, ref.features)
         self._set_vlad(i1, feats)
@@ -454,8 +512,9 @@ class OnlineMapper:
         log.info("initialised from frames %d and %d: %d points", ref.index, index, len(valid))
         return FrameResult(index, ts, "keyframe", s.pose(i1), len(valid), len(m), keyframe=i1)
 
-    def _add_keyframe_image(self, index: int, feats: Features) -> int:
-        i = self.state.add_image(f"frame_{index:06d}", feats.keypoints, self._cam, colors=feats.colors,
+    def _add_keyframe_image(self, index: int, feats: Features, keypoints: np.ndarray | None = None) -> int:
+        kp = feats.keypoints if keypoints is None else keypoints
+        i = self.state.add_image(f"frame_{index:06d}", kp, self._cam, colors=feats.colors,
                                  scales=feats.scales, camera_known=True)
         self.keyframe_features.append(feats)
         self.keyframe_frame.append(index)
@@ -637,7 +696,7 @@ class OnlineMapper:
             self._refresh_local_map()
             status = "relocalised"
             self._velocity = None
-        else:
+        if status == "tracking":
             self._velocity = None if self._last is None else found.cam_from_world @ self._last.inverse()
         pose = found.cam_from_world
         self._last = pose
@@ -659,7 +718,13 @@ class OnlineMapper:
     # --- mapping ---------------------------------------------------------------------------------
     def _insert_keyframe(self, index: int, feats: Features, found: _Pose) -> int:
         o, s, mp = self.opt, self.state, self.mapper
-        i = self._add_keyframe_image(index, feats)
+        # a keyframe's tracked keypoints are aligned to their points' reference patches (sub-pixel,
+        # as batch SfM refines its tracks; 30 ms for ~500 points, too slow for every frame)
+        aligned = self._aligned_keypoints(feats, found.tracks, found.keypoints)
+        if self._gray is not None:
+            found.cam_from_world, _ = refine_absolute_pose(found.cam_from_world, aligned[found.keypoints],
+                                                           s.X[found.tracks], self.camera, max_iterations=10)
+        i = self._add_keyframe_image(index, feats, aligned)
         s.register(i, found.cam_from_world, 0)
         obs = s.add_observations(found.tracks, np.full(len(found.tracks), i), found.keypoints)
         s.activate_observations(obs)
@@ -677,6 +742,7 @@ class OnlineMapper:
         cand = np.unique(np.concatenate(new_tracks)) if new_tracks else np.zeros(0, np.int64)
         n_new = mp.triangulate_tracks(cand)
         self._set_new_point_desc(cand[s.point_valid[cand]], i, feats)
+        self._store_patches(i, feats)
         mp.adjust_local_bundle(i)
         self._set_vlad(i, feats)
         self._ref_kf = i

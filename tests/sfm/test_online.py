@@ -154,9 +154,11 @@ def test_precomputed_features_and_options(walk):
     ra = [a.add_frame(f) for f in feats]
     rb = [b.add_frame(img) for img in walk.images[:15]]
     assert [r.status for r in ra] == [r.status for r in rb]
+    # from Features there is no image to align the keyframes' keypoints on: the same track, not
+    # the same sub-pixel poses
     for x, y in zip(ra, rb):
         if x.has_pose:
-            np.testing.assert_allclose(x.cam_from_world.matrix3x4, y.cam_from_world.matrix3x4, atol=1e-9)
+            np.testing.assert_allclose(x.cam_from_world.matrix3x4, y.cam_from_world.matrix3x4, atol=2e-2)
     assert isinstance(feats[0], Features)
     with pytest.raises(ValueError, match="min_inliers"):
         OnlineOptions(min_inliers=3)
