@@ -69,7 +69,8 @@ MIN_REFINED_RATIO = 0.5
 # within 2 % of their depth. Wrong loops accepted on the rendered 360-degree walk before this
 # check (poses 0.2 and 0.87 m off with 86 and 101 2D-3D inliers) rested on far points.
 MIN_LOOP_AGREEMENT = 0.7
-LOOP_MAX_RELATIVE_ERROR = 0.02  # 3-D agreement of the two sides: 2 % of the points' median depth
+LOOP_MAX_RELATIVE_ERROR = 0.02
+LOOP_MAX_VIEW_ANGLE_DEG = 45.0  # a loop candidate's optical axis within this of the keyframe's  # 3-D agreement of the two sides: 2 % of the points' median depth
 
 STATUSES = ("initialising", "tracking", "keyframe", "lost", "relocalised", "rejected")
 
@@ -764,6 +765,12 @@ class OnlineMapper:
         near = np.unique(np.r_[i, pairs[pairs[:, 0] == i, 1], pairs[pairs[:, 1] == i, 0],
                                kfs[kfs < i][-lc.min_keyframe_gap:]])
         cand = kfs[~np.isin(kfs, near)]
+        if len(cand) == 0:
+            return None
+        # a revisit looks the same way (drift turns the map by far less than this): views that
+        # only share far points from other directions give loops weaker than the drift they fix
+        axis = s.R[:, 2, :]  # optical axes in the world
+        cand = cand[axis[cand] @ axis[i] >= np.cos(np.radians(LOOP_MAX_VIEW_ANGLE_DEG))]
         if len(cand) == 0:
             return None
         sims = self._kf_vlad[cand] @ self._kf_vlad[i]
