@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 from _workers import peak_rss_mb
+from _workers import run_pycolmap_known_K
 from _workers import spawn as _spawn
 
 LOCK = "/tmp/bench.lock"
@@ -153,55 +154,10 @@ def worker_batch(data_dir: Path, threads: int) -> dict:
 
 
 def worker_pycolmap(data_dir: Path, threads: int) -> dict:
-    import pycolmap
-
     meta, _ = _load(data_dir)
-    fx, fy, cx, cy = meta["params"]
-    # COLMAP's pixel origin: the centre of the top-left pixel is (0.5, 0.5)
-    params = f"{fx!r},{fy!r},{cx + 0.5!r},{cy + 0.5!r}"
-    images = str(data_dir / "images")
-    with tempfile.TemporaryDirectory() as tmp:
-        db = os.path.join(tmp, "db.db")
-        t0 = time.perf_counter()
-        eo = pycolmap.FeatureExtractionOptions()
-        eo.num_threads = threads
-        eo.sift.max_num_features = 8192
-        ro = pycolmap.ImageReaderOptions()
-        ro.camera_model = "PINHOLE"
-        ro.camera_params = params
-        pycolmap.extract_features(db, images, camera_mode=pycolmap.CameraMode.SINGLE,
-                                  reader_options=ro, extraction_options=eo, device=pycolmap.Device.cpu)
-        t1 = time.perf_counter()
-        mo = pycolmap.FeatureMatchingOptions()
-        mo.num_threads = threads
-        so = pycolmap.SequentialPairingOptions()
-        so.overlap = 10
-        so.quadratic_overlap = False
-        n_img = len(meta["names"])
-        pairs = sum(min(so.overlap, n_img - 1 - i) for i in range(n_img))
-        pycolmap.match_sequential(db, matching_options=mo, pairing_options=so, device=pycolmap.Device.cpu)
-        t2 = time.perf_counter()
-        po = pycolmap.IncrementalPipelineOptions()
-        po.num_threads = threads
-        po.ba_refine_focal_length = False
-        po.ba_refine_principal_point = False
-        po.ba_refine_extra_params = False
-        out = os.path.join(tmp, "sparse")
-        os.makedirs(out)
-        maps = pycolmap.incremental_mapping(db, images, out, options=po)
-        t3 = time.perf_counter()
-    stages = {"features": t1 - t0, "matching": t2 - t1, "verification+mapping": t3 - t2}
-    if not maps:
-        return {"wall_s": t3 - t0, "stages": stages, "poses": {}, "num_models": 0, "num_points": 0,
-                "matcher": "sequential", "num_pairs": pairs}
-    rec = max(maps.values(), key=lambda r: r.num_reg_images())
-    poses = {}
-    for img in rec.images.values():
-        if img.has_pose:
-            T = img.cam_from_world()
-            poses[img.name] = (T.rotation.matrix().tolist(), np.asarray(T.translation).tolist())
-    return {"wall_s": t3 - t0, "stages": stages, "poses": poses, "num_models": len(maps),
-            "num_points": rec.num_points3D(), "matcher": "sequential", "num_pairs": pairs}
+    n_img, overlap = len(meta["names"]), 10
+    out = run_pycolmap_known_K(str(data_dir / "images"), tuple(meta["params"]), threads, "sequential", overlap)
+    return {**out, "matcher": "sequential", "num_pairs": sum(min(overlap, n_img - 1 - i) for i in range(n_img))}
 
 
 def run_worker(args) -> int:

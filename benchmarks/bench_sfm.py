@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from _workers import peak_rss_mb
+from _workers import run_pycolmap_known_K
 from _workers import spawn as _spawn
 
 SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10")
@@ -58,44 +58,11 @@ def worker_ours(scene_dir: Path, threads: int) -> dict:
 
 
 def worker_pycolmap(scene_dir: Path, threads: int) -> dict:
-    import pycolmap
-
     K = np.loadtxt(scene_dir / "K.txt")
-    # COLMAP's pixel origin: the centre of the top-left pixel is (0.5, 0.5)
-    params = f"{K[0, 0]},{K[1, 1]},{K[0, 2] + 0.5},{K[1, 2] + 0.5}"
-    with tempfile.TemporaryDirectory() as tmp:
-        db = os.path.join(tmp, "db.db")
-        t0 = time.perf_counter()
-        eo = pycolmap.FeatureExtractionOptions()
-        eo.num_threads = threads
-        eo.sift.max_num_features = 8192
-        ro = pycolmap.ImageReaderOptions()
-        ro.camera_model = "PINHOLE"
-        ro.camera_params = params
-        pycolmap.extract_features(db, str(scene_dir / "images"), camera_mode=pycolmap.CameraMode.SINGLE,
-                                  reader_options=ro, extraction_options=eo, device=pycolmap.Device.cpu)
-        t1 = time.perf_counter()
-        mo = pycolmap.FeatureMatchingOptions()
-        mo.num_threads = threads
-        pycolmap.match_exhaustive(db, matching_options=mo, device=pycolmap.Device.cpu)
-        t2 = time.perf_counter()
-        po = pycolmap.IncrementalPipelineOptions()
-        po.num_threads = threads
-        po.ba_refine_focal_length = False
-        po.ba_refine_principal_point = False
-        po.ba_refine_extra_params = False
-        out = os.path.join(tmp, "sparse")
-        os.makedirs(out)
-        maps = pycolmap.incremental_mapping(db, str(scene_dir / "images"), out, options=po)
-        t3 = time.perf_counter()
-    rec = max(maps.values(), key=lambda r: r.num_reg_images())
-    poses = {}
-    for img in rec.images.values():
-        if img.has_pose:
-            T = img.cam_from_world()
-            poses[img.name] = (T.rotation.matrix().tolist(), np.asarray(T.translation).tolist())
-    stages = {"features": t1 - t0, "matching": t2 - t1, "verification+mapping": t3 - t2}
-    return {"wall_s": t3 - t0, "stages": stages, "poses": poses, "num_points": rec.num_points3D()}
+    out = run_pycolmap_known_K(str(scene_dir / "images"), (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), threads)
+    if not out["poses"]:
+        raise RuntimeError(f"pycolmap built no model of {scene_dir.name}")
+    return {k: out[k] for k in ("wall_s", "stages", "poses", "num_points")}
 
 
 def run_worker(args) -> int:

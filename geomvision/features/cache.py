@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -56,6 +57,13 @@ def match_key(descriptor_digest1: str, descriptor_digest2: str, options: MatchOp
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# numpy parses .npy headers with ast.literal_eval, and CPython 3.11 up to 3.11.8 can fail in the
+# ast module when two threads do that at once ("SystemError: AST constructor recursion depth
+# mismatch", seen once in this project's test run with parallel feature extraction): reads of
+# cache entries take turns (they are short next to the extraction they replace).
+_NPY_HEADER_LOCK = threading.Lock()
+
+
 class ArrayCache:
     """A folder of ``.npz`` entries named by key: ``save(key, arrays)`` / ``load(key, build)``."""
 
@@ -80,7 +88,7 @@ class ArrayCache:
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with _NPY_HEADER_LOCK, np.load(path, allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}  # reads everything: CRC-checked
             stored = arrays.pop("__key__", None)
             if stored is None or str(stored) != key:

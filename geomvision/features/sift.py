@@ -77,15 +77,10 @@ def _detect_describe(gray: np.ndarray, options: FeatureOptions):
         )
 
     n_max = options.max_num_features
-    if options.affine_max_tilt > 1:
-        affine = cv2.AffineFeature_create(make(0), maxTilt=options.affine_max_tilt, minTilt=0)
-        kps, desc = affine.detectAndCompute(gray, None)
-        pts, size, angle, response = _keypoint_arrays(kps)
-        order = _strongest_first(pts, size, angle, response)[:n_max]
-        desc = np.zeros((0, 128), np.float32) if desc is None else desc
-        return pts[order], size[order], angle[order], desc[order]
     if not options.upright:
-        kps, desc = make(n_max).detectAndCompute(gray, None)
+        detector = (cv2.AffineFeature_create(make(0), maxTilt=options.affine_max_tilt, minTilt=0)
+                    if options.affine_max_tilt > 1 else make(n_max))
+        kps, desc = detector.detectAndCompute(gray, None)
         pts, size, angle, response = _keypoint_arrays(kps)
         order = _strongest_first(pts, size, angle, response)[:n_max]
         desc = np.zeros((0, 128), np.float32) if desc is None else desc

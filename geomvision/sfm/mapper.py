@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry._triangulation_kernels import triangulate_tracks as _robust_triangulation_kernel
+from ..geometry.projection import reprojection_sq_errors
 from ..geometry.rigid import Rigid3
 from ..optim import BAConfig, BAOptions, solve_bundle
 from ..robust import estimate_absolute_pose, estimate_relative_pose
@@ -286,7 +287,8 @@ class IncrementalMapper:
                     pairs.append((g.num_inliers, r, (a, b)))
         pairs.sort(key=lambda p: (-p[0], p[1]))
         cam = s.cameras[s.img_cam[i]]
-        rays = cam.cam_from_img(s.obs_uv[obs])
+        uv = s.obs_uv[obs]
+        rays = cam.cam_from_img(uv)
         X = s.X[s.obs_track[obs]]
         thr2 = o.abs_pose_max_error_px**2
         tried = []
@@ -306,26 +308,20 @@ class IncrementalMapper:
             cand = np.unique(lam[np.isfinite(lam)])
             if len(cand) > 200:
                 cand = cand[np.linspace(0, len(cand) - 1, 200).astype(np.int64)]
-            best_n, best_in, best_lam = 0, None, 0.0
+            def inliers(lm: float) -> np.ndarray:
+                return reprojection_sq_errors(uv, X, cam, Rigid3(R, base + lm * d, check=False)) <= thr2
+
+            best_n, best_in = 0, None
             for lm in cand:
-                Xc = X @ R.T + base + lm * d
-                front = Xc[:, 2] > 1e-9
-                e = np.full(len(X), np.inf)
-                if front.any():
-                    e[front] = np.sum((cam.img_from_cam(Xc[front]) - s.obs_uv[obs][front]) ** 2, axis=1)
-                inl = e <= thr2
+                inl = inliers(lm)
                 if inl.sum() > best_n:
-                    best_n, best_in, best_lam = int(inl.sum()), inl, float(lm)
+                    best_n, best_in = int(inl.sum()), inl
             tried.append(best_n)
             if best_n < max(floor, 0.5 * len(obs)):
                 continue
             lm = -np.sum(u[best_in] * v[best_in]) / max(np.sum(v[best_in] * v[best_in]), 1e-300)
             pose = Rigid3(R, base + lm * d, check=False)
-            Xc = X @ R.T + pose.t
-            front = Xc[:, 2] > 1e-9
-            e = np.full(len(X), np.inf)
-            e[front] = np.sum((cam.img_from_cam(Xc[front]) - s.obs_uv[obs][front]) ** 2, axis=1)
-            inl = e <= thr2
+            inl = inliers(lm)
             if inl.sum() < max(floor, 0.5 * len(obs)):
                 continue
             s.register(i, pose, self.model)

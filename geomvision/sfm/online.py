@@ -46,6 +46,7 @@ from ..features.retrieval import train_vocabulary, vlad_descriptors
 from ..features.sift import extract_features
 from ..features.types import Features
 from ..geometry.camera import Camera
+from ..geometry.projection import project_points, reprojection_sq_errors
 from ..geometry.rigid import Rigid3
 from ..geometry.rotation import so3_exp
 from ..robust import estimate_absolute_pose
@@ -552,13 +553,10 @@ class OnlineMapper:
         return res.model, res.inliers
 
     def _project(self, pose: Rigid3, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        Xc = X @ pose.R.T + pose.t
-        front = Xc[:, 2] > 1e-6
-        uv = np.full((len(X), 2), np.nan)
-        if front.any():
-            uv[front] = self.camera.img_from_cam(Xc[front])
+        """Pixels (N,2) of points X (N,3) and whether each lands in the image in front of the camera."""
+        uv, depth = project_points(X, self.camera, pose)
         w, h = self.camera.width, self.camera.height
-        ok = front & np.isfinite(uv).all(axis=1)
+        ok = (depth > 0) & np.isfinite(uv).all(axis=1)
         ok &= (uv[:, 0] >= -0.5) & (uv[:, 0] <= w - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] <= h - 0.5)
         return uv, ok
 
@@ -573,12 +571,12 @@ class OnlineMapper:
             return None
         Xm, kp = X[m[:, 0]], feats.keypoints[m[:, 1]]
         for _ in range(2):
-            e = self._sq_errors(pose, Xm, kp)
+            e = reprojection_sq_errors(kp, Xm, self.camera, pose)
             inl = e <= o.max_error_px**2
             if inl.sum() < o.min_inliers:
                 return None
             pose, _ = refine_absolute_pose(pose, kp[inl], Xm[inl], self.camera, max_iterations=20)
-        inl = self._sq_errors(pose, Xm, kp) <= o.max_error_px**2
+        inl = reprojection_sq_errors(kp, Xm, self.camera, pose) <= o.max_error_px**2
         if inl.sum() < max(o.min_inliers, MIN_REFINED_RATIO * len(m)):
             # around a right pose most of the map's nearby matches agree with it; around a wrong
             # one (a consensus of wrong matches) few do
@@ -606,11 +604,6 @@ class OnlineMapper:
             return float("inf")
         ev = np.linalg.eigvalsh(pose.R.T @ cov[3:, 3:] @ pose.R)
         return float(np.sqrt(max(ev[-1], 0.0)))
-
-    def _sq_errors(self, pose: Rigid3, X: np.ndarray, uv: np.ndarray) -> np.ndarray:
-        p, ok = self._project(pose, X)
-        e = np.sum((p - uv) ** 2, axis=1)
-        return np.where(ok & np.isfinite(e), e, np.inf)
 
     def _track(self, index: int, feats: Features) -> tuple[_Pose | None, str]:
         """Track the frame against the local map (motion model first)."""
