@@ -10,6 +10,8 @@ temporary file and ``os.replace``, so a crash never leaves a half-written entry.
 array is read in full (the zip CRC-32 catches flipped bytes), the stored key must equal the
 requested one and the arrays must form valid features or in-range matches; anything else counts
 as a miss (a :class:`CacheWarning` is issued) and the caller recomputes and overwrites it.
+Opening a cache removes the temporary files that writers killed mid-write left behind (those of
+live processes are kept: see :func:`geomvision._atomic.remove_stale_temp_files`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, remove_stale_temp_files
 from .options import FeatureOptions, MatchOptions
 from .types import Features
 
@@ -65,13 +67,17 @@ _NPY_HEADER_LOCK = threading.Lock()
 
 
 class ArrayCache:
-    """A folder of ``.npz`` entries named by key: ``save(key, arrays)`` / ``load(key, build)``."""
+    """A folder of ``.npz`` entries named by key: ``save(key, arrays)`` / ``load(key, build)``.
+
+    Opening it removes stale temporary files of killed writers (``num_stale_removed`` says how many).
+    """
 
     def __init__(self, root: str | os.PathLike, kind: str) -> None:
         if not kind.isidentifier():
             raise ValueError(f"kind must be a plain name like 'features', got {kind!r}")
         self.folder = Path(root) / kind
         self.kind = kind
+        self.num_stale_removed = remove_stale_temp_files(self.folder) if self.folder.is_dir() else 0
 
     def path(self, key: str) -> Path:
         if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
