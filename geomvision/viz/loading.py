@@ -115,9 +115,13 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         )
     if _has_model_files(source):
         return _from_reconstruction(source, "colmap", _read_colmap(source), source)
-    sparse = source / "sparse"
-    report_path = source / "report.json"
-    if sparse.is_dir() or report_path.is_file() or (source / "points.ply").is_file():
+    # an sfm folder's paths lead through its committed run (out/current -> runs/<id>): resolve that
+    # once, so that a run committed meanwhile cannot mix two runs' files (cli/sfm_outputs.py)
+    current = source / "current"
+    run = Path(os.path.realpath(current)) if current.is_symlink() and current.is_dir() else source
+    sparse = run / "sparse"
+    report_path = run / "report.json"
+    if sparse.is_dir() or report_path.is_file() or (run / "points.ply").is_file():
         report = _read_report(report_path)
         models = _sfm_models(sparse) if sparse.is_dir() else []
         if models:
@@ -125,8 +129,8 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
             return _from_reconstruction(source, "sfm", rec, models[0], report=report, other_models=models[1:])
         if sparse.is_dir() and _has_model_files(sparse):
             return _from_reconstruction(source, "sfm", _read_colmap(sparse), sparse, report=report)
-        if (source / "points.ply").is_file():
-            return _read_ply_model(source / "points.ply", source, "sfm", report)
+        if (run / "points.ply").is_file():
+            return _read_ply_model(run / "points.ply", source, "sfm", report)
         raise ValueError(
             f"{source}: an sfm output folder without a model: expected sparse/0/{{cameras,images,points3D}}.bin "
             "or points.ply (did the reconstruction fail? see its report.json)"
