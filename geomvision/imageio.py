@@ -3,6 +3,11 @@
 Pixels are returned exactly as stored in the file: the EXIF orientation flag is NOT applied
 (as in COLMAP), so ``read_image(p).shape[:2] == image_size(p)[::-1]`` and keypoints, camera
 intrinsics and the EXIF focal length all refer to the same sensor grid.
+
+The size and the EXIF tags are read with PIL from the file header; the pixels are never decoded
+there (OpenCV decodes them), so PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, about
+89 M pixels for a warning and 179 M for an error), which guards decoding, does not apply to these
+reads: a 200-megapixel photo gets its size and EXIF focal length like any other.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from pathlib import Path
 
 import cv2
@@ -79,11 +85,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image(data, str(path))
 
 
+# PIL reads its decompression-bomb limit from a module global: lifting it for a header-only open
+# takes this lock (other threads' PIL opens may skip the check during that open call)
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
 def _open_pil(path: Path):
+    """The image opened by PIL for its header and metadata only (lazy: no pixel is decoded, so
+    the decompression-bomb limit is lifted for this open; decoding is OpenCV's job)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        return Image.open(path)
+        with _PIL_LIMIT_LOCK:
+            limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                return Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not a readable image (unknown format)") from None
     except IsADirectoryError:
@@ -134,6 +153,8 @@ def exif_focal_px(path: str | os.PathLike, sensor_width_mm: float | None = None)
     path = Path(path)
     with _open_pil(path) as im:
         w, h = im.size
+        if im.format == "PNG" and "exif" not in im.info:
+            return None  # PIL would decode every pixel to look for an eXIf chunk after the image data
         try:
             exif = im.getexif()
             sub = exif.get_ifd(_EXIF_IFD)
