@@ -14,7 +14,9 @@ registered image. Window keys: P points, C cameras, L camera path, A axes, ] / [
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
 
 _BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "grey": (0.5, 0.5, 0.5)}
 
@@ -44,9 +46,32 @@ def _layers(hide: str) -> tuple[str, ...]:
     return tuple(n for n in LAYERS if n not in hidden)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse what open3d would abort on or what would be written wrongly, before any work:
+    sizes outside the renderer's range, a screenshot that is not a .png in an existing folder,
+    a point size that is not a positive number."""
+    from ..viz.offscreen import MAX_SCREENSHOT_SIDE, MIN_SCREENSHOT_SIDE, check_screenshot_size
+
+    for value, flag in ((args.width, "--width"), (args.height, "--height")):
+        if value is not None and not MIN_SCREENSHOT_SIDE <= value <= MAX_SCREENSHOT_SIDE:
+            raise ValueError(f"{flag} must be {MIN_SCREENSHOT_SIDE} to {MAX_SCREENSHOT_SIDE} pixels, got {value}")
+    if args.width is not None and args.height is not None:
+        check_screenshot_size(args.width, args.height, names=("--width", "--height"))
+    if args.point_size is not None and not (math.isfinite(args.point_size) and args.point_size > 0):
+        raise ValueError(f"--point-size must be a positive number of pixels, got {args.point_size}")
+    if args.screenshot is not None:
+        shot = Path(args.screenshot)
+        if not args.screenshot.strip() or shot.suffix.lower() != ".png":
+            raise ValueError(f"--screenshot {args.screenshot!r}: screenshots are written as PNG; give a path ending in .png")
+        folder = shot.parent
+        if not folder.is_dir():
+            raise ValueError(f"--screenshot {args.screenshot!r}: folder {str(folder)!r} does not exist; create it first")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..viz.loading import load_model
 
+    check_args(args)
     layers = _layers(args.hide)
     model = load_model(args.model)
     bg = _BACKGROUNDS[args.background]

@@ -40,7 +40,15 @@ from ._open3d import captured_native_output, import_open3d, to_open3d
 from .scene import LAYERS, SceneLayers, build_scene
 from .viewpoints import view_camera
 
-__all__ = ["Screenshot", "open3d_intrinsics", "render_screenshot", "save_screenshot"]
+__all__ = ["MAX_SCREENSHOT_PIXELS", "MAX_SCREENSHOT_SIDE", "Screenshot", "check_screenshot_size", "open3d_intrinsics",
+           "render_screenshot", "save_screenshot"]
+
+# What the offscreen renderer can allocate (Filament on Vulkan llvmpipe, measured): 8192 x 8192
+# and 16384 x 4096 render (5.5 GB peak), 12000 x 12000 aborts the whole process inside open3d
+# ("Unable to bind image. error=-2", uncatchable); 16384 px is the usual Vulkan image side limit.
+MAX_SCREENSHOT_SIDE = 16384
+MAX_SCREENSHOT_PIXELS = 8192 * 8192
+MIN_SCREENSHOT_SIDE = 16
 
 
 @dataclass
@@ -50,6 +58,20 @@ class Screenshot:
     image: np.ndarray
     camera: Camera
     cam_from_world: Rigid3
+
+
+def check_screenshot_size(width: int, height: int, *, names: tuple[str, str] = ("width", "height")) -> None:
+    """Raise ``ValueError`` (naming ``names``) unless the renderer can draw a ``width`` x ``height``
+    image: each side 16 to 16384 px and at most 67 108 864 pixels (8192 x 8192). Larger
+    sizes abort the process inside open3d instead of raising."""
+    for value, name in zip((width, height), names):
+        if not MIN_SCREENSHOT_SIDE <= value <= MAX_SCREENSHOT_SIDE:
+            raise ValueError(f"{name} must be {MIN_SCREENSHOT_SIDE} to {MAX_SCREENSHOT_SIDE} pixels, got {value}")
+    if width * height > MAX_SCREENSHOT_PIXELS:
+        raise ValueError(
+            f"{names[0]} x {names[1]} = {width} x {height} is {width * height} pixels; the offscreen renderer draws at "
+            f"most {MAX_SCREENSHOT_PIXELS} (8192 x 8192): choose a smaller {names[0]} or {names[1]}"
+        )
 
 
 def open3d_intrinsics(camera: Camera) -> np.ndarray:
@@ -112,6 +134,7 @@ def render_screenshot(
     elif not isinstance(camera, Camera) or not isinstance(cam_from_world, Rigid3):
         raise ValueError("camera must be a geomvision Camera and cam_from_world a Rigid3")
     w, h = camera.width, camera.height
+    check_screenshot_size(w, h)
 
     o3d = import_open3d()
     rendering = o3d.visualization.rendering
