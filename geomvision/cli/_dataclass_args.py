@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 
@@ -77,13 +78,35 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, title: str 
 
 def dataclass_from_args(cls, args: argparse.Namespace, base=None):
     """An instance of ``cls`` (default values, or ``base``) with the flags the user gave applied.
-    Invalid values raise the dataclass's own ``ValueError``."""
+    Invalid values raise the dataclass's own ``ValueError``, reworded to name the flag that
+    caused it (``--max-error-px must be ...`` rather than ``VerificationOptions.max_error_px ...``)."""
     obj = cls() if base is None else base
     given: dict[tuple, object] = {}
     for key, value in vars(args).items():
         if key.startswith("opt__"):
             given[tuple(key[5:].split("__"))] = value
-    return _apply(obj, given)
+    try:
+        return _apply(obj, given)
+    except ValueError as exc:
+        raise ValueError(_naming_the_flag(obj, given, str(exc))) from None
+
+
+def _naming_the_flag(obj, given: dict[tuple, object], message: str) -> str:
+    """``message`` with the flag that makes it fail in front: the flags are applied one at a time
+    until validation fails (the defaults are valid, so the last one applied is the culprit). A
+    leading field name (``max_error_px``, ``VerificationOptions.max_error_px:``) becomes the flag."""
+    applied: dict[tuple, object] = {}
+    for path, value in given.items():
+        applied[path] = value
+        try:
+            _apply(obj, applied)
+        except ValueError:
+            flag = _flag(path[-1])
+            lead = re.match(rf"(?:\w+\.)?{re.escape(path[-1])}(?=[\s:])", message)
+            if lead:
+                return flag + message[lead.end():]
+            return f"{flag} {'none' if value is None else value}: {message}"
+    return message
 
 
 def _apply(obj, given: dict[tuple, object]):

@@ -15,6 +15,7 @@ the images imply (:func:`focal_from_fundamental_profile`) and warns when they di
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +54,13 @@ def parse_K(spec: str | os.PathLike | np.ndarray) -> np.ndarray:
         path = Path(text)
         if path.is_file():
             try:
-                K = np.loadtxt(path, dtype=float, ndmin=2)
-            except ValueError as exc:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # numpy's "input contained no data"
+                    K = np.loadtxt(path, dtype=float, ndmin=2)
+            except (ValueError, UnicodeDecodeError) as exc:
                 raise ValueError(f"--K file {path}: not a 3x3 matrix of numbers ({exc})") from None
+            if K.size == 0:
+                raise ValueError(f"--K file {path} is empty; give {forms}")
             if K.shape != (3, 3):
                 raise ValueError(f"--K file {path}: expected a 3x3 matrix, got shape {K.shape}")
         else:
@@ -70,10 +75,16 @@ def parse_K(spec: str | os.PathLike | np.ndarray) -> np.ndarray:
                 raise ValueError(f"--K: {text!r} has a value that is not a number; give {forms}") from None
             K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
     if K.shape != (3, 3) or not np.isfinite(K).all():
-        raise ValueError(f"--K must be a finite 3x3 matrix, got {K}")
+        raise ValueError(f"--K must be a finite 3x3 matrix, got {_one_line(K)}")
     if K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0:
-        raise ValueError(f"--K must be upper triangular with positive focal lengths and last row [0, 0, 1], got\n{K}")
+        raise ValueError(f"--K must be upper triangular with positive focal lengths and last row [0, 0, 1], "
+                         f"got {_one_line(K)}")
     return K
+
+
+def _one_line(a: np.ndarray) -> str:
+    """An array as one line of text (error messages stay one line)."""
+    return np.array2string(np.asarray(a), separator=", ", max_line_width=10**6).replace("\n", "")
 
 
 def check_K_for_image(K: np.ndarray, width: int, height: int) -> None:
