@@ -32,6 +32,23 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+NUM_IMAGES_RANGE = (3, 500)  # a model needs min_model_size (3) views; the orbit renders ~1 s per view
+SIZE_RANGE = (64, 4096)  # pixels per side: smaller leaves too few features, larger only costs time
+
+
+def check_args(args) -> None:
+    """Every argument, before anything is rendered or written (errors name the flag and its range)."""
+    checks = (("--num-images", args.num_images, NUM_IMAGES_RANGE), ("--width", args.width, SIZE_RANGE),
+              ("--height", args.height, SIZE_RANGE))
+    for flag, value, (lo, hi) in checks:
+        if not lo <= value <= hi:
+            raise ValueError(f"{flag} must be {lo} to {hi}, got {value}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if not args.output.strip():
+        raise ValueError("-o/--output is an empty path: give the output folder ('.' for the current folder)")
+
+
 def score(result, scene) -> dict:
     """Camera errors of the largest model against the rendered ground truth."""
     from ..scene.align import camera_errors
@@ -63,9 +80,10 @@ def run(args) -> int:
     from ..io.datasets import load_strecha_scene
     from ..synthetic.rendered_datasets import render_orbit_dataset
     from ..sfm import CameraOptions, SfmOptions, SfmWarning, run_sfm
-    from .sfm import summary_lines
+    from .sfm import no_model_reason, summary_lines
     from .sfm_outputs import check_output_dir, write_outputs
 
+    check_args(args)
     out = check_output_dir(args.output)
     scene_dir = out / "scene"
     if not args.quiet:
@@ -81,7 +99,8 @@ def run(args) -> int:
         result = run_sfm(scene_dir / "images", options, cache_dir=out / "cache", progress=not args.quiet)
     if not result.reconstructions:
         write_outputs(result, out, plots=False)
-        print(f"geomvision demo: error: no model was built (see {out}/report.json)", file=sys.stderr)
+        print(f"geomvision demo: error: no model was built: {no_model_reason(result.report)} "
+              f"(details in {out}/report.json)", file=sys.stderr)
         return 1
     s = score(result, scene)
     result.report["demo_ground_truth_errors"] = s

@@ -2,14 +2,18 @@
 
 Every field of :class:`geomvision.sfm.SfmOptions` is a flag (``--max-num-features``,
 ``--camera-model``, ``--K``, ``--matcher`` ...). Features, matches and verified pairs are cached in
-``OUT/cache`` keyed by image content and options. An output folder that already holds a run is
-only reused with ``--resume`` (continue: reuse its cache) or ``--overwrite`` (start afresh).
+``OUT/cache`` keyed by image content and options. An output folder that already holds results
+is only reused with ``--resume`` (continue: reuse its cache) or ``--overwrite`` (start afresh); one
+that holds only the cache of a run that built nothing is reused as it is (the cache is keyed by
+content and options, so a corrected rerun can never pick up wrong entries). Arguments are
+checked before any work or output, so a mistyped flag leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 import time
@@ -38,18 +42,26 @@ def add_parser(sub) -> None:
 
 def prepare_output(out: Path, resume: bool, overwrite: bool) -> Path:
     """Check OUTPUT and decide what to do with an earlier run there; returns the cache folder."""
-    from .sfm_outputs import check_output_dir, clean_staging, holds_results
+    from .sfm_outputs import check_output_dir, clean_staging
 
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
     check_output_dir(out)
-    if holds_results(out) and not (resume or overwrite):
+    if _holds_results_beyond_cache(out) and not (resume or overwrite):
         raise ValueError(f"{out} already holds a geomvision run: pass --resume to continue it, "
                          "--overwrite to replace it, or choose another folder")
     clean_staging(out)
     if overwrite:
         shutil.rmtree(out / "cache", ignore_errors=True)
     return out / "cache"
+
+
+def _holds_results_beyond_cache(out: Path) -> bool:
+    """Results (a model, a report) of an earlier run; a cache alone (a run that failed or was
+    interrupted before writing anything) does not count: it is reused, never trusted blindly."""
+    from .sfm_outputs import CURRENT, RESULT_NAMES
+
+    return any(os.path.lexists(out / name) for name in (*RESULT_NAMES, CURRENT))
 
 
 def summary_lines(result, out: Path) -> list[str]:
@@ -87,15 +99,83 @@ def check_K_early(K_spec: str, files: list[Path]) -> None:
         return
 
 
-def run(args) -> int:
-    from ..sfm import SfmOptions, SfmWarning, list_images, run_sfm
-    from .sfm_outputs import write_outputs
+def check_camera_model(model: str | None) -> None:
+    """``--camera-model`` must be a model COLMAP can store: sfm writes COLMAP models."""
+    from ..geometry.camera import CAMERA_MODELS
 
-    options = dataclass_from_args(SfmOptions, args)
+    if model is None:
+        return
+    writable = ", ".join(n for n, i in CAMERA_MODELS.items() if i.colmap_id is not None)
+    if str(model).upper() not in CAMERA_MODELS:  # any case, as CameraOptions accepts
+        raise ValueError(f"--camera-model: unknown model {model!r}; choose one of {writable}")
+    if CAMERA_MODELS[str(model).upper()].colmap_id is None:
+        raise ValueError(f"--camera-model {model}: the results are written as a COLMAP model and COLMAP has no "
+                         f"{model} model (it cannot store skew); choose one of {writable}")
+
+
+def check_model_size(files: list[Path], min_model_size: int, images: str) -> None:
+    """Refuse up front when the folder has too few images for any model of ``--min-model-size``
+    images (when every file is named like an image; other files may still be images, and the
+    pipeline then says which ones were skipped and why)."""
+    from ..imageio import IMAGE_EXTENSIONS
+
+    n = len(files)
+    if 2 <= n < min_model_size and all(p.suffix.lower() in IMAGE_EXTENSIONS for p in files):
+        raise ValueError(f"{images} holds {n} images, but a model needs --min-model-size {min_model_size} of them: "
+                         f"add images, or pass --min-model-size {n} to keep a model of {n} images")
+
+
+def check_args(args, options) -> list[Path]:
+    """Everything that can be checked before any work or output (so that a mistake leaves no
+    folder or cache behind); returns the files of the image folder."""
+    from ..sfm import list_images
+
+    if not args.images.strip():
+        raise ValueError("IMAGES is an empty path: give the folder of images ('.' for the current folder)")
+    if not args.output.strip():
+        raise ValueError("-o/--output is an empty path: give the output folder ('.' for the current folder)")
     files = list_images(args.images)  # a missing or empty folder fails before anything is written
     if options.camera.K is not None:
         check_K_early(options.camera.K, files)
+    check_model_size(files, options.mapper.min_model_size, args.images)
+    return files
+
+
+def no_model_reason(report: dict) -> str:
+    """Why no model was built, in one line, from a run's report (with the fix where there is one)."""
+    if report.get("failure"):
+        return report["failure"]
+    min_size = report.get("options", {}).get("mapper", {}).get("min_model_size")
+    reasons = [v["reason"] for v in report["images"].values() if not v["registered"]]
+    n_small = sum(r.startswith("its model was too small") for r in reasons)
+    configs = report.get("pair_configs", {})
+    n_verified, n_pairs = report.get("num_pairs_verified", 0), report.get("num_pairs_matched", 0)
+    hints = []
+    if n_small:
+        size = f" --min-model-size {min_size}" if min_size else " --min-model-size"
+        hints.append(f"{n_small} images were registered, but only in models smaller than{size} images "
+                     "(add overlapping images, or pass --min-model-size 2 to keep smaller models)")
+    elif n_verified == 0:
+        hints.append(f"none of the {n_pairs} matched image pairs passed geometric verification: the images do "
+                     "not overlap enough (or show too little texture) for a reconstruction")
+    elif reasons:
+        common = max(set(reasons), key=reasons.count)
+        hints.append(f"no image pair could start a model ({reasons.count(common)} of {len(reasons)} images: {common})")
+    if configs.get("panoramic"):
+        hints.append(f"{configs['panoramic']} of the {n_verified} verified pairs are panoramic (the camera only "
+                     "rotated between them): for a panorama use `geomvision stitch`")
+    return "; ".join(hints) or "no image could be registered"
+
+
+def run(args) -> int:
+    from ..sfm import SfmOptions, SfmWarning, run_sfm
+    from .sfm_outputs import write_outputs
+
+    check_camera_model(getattr(args, "opt__camera__camera_model", None))  # before the options list every model
+    options = dataclass_from_args(SfmOptions, args)
+    check_args(args, options)
     out = Path(args.output)
+    created = not out.exists()
     cache = prepare_output(out, args.resume, args.overwrite)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -103,14 +183,23 @@ def run(args) -> int:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SfmWarning)
-        result = run_sfm(args.images, options, cache_dir=cache, progress=not args.quiet)
+        try:
+            result = run_sfm(args.images, options, cache_dir=cache, progress=not args.quiet)
+        except (ValueError, OSError):
+            # e.g. too few readable images: say which files were skipped and why, and leave no
+            # folder behind that this run created (an interrupt keeps it, for --resume)
+            for w in caught:
+                print(f"warning: {w.message}", file=sys.stderr)
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     failure = result.report.get("failure")
     for w in caught:
         if str(w.message) != failure:  # the reason no model was built is the error below
             print(f"warning: {w.message}", file=sys.stderr)
     if not result.reconstructions:
         write_outputs(result, out, text=args.text, plots=False)
-        why = failure or f"no model could be built from {args.images}"
+        why = failure or f"no model could be built from {args.images}: {no_model_reason(result.report)}"
         print(f"geomvision sfm: error: {why} (details in {out}/report.json)", file=sys.stderr)
         return 1
     write_outputs(result, out, text=args.text, plots=not args.no_plots)
