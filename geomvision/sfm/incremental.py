@@ -24,7 +24,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
+from ..scene.reconstruction import Reconstruction
 from .mapper import IncrementalMapper, MapperLog
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,10 @@ class IncrementalController:
         self.opt = mapper.opt
         self.progress = progress
         self._last_global_size = 0  # model size at the last global bundle adjustment
+        # each model owns its cameras: a new model starts from the initial intrinsics, and the
+        # intrinsics a finished model's adjustments left are kept for its reconstruction
+        self._initial_cameras = list(mapper.state.cameras)
+        self._model_cameras: dict[int, list[Camera]] = {}
 
     @property
     def log(self) -> MapperLog:
@@ -49,24 +55,58 @@ class IncrementalController:
 
     def run(self) -> list[np.ndarray]:
         """Build models until no initial pair is left; returns one image mask (I,) per model of at
-        least ``min_model_size`` images, largest first."""
+        least ``min_model_size`` images, largest first. A finished model that verified pairs tie
+        to an earlier one is merged into it (``merge_into``) and grown on from there."""
         m, s = self.mapper, self.mapper.state
-        masks = []
         while True:
             if not self.start_model():
                 break
             self.grow()
             self.finish()
-            mask = s.image_model == m.model
-            n = int(mask.sum())
-            self.log.models.append({"model": m.model, "num_images": n, "num_points": len(m.model_points)})
-            if n >= self.opt.min_model_size:
-                masks.append(mask)
+            while self.merge():
+                self.grow()
+                self.finish()
             if not np.any((s.image_model < 0) & (m.num_pairs > 0)):
                 break
+        masks = []
+        for model in np.unique(s.image_model[s.image_model >= 0]):
+            mask = s.image_model == model
+            n = int(mask.sum())
+            self.log.models.append({"model": int(model), "num_images": n,
+                                    "num_points": int(np.sum(s.point_model == model))})
+            if n >= self.opt.min_model_size:
+                masks.append(mask)
         # largest model first
         masks.sort(key=lambda k: -int(k.sum()))
         return masks
+
+    def reconstructions(self, masks: list[np.ndarray]) -> list[Reconstruction]:
+        """The models of ``masks`` (from :meth:`run`), each with the cameras its own bundle
+        adjustments left (models built one after another share the state's cameras, and each
+        model's adjustment refines them afresh)."""
+        s = self.mapper.state
+        recs = []
+        for mask in masks:
+            model = int(s.image_model[np.flatnonzero(mask)[0]])
+            self._use_cameras(self._model_cameras.get(model, s.cameras))
+            recs.append(s.to_reconstruction(mask))
+        return recs
+
+    def merge(self) -> bool:
+        """Merge the current model into the largest earlier model that verified pairs tie it to."""
+        m, s = self.mapper, self.mapper.state
+        src = m.model
+        others = [k for k in np.unique(s.image_model[s.image_model >= 0]) if k != src]
+        others.sort(key=lambda k: (-int(np.sum(s.image_model == k)), k))
+        for target in others:
+            why = m.merge_into(int(target))
+            if why is None:
+                self._model_cameras.pop(src, None)
+                self._last_global_size = 0  # adjust the merged model as a whole
+                m.reset_trials()
+                return True
+            log.info("model %d not merged into model %d: %s", src, target, why)
+        return False
 
     # --- stages -------------------------------------------------------------------------------
     def start_model(self) -> bool:
@@ -102,6 +142,7 @@ class IncrementalController:
                                                               f"{min_angle:.2f}"}
                         continue
                     done.add(pair)
+                    self._use_cameras(self._initial_cameras)
                     why = m.register_initial_pair(*pair, pose, min_inl)
                     if why is None:
                         self._last_global_size = len(m.model_images)  # the seed ends with a global BA
@@ -145,6 +186,13 @@ class IncrementalController:
             m.retriangulate()
             m.adjust_global_bundle(max_iterations=100, function_tolerance=1e-8)
             self._last_global_size = len(m.model_images)
+        self._model_cameras[m.model] = list(m.state.cameras)
+
+    def _use_cameras(self, cameras: list[Camera]) -> None:
+        s = self.mapper.state
+        for c, cam in enumerate(cameras):
+            if s.cameras[c] is not cam:
+                s.set_camera(c, cam)
 
     def _report_progress(self) -> None:
         if self.progress is not None:

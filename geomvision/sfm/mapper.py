@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry._triangulation_kernels import triangulate_tracks as _robust_triangulation_kernel
+from ..geometry.epipolar import essential_from_pose, sampson_sq_errors
 from ..geometry.projection import reprojection_sq_errors
 from ..geometry.rigid import Rigid3
+from ..geometry.rotation import project_to_rotation, rotation_error_deg
+from ..geometry.sim3 import Sim3
 from ..optim import BAConfig, BAOptions, solve_bundle
 from ..robust import estimate_absolute_pose, estimate_relative_pose
 from .options import CameraOptions, MapperOptions
@@ -36,7 +39,26 @@ from .state import MapperState
 from .verification import TwoViewGeometry, median_triangulation_angle_deg
 
 MAX_TRIANGULATION_PAIRS = 200
+# verified pairs whose rotations of a new image differ by more are not combined (a relative
+# rotation from a verified pair is good to a fraction of a degree; a wrong one is off by far more)
+MAX_PAIR_ROTATION_DISAGREEMENT_DEG = 5.0
 log = logging.getLogger(__name__)
+
+
+def _rotation_consensus(Rs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The largest set of rotations (P,3,3) within ``MAX_PAIR_ROTATION_DISAGREEMENT_DEG`` of one
+    of them (each tried; ties to the first) and their weighted chordal mean: (indices, R)."""
+    P = len(Rs)
+    diff = rotation_error_deg(np.repeat(Rs, P, axis=0), np.tile(Rs, (P, 1, 1))).reshape(P, P)
+    agree = diff <= MAX_PAIR_ROTATION_DISAGREEMENT_DEG
+    sel = np.flatnonzero(agree[int(np.argmax(agree.sum(axis=1)))])
+    return sel, project_to_rotation(np.einsum("k,kij->ij", weights[sel], Rs[sel]))
+
+
+def _gives_pose(g: TwoViewGeometry, min_inliers: int = 0) -> bool:
+    """A verified pair whose relative pose may register or merge images: an E or F with at least
+    ``min_inliers`` inliers (a homography's pose has a two-fold ambiguity, and a rotation none)."""
+    return g.config in ("calibrated", "uncalibrated") and g.num_inliers >= min_inliers
 
 
 @dataclass
@@ -46,6 +68,7 @@ class MapperLog:
     models: list[dict] = field(default_factory=list)  # one entry per finished model (controller)
     bundle_adjustments: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    merges: list[dict] = field(default_factory=list)  # models moved into another (merge_into)
 
     def add_time(self, key: str, dt: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + dt
@@ -249,54 +272,102 @@ class IncrementalMapper:
         return True
 
     def find_pair_registrations(self) -> list[int]:
-        """Unregistered images (with attempts left) that a verified pair of at least
-        ``abs_pose_min_num_inliers`` inliers links to an image of the current model, strongest
-        pair first: the candidates of :meth:`register_image_from_pair`."""
+        """Unregistered images (with attempts left) that verified pairs link to images of the
+        current model: one of at least ``abs_pose_min_num_inliers`` inliers, or two or more;
+        strongest pair first: the candidates of :meth:`register_image_from_pair`."""
         s, o = self.s, self.opt
         free = (s.image_model < 0) & (self.trials < o.max_register_trials)
         best: dict[int, int] = {}
+        count: dict[int, int] = {}
         for (a, b), g in self.geoms.items():
-            if g.num_inliers < o.abs_pose_min_num_inliers:
+            if not _gives_pose(g):
                 continue
             for i, r in ((a, b), (b, a)):
                 if free[i] and s.image_model[r] == self.model:
                     best[i] = max(best.get(i, 0), g.num_inliers)
-        return sorted(best, key=lambda i: (-best[i], i))
+                    count[i] = count.get(i, 0) + 1
+        cands = [i for i in best if best[i] >= o.abs_pose_min_num_inliers or count[i] >= 2]
+        return sorted(cands, key=lambda i: (-best[i], i))
 
     def register_image_from_pair(self, i: int) -> bool:
         """Relaxed but verified registration of image i, for images whose 2D-3D
-        correspondences are too few for :meth:`register_image` (weak overlaps): its rotation and
-        the direction of its centre come from a verified pair (r, i) with an image r of the model
-        and at least ``abs_pose_min_num_inliers`` two-view inliers; the 2D-3D correspondences then
-        fix only the distance along that direction (one unknown), and must agree with it: at
-        least ``ABS_POSE_MIN_NUM_INLIERS_FLOOR`` (6) inliers and half of the correspondences. The
-        three strongest such pairs are tried. Counts a trial; the outcome is in ``log.registration``."""
-        s, o = self.s, self.opt
+        correspondences are too few for :meth:`register_image` (weak overlaps). Its rotation and
+        the direction of its centre come from verified pairs (r, i) with images r of the model
+        and at least ``abs_pose_min_num_inliers`` two-view inliers; what fixes the distance:
+
+        1. the 2D-3D correspondences along one pair's direction (one unknown), which must agree
+           with it: at least ``ABS_POSE_MIN_NUM_INLIERS_FLOOR`` (6) inliers and half of the
+           correspondences (the three strongest pairs are tried); else
+        2. the directions of two or more pairs from model images at different places meet at
+           the centre (no 2D-3D correspondence needed): the pairs' rotations must agree, the
+           directions meet at ``tri_min_angle_deg`` or more, and every pair used keeps half of
+           its two-view inliers within ``abs_pose_max_error_px`` of the epipolar lines of the
+           resulting poses.
+
+        Counts a trial; the outcome is in ``log.registration``."""
+        s = self.s
         floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
         self.trials[i] += 1
+        pairs = self._model_pairs(i)
         obs = s.observations_of_image(i)
         obs = obs[s.point_valid[s.obs_track[obs]] & (s.point_model[s.obs_track[obs]] == self.model)]
-        if len(obs) < floor:
-            self.log.registration[i] = f"not registered: {len(obs)} 2D-3D correspondences < {floor}"
-            return False
+        tried: list[int] = []
+        if len(obs) >= floor:
+            strong = [p for p in pairs if p[0] >= self.opt.abs_pose_min_num_inliers]
+            found = self._baseline_from_points(i, strong[:3], obs, tried)
+            if found is not None:
+                pose, inl, r, n_pair = found
+                s.register(i, pose, self.model)
+                s.activate_observations(obs[inl])
+                self.log.registration[i] = (f"registered from pair with {s.images.names[r]} ({n_pair} two-view "
+                                            f"inliers; {int(inl.sum())} of {len(obs)} 2D-3D inliers fix the baseline)")
+                log.info("model %d: %s %s", self.model, s.images.names[i], self.log.registration[i])
+                return True
+        found = self._centre_from_pairs(i, pairs)
+        if found is not None:
+            pose, used = found
+            s.register(i, pose, self.model)
+            self.log.registration[i] = ("registered from pairs with " + ", ".join(
+                f"{s.images.names[r]} ({n} of {m} two-view inliers kept)" for r, n, m in used)
+                + ": their directions meet at its centre")
+            log.info("model %d: %s %s", self.model, s.images.names[i], self.log.registration[i])
+            return True
+        why = f"not registered: {len(obs)} 2D-3D correspondences"
+        if tried:
+            why += f"; from its strongest verified pairs the baseline was confirmed by {tried} of them (min {floor} and half)"
+        why += f"; {len(pairs)} verified pairs with the model, whose directions did not fix its centre"
+        self.log.registration[i] = why
+        return False
+
+    def _model_pairs(self, i: int) -> list[tuple[int, int, Rigid3]]:
+        """Verified pairs (E or F) of image i with images r of the current model, strongest
+        first: (inliers, r, cam_i_from_cam_r with unit translation)."""
+        s, o = self.s, self.opt
         pairs = []
         for (a, b), g in self.geoms.items():
-            if i in (a, b) and g.num_inliers >= o.abs_pose_min_num_inliers:
+            if i in (a, b) and _gives_pose(g):
                 r = b if a == i else a
                 if s.image_model[r] == self.model:
                     pairs.append((g.num_inliers, r, (a, b)))
         pairs.sort(key=lambda p: (-p[0], p[1]))
+        out = []
+        for n, r, (a, b) in pairs:
+            rel, _ = self.initial_pair_pose(a, b)  # cam_b_from_cam_a
+            if rel is not None:
+                out.append((n, r, rel if a == r else rel.inverse()))
+        return out
+
+    def _baseline_from_points(self, i: int, pairs: list, obs: np.ndarray, tried: list[int]):
+        """Branch 1 of :meth:`register_image_from_pair`: (pose, inlier mask over obs, r, pair
+        inliers) or None; appends each pair's best inlier count to ``tried``."""
+        s, o = self.s, self.opt
+        floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
         cam = s.cameras[s.img_cam[i]]
         uv = s.obs_uv[obs]
         rays = cam.cam_from_img(uv)
         X = s.X[s.obs_track[obs]]
         thr2 = o.abs_pose_max_error_px**2
-        tried = []
-        for n_pair, r, (a, b) in pairs[:3]:
-            rel, _ = self.initial_pair_pose(a, b)  # cam_b_from_cam_a, unit translation
-            if rel is None:
-                continue
-            rel = rel if a == r else rel.inverse()  # cam_i_from_cam_r
+        for n_pair, r, rel in pairs:
             d = rel.t / np.linalg.norm(rel.t)  # i's centre moves along this direction (in i's frame)
             T_r = s.pose(r)
             R = rel.R @ T_r.R
@@ -308,6 +379,7 @@ class IncrementalMapper:
             cand = np.unique(lam[np.isfinite(lam)])
             if len(cand) > 200:
                 cand = cand[np.linspace(0, len(cand) - 1, 200).astype(np.int64)]
+
             def inliers(lm: float) -> np.ndarray:
                 return reprojection_sq_errors(uv, X, cam, Rigid3(R, base + lm * d, check=False)) <= thr2
 
@@ -320,19 +392,232 @@ class IncrementalMapper:
             if best_n < max(floor, 0.5 * len(obs)):
                 continue
             lm = -np.sum(u[best_in] * v[best_in]) / max(np.sum(v[best_in] * v[best_in]), 1e-300)
-            pose = Rigid3(R, base + lm * d, check=False)
             inl = inliers(lm)
-            if inl.sum() < max(floor, 0.5 * len(obs)):
+            if inl.sum() >= max(floor, 0.5 * len(obs)):
+                return Rigid3(R, base + lm * d, check=False), inl, r, n_pair
+        return None
+
+    def _centre_from_pairs(self, i: int, pairs: list):
+        """Branch 2 of :meth:`register_image_from_pair`: (pose, [(r, kept, inliers)]) or None."""
+        s, o = self.s, self.opt
+        if len(pairs) < 2:
+            return None
+        R_i = np.array([rel.R @ s.pose(r).R for _, r, rel in pairs])  # (P,3,3) world -> cam_i
+        # the largest set of pairs whose rotations agree (each pair tried as the reference)
+        sel, R = _rotation_consensus(R_i, np.array([p[0] for p in pairs], dtype=np.float64))
+        if len(sel) < 2:
+            return None
+        weights = np.array([pairs[k][0] for k in sel], dtype=np.float64)
+        centres = s.centers()[[pairs[k][1] for k in sel]]
+        # direction from r's centre to i's centre, in the world: -R_i^T t (t = cam_i_from_cam_r)
+        w = np.array([-(R_i[k].T @ pairs[k][2].t) for k in sel])
+        w /= np.linalg.norm(w, axis=1, keepdims=True)
+        P = np.eye(3)[None] - w[:, :, None] * w[:, None, :]  # projectors orthogonal to each direction
+        A = np.einsum("k,kij->ij", weights, P)
+        b = np.einsum("k,kij,kj->i", weights, P, centres)
+        if np.linalg.cond(A) > 1e12:
+            return None
+        c = np.linalg.solve(A, b)
+        to_c = c - centres
+        dist = np.linalg.norm(to_c, axis=1)
+        if np.any(np.einsum("ij,ij->i", to_c, w) <= 0) or np.any(dist <= 0):
+            return None  # behind one of the pairs' directions
+        rays = to_c / dist[:, None]
+        cos_max = np.cos(np.radians(o.tri_min_angle_deg))
+        if np.min(rays @ rays.T) > cos_max:
+            return None  # the directions do not meet at an angle: the distance is not fixed
+        pose = Rigid3(R, -R @ c, check=False)
+        # every pair used must keep half of its two-view inliers on the epipolar lines of the poses
+        cam_i = s.cameras[s.img_cam[i]]
+        used = []
+        for k in sel:
+            n, r, _ = pairs[k]
+            g = self.geoms[(min(r, i), max(r, i))]
+            ir, ii = (0, 1) if r < i else (1, 0)
+            cam_r = s.cameras[s.img_cam[r]]
+            xr = cam_r.cam_from_img(s.images.keypoints[r][g.inlier_matches[:, ir]])[:, :2]
+            xi = cam_i.cam_from_img(s.images.keypoints[i][g.inlier_matches[:, ii]])[:, :2]
+            E = essential_from_pose(pose @ s.pose(r).inverse())  # cam_i_from_cam_r
+            focal = np.sqrt(cam_r.mean_focal_length * cam_i.mean_focal_length)
+            kept = int(np.sum(sampson_sq_errors(E, xr, xi) * focal**2 <= o.abs_pose_max_error_px**2))
+            if kept < max(MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR, 0.5 * len(g.inlier_matches)):
+                return None
+            used.append((r, kept, len(g.inlier_matches)))
+        return pose, used
+
+    # --- merging models -----------------------------------------------------------------------
+    def merge_into(self, target: int) -> str | None:
+        """Move the current model into model ``target`` (an earlier one) when verified pairs
+        between their images fix the similarity between them; ``target`` becomes current.
+        Returns None on success, else the reason (nothing changed).
+
+        The evidence: each verified pair (a, b) of an image a of this model and b of ``target``
+        (at least ``abs_pose_min_num_inliers`` inliers) gives a's rotation in ``target``'s frame and
+        the direction from b's centre to a's; the pairs whose rotations agree give the rotation
+        of the similarity, and their directions constrain its scale and translation linearly.
+        When all pairs meet at one image (the directions fix where it is, not the scale about
+        it), the remaining unknown is fixed by the 2D-3D correspondences across the two models
+        (points of one seen in images of the other), as :meth:`register_image_from_pair` does:
+        at least ``ABS_POSE_MIN_NUM_INLIERS_FLOOR`` (6) must agree, and no other scale may have
+        half as much support. The merged model's tracks are completed and its bundle adjusted;
+        every pair used must then keep half of its two-view inliers within
+        ``abs_pose_max_error_px`` of the epipolar lines of the adjusted poses, or the merge is
+        undone."""
+        s, o = self.s, self.opt
+        floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
+        src = self.model
+        # cross pairs: (inliers, a in src, b in target, cam_a_from_cam_b)
+        cross = []
+        for (i, j), g in self.geoms.items():
+            if not _gives_pose(g):
                 continue
-            s.register(i, pose, self.model)
-            s.activate_observations(obs[inl])
-            self.log.registration[i] = (f"registered from pair with {s.images.names[r]} ({n_pair} two-view inliers; "
-                                        f"{int(inl.sum())} of {len(obs)} 2D-3D inliers fix the baseline)")
-            log.info("model %d: %s %s", self.model, s.images.names[i], self.log.registration[i])
-            return True
-        self.log.registration[i] = (f"not registered: {len(obs)} 2D-3D correspondences; from its strongest verified "
-                                    f"pairs the baseline was confirmed by {tried} of them (min {floor} and half)")
-        return False
+            for a, b in ((i, j), (j, i)):
+                if s.image_model[a] == src and s.image_model[b] == target:
+                    rel, _ = self.initial_pair_pose(i, j)  # cam_j_from_cam_i
+                    if rel is not None:
+                        cross.append((g.num_inliers, a, b, rel if b == i else rel.inverse()))
+        if len(cross) < 2:
+            return f"{len(cross)} verified pairs between the models (need 2)"
+        cross.sort(key=lambda p: (-p[0], p[1], p[2]))
+        # rotation of the similarity: Q = R_a'^T R_a with R_a' = R_ab R_b (a's rotation in target)
+        Ra_dst = np.array([rel.R @ s.R[b] for _, _, b, rel in cross])
+        Qs = np.swapaxes(Ra_dst, 1, 2) @ s.R[[a for _, a, _, _ in cross]]
+        sel, Q = _rotation_consensus(Qs, np.array([c[0] for c in cross], dtype=np.float64))
+        if len(sel) < 2:
+            return "the verified pairs between the models disagree on their relative rotation"
+        cross = [cross[k] for k in sel]
+        w8 = np.sqrt(np.array([c[0] for c in cross], dtype=np.float64))
+        centres = s.centers()
+        # unknowns x = (scale, tau) of target_from_src, solved as (scale * d, tau + scale Q m) with
+        # src's centres taken about their mean m in units of their spread d: dimensionless rows
+        src_imgs = np.unique([c[1] for c in cross])
+        m0 = centres[src_imgs].mean(axis=0)
+        d = float(np.sqrt(np.mean(np.sum((centres[src_imgs] - m0) ** 2, axis=1)))) or 1.0
+        L = np.zeros((4, 4))
+        L[0, 0] = 1.0 / d
+        L[1:, 0] = -(Q @ m0) / d
+        L[1:, 1:] = np.eye(3)
+        # direction b -> a in target's frame: -R_a'^T t_ab; constraint P_w (scale Q c_a + tau - c_b) = 0
+        rows, rhs = [], []
+        for k, (_, a, b, rel) in enumerate(cross):
+            w = -(Ra_dst[sel[k]].T @ rel.t)
+            w /= np.linalg.norm(w)
+            P = np.eye(3) - np.outer(w, w)
+            rows.append(w8[k] * (P @ np.c_[Q @ (centres[a] - m0) / d, np.eye(3)]))
+            rhs.append(w8[k] * (P @ centres[b]))
+        A, y = np.vstack(rows), np.concatenate(rhs)
+        U, sv, Vt = np.linalg.svd(A, full_matrices=False)
+        # the directions fix a combination of the unknowns when they meet at an angle of at least
+        # tri_min_angle_deg (the singular values of the dimensionless rows are sines of angles)
+        rank = int(np.sum(sv >= sv[0] * np.sin(np.radians(o.tri_min_angle_deg))))
+        x0 = L @ (Vt[:rank].T @ ((U[:, :rank].T @ y) / sv[:rank]))
+        cross_obs = None
+        if rank == 3:  # the directions fix all but the scale about one place: 2D-3D correspondences do
+            x0, cross_obs = self._merge_scale_from_points(src, target, Q, x0, L @ Vt[3])
+            if x0 is None:
+                return cross_obs
+        elif rank < 3:
+            return "the verified pairs between the models do not fix their relative position"
+        scale, tau = float(x0[0]), x0[1:]
+        if not scale > 0:
+            return "the verified pairs between the models give a negative scale"
+        S = Sim3(scale, Q, tau, check=False)
+        snap = s.snapshot()
+        n_src = int(np.sum(s.image_model == src))
+        s.transform_model(src, S, target)
+        self.model = target
+        # the merged model is adjusted as a whole, then every pair used must keep half of its
+        # two-view inliers on the epipolar lines of the adjusted poses; else the merge is undone
+        self.complete_tracks()
+        self.adjust_global_bundle()
+        used = []
+        for n, a, b, _ in cross:
+            g = self.geoms[(min(a, b), max(a, b))]
+            ia, ib = (0, 1) if a < b else (1, 0)
+            cam_a, cam_b = s.cameras[s.img_cam[a]], s.cameras[s.img_cam[b]]
+            xa = cam_a.cam_from_img(s.images.keypoints[a][g.inlier_matches[:, ia]])[:, :2]
+            xb = cam_b.cam_from_img(s.images.keypoints[b][g.inlier_matches[:, ib]])[:, :2]
+            E = essential_from_pose(s.pose(a) @ s.pose(b).inverse())  # cam_a_from_cam_b
+            focal = np.sqrt(cam_a.mean_focal_length * cam_b.mean_focal_length)
+            kept = int(np.sum(sampson_sq_errors(E, xb, xa) * focal**2 <= o.abs_pose_max_error_px**2))
+            if kept < max(floor, 0.5 * len(g.inlier_matches)):
+                s.restore(snap)
+                self.model = src
+                return (f"the merged and adjusted poses keep {kept} of the {len(g.inlier_matches)} two-view "
+                        f"inliers of {s.images.names[a]}, {s.images.names[b]}")
+            used.append(f"{s.images.names[a]}-{s.images.names[b]} ({kept}/{len(g.inlier_matches)})")
+        self.log.merges.append({"model": src, "into": target, "num_images": n_src, "scale": scale,
+                                "pairs": used, "cross_2d3d_inliers": cross_obs})
+        log.info("model %d merged into model %d (%d images) through pairs %s", src, target, n_src, ", ".join(used))
+        return None
+
+    def _merge_scale_from_points(self, src: int, target: int, Q: np.ndarray, x0: np.ndarray, v: np.ndarray):
+        """The one unknown left by pairs that all meet at one image: x = x0 + lam v with x =
+        (scale, tau) of ``target_from_src``, from the 2D-3D correspondences across the models.
+        Returns (x, number of inliers) or (None, reason)."""
+        s, o = self.s, self.opt
+        floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
+        obs = np.flatnonzero(s.point_valid[s.obs_track])
+        img_m, pt_m = s.image_model[s.obs_img[obs]], s.point_model[s.obs_track[obs]]
+        fwd = obs[(img_m == src) & (pt_m == target)]  # target's points in src's images
+        bwd = obs[(img_m == target) & (pt_m == src)]  # src's points in target's images
+        n = len(fwd) + len(bwd)
+        if n < floor:
+            return None, (f"the verified pairs between the models meet at one image and only {n} 2D-3D "
+                          f"correspondences across them fix the scale (need {floor})")
+        # each correspondence: cross(ray, M x + m) = 0 with x = (scale, tau) of target_from_src
+        M = np.zeros((n, 3, 4))
+        m = np.zeros((n, 3))
+        img = np.r_[s.obs_img[fwd], s.obs_img[bwd]]
+        X = s.X[np.r_[s.obs_track[fwd], s.obs_track[bwd]]]
+        R_img = s.R[img]
+        nf = len(fwd)
+        # fwd: camera of src in target: R' = R Q^T, x_cam = R' X_dst + scale t - R' tau
+        Rp = R_img[:nf] @ Q.T
+        M[:nf, :, 0] = s.t[img[:nf]]
+        M[:nf, :, 1:] = -Rp
+        m[:nf] = np.einsum("nij,nj->ni", Rp, X[:nf])
+        # bwd: a src point in target: X' = scale Q X + tau, x_cam = R_b X' + t_b
+        M[nf:, :, 0] = np.einsum("nij,nj->ni", R_img[nf:], X[nf:] @ Q.T)
+        M[nf:, :, 1:] = R_img[nf:]
+        m[nf:] = s.t[img[nf:]]
+        uv = np.r_[s.obs_uv[fwd], s.obs_uv[bwd]]
+        rays = np.empty((n, 3))
+        for c in np.unique(s.img_cam[img]):
+            k = s.img_cam[img] == c
+            rays[k] = s.cameras[c].cam_from_img(uv[k])
+        base = np.einsum("nij,j->ni", M, x0) + m
+        dirv = np.einsum("nij,j->ni", M, v)
+        u1, v1 = np.cross(rays, base), np.cross(rays, dirv)
+        lam = -np.einsum("ij,ij->i", u1, v1) / np.maximum(np.einsum("ij,ij->i", v1, v1), 1e-300)
+        focal = np.array([s.cameras[c].mean_focal_length for c in s.img_cam[img]])
+        thr2 = (o.abs_pose_max_error_px / focal) ** 2
+
+        def inliers(lm: float) -> np.ndarray:
+            x_cam = base + lm * dirv
+            ok = x_cam[:, 2] > 0
+            e = np.sum((x_cam[:, :2] / np.where(ok, x_cam[:, 2], 1.0)[:, None] - rays[:, :2]) ** 2, axis=1)
+            return ok & (e <= thr2) & (x0[0] + lm * v[0] > 0)
+
+        cand = np.unique(lam[np.isfinite(lam)])
+        if len(cand) > 400:
+            cand = cand[np.linspace(0, len(cand) - 1, 400).astype(np.int64)]
+        counts = np.array([int(inliers(lm).sum()) for lm in cand] or [0])
+        best = int(np.argmax(counts))
+        best_n = int(counts[best])
+        # long tracks across many views carry wrong observations, so not half of them need to
+        # agree; but the agreement must be unambiguous: no scale 10 % or more away from the best
+        # has half as much support
+        scales = x0[0] + cand * v[0]
+        far = np.abs(scales / scales[best] - 1.0) >= 0.1 if len(cand) else np.zeros(0, bool)
+        rival = int(counts[far].max()) if far.any() else 0
+        if best_n < floor or 2 * rival > best_n:
+            return None, (f"the verified pairs between the models meet at one image and the 2D-3D "
+                          f"correspondences across them do not fix the scale: {best_n} of {n} agree on one "
+                          f"(need {floor}), {rival} on another")
+        best_in = inliers(cand[best])
+        lm = -np.sum(u1[best_in] * v1[best_in]) / max(np.sum(v1[best_in] * v1[best_in]), 1e-300)
+        return x0 + lm * v, int(inliers(lm).sum())
 
     # --- triangulation ------------------------------------------------------------------------
     def triangulate_tracks(self, tracks: np.ndarray) -> int:

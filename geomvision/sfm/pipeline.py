@@ -360,9 +360,10 @@ def run_sfm(
 
         mapper = IncrementalMapper(state, geoms, options.mapper, options.camera, seed=options.seed)
         # a rotation-only run has no structure: no model at all, rather than one built on noise
-        masks = IncrementalController(mapper, progress=on_progress).run() if failure is None else []
+        controller = IncrementalController(mapper, progress=on_progress)
+        masks = controller.run() if failure is None else []
     timings["mapping"] = time.perf_counter() - t0
-    reconstructions = [state.to_reconstruction(m) for m in masks]
+    reconstructions = controller.reconstructions(masks)
     timings["total"] = time.perf_counter() - t_start
 
     report = _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, reconstructions, options,

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
+from ..geometry.sim3 import Sim3
 from ..optim import BAProblem, reprojection_sq_errors
 from ..scene.reconstruction import Reconstruction
 from .tracks import Tracks
@@ -303,6 +304,39 @@ class MapperState:
         if not self.point_valid[tracks].all():
             raise ValueError("move_points: some tracks have no point (set_points gives them one)")
         self.X[tracks] = X_world
+
+    _SNAPSHOT = ("R", "t", "registered", "image_model", "X", "point_valid", "point_model", "obs_active")
+
+    def snapshot(self) -> dict:
+        """A copy of the poses, points, model memberships, active observations and cameras, for
+        :meth:`restore` (to try a change and take it back; the state must not grow meanwhile)."""
+        return {"sizes": dict(self._len), "cameras": list(self.cameras),
+                **{k: getattr(self, k).copy() for k in self._SNAPSHOT}}
+
+    def restore(self, snap: dict) -> None:
+        """Go back to a :meth:`snapshot`."""
+        if snap["sizes"] != self._len:
+            raise ValueError("restore: the state grew since the snapshot")
+        for k in self._SNAPSHOT:
+            getattr(self, k)[...] = snap[k]
+        for c, cam in enumerate(snap["cameras"]):
+            if self.cameras[c] is not cam:
+                self.set_camera(c, cam)
+
+    def transform_model(self, model: int, dst_from_src: Sim3, into: int) -> None:
+        """Move model ``model`` into model ``into`` (``into`` may equal ``model``): its poses and
+        points are mapped by the similarity ``dst_from_src`` (``x_dst = s R x_src + t``), and its
+        images and points then belong to ``into``."""
+        imgs = np.flatnonzero(self.image_model == model)
+        trks = np.flatnonzero(self.point_model == model)
+        S = dst_from_src
+        # cam_from_dst = scale-s copy of cam_from_src composed with src_from_dst
+        R_new = self.R[imgs] @ S.R.T
+        self.t[imgs] = S.scale * self.t[imgs] - np.einsum("nij,j->ni", R_new, S.t)
+        self.R[imgs] = R_new
+        self.X[trks] = S.apply(self.X[trks]) if len(trks) else self.X[trks]
+        self.image_model[imgs] = into
+        self.point_model[trks] = into
 
     def merge_tracks(self, keep: np.ndarray, drop: np.ndarray) -> int:
         """Fuse duplicated points: the observations of track ``drop[k]`` join track ``keep[k]``

@@ -161,4 +161,7 @@ def test_weak_image_registers_through_a_verified_pair():
     s2 = m2.state
     seen = np.unique(s2.obs_track[s2.observations_of_image(2)])
     s2.invalidate_points(seen[s2.point_valid[seen]][4:])
-    assert not m2.register_image_from_pair(2) and "< 6" in m2.log.registration[2]
+    # ... unless the directions of its two pairs meet at its centre (tests/sfm/test_model_merge.py)
+    del m2.geoms[(1, 2)]
+    assert not m2.register_image_from_pair(2)
+    assert m2.log.registration[2].startswith("not registered: 4 2D-3D correspondences; 1 verified pairs")

@@ -1,0 +1,114 @@
+"""Merging two models of one scene (``IncrementalMapper.merge_into``) and registering an image
+from the directions of several verified pairs, on synthetic observations with exact ground truth."""
+
+import numpy as np
+import pytest
+
+from geomvision.scene import camera_errors
+from geomvision.synthetic import orbit_scene
+
+from test_mapper_synthetic import _mapper
+
+
+def _two_models(scene, split: int, keep_cross=lambda i, j: True):
+    """Images [0, split) in model 0 and [split, n) in model 1 (model 1 current), each in its own
+    frame and scale, 30 points of model 0 seen by model 1's images; of the verified pairs across
+    the two, only those with ``keep_cross(i, j)`` are kept."""
+    mapper = _mapper(scene)
+    n = scene.num_images
+    for i, j in list(mapper.geoms):
+        if (i < split) != (j < split) and not keep_cross(i, j):
+            del mapper.geoms[(i, j)]
+    for first, last in ((0, split), (split, n)):
+        pose, _ = mapper.initial_pair_pose(first, first + 1)
+        assert mapper.register_initial_pair(first, first + 1, pose, 50) is None
+        for i in range(first + 2, last):
+            assert mapper.register_image(i), mapper.log.registration[i]
+            mapper.triangulate_image(i)
+        mapper.adjust_global_bundle()
+        if first == 0:  # model 1 gets its own points; 30 of model 0's stay visible across
+            s = mapper.state
+            seen = np.unique(s.obs_track[np.isin(s.obs_img, np.arange(split, n))])
+            s.invalidate_points(seen[s.point_valid[seen]][30:])
+    assert mapper.model == 1
+    return mapper
+
+
+def _errors(mapper, scene):
+    s = mapper.state
+    err = camera_errors([s.pose(k) for k in range(scene.num_images)], scene.cams_from_world)
+    spread = np.linalg.norm(np.ptp([T.inverse().t for T in scene.cams_from_world], axis=0))
+    return err.mean_center_error / spread, float(np.max(err.rotation_errors_deg))
+
+
+@pytest.mark.parametrize("cross_through", [None, 5])
+def test_a_model_is_merged_into_another_by_their_verified_pairs(cross_through):
+    """Two models of one orbit, each in its own frame and scale: the pairs across them give the
+    similarity (with cross_through=5 every such pair meets at image 5: the directions leave the
+    scale about it free, and the 2D-3D correspondences across the models fix it)."""
+    scene = orbit_scene(n_images=8, n_points=500, noise_px=0.5, rng=7)
+    mapper = _two_models(scene, 4, lambda i, j: cross_through in (None, i, j))
+    s = mapper.state
+    before, _ = _errors(mapper, scene)
+    assert before > 0.1  # two frames: no single similarity fits both models
+    why = mapper.merge_into(0)
+    assert why is None, why
+    assert mapper.model == 0 and (s.image_model == 0).all()
+    s.check_invariants()
+    merge = mapper.log.merges[-1]
+    assert merge["model"] == 1 and merge["into"] == 0 and merge["num_images"] == 4
+    assert (merge["cross_2d3d_inliers"] is None) == (cross_through is None)
+    after, rot = _errors(mapper, scene)
+    assert after < 5e-3 and rot < 0.3
+    mapper.complete_tracks()
+    mapper.adjust_global_bundle()
+    after_ba, rot = _errors(mapper, scene)
+    assert after_ba < 2e-3 and rot < 0.3
+
+
+def test_models_without_pairs_between_them_stay_apart():
+    scene = orbit_scene(n_images=8, n_points=500, noise_px=0.5, rng=7)
+    mapper = _two_models(scene, 4, lambda i, j: (i, j) == (3, 4))
+    R = mapper.state.R.copy()
+    why = mapper.merge_into(0)
+    assert why == "1 verified pairs between the models (need 2)"
+    assert mapper.model == 1 and np.array_equal(mapper.state.R, R)
+    assert list(mapper.state.image_model) == [0] * 4 + [1] * 4
+
+
+def test_an_image_without_2d3d_correspondences_registers_where_its_pair_directions_meet():
+    scene = orbit_scene(n_images=4, n_points=400, noise_px=0.5, rng=5)
+    mapper = _mapper(scene)
+    s = mapper.state
+    pose, _ = mapper.initial_pair_pose(0, 1)
+    assert mapper.register_initial_pair(0, 1, pose, 50) is None
+    assert mapper.register_image(2)
+    mapper.triangulate_image(2)
+    seen = np.unique(s.obs_track[s.observations_of_image(3)])
+    s.invalidate_points(seen[s.point_valid[seen]])  # image 3 sees none of the model's points
+    assert mapper.find_next_images() == [] and mapper.find_pair_registrations() == [3]
+    assert mapper.register_image_from_pair(3), mapper.log.registration[3]
+    assert "their directions meet at its centre" in mapper.log.registration[3]
+    err = camera_errors([s.pose(k) for k in range(4)], scene.cams_from_world)
+    spread = np.linalg.norm(np.ptp([T.inverse().t for T in scene.cams_from_world], axis=0))
+    assert err.mean_center_error < 5e-3 * spread and np.max(err.rotation_errors_deg) < 0.3
+    s.check_invariants()
+
+
+def test_pair_directions_that_disagree_register_nothing():
+    """Image 3's pair with image 0 given a wrong relative pose (rotated 20 degrees): the pairs
+    disagree, so no centre is taken from them."""
+    from geomvision.geometry.rigid import Rigid3
+
+    scene = orbit_scene(n_images=4, n_points=400, noise_px=0.5, rng=5)
+    mapper = _mapper(scene)
+    s = mapper.state
+    pose, _ = mapper.initial_pair_pose(0, 1)
+    assert mapper.register_initial_pair(0, 1, pose, 50) is None
+    g = mapper.geoms[(0, 3)]
+    g.cam2_from_cam1 = Rigid3.from_rotvec([0.0, np.radians(20.0), 0.0]) @ g.cam2_from_cam1
+    seen = np.unique(s.obs_track[s.observations_of_image(3)])
+    s.invalidate_points(seen[s.point_valid[seen]])
+    del mapper.geoms[(2, 3)]
+    assert not mapper.register_image_from_pair(3)
+    assert s.image_model[3] == -1
