@@ -62,10 +62,12 @@ def check_args(args: argparse.Namespace) -> None:
     if args.screenshot is not None:
         shot = Path(args.screenshot)
         if not args.screenshot.strip() or shot.suffix.lower() != ".png":
-            raise ValueError(f"--screenshot {args.screenshot!r}: screenshots are written as PNG; give a path ending in .png")
+            raise ValueError(f"--screenshot {args.screenshot!r}: screenshots are written as PNG; "
+                             "give a path ending in .png")
         folder = shot.parent
         if not folder.is_dir():
-            raise ValueError(f"--screenshot {args.screenshot!r}: folder {str(folder)!r} does not exist; create it first")
+            raise ValueError(f"--screenshot {args.screenshot!r}: folder {str(folder)!r} does not exist; "
+                             "create it first")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,7 +24,8 @@ def _one_line_error(capsys) -> str:
 
 
 @pytest.mark.parametrize("spec, words", [
-    ("nan,500,239.5,179.5", "--K must be a finite 3x3 matrix, got [[  nan,   0. , 239.5], [  0. , 500."),  # was a 3-line numpy matrix
+    # was a 3-line numpy matrix
+    ("nan,500,239.5,179.5", "--K must be a finite 3x3 matrix, got [[  nan,   0. , 239.5], [  0. , 500."),
     ("0,500,239.5,179.5", "--K must be upper triangular with positive focal lengths"),
     ("empty.txt", "--K file empty.txt is empty"),  # was numpy's UserWarning and 'shape (0, 1)'
     ("binary.txt", "--K file binary.txt: not a 3x3 matrix of numbers"),  # was a UnicodeDecodeError traceback
@@ -152,7 +153,8 @@ def test_an_empty_images_argument_does_not_reconstruct_the_current_folder(small_
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--max-error-px", "nan"], "--max-error-px must be finite and positive, got nan"),  # VerificationOptions.max_error_px
+    # was "VerificationOptions.max_error_px must be ..."
+    (["--max-error-px", "nan"], "--max-error-px must be finite and positive, got nan"),
     (["--camera-model", "FOO"], "--camera-model: unknown model 'FOO'; choose one of SIMPLE_PINHOLE, PINHOLE, "
                                    "SIMPLE_RADIAL, RADIAL, OPENCV, OPENCV_FISHEYE"),  # camera_model: ...
     (["--min-model-size", "1"], "--min-model-size must be >= 2, got 1"),  # MapperOptions.min_model_size

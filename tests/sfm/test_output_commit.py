@@ -28,7 +28,8 @@ LAYOUT = {"current", "runs", "sparse", "points.ply", "report.json", "plots"}
 
 
 def _result(run: str, n_points: list[int]) -> SfmResult:
-    recs = [orbit_scene(n_images=3, n_points=n, camera=CAMERA, rng=k).to_reconstruction() for k, n in enumerate(n_points)]
+    recs = [orbit_scene(n_images=3, n_points=n, camera=CAMERA, rng=k).to_reconstruction()
+            for k, n in enumerate(n_points)]
     return SfmResult(recs, {"run": run})
 
 

@@ -29,7 +29,8 @@ def _cli(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_a_screenshot_too_large_for_the_renderer_is_an_error_not_an_abort(model_dir, tmp_path):
-    proc = _cli("view", str(model_dir), "--screenshot", str(tmp_path / "s.png"), "--width", "12000", "--height", "12000")
+    proc = _cli("view", str(model_dir), "--screenshot", str(tmp_path / "s.png"),
+                "--width", "12000", "--height", "12000")
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])  # before: -6 (SIGABRT in open3d)
     assert "--width x --height = 12000 x 12000" in proc.stderr and "at most 67108864 (8192 x 8192)" in proc.stderr
     assert not (tmp_path / "s.png").exists()
@@ -59,7 +60,8 @@ def test_the_library_refuses_a_camera_larger_than_the_renderer_draws(model_dir):
     (["--height", "8"], "--height must be 16 to 16384 pixels, got 8"),
     (["--width", "16384", "--height", "8192"], "--width x --height = 16384 x 8192"),
     (["--point-size", "nan"], "--point-size must be a positive number of pixels"),
-    (["--screenshot", "view.jpg"], "--screenshot 'view.jpg': screenshots are written as PNG; give a path ending in .png"),
+    (["--screenshot", "view.jpg"],
+     "--screenshot 'view.jpg': screenshots are written as PNG; give a path ending in .png"),
     (["--screenshot", "no/such/folder/view.png"], "folder 'no/such/folder' does not exist"),
 ])
 def test_view_arguments_are_checked_before_any_work(model_dir, tmp_path, monkeypatch, capsys, argv, words):
