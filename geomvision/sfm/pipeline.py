@@ -64,6 +64,8 @@ class SfmResult:
 def list_images(image_dir: str | os.PathLike) -> list[Path]:
     """Regular, non-hidden files of a folder in natural name order (non-images are skipped later,
     with a reason, by feature extraction). Raises for a missing or empty folder."""
+    if isinstance(image_dir, str) and not image_dir.strip():
+        raise ValueError("image_dir is empty: give the folder of images (an empty path would mean the current folder)")
     d = Path(image_dir)
     if not d.exists():
         raise FileNotFoundError(f"image folder {d} does not exist")

@@ -166,3 +166,12 @@ def test_every_option_error_names_its_flag(small_scene, tmp_path, capsys, argv, 
     assert main(["sfm", str(small_scene / "images"), "-o", str(out), "-q", *argv]) == 2
     assert _one_line_error(capsys) == f"geomvision sfm: error: {words}"
     assert not out.exists()
+
+
+def test_run_sfm_refuses_an_empty_folder_name(tmp_path, monkeypatch):
+    """The library, not only the CLI: "" is not the current folder."""
+    from geomvision.sfm import run_sfm
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="image_dir is empty"):
+        run_sfm("")
