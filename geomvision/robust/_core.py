@@ -24,6 +24,13 @@ its LO step are ``inline="always"`` (inlined at numba-IR level, where the kernel
 compile-time constants) and each estimator module wraps the loop in a three-line
 ``@njit(cache=True)`` function that names its kernels as globals: the loop is written once and
 compiled and cached once per estimator.
+
+Chunks: a run can take seconds (8192 matches of which none fit, 10,000 draws of a fundamental
+matrix: 1.8 s), and nothing can interrupt a numba kernel. With ``params_i[P_CHUNK_ITERS] = k``
+the kernel returns after k draws with the loop's state saved in ``params_i`` / ``params_f``
+(``S_*``) and ``params_i[S_DONE] = 0``; calling it again with the same arrays continues exactly
+where it stopped, so the result does not depend on the chunk size. The driver (``engine.ransac``)
+checks for Ctrl-C between chunks.
 """
 
 from __future__ import annotations
@@ -49,14 +56,29 @@ P_PROSAC_MAX = 11  # PROSAC T_N: draws after which sampling is uniform
 P_FINAL_REFINE_ITERS = 12  # LM iterations per round of the final refinement
 P_LO_MAX_POINTS = 13  # LO refines on at most this many of the selected points (0: all)
 P_POLISH_ROUNDS = 14  # Cauchy reweighting rounds of the final polish (0: none)
-NUM_PARAMS_I = 15
+P_CHUNK_ITERS = 15  # draws per call (0: all in one call); see "Chunks" above
+# the loop's state between chunks (written by the kernel)
+S_STARTED = 16  # 0 before the first call
+S_DONE = 17  # 1 once the result is final
+S_IT = 18
+S_REQUIRED = 19
+S_BEST_INL = 20
+S_FOUND = 21
+S_LO_RUNS = 22
+S_LO_IMPROVED = 23
+S_RNG = 24  # the splitmix64 state, its uint64 bits
+NUM_PARAMS_I = 25
 
 # float parameters (params_f)
 P_SQ_THRESHOLD = 0
 P_CONFIDENCE = 1
 P_LO_THRESHOLD_MULT = 2  # LO selects points with error < mult * threshold
 P_POLISH_SCALE = 3  # Cauchy scale of the polish as a fraction of the threshold
-NUM_PARAMS_F = 4
+S_BEST_SCORE = 4
+S_BEST_MIN_SCORE = 5
+S_PROSAC = 6  # the 4 entries of the PROSAC state
+S_BEST = 10  # the best model (model_dim entries)
+NUM_PARAMS_F = 10  # params_f holds NUM_PARAMS_F + model_dim entries
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -363,7 +385,6 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     conf = params_f[P_CONFIDENCE]
 
     state = np.empty(1, dtype=np.uint64)
-    state[0] = np.uint64(seed)
     models = np.zeros((params_i[P_MAX_MODELS], dim))
     lo_models = np.zeros((params_i[P_MAX_MODELS], dim))
     errs = np.empty(n)
@@ -372,21 +393,52 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     best = np.zeros(dim)
     cand = np.zeros(dim)
     cand_inl = 0
-    best_score = np.inf
-    best_min_score = np.inf
-    best_inl = 0
-    found = False
-    lo_runs = 0
-    lo_improved = 0
-    required = max_iter
-    pst = prosac_init(n, s, params_i[P_PROSAC_MAX])
+    if params_i[S_STARTED] == 0:
+        state[0] = np.uint64(seed)
+        best_score = np.inf
+        best_min_score = np.inf
+        best_inl = 0
+        found = False
+        lo_runs = 0
+        lo_improved = 0
+        required = max_iter
+        pst = prosac_init(n, s, params_i[P_PROSAC_MAX])
+        it = 0
+    else:  # continue a chunked run where the last chunk stopped
+        state[0] = np.uint64(params_i[S_RNG])
+        best_score = params_f[S_BEST_SCORE]
+        best_min_score = params_f[S_BEST_MIN_SCORE]
+        best_inl = params_i[S_BEST_INL]
+        found = params_i[S_FOUND] != 0
+        lo_runs = params_i[S_LO_RUNS]
+        lo_improved = params_i[S_LO_IMPROVED]
+        required = params_i[S_REQUIRED]
+        pst = params_f[S_PROSAC : S_PROSAC + 4].copy()
+        it = params_i[S_IT]
+        best[:] = params_f[S_BEST : S_BEST + dim]
+    params_i[S_STARTED] = 1
+    chunk = params_i[P_CHUNK_ITERS]
+    chunk_end = it + chunk if chunk > 0 else max_iter
 
     # one loop for the draws and, as its last pass, the final refinement, so that the (inlined)
     # LO code appears once in the compiled function
     final_done = params_i[P_FINAL_ITERS] == 0
-    it = 0
     while True:
         if it < max_iter and (it < min_iter or it < required):
+            if it >= chunk_end:  # save the state; the next call continues from here
+                params_i[S_RNG] = np.int64(state[0])
+                params_f[S_BEST_SCORE] = best_score
+                params_f[S_BEST_MIN_SCORE] = best_min_score
+                params_i[S_BEST_INL] = best_inl
+                params_i[S_FOUND] = 1 if found else 0
+                params_i[S_LO_RUNS] = lo_runs
+                params_i[S_LO_IMPROVED] = lo_improved
+                params_i[S_REQUIRED] = required
+                params_f[S_PROSAC : S_PROSAC + 4] = pst
+                params_i[S_IT] = it
+                params_f[S_BEST : S_BEST + dim] = best
+                params_i[S_DONE] = 0
+                return best, best_score, best_inl, np.zeros(n, dtype=np.bool_), it, lo_runs, lo_improved, found
             it += 1
             if use_prosac:
                 sample_prosac(state, pst, n, s, pos)
@@ -448,6 +500,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             best_score, best_inl = msac_score(errs, sq_thr)
         for i in range(n):
             mask[i] = errs[i] < sq_thr
+    params_i[S_DONE] = 1
     return best, best_score, best_inl, mask, it, lo_runs, lo_improved, found
 
 

@@ -44,10 +44,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._interrupt import check as check_interrupt
 from .._validation import RngLike, as_array, as_points, as_rng, check_positive, check_same_length
 from ..geometry.rigid import Rigid3
 from . import _core as core
 from .options import RansacOptions
+
+# draws per kernel call: a fundamental matrix on 8192 matches takes ~0.2 ms per draw, so a chunk
+# is ~50 ms and Ctrl-C is seen within it (the chunks give the same result as one call)
+CHUNK_ITERATIONS = 256
 
 
 @dataclass(frozen=True)
@@ -229,16 +234,21 @@ def ransac(
     params_i[core.P_FINAL_REFINE_ITERS] = opts.final_refine_iterations
     params_i[core.P_LO_MAX_POINTS] = opts.lo_max_points
     params_i[core.P_POLISH_ROUNDS] = opts.polish_rounds if opts.polish_scale > 0 else 0
-    params_f = np.zeros(core.NUM_PARAMS_F)
+    params_i[core.P_CHUNK_ITERS] = CHUNK_ITERATIONS
+    params_f = np.zeros(core.NUM_PARAMS_F + estimator.model_dim)
     params_f[core.P_SQ_THRESHOLD] = sq_threshold
     params_f[core.P_CONFIDENCE] = opts.confidence
     params_f[core.P_LO_THRESHOLD_MULT] = opts.lo_threshold_mult
     params_f[core.P_POLISH_SCALE] = opts.polish_scale
     seed = int(gen.integers(0, 2**63 - 1))
 
-    vec, score, num_inl, mask, iters, lo_runs, lo_imp, found = estimator.k_run(
-        estimator.data, order, params_i, params_f, seed
-    )
+    while True:  # chunks of CHUNK_ITERATIONS draws; Ctrl-C is seen between them
+        vec, score, num_inl, mask, iters, lo_runs, lo_imp, found = estimator.k_run(
+            estimator.data, order, params_i, params_f, seed
+        )
+        if params_i[core.S_DONE]:
+            break
+        check_interrupt()
     min_inl = opts.min_num_inliers if opts.min_num_inliers is not None else s + 1
     success = bool(found) and num_inl >= min_inl
     if not found:
