@@ -4,7 +4,10 @@
 set to one thread meanwhile, which measured faster than nesting pools on 2 cores), and
 ``match_all`` one pair per worker thread with BLAS limited to one thread per call (via
 threadpoolctl when installed, else the pairs run one after another on BLAS's own threads).
-Results do not depend on the number of threads.
+Results do not depend on the number of threads. Ctrl-C cancels the images / pairs not started,
+stops a pair being matched at its next 256-row block and lets the images being extracted finish
+(OpenCV cannot be stopped midway) before ``KeyboardInterrupt`` is raised; a second Ctrl-C during
+that wait is ignored (see ``_interrupt.map_threads``). Finished items stay in the cache.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .._interrupt import map_threads, stopping
 from .._progress import Progress
 from .._validation import check_int
 from ..imageio import decode_image
@@ -162,16 +166,13 @@ def extract_all(
         contextlib.nullcontext() if one_image else cv2_single_threaded(),
     ):
 
-        def work(k: int):
+        def work(k: int, stop: threading.Event):
+            if stopping(stop):  # Ctrl-C: images not started are skipped, the running ones finish
+                return
             outcomes[k] = _extract_one(paths[k], options, cache)
             bar.update()
 
-        if num_threads == 1 or len(paths) <= 1:
-            for k in range(len(paths)):
-                work(k)
-        else:
-            with ThreadPoolExecutor(max_workers=min(num_threads, len(paths))) as pool:
-                list(pool.map(work, range(len(paths))))
+        map_threads(work, len(paths), num_threads)
 
     result = ExtractionResult(features={}, paths=dict(zip(names, paths)))
     for name, path, (feats, size, key, from_cache, reason) in zip(names, paths, outcomes):
@@ -240,7 +241,9 @@ def match_all(
     inner_threads = num_threads if len(pair_list) == 1 else 1  # one pair: split its rows instead
     with Progress(len(pair_list), "matching", unit="pair", enabled=progress) as bar, blas_single_threaded() as ok:
 
-        def work(k: int):
+        def work(k: int, stop: threading.Event):
+            if stopping(stop):
+                return
             a, b = pair_list[k]
             key = None
             if cache is not None:
@@ -254,19 +257,13 @@ def match_all(
             A, B = unit(a), unit(b)
             if len(A) and len(B) and A.shape[1] != B.shape[1]:
                 raise ValueError(f"descriptors of {a!r} and {b!r} differ in length: {A.shape[1]} vs {B.shape[1]}")
-            m = _match_unit(A, B, options, num_threads=inner_threads)
+            m = _match_unit(A, B, options, num_threads=inner_threads, stop=stop)
             if cache is not None:
                 cache.save(key, {"matches": m.astype(np.int32)})
             results[k] = m
             bar.update()
 
-        workers = min(num_threads if ok else 1, max(1, len(pair_list)))
-        if workers == 1:
-            for k in range(len(pair_list)):
-                work(k)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(work, range(len(pair_list))))
+        map_threads(work, len(pair_list), min(num_threads if ok else 1, max(1, len(pair_list))))
     out = MatchResults(zip(pair_list, results))
     out.num_cached = sum(hits)
     return out
