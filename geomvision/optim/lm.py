@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .._interrupt import check as check_interrupt
+
 
 class LMProblem(Protocol):
     def linearize(self) -> float: ...
@@ -101,6 +103,7 @@ def levenberg_marquardt(problem: LMProblem, options, *, printer=None) -> LMSumma
         termination = "gradient_tolerance"
     else:
         while it < options.max_iterations:
+            check_interrupt()  # Ctrl-C between iterations (the kernels inside check between their chunks)
             it += 1
             ti = time.perf_counter()
             lam_used = lam
