@@ -35,7 +35,8 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-__all__ = ["check", "deferred", "is_interrupt", "map_threads", "requested", "shielded", "stopping"]
+__all__ = ["check", "deferred", "interrupt_as_keyboard_interrupt", "is_interrupt", "map_threads", "requested", "shielded",
+           "stopping"]
 
 _requested = threading.Event()
 _state = {"depth": 0, "consumed": False, "first_s": 0.0}
@@ -70,6 +71,18 @@ def is_interrupt(exc: BaseException) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+@contextlib.contextmanager
+def interrupt_as_keyboard_interrupt() -> Iterator[None]:
+    """Around a ``parallel=True`` kernel call: the ``SystemError`` numba makes of a Ctrl-C that
+    arrived during the call is raised as the ``KeyboardInterrupt`` it is."""
+    try:
+        yield
+    except SystemError as exc:
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from exc
+        raise
 
 
 def _in_main_thread() -> bool:
