@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "view": ("geomvision.cli.view", "show a model in an open3d window, or save a screenshot"),
     "report": ("geomvision.cli.report", "write a self-contained HTML report of a model"),
     "stitch": ("geomvision.cli.stitch", "stitch overlapping images into a panorama"),
+    "undistort": ("geomvision.cli.undistort", "undistorted images and a PINHOLE model (COLMAP's undistorter layout)"),
+    "export": ("geomvision.cli.export", "write a model for nerfstudio, instant-ngp, NVM, Bundler, PLY or COLMAP text"),
 }
 
 

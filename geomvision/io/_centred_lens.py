@@ -108,10 +108,13 @@ def check_error(lens: CentredLens, camera_id: int, camera: Camera, fmt: str, max
         reasons.append(f"its {camera.model} lens is not radial-only")
     elif camera.has_distortion:
         reasons.append("its radial distortion is not of the format's form")
+    fix = ("undistort the model first (geomvision undistort: removes distortion and skew) or accept the error"
+           if camera.has_distortion or camera.skew else
+           f"{fmt} cannot hold this camera closer (a model with fx = fy and the principal point at the image centre "
+           "fits exactly); accept the error")
     raise ValueError(
         f"camera {camera_id} ({camera.model}, {camera.width}x{camera.height}) differs from the nearest {fmt} camera "
         f"by up to {lens.max_error_px:.3g} px, more than max_error = {max_error:g} px: {fmt} has one focal length, "
         f"the principal point at the image centre and radial distortion only, and {'; '.join(reasons) or 'it differs'}. "
-        "Undistort the model first (geomvision undistort: removes distortion and skew) or accept the error with a "
-        "larger max_error (--max-error)"
+        f"{fix[0].upper() + fix[1:]} with a larger max_error (--max-error)"
     )
