@@ -15,9 +15,9 @@ rethrown" / "terminate called without an active exception"). So:
   that :func:`check` honours at the next safe point; a second Ctrl-C, or no safe point within
   ``grace_s``, raises ``KeyboardInterrupt`` at once (the default behaviour). Any exception that
   comes out of the block after a request is reported as the ``KeyboardInterrupt`` it is.
-- :func:`map_threads` runs a thread pool that, on Ctrl-C or an error, cancels what has not
-  started, tells running items to stop (:func:`stopping`) and waits for them with further
-  Ctrl-C ignored, so no thread is left running when the exception reaches the interpreter.
+- :func:`map_threads` runs a thread pool during which Ctrl-C is only recorded: it cancels what
+  has not started, tells running items to stop (:func:`stopping`) and joins the threads before
+  raising, so no thread is left running when the exception reaches the interpreter.
 
 Without :func:`deferred` (library use) Ctrl-C raises ``KeyboardInterrupt`` at the next chunk
 boundary as usual; :func:`is_interrupt` recognises the ``SystemError`` a ``parallel=True`` kernel
@@ -35,8 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-__all__ = ["check", "deferred", "interrupt_as_keyboard_interrupt", "is_interrupt", "map_threads", "requested", "shielded",
-           "stopping"]
+__all__ = ["check", "deferred", "interrupt_as_keyboard_interrupt", "is_interrupt", "map_threads", "requested", "stopping"]
 
 _requested = threading.Event()
 _state = {"depth": 0, "consumed": False, "first_s": 0.0}
@@ -83,6 +82,17 @@ def interrupt_as_keyboard_interrupt() -> Iterator[None]:
         if is_interrupt(exc):
             raise KeyboardInterrupt from exc
         raise
+
+
+def _noop() -> None:
+    pass
+
+
+def _run_pending_handlers() -> None:
+    """Let a Ctrl-C delivered to another thread (the main thread sees it only at its next Python
+    call) reach the handler installed now, before that handler is replaced."""
+    for _ in range(2):
+        _noop()
 
 
 def _in_main_thread() -> bool:
@@ -143,30 +153,25 @@ def deferred(grace_s: float = 2.0, stream=None) -> Iterator[None]:
         _requested.clear()
 
 
-@contextlib.contextmanager
-def shielded() -> Iterator[list[int]]:
-    """Ctrl-C only counted, never raised, inside the block (main thread; elsewhere a no-op).
-    Yields a list that receives one entry per Ctrl-C."""
-    presses: list[int] = []
-    if not _in_main_thread():
-        yield presses
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: presses.append(signum))
+def _say(text: str) -> None:
     try:
-        yield presses
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        sys.stderr.write(f"\n{text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def map_threads(work: Callable[[int, threading.Event], None], n: int, num_threads: int) -> None:
     """Run ``work(k, stop)`` for k in range(n) on ``num_threads`` threads (in order, in this thread,
     when ``num_threads`` is 1 or n <= 1).
 
-    On Ctrl-C, an interrupt request or an exception in an item: items not yet started are
-    cancelled, ``stop`` is set so that running items can give up early (they poll
-    :func:`stopping`), and the pool is waited for with further Ctrl-C ignored (a Ctrl-C left to
-    break that wait would end the interpreter under threads still inside OpenCV or BLAS, which
-    aborts it). Then the exception is raised (``KeyboardInterrupt`` for an interrupt).
+    While the pool runs, Ctrl-C (in the main thread) is only recorded, never raised: the first one
+    (or an interrupt request, or an exception in an item) cancels the items not yet started and
+    sets ``stop`` so that running items can give up early (they poll :func:`stopping`); the pool
+    is then joined, and only then is ``KeyboardInterrupt`` (or the item's exception) raised. A
+    ``KeyboardInterrupt`` raised while the pool is still being joined would let the interpreter
+    end under threads still inside OpenCV or BLAS, which aborts it ("FATAL: exception not
+    rethrown"), so further Ctrl-C meanwhile are ignored.
     """
     stop = threading.Event()
     if num_threads <= 1 or n <= 1:
@@ -175,23 +180,42 @@ def map_threads(work: Callable[[int, threading.Event], None], n: int, num_thread
             work(k, stop)
         check()
         return
-    pool = ThreadPoolExecutor(max_workers=min(num_threads, n))
-    futures = []
+    presses: list[int] = []
+    main = _in_main_thread()
+
+    def handler(signum, frame):
+        presses.append(signum)
+        if len(presses) == 1:
+            _say("interrupt: stopping after the items in progress")
+        elif len(presses) == 2:
+            _say("interrupt: waiting for the items in progress to finish (they cannot be stopped midway)")
+
+    previous = signal.signal(signal.SIGINT, handler) if main else None
+    error: BaseException | None = None
     try:
-        futures = [pool.submit(work, k, stop) for k in range(n)]
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
-            for f in done:
-                f.result()  # an item's exception (or KeyboardInterrupt from a stopping item) ends the pool
-            check()
-    except BaseException:
-        stop.set()
-        for f in futures:
-            f.cancel()
-        with shielded():
-            pool.shutdown(wait=True, cancel_futures=True)
+        with ThreadPoolExecutor(max_workers=min(num_threads, n)) as pool:
+            futures = [pool.submit(work, k, stop) for k in range(n)]
+            pending = set(futures)
+            while pending and error is None and not presses and not _requested.is_set():
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    if f.exception() is not None:
+                        error = f.exception()
+                        break
+            if pending:
+                stop.set()
+                for f in pending:
+                    f.cancel()
+            # leaving the block joins the threads; a stopped item's KeyboardInterrupt is expected
+        _run_pending_handlers()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if presses and _state["depth"] > 0:  # inside deferred(): the press is a request like any other
+        _requested.set()
+    if presses or _requested.is_set() or (error is not None and is_interrupt(error)):
         if _requested.is_set():
             _state["consumed"] = True
-        raise
-    pool.shutdown(wait=True)
+        raise KeyboardInterrupt from error
+    if error is not None:
+        raise error

@@ -77,6 +77,7 @@ def score(result, scene) -> dict:
 
 
 def run(args) -> int:
+    from .._interrupt import deferred
     from ..io.datasets import load_strecha_scene
     from ..synthetic.rendered_datasets import render_orbit_dataset
     from ..sfm import CameraOptions, SfmOptions, SfmWarning, run_sfm
@@ -96,7 +97,8 @@ def run(args) -> int:
     shutil.rmtree(out / "cache", ignore_errors=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SfmWarning)  # the focal-length prior warning is expected here
-        result = run_sfm(scene_dir / "images", options, cache_dir=out / "cache", progress=not args.quiet)
+        with deferred():  # Ctrl-C stops at the next safe point
+            result = run_sfm(scene_dir / "images", options, cache_dir=out / "cache", progress=not args.quiet)
     if not result.reconstructions:
         write_outputs(result, out, plots=False)
         print(f"geomvision demo: error: no model was built: {no_model_reason(result.report)} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 # command name -> (module defining add_parser(), one-line help for the command list)
@@ -47,6 +48,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
@@ -54,12 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("geomvision: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(args.command, as_program)
     except (ValueError, OSError) as exc:
         # expected user errors: one line, non-zero exit
         print(f"geomvision {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from .._interrupt import is_interrupt
+
+        if is_interrupt(exc):  # e.g. the SystemError a parallel numba kernel makes of Ctrl-C
+            return _interrupted(args.command, as_program)
+        raise
+
+
+def _interrupted(command: str, as_program: bool) -> int:
+    if as_program:  # exiting anyway: a further Ctrl-C must not turn exit 130 into a death by SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # sfm keeps the features and matches done so far in OUT/cache; --resume continues from them
+    hint = "; rerun with --resume" if command == "sfm" else ""
+    print(f"geomvision {command}: interrupted{hint}", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -168,6 +168,7 @@ def no_model_reason(report: dict) -> str:
 
 
 def run(args) -> int:
+    from .._interrupt import deferred
     from ..sfm import SfmOptions, SfmWarning, run_sfm
     from .sfm_outputs import write_outputs
 
@@ -184,7 +185,8 @@ def run(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SfmWarning)
         try:
-            result = run_sfm(args.images, options, cache_dir=cache, progress=not args.quiet)
+            with deferred():  # Ctrl-C stops at the next safe point (between kernel chunks, images, pairs)
+                result = run_sfm(args.images, options, cache_dir=cache, progress=not args.quiet)
         except (ValueError, OSError):
             # e.g. too few readable images: say which files were skipped and why, and leave no
             # folder behind that this run created (an interrupt keeps it, for --resume)
