@@ -81,7 +81,7 @@ def main() -> None:
 
     # 5. warp and blend, then write the mosaic
     mosaic, mask, _ = warp_and_blend(images, ref_from_image, feather=True)
-    write_image_atomic(args.output, mosaic)
+    write_image_atomic(mosaic, args.output)
     print(f"wrote {args.output} ({mosaic.shape[1]}x{mosaic.shape[0]}, {mask.mean():.0%} covered)")
 
 

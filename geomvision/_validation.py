@@ -8,6 +8,7 @@ failing deep inside numpy or numba (or, worse, returning garbage).
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -100,3 +101,21 @@ def check_probability(value, name: str, *, open_interval: bool = True) -> float:
         rng = "(0, 1)" if open_interval else "[0, 1]"
         raise ValueError(f"{name} must lie in {rng}, got {value!r}")
     return v
+
+
+class ArgumentOrderError(TypeError, ValueError):
+    """A writer called as ``write_x(path, object)``: every geomvision writer takes ``(object, path)``.
+
+    A TypeError (the arguments are of the wrong kinds) that is also a ValueError, so that callers
+    and the CLI, which treat the library's ValueErrors as bad input, handle it like any other
+    (numpy's AxisError is a ValueError and an IndexError for the same reason)."""
+
+
+def check_writer_arguments(obj, name: str, order: str) -> None:
+    """Raise :class:`ArgumentOrderError` when a writer's object argument ``obj`` is a path, naming
+    the order ``order`` (e.g. ``"(problem, path)"``) that ``name`` takes."""
+    if isinstance(obj, (str, bytes, os.PathLike)):
+        raise ArgumentOrderError(
+            f"{name} takes {order}, like every geomvision writer, but its first argument is the path "
+            f"{os.fsdecode(obj)!r}: the arguments are swapped; call {name}{order}"
+        )

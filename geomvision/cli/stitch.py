@@ -28,12 +28,15 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def write_image_atomic(path: str | os.PathLike, image_rgb) -> None:
-    """Write an RGB uint8 image with OpenCV via a temporary file in the same folder."""
+def write_image_atomic(image_rgb, path: str | os.PathLike) -> None:
+    """Write an RGB uint8 image with OpenCV via a temporary file in the same folder
+    (``(object, path)`` like every geomvision writer)."""
     import cv2
 
     from .._atomic import atomic_write_bytes
+    from .._validation import check_writer_arguments
 
+    check_writer_arguments(image_rgb, "write_image_atomic", "(image_rgb, path)")
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder {path.parent} does not exist")
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{names[ln.i]} -> {names[ln.j]}: {ln.num_inliers} inliers of {ln.num_matches} matches")
     for k in pano.skipped:
         print(f"skipped {names[k]}: no homography links it to the others")
-    write_image_atomic(args.output, pano.image)
+    write_image_atomic(pano.image, args.output)
     h, w = pano.image.shape[:2]
     print(f"wrote {args.output}: {w}x{h} mosaic of {len(images) - len(pano.skipped)} images "
           f"in the frame of {names[pano.reference_idx]}")

@@ -38,6 +38,7 @@ import numpy as np
 from ..geometry.camera import CAMERA_MODELS
 from ..geometry.rotation import so3_exp, so3_log
 from .._atomic import atomic_write_text
+from .._validation import check_writer_arguments
 from ..optim.problem import BAProblem
 
 _FLIP = np.array([1.0, -1.0, -1.0])  # D = diag(1, -1, -1)
@@ -160,8 +161,7 @@ def write_bal(problem: BAProblem, path: str | os.PathLike) -> None:
     """Write ``problem`` (one RADIAL camera per image, cx = cy = 0) as a BAL text file, atomically.
     Numbers are written as Python's shortest round-trip repr, so doubles survive exactly.
     ``(object, path)`` like every writer of geomvision (``write_model``, ``write_ply``, ``write_g2o``)."""
-    if isinstance(problem, (str, os.PathLike)) and isinstance(path, BAProblem):
-        raise ValueError("write_bal takes (problem, path), like the other writers; the arguments are swapped")
+    check_writer_arguments(problem, "write_bal", "(problem, path)")
     if not isinstance(problem, BAProblem):
         raise ValueError(f"problem must be a BAProblem, got {type(problem).__name__}")
     cameras, points, cam_idx, pt_idx, xy = problem_to_bal(problem)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write_text
+from .._validation import check_writer_arguments
 from ..scene.reconstruction import Reconstruction
 from ._centred_lens import check_error, fit_projection_radial, image_centre
 from ._parsing import format_floats
@@ -56,8 +57,7 @@ def write_bundler(rec: Reconstruction, path: str | os.PathLike, *, list_path: st
     (default: the model's image names). ``max_error`` (pixels): the largest error Bundler's camera
     may make over the image (see the module docstring); worse cameras raise ValueError naming the
     fixes. Returns ``{"max_error_px": worst camera approximation, "list_path": Path}``."""
-    if isinstance(rec, (str, os.PathLike)):
-        raise TypeError("write_bundler takes (rec, path), like every geomvision writer; the first argument is a path")
+    check_writer_arguments(rec, "write_bundler", "(rec, path)")
     if not isinstance(rec, Reconstruction):
         raise ValueError(f"rec must be a Reconstruction, got {type(rec).__name__}")
     target = Path(os.fspath(path))

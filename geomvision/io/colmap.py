@@ -65,6 +65,7 @@ from ..scene.reconstruction import Point3D, Reconstruction
 from . import colmap_binary as cb
 from . import colmap_text as ct
 from .._atomic import atomic_write_bytes, atomic_write_text
+from .._validation import check_writer_arguments
 from ._colmap_common import (
     CAMERA_SENSOR,
     COLMAP_MODELS,
@@ -159,6 +160,7 @@ def write_model(rec: Reconstruction, path: str | os.PathLike, binary: bool = Tru
     as ``.bin`` (``binary=True``) or ``.txt``; each file atomically. Model files of the other
     format in the folder are then removed. Raises ValueError for PINHOLE_SKEW cameras, ids out
     of COLMAP's range, names COLMAP cannot store, or an inconsistent reconstruction."""
+    check_writer_arguments(rec, "write_model", "(rec, path)")
     if not isinstance(rec, Reconstruction):
         raise ValueError(f"rec must be a geomvision Reconstruction, got {type(rec).__name__}")
     folder = Path(os.fspath(path))

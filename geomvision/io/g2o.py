@@ -37,6 +37,7 @@ from itertools import chain
 import numpy as np
 
 from .._atomic import atomic_write
+from .._validation import check_writer_arguments
 from ..geometry.rigid import Rigid3
 from ..geometry.rigid2 import Rigid2, rot2
 from ..geometry.rotation import quat_xyzw_from_rotmat, rotmat_from_quat_xyzw
@@ -249,6 +250,7 @@ def write_g2o(graph: PoseGraph, path: str | os.PathLike) -> None:
 
     Vertices in ``graph.nodes`` order (none when ``graph.poses_given`` is False), edges in array
     order, one ``FIX`` line (sorted ids) when nodes are fixed. The graph is ``check()``-ed first."""
+    check_writer_arguments(graph, "write_g2o", "(graph, path)")
     if not isinstance(graph, PoseGraph):
         raise ValueError(f"graph must be a PoseGraph, got {type(graph).__name__}")
     graph.check()

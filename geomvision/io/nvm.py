@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write_text
+from .._validation import check_writer_arguments
 from ..geometry.rotation import quat_wxyz_from_rotmat
 from ..scene.reconstruction import Reconstruction
 from ._centred_lens import check_error, fit_measurement_radial, image_centre
@@ -58,8 +59,7 @@ def write_nvm(rec: Reconstruction, path: str | os.PathLike, *, image_dir: str | 
     make over the image; a camera that needs more raises ValueError naming it and the fixes.
     Returns ``{"max_error_px": worst camera approximation, "dropped_measurements": repeated
     observations of a point in one image, left out}``."""
-    if isinstance(rec, (str, os.PathLike)):
-        raise TypeError("write_nvm takes (rec, path), like every geomvision writer; the first argument is a path")
+    check_writer_arguments(rec, "write_nvm", "(rec, path)")
     if not isinstance(rec, Reconstruction):
         raise ValueError(f"rec must be a Reconstruction, got {type(rec).__name__}")
     target = Path(os.fspath(path))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write_bytes
+from .._validation import check_writer_arguments
 from ..sfm.online import OnlineMapper, OnlineOptions
 from .colmap import read_model, write_model
 
@@ -25,6 +26,7 @@ __all__ = ["read_online_map", "write_online_map"]
 
 def write_online_map(mapper: OnlineMapper, path: str | os.PathLike) -> None:
     """Write ``mapper``'s map into folder ``path`` (created if missing)."""
+    check_writer_arguments(mapper, "write_online_map", "(mapper, path)")
     if not isinstance(mapper, OnlineMapper):
         raise ValueError(f"mapper must be an OnlineMapper, got {type(mapper).__name__}")
     folder = Path(os.fspath(path))

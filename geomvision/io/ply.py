@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from .._validation import as_points
+from .._validation import as_points, check_writer_arguments
 from ..scene.reconstruction import Reconstruction
 from .._atomic import atomic_write
 from ._parsing import convert_tokens, file_error, token_locator
@@ -47,6 +47,7 @@ def write_ply(
     it overrides a Reconstruction's colours; without colours (array input) no colour
     properties are written. ``dtype``: ``"float64"`` (default, lossless) or ``"float32"``.
     """
+    check_writer_arguments(rec_or_xyz, "write_ply", "(rec_or_xyz, path)")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     if isinstance(rec_or_xyz, Reconstruction):

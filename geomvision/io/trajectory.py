@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._atomic import atomic_write
+from .._validation import check_writer_arguments
 from ..geometry.rigid import Rigid3
 from ..geometry.rotation import quat_xyzw_from_rotmat, rotmat_from_quat_xyzw
 from ._parsing import convert_tokens, data_lines, file_error, format_floats, read_text
@@ -35,8 +36,7 @@ def write_tum(trajectory: tuple[Sequence[float] | np.ndarray, Sequence[Rigid3 | 
     """Write ``trajectory = (timestamps (F,), poses)`` (``cam_from_world`` each, or ``None`` for a
     frame without a pose, which is skipped) as a TUM file, atomically, with a header comment.
     ``(object, path)`` like every writer of geomvision."""
-    if isinstance(trajectory, (str, os.PathLike)) and isinstance(path, (tuple, list)):
-        raise ValueError("write_tum takes (trajectory, path), like the other writers; the arguments are swapped")
+    check_writer_arguments(trajectory, "write_tum", "(trajectory, path)")
     if not isinstance(trajectory, (tuple, list)) or len(trajectory) != 2:
         raise ValueError("trajectory must be a pair (timestamps, poses), as OnlineMapper.trajectory() returns, got "
                          f"{type(trajectory).__name__}")

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write_text
+from .._validation import check_writer_arguments
 from ..geometry.camera import Camera
 from ..scene.reconstruction import Reconstruction
 
@@ -77,8 +78,7 @@ def _intrinsics(camera: Camera, camera_id: int, flavour: str) -> dict:
 
 
 def _check_args(rec, path, name: str) -> Path:
-    if isinstance(rec, (str, os.PathLike)):
-        raise TypeError(f"{name} takes (rec, path), like every geomvision writer; the first argument is a path")
+    check_writer_arguments(rec, name, "(rec, path)")
     if not isinstance(rec, Reconstruction):
         raise ValueError(f"rec must be a Reconstruction, got {type(rec).__name__}")
     if not rec.registered_image_ids:

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from .._validation import check_writer_arguments
 from ..geometry.camera import Camera
 from ..scene.reconstruction import Reconstruction
 
@@ -361,6 +362,7 @@ def undistort_model(
     from .._progress import Progress
     from .colmap import write_model
 
+    check_writer_arguments(rec, "undistort_model", "(rec, image_dir, out_dir)")
     if not isinstance(rec, Reconstruction):
         raise ValueError(f"rec must be a Reconstruction, got {type(rec).__name__}")
     opts = UndistortOptions() if options is None else options

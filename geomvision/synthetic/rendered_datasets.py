@@ -20,6 +20,7 @@ import numpy as np
 
 from .._atomic import atomic_write_bytes
 from .._validation import RngLike, as_array, check_int, check_positive
+from .._validation import check_writer_arguments
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3, camera_center
 from .demo_scene import demo_camera, demo_scene, orbit_cameras
@@ -93,9 +94,11 @@ def render_orbit_views(
     return RenderedViews(images, camera, poses, [f"{i:04d}.png" for i in range(n_images)])
 
 
-def write_strecha_layout(out_dir: str | os.PathLike, views: RenderedViews, *, source: str) -> Path:
+def write_strecha_layout(views: RenderedViews, out_dir: str | os.PathLike, *, source: str) -> Path:
     """Write ``views`` as ``out_dir/images/<name>``, ``K.txt`` and ``gt_cameras.json`` (the
-    Strecha layout; ``gt_cameras.json`` last, each file atomically). Returns ``out_dir``."""
+    Strecha layout; ``gt_cameras.json`` last, each file atomically). Returns ``out_dir``.
+    ``(object, path)`` like every geomvision writer."""
+    check_writer_arguments(views, "write_strecha_layout", "(views, out_dir)")
     if not isinstance(views, RenderedViews):
         raise ValueError(f"views must be RenderedViews, got {type(views).__name__}")
     out = Path(out_dir)
@@ -145,7 +148,7 @@ def render_orbit_dataset(
         source = "a user TexturedScene"
     else:
         source = f"demo_scene(rng={rng if isinstance(rng, int) else 'a Generator'})"
-    return write_strecha_layout(out_dir, views, source=f"geomvision {source} rendered by geomvision.synthetic.render")
+    return write_strecha_layout(views, out_dir, source=f"geomvision {source} rendered by geomvision.synthetic.render")
 
 
 def rotation_sequence(
