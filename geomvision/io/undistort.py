@@ -403,35 +403,40 @@ def undistort_model(
     for d in (images_out, out / "stereo" / "depth_maps", out / "stereo" / "normal_maps",
               out / "stereo" / "consistency_graphs", report.model_dir):
         d.mkdir(parents=True, exist_ok=True)
-    maps: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     copy_ids = {cid for cid, cam in rec.cameras.items()
                 if _is_pinhole(cam) and new_cameras[cid].width == cam.width and new_cameras[cid].height == cam.height}
-    for cid in {rec.images[i].camera_id for i in image_ids} - copy_ids:
-        maps[cid] = undistortion_maps(rec.cameras[cid], new_cameras[cid])
 
-    def work(iid: int) -> bool:
+    def work(iid: int, maps) -> bool:
         img = rec.images[iid]
         target = _output_path(images_out, img.name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if img.camera_id in copy_ids:
+        if maps is None:  # a pinhole camera kept as it is: the file is copied byte for byte
             with open(src / img.name, "rb") as f_in, atomic_write(target, "wb") as f_out:
                 while chunk := f_in.read(1 << 22):
                     f_out.write(chunk)
             return False
         pixels = _read_image_unchanged(src / img.name)
-        warped = _remap(pixels, maps[img.camera_id])
+        warped = _remap(pixels, maps)
         atomic_write_bytes(target, _encode_like(warped, target.suffix, opts.jpeg_quality, img.name))
         return True
 
+    # one camera at a time: its remap tables (9 bytes a pixel) are shared by its images and freed
+    # before the next camera's, so models with a camera per image need the tables of one only
+    by_camera: dict[int, list[int]] = {}
+    for iid in image_ids:
+        by_camera.setdefault(rec.images[iid].camera_id, []).append(iid)
     workers = max(1, num_threads if num_threads is not None else (os.cpu_count() or 1))
     with Progress(len(image_ids), "undistort", unit="img", enabled=show_progress) as bar:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for remapped in pool.map(work, image_ids):
-                if remapped:
-                    report.images_written += 1
-                else:
-                    report.images_copied += 1
-                bar.update()
+            for cid, ids in by_camera.items():
+                maps = None if cid in copy_ids else undistortion_maps(rec.cameras[cid], new_cameras[cid])
+                for remapped in pool.map(work, ids, [maps] * len(ids)):
+                    if remapped:
+                        report.images_written += 1
+                    else:
+                        report.images_copied += 1
+                    bar.update()
+                del maps
 
     write_model(undistorted, report.model_dir, binary=True)
     names = [rec.images[i].name for i in image_ids]
