@@ -52,6 +52,8 @@ from ..geometry.rotation import so3_exp
 from ..robust import estimate_absolute_pose
 from ..robust.sim3 import estimate_sim3
 from ..scene.reconstruction import Reconstruction
+from ..optim import BAOptions
+from ..optim.refine import refine_pose
 from ..solvers.refine import refine_absolute_pose
 from .loop_closure import LoopCorrection, correct_loop, covisibility
 from .mapper import IncrementalMapper
@@ -106,6 +108,9 @@ class _Frame:
     timestamp: float
     ref_kf: int = -1  # state image the pose is relative to (-1: no pose)
     cam_from_ref: Rigid3 | None = None
+    # a tracking frame's 2D-3D inliers, kept until its pose is settled on the adjusted map
+    obs_uv: np.ndarray | None = None  # (K,2)
+    obs_tracks: np.ndarray | None = None  # (K,)
 
 
 @dataclass
@@ -163,6 +168,7 @@ class OnlineMapper:
                                         CameraOptions(refine_known_intrinsics=False), seed=options.seed)
         self.keyframe_features: list[Features] = []  # per state image
         self.keyframe_frame: list[int] = []  # frame index of each state image
+        self._unsettled: list[int] = []  # frames holding their 2D-3D inliers (_settle_frames)
         self.frames: list[_Frame] = []
         self._point_desc = np.zeros((0, 128), np.float32)  # per track, unit rows (tracks with a point)
         self._vocab: np.ndarray | None = None
@@ -239,6 +245,7 @@ class OnlineMapper:
         self.mapper.adjust_global_bundle(refine_intrinsics=refine_intrinsics)
         self.camera = self.state.cameras[self._cam]
         self._refresh_local_map()
+        self._settle_frames()
 
     def localize(self, image: np.ndarray | Features) -> FrameResult:
         """The pose of ``image`` against the map, which is not changed (status ``relocalised``
@@ -707,6 +714,11 @@ class OnlineMapper:
             if self._loop_now is not None:
                 self._velocity = None  # the map moved under the motion model
         self._set_pose(index, pose, self._ref_kf)
+        if keyframe is None:
+            f = self.frames[index]
+            f.obs_uv = feats.keypoints[found.keypoints].astype(np.float32)
+            f.obs_tracks = found.tracks.astype(np.int32)
+            self._unsettled.append(index)
         return FrameResult(index, ts, status, pose, n, found.num_matches, keyframe=keyframe, loop=self._loop_now)
 
     # --- mapping ---------------------------------------------------------------------------------
@@ -747,8 +759,39 @@ class OnlineMapper:
                 self.loops.append(loop)
                 self._loop_now = loop
         self._refresh_local_map()
+        self._settle_frames(recent=o.local_ba_keyframes)
         log.info("keyframe %d (frame %d): %d tracked, %d new points", i, index, len(found.tracks), n_new)
         return i
+
+    def _settle_frames(self, recent: int = 0) -> None:
+        """Refine the pose of tracking frames on their 2D-3D inliers against the adjusted map
+        (robust, Huber at 1 px): during tracking (``recent`` > 0) once the map around a frame has
+        settled (its keyframe is no longer among the ``recent`` latest, which local bundle
+        adjustment still moves); with ``recent=0`` (after a global adjustment) every frame not
+        refined yet. The inliers are then forgotten (memory stays bounded by the recent frames)
+        and the frame follows its keyframe rigidly."""
+        s, o = self.state, self.opt
+        todo = self._unsettled
+        if recent:
+            kfs = np.flatnonzero(s.registered)
+            moving = set(kfs[np.argsort(np.asarray(self.keyframe_frame)[kfs])][-recent:].tolist())
+            todo = [k for k in self._unsettled if self.frames[k].ref_kf not in moving]
+        done = set(todo)
+        self._unsettled = [k for k in self._unsettled if k not in done]
+        for index in todo:
+            f = self.frames[index]
+            trk, uv = f.obs_tracks.astype(np.int64), f.obs_uv.astype(np.float64)
+            f.obs_uv = f.obs_tracks = None
+            if f.ref_kf < 0 or not s.registered[f.ref_kf]:
+                continue
+            pose = f.cam_from_ref @ s.pose(f.ref_kf)
+            ok = s.point_valid[trk]
+            uv, X = uv[ok], s.X[trk[ok]]
+            inl = (X @ pose.R.T + pose.t)[:, 2] > 0
+            inl[inl] = reprojection_sq_errors(uv[inl], X[inl], self.camera, pose) <= o.max_error_px**2
+            if inl.sum() >= o.min_inliers:
+                pose, _, _ = refine_pose(uv[inl], X[inl], self.camera, pose, BAOptions(loss="huber", loss_scale=1.0))
+                self._set_pose(index, pose, f.ref_kf)
 
     def _close_loop(self, i: int, feats: Features) -> LoopCorrection | None:
         """Look for a keyframe far back that keyframe ``i`` revisits; verify and correct it."""

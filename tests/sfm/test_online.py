@@ -184,3 +184,21 @@ def test_adjust_global_refines_a_prior_focal_only_when_asked(walk):
     b, a = results[True]
     f_true = cam.params[0]
     assert abs(a[0] - f_true) < abs(b[0] - f_true)  # moved towards the truth
+
+
+def test_tracking_frames_are_refined_on_the_adjusted_map(walk):
+    """A tracking frame's pose is refined on its 2D-3D inliers once the map around it stops
+    moving (and after adjust_global), not only carried along with its keyframe: its error comes
+    close to the keyframes' (measured on this walk after adjust_global: frames 1.20x the
+    keyframes' rms error, ATE 2.2 mm; carried rigidly, 1.44x and 2.9 mm)."""
+    from geomvision.sfm import OnlineMapper
+
+    mapper = OnlineMapper(walk.camera)
+    results = [mapper.add_frame(img) for img in walk.images]
+    mapper.adjust_global()
+    _, poses = mapper.trajectory()
+    err, _, _ = trajectory_errors(poses, walk.cams_from_world)
+    kf = np.array([r.keyframe is not None for r in results])
+    rms = lambda e: float(np.sqrt(np.mean(e**2)))  # noqa: E731
+    assert rms(err[~kf]) < 1.3 * rms(err[kf])
+    assert all(f.obs_uv is None for f in mapper.frames)  # nothing held once settled
