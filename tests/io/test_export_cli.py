@@ -11,7 +11,7 @@ import pytest
 
 from geomvision import Camera
 from geomvision.cli.main import main
-from geomvision.io import read_model, read_ply, write_model
+from geomvision.io import read_model, read_ply, write_model, write_ply
 from geomvision.synthetic import orbit_scene
 
 from colmap_helpers import require_module
@@ -46,10 +46,11 @@ def test_undistort_command_writes_a_pinhole_workspace(model_dir, capsys):
 
 
 def test_undistort_command_refuses_a_point_cloud(model_dir, capsys):
-    (model_dir / "points.ply").write_bytes(b"")
+    write_ply(np.zeros((4, 3)), model_dir / "points.ply")
     assert main(["undistort", str(model_dir / "points.ply"), str(model_dir / "images"), "-o",
                  str(model_dir / "o")]) == 2
-    assert "geomvision undistort: error:" in capsys.readouterr().err
+    assert "geomvision undistort: error:" in (err := capsys.readouterr().err)
+    assert "a point cloud without cameras; pass a COLMAP model folder or an sfm output folder" in err
 
 
 @pytest.mark.parametrize("fmt, files", [
