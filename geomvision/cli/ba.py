@@ -3,9 +3,14 @@
     geomvision ba problem.bal.txt -o solved.bal.txt [--loss huber --loss-scale 1 --max-iterations 50
         --function-tolerance 1e-6 --parameter-tolerance 1e-8 --gradient-tolerance 1e-10 --threads N]
 
-Every parameter is free by default (R, t, f, k1, k2, points) with the squared loss. Prints the
-per-iteration table, then as its last line one JSON object: initial_rms_px, final_rms_px,
-iterations, successful_iterations, termination, solve_s (seconds inside the solver, JIT
+Every parameter is free by default (R, t, f, k1, k2, points) with the squared loss. The file is
+solved as BAL's camera model defines it: p = -P / P.z never tests the sign of P.z, so an observation
+whose point is behind its camera at the start is kept and projected through the centre, as Ceres's
+BAL examples do (real files have them: BAL Ladybug, 31 of 31,843 observations); the count is
+printed. --drop-behind drops those observations instead (with a warning saying how many) and
+then keeps every point in front of its cameras. Prints the per-iteration table, then as its last
+line one JSON object: initial_rms_px, final_rms_px, iterations, successful_iterations,
+termination, behind_at_start, dropped_observations, solve_s (seconds inside the solver, JIT
 compilation excluded: the kernels are compiled or loaded from numba's cache first, reported as
 jit_s), read_s, write_s, peak_memory_mb (peak resident set size of the whole process, from
 getrusage) and solver_memory_mb (the solver's own arrays: Jacobians, reduced system, point blocks).
@@ -34,13 +39,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="numba threads for the kernels (default 1: serial)")
     p.add_argument("--linear-solver", default="auto", choices=["auto", "dense", "sparse", "pcg"])
     p.add_argument("--fix-intrinsics", action="store_true", help="hold f, k1, k2 fixed")
+    p.add_argument("--drop-behind", action="store_true",
+                   help="drop the observations whose point is behind its camera at the start, and keep every point "
+                        "in front during the solve (default: keep them and follow BAL's projection, as Ceres does)")
     p.add_argument("--quiet", action="store_true", help="print only the JSON line")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..io.bal import read_bal, write_bal
-    from ..optim import BAConfig, BAOptions, solve_bundle, warm_up
+    from ..optim import BAConfig, BAOptions, problem_without_observations, solve_bundle, warm_up
 
     options = BAOptions(
         loss=args.loss, loss_scale=args.loss_scale, max_iterations=args.max_iterations,
@@ -54,6 +62,20 @@ def run(args: argparse.Namespace) -> int:
     if problem.num_observations == 0:
         raise ValueError(f"{args.problem}: the problem has no observations ({problem.num_images} cameras, "
                          f"{problem.num_points} points): there is nothing to adjust")
+    behind = problem.depths() < 0.0
+    n_behind = int(behind.sum())
+    n_obs = problem.num_observations
+    dropped = 0
+    if n_behind and args.drop_behind:
+        problem = problem_without_observations(problem, behind)
+        problem.cheirality = True
+        dropped = n_behind
+        print(f"warning: dropped {n_behind} of {n_obs} observations whose point is behind its camera at the start "
+              f"({problem.num_observations} left)", file=sys.stderr, flush=True)
+    elif n_behind and not args.quiet:
+        print(f"note: {n_behind} of {n_obs} observations have their point behind the camera at the start; they are "
+              "kept and projected as BAL's model does (p = -P / P.z), like Ceres (--drop-behind drops them)",
+              flush=True)
     jit_s = warm_up(parallel=(args.threads or 1) > 1)
     printer = None if args.quiet else (lambda line: print(line, flush=True))
     report = solve_bundle(problem, options, config, printer=printer)
@@ -67,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         "num_cameras": problem.num_images,
         "num_points": problem.num_points,
         "num_observations": problem.num_observations,
+        "behind_at_start": n_behind,
+        "dropped_observations": dropped,
         "initial_rms_px": report.initial_rms_px,
         "final_rms_px": report.final_rms_px,
         "initial_cost": report.initial_cost,

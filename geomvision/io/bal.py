@@ -22,6 +22,16 @@ reconstruction (y down, camera looking down +z). cx and cy stay 0 and are held f
 default ``BAConfig`` (``refine_principal_point=False``); ``write_bal`` refuses a problem whose
 principal point moved.
 
+**Points behind a camera are kept and projected as BAL's model does.** BAL divides by -P.z and
+never tests its sign, so a point behind the camera (P.z > 0, P'.z < 0 here) projects through the
+centre to the mirrored position and is an ordinary residual. Real BAL files have such points at
+the start (Ladybug: 31 of 31,843 observations), and Ceres's BAL examples solve the file with
+them. ``read_bal`` and ``bal_to_problem`` therefore return a problem with ``cheirality=False``
+(x = X / Z whatever the sign of Z; only Z = 0 does not project): the cost, the optimum and the
+iterations are those of the file's own model. To drop those observations instead:
+``problem_without_observations(problem, problem.depths() < 0)`` and ``cheirality=True``
+(``geomvision ba --drop-behind`` does this and says how many).
+
 Reading is token-based like Ceres's reader (line breaks are not significant); the text is parsed
 in one ``np.fromstring`` call, and only a malformed file is re-read line by line to name the
 line and the problem in the ``ValueError``. Writing is atomic (temp file + ``os.replace``).
@@ -48,7 +58,8 @@ _RADIAL = CAMERA_MODELS["RADIAL"].model_id
 def bal_to_problem(cameras: np.ndarray, points: np.ndarray, cam_idx: np.ndarray, pt_idx: np.ndarray,
                    xy: np.ndarray) -> BAProblem:
     """BAL arrays (cameras (C,9), points (N,3), observations cam_idx (M,), pt_idx (M,), xy (M,2))
-    -> a BAProblem with one RADIAL camera (f, 0, 0, k1, k2) per image (see module docstring)."""
+    -> a BAProblem with one RADIAL camera (f, 0, 0, k1, k2) per image and ``cheirality=False``
+    (BAL's projection: points behind a camera project too; see module docstring)."""
     cameras = np.asarray(cameras, dtype=np.float64).reshape(-1, 9)
     if not np.isfinite(cameras).all():
         raise ValueError("cameras: BAL camera parameters contain NaN or inf")
@@ -58,7 +69,7 @@ def bal_to_problem(cameras: np.ndarray, points: np.ndarray, cam_idx: np.ndarray,
     params = np.column_stack([cameras[:, 6], np.zeros(len(cameras)), np.zeros(len(cameras)), cameras[:, 7:9]])
     uv = np.column_stack([xy[:, 0], -xy[:, 1]]) if len(xy) else np.zeros((0, 2))
     return BAProblem.from_arrays(R, t, np.arange(len(cameras)), ["RADIAL"] * len(cameras), params, points,
-                                 cam_idx, pt_idx, uv)
+                                 cam_idx, pt_idx, uv, cheirality=False)
 
 
 def problem_to_bal(problem: BAProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

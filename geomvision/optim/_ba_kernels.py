@@ -20,6 +20,12 @@ standard deviation (IRLS form of a robust loss; see ``losses.py``); reported squ
 in pixels. Observations whose point projects to NaN
 (behind the camera, or NaN input) make the cost infinite: the LM driver rejects such steps.
 
+``cheirality`` (the last argument of every observation kernel, default True): with False a point
+behind its camera (Z < 0) projects through the centre like one in front, x = X / Z = (-X) / (-Z):
+the kernels project (-X_cam) and flip the sign of d uv / d X_cam. This is the camera model of BAL
+files (p = -P / P.z, the sign of P.z untested), which Ceres's BAL examples follow; only Z = 0 is
+then invalid.
+
 Each loop over observations is written once over a range (``_*_range``) and driven serially
 (``evaluate``, ``linearize``) or by a parallel twin over chunks (``*_parallel``).
 """
@@ -37,7 +43,7 @@ from .losses import loss_rho
 
 @njit(cache=True)
 def _evaluate_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
-                    loss_scale):
+                    loss_scale, cheirality):
     """(0.5 sum rho, sum of squared errors, non-finite count) over observations lo..hi-1."""
     cost = 0.0
     sq = 0.0
@@ -55,6 +61,8 @@ def _evaluate_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X
         Yc = R[i, 1, 0] * Xw0 + R[i, 1, 1] * Xw1 + R[i, 1, 2] * Xw2 + t[i, 1]
         Zc = R[i, 2, 0] * Xw0 + R[i, 2, 1] * Xw1 + R[i, 2, 2] * Xw2 + t[i, 2]
         np_c = cam_nparams[c]
+        if not cheirality and Zc < 0.0:  # BAL: through the centre whatever the sign of the depth
+            Xc, Yc, Zc = -Xc, -Yc, -Zc
         u, v = project_one(cam_model[c], cam_params[c, :np_c], Xc, Yc, Zc, False, dJX, dJp[:, :np_c])
         ru = u - obs_uv[o, 0]
         rv = v - obs_uv[o, 1]
@@ -71,7 +79,7 @@ def _evaluate_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X
 
 @njit(cache=True)
 def _linearize_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
-                     loss_scale, r, Jc, Jp):
+                     loss_scale, r, Jc, Jp, cheirality):
     """``linearize`` over observations lo..hi-1."""
     P = cam_params.shape[1]
     cost = 0.0
@@ -92,7 +100,14 @@ def _linearize_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, 
         for k in range(6 + np_c, 6 + P):
             Jc[o, 0, k] = 0.0
             Jc[o, 1, k] = 0.0
+        flip = not cheirality and Zc < 0.0  # BAL: project -X_cam, then d uv / d X_cam = -JX
+        if flip:
+            Xc, Yc, Zc = -Xc, -Yc, -Zc
         u, v = project_one(cam_model[c], cam_params[c, :np_c], Xc, Yc, Zc, True, JX, Jc[o, :, 6 : 6 + np_c])
+        if flip:
+            for a in range(2):
+                for b in range(3):
+                    JX[a, b] = -JX[a, b]
         ru = u - obs_uv[o, 0]
         rv = v - obs_uv[o, 1]
         s = ru * ru + rv * rv
@@ -137,15 +152,16 @@ def _linearize_range(lo, hi, R, t, cam_model, cam_params, cam_nparams, img_cam, 
 
 
 @njit(cache=True)
-def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale):
+def evaluate(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
+             loss_scale, cheirality=True):
     """(cost = 0.5 sum rho, sum of squared pixel errors, number of non-finite residuals)."""
     return _evaluate_range(0, obs_img.shape[0], R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img,
-                           obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale)
+                           obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale, cheirality)
 
 
 @njit(cache=True, parallel=True)
 def evaluate_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
-                      loss_scale, nchunks):
+                      loss_scale, nchunks, cheirality=True):
     """``evaluate`` split into ``nchunks`` parallel chunks."""
     m = obs_img.shape[0]
     cost = 0.0
@@ -154,7 +170,7 @@ def evaluate_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_
     for k in prange(nchunks):
         c_, s_, b_ = _evaluate_range(k * m // nchunks, (k + 1) * m // nchunks, R, t, cam_model, cam_params,
                                      cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
-                                     loss_scale)
+                                     loss_scale, cheirality)
         cost += c_
         sq += s_
         bad += b_
@@ -162,27 +178,47 @@ def evaluate_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_
 
 
 @njit(cache=True)
-def sq_errors(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv):
+def sq_errors(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, cheirality=True):
     """Squared pixel error per observation (M,); NaN where the point does not project."""
-    return _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, False,
-                         np.empty((0, 2, 3)), np.empty((0, 2)))
+    if cheirality:
+        return _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, False,
+                             np.empty((0, 2, 3)), np.empty((0, 2)))
+    m = obs_img.shape[0]
+    out = np.empty(m)
+    dJX = np.empty((2, 3))
+    dJp = np.empty((2, cam_params.shape[1]))
+    for o in range(m):
+        i = obs_img[o]
+        j = obs_pt[o]
+        c = img_cam[i]
+        Xc = R[i, 0, 0] * X[j, 0] + R[i, 0, 1] * X[j, 1] + R[i, 0, 2] * X[j, 2] + t[i, 0]
+        Yc = R[i, 1, 0] * X[j, 0] + R[i, 1, 1] * X[j, 1] + R[i, 1, 2] * X[j, 2] + t[i, 1]
+        Zc = R[i, 2, 0] * X[j, 0] + R[i, 2, 1] * X[j, 1] + R[i, 2, 2] * X[j, 2] + t[i, 2]
+        if Zc < 0.0:
+            Xc, Yc, Zc = -Xc, -Yc, -Zc
+        np_c = cam_nparams[c]
+        u, v = project_one(cam_model[c], cam_params[c, :np_c], Xc, Yc, Zc, False, dJX, dJp[:, :np_c])
+        ru = u - obs_uv[o, 0]
+        rv = v - obs_uv[o, 1]
+        out[o] = ru * ru + rv * rv
+    return out
 
 
 @njit(cache=True)
 def linearize(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale, r,
-              Jc, Jp):
+              Jc, Jp, cheirality=True):
     """Fill weighted residuals r (M,2), camera Jacobians Jc (M,2,6+P) and point Jacobians Jp (M,2,3).
 
     Columns of Jc: dw (3), dt (3), then d params (cam_nparams of the image's camera; the rest 0).
     Returns (cost, sum of squared pixel errors, number of non-finite residuals).
     """
     return _linearize_range(0, obs_img.shape[0], R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img,
-                            obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale, r, Jc, Jp)
+                            obs_pt, obs_uv, obs_inv_sigma, loss_id, loss_scale, r, Jc, Jp, cheirality)
 
 
 @njit(cache=True, parallel=True)
 def linearize_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
-                       loss_scale, r, Jc, Jp, nchunks):
+                       loss_scale, r, Jc, Jp, nchunks, cheirality=True):
     """``linearize`` split into ``nchunks`` parallel chunks."""
     m = obs_img.shape[0]
     cost = 0.0
@@ -191,7 +227,7 @@ def linearize_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs
     for k in prange(nchunks):
         c_, s_, b_ = _linearize_range(k * m // nchunks, (k + 1) * m // nchunks, R, t, cam_model, cam_params,
                                       cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, obs_inv_sigma, loss_id,
-                                      loss_scale, r, Jc, Jp)
+                                      loss_scale, r, Jc, Jp, cheirality)
         cost += c_
         sq += s_
         bad += b_

@@ -28,6 +28,13 @@ class BAProblem:
     X (N,3) world points; obs_img (M,), obs_pt (M,), obs_uv (M,2) pixel observations;
     obs_inv_sigma (M,) 1 / standard deviation (pixels) of each observation (default 1: every
     residual weighs the same). The cost is ``0.5 sum rho(|r_k|^2 / sigma_k^2)``.
+
+    ``cheirality``: True (geomvision's cameras, the default) - a point projects only when it is in
+    front of its camera (Z > 0); an observation of a point behind is invalid (refused at the
+    start, a step that puts a point behind is rejected). False - the point projects through the
+    centre whatever the sign of its depth (x = X / Z): the camera model of BAL files
+    (p = -P / P.z, the sign of P.z untested), which Ceres's BAL examples follow; ``io.read_bal``
+    sets it so a BAL file is solved as its model defines it.
     """
 
     R: np.ndarray
@@ -41,10 +48,14 @@ class BAProblem:
     obs_pt: np.ndarray
     obs_uv: np.ndarray
     obs_inv_sigma: np.ndarray | None = None
+    cheirality: bool = True
 
     def __post_init__(self) -> None:
         if self.obs_inv_sigma is None:
             self.obs_inv_sigma = np.ones(len(self.obs_img))
+        if not isinstance(self.cheirality, (bool, np.bool_)):
+            raise ValueError(f"cheirality must be True or False, got {self.cheirality!r}")
+        self.cheirality = bool(self.cheirality)
 
     @classmethod
     def from_arrays(
@@ -59,10 +70,13 @@ class BAProblem:
         obs_pt,
         obs_uv,
         obs_sigma=None,
+        *,
+        cheirality: bool = True,
     ) -> BAProblem:
         """Validate and pack copies of the arrays. ``cam_models`` is a list of model names (or
         kernel ids); ``cam_params`` a list of per-camera parameter vectors (or a (C,P) array);
-        ``obs_sigma`` (M,) the standard deviation in pixels of each observation (default 1)."""
+        ``obs_sigma`` (M,) the standard deviation in pixels of each observation (default 1);
+        ``cheirality``: see the class docstring (False: BAL's projection)."""
         R = _float(R, "R")
         t = _float(t, "t")
         if R.ndim != 3 or R.shape[1:] != (3, 3):
@@ -109,6 +123,7 @@ class BAProblem:
             obs_pt=_int(obs_pt, "obs_pt"),
             obs_uv=_float(obs_uv, "obs_uv"),
             obs_inv_sigma=None if obs_sigma is None else _inverse_sigma(obs_sigma),
+            cheirality=cheirality,
         )
         prob.validate()
         return prob
@@ -131,7 +146,8 @@ class BAProblem:
         return len(self.obs_img)
 
     def copy(self) -> BAProblem:
-        return BAProblem(**{k: np.array(v, copy=True) for k, v in self.__dict__.items()})
+        return BAProblem(**{k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+                            for k, v in self.__dict__.items()})
 
     # --- checks -----------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -164,15 +180,16 @@ class BAProblem:
             raise ValueError(f"cam_params: focal length must be positive (camera {int(np.argmin(f0))} has {f0.min()})")
 
     def depths(self) -> np.ndarray:
-        """Depth (Z in the camera frame) of every observation (M,)."""
+        """Depth (Z in the camera frame) of every observation (M,); negative: the point is behind."""
         R = self.R[self.obs_img]
         return np.einsum("nj,nj->n", R[:, 2, :], self.X[self.obs_pt]) + self.t[self.obs_img, 2]
 
     def sq_errors(self) -> np.ndarray:
-        """Squared reprojection error per observation (M,) in px^2; NaN for points behind."""
+        """Squared reprojection error per observation (M,) in px^2; NaN for points that do not
+        project (behind the camera when ``cheirality`` holds)."""
         return kern.sq_errors(
             self.R, self.t, self.cam_model, self.cam_params, self.cam_nparams, self.img_cam, self.X,
-            self.obs_img, self.obs_pt, self.obs_uv,
+            self.obs_img, self.obs_pt, self.obs_uv, self.cheirality,
         )
 
     def rms_px(self) -> float:

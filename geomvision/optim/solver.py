@@ -111,7 +111,7 @@ class _BundleLM:
             hi = min(m, lo + OBS_PER_CALL)
             args = (*params, p.obs_img[lo:hi], p.obs_pt[lo:hi], p.obs_uv[lo:hi], p.obs_inv_sigma[lo:hi],
                     self.loss_id, self.loss_scale, *(a[lo:hi] for a in per_obs))
-            c, s, b = kernel(*args, self.nchunks) if self.nchunks > 1 else kernel(*args)
+            c, s, b = kernel(*args, self.nchunks, p.cheirality) if self.nchunks > 1 else kernel(*args, p.cheirality)
             cost, sq, bad = cost + c, sq + s, bad + b
         return cost, sq, bad
 
@@ -121,7 +121,8 @@ class _BundleLM:
         cost, sq, bad = self._over_observations(
             kernel, (p.R, p.t, p.cam_model, p.cam_params, p.cam_nparams, p.img_cam, p.X), (self.r, self.Jc, self.Jp))
         if bad:
-            raise ValueError(f"{bad} observations do not project (point behind its camera or NaN) at the current "
+            why = "point behind its camera or NaN" if p.cheirality else "point on its camera's plane, or NaN"
+            raise ValueError(f"{bad} observations do not project ({why}) at the current "
                              "parameters; remove them before bundle adjustment")
         self.sq = sq
         self.system.set_jacobians(self.r, self.Jc, self.Jp)
@@ -173,13 +174,15 @@ class _BundleLM:
 
 
 def check_start(problem: BAProblem) -> None:
-    """Raise ``ValueError`` when an observed point is behind its camera (or does not project)."""
+    """Raise ``ValueError`` when an observed point does not project at the start: behind its camera
+    (with ``problem.cheirality``), or on the camera's plane (Z = 0) without it."""
     e = problem.sq_errors()
     bad = np.flatnonzero(~np.isfinite(e))
     if len(bad):
         o = int(bad[0])
+        why = "point behind its camera" if problem.cheirality else "point on its camera's plane (depth 0)"
         raise ValueError(
-            f"{len(bad)} of {len(e)} observations do not project at the start (point behind its camera: first is "
+            f"{len(bad)} of {len(e)} observations do not project at the start ({why}: first is "
             f"observation {o}, image {int(problem.obs_img[o])}, point {int(problem.obs_pt[o])}); remove them first, "
             "e.g. with problem_without_observations()"
         )
@@ -208,7 +211,8 @@ def solve_bundle(problem: BAProblem, options: BAOptions | None = None, config: B
     """Bundle-adjust ``problem`` in place; returns the report (per-iteration log in ``.log``).
 
     Raises ``ValueError`` for inconsistent arrays, NaN / inf parameters, or observations whose
-    point is behind the camera at the start. ``printer``: callable receiving the log lines.
+    point is behind the camera at the start (unless ``problem.cheirality`` is False, as for BAL
+    files: then only a point at depth 0 is refused). ``printer``: callable receiving the log lines.
     """
     options = BAOptions() if options is None else options
     config = BAConfig() if config is None else config
