@@ -57,6 +57,9 @@ class FeatureOptions:
         sequences. On ``shared/datasets/desk-loop`` (max tilt 4) neighbouring frames that shared no
         verifiable match with SIFT (frames 04-05 and 08-09: 15 and 14 essential-matrix inliers,
         the level of chance) shared 39 and 33. 0 (default) or 1: plain SIFT.
+    min_num_features : weak texture: when an image gives fewer features than this, it is
+        detected again with the contrast threshold halved, down to 1/8 of ``contrast_threshold``,
+        until it gives this many (an image with texture everywhere never gets there). 0: never.
     """
 
     max_num_features: int = 8192
@@ -68,6 +71,7 @@ class FeatureOptions:
     sigma: float = 1.6
     max_image_size: int | None = 3200
     affine_max_tilt: int = 0
+    min_num_features: int = 1000
 
     def __post_init__(self) -> None:
         check_int(self.max_num_features, "FeatureOptions.max_num_features", minimum=1)
@@ -88,6 +92,7 @@ class FeatureOptions:
                              f"surface at 86 degrees), got {tilt}")
         if self.max_image_size is not None:
             check_int(self.max_image_size, "FeatureOptions.max_image_size (or None)", minimum=16)
+        check_int(self.min_num_features, "FeatureOptions.min_num_features", minimum=0)
         # store floats as floats so that 10 and 10.0 give the same fingerprint
         object.__setattr__(self, "contrast_threshold", float(self.contrast_threshold))
         object.__setattr__(self, "edge_threshold", float(self.edge_threshold))

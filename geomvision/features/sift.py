@@ -65,12 +65,26 @@ def _strongest_first(pts, size, angle, response) -> np.ndarray:
     return np.lexsort((angle, size, pts[:, 1], pts[:, 0], -response))
 
 
+# weak texture: the contrast threshold is halved at most this many times (to 1/8)
+MAX_CONTRAST_HALVINGS = 3
+
+
 def _detect_describe(gray: np.ndarray, options: FeatureOptions):
+    """Detection and description at the contrast threshold, lowered for weakly textured images
+    (``options.min_num_features``)."""
+    for k in range(MAX_CONTRAST_HALVINGS + 1):
+        found = _detect_describe_at(gray, options, options.contrast_threshold / 2**k)
+        if len(found[0]) >= min(options.min_num_features, options.max_num_features):
+            break
+    return found
+
+
+def _detect_describe_at(gray: np.ndarray, options: FeatureOptions, contrast_threshold: float):
     def make(nfeatures: int):
         return cv2.SIFT_create(
             nfeatures=nfeatures,
             nOctaveLayers=options.num_octave_layers,
-            contrastThreshold=options.contrast_threshold,
+            contrastThreshold=contrast_threshold,
             edgeThreshold=options.edge_threshold,
             sigma=options.sigma,
             enable_precise_upscale=True,

@@ -256,7 +256,8 @@ class OnlineOptions:
     loop_closure : revisits of older keyframes are detected and corrected (:mod:`.loop_closure`).
     """
 
-    features: FeatureOptions = field(default_factory=lambda: FeatureOptions(max_num_features=2000, max_image_size=400))
+    features: FeatureOptions = field(default_factory=lambda: FeatureOptions(max_num_features=2000, max_image_size=400,
+                                                                            min_num_features=0))
     max_error_px: float = 4.0
     min_inliers: int = 30
     search_radius_px: float = 15.0
