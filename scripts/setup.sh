@@ -39,16 +39,40 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 # --- the package; reinstall only when pyproject.toml or the extras changed
+# The core package goes in first; then the extras' requirements install in the background while the
+# numba kernels compile in the foreground (`geomvision warmup`: every core, with progress), which
+# would otherwise fall on the first run (minutes on a 2-core machine).
 stamp=".venv/.geomvision-installed"
 want="$(sha256sum pyproject.toml | cut -c1-16) $extras"
+fail_install() {
+  cat .venv/install.log >&2
+  echo "[setup] pip install failed (see above)" >&2
+  exit 1
+}
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing geomvision[$extras] into .venv (log: .venv/install.log)"
   # pip's build chatter goes to the log; it is shown only when the install fails
-  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".[$extras]"; } \
-      > .venv/install.log 2>&1; then
-    cat .venv/install.log >&2
-    echo "[setup] pip install failed (see above)" >&2
-    exit 1
+  { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e . ; } \
+    > .venv/install.log 2>&1 || fail_install
+  # the extras' requirements only (reinstalling geomvision itself would race with the warm-up's imports)
+  extra_reqs_text="$(.venv/bin/python -c '
+import sys, tomllib
+optional = tomllib.load(open("pyproject.toml", "rb"))["project"].get("optional-dependencies", {})
+for extra in filter(None, sys.argv[1].split(",")):
+    if extra not in optional:
+        sys.exit(f"[setup] unknown extra {extra!r}; pyproject.toml has {sorted(optional)}")
+    print("\n".join(optional[extra]))
+' "$extras")"
+  mapfile -t extra_reqs <<< "$extra_reqs_text"
+  pip_pid=""
+  if [ -n "$extra_reqs_text" ]; then
+    .venv/bin/python -m pip install -q "${extra_reqs[@]}" >> .venv/install.log 2>&1 &
+    pip_pid=$!
+  fi
+  .venv/bin/geomvision warmup || echo "[setup] warning: kernel compilation failed; the first run compiles them"
+  if [ -n "$pip_pid" ]; then
+    wait "$pip_pid" || fail_install
   fi
   echo "$want" > "$stamp"
 fi
+# (later the first `geomvision sfm` / `demo` after a change of the kernel sources compiles them again, with progress)

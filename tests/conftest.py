@@ -12,6 +12,10 @@ from geomvision.io.datasets import data_root, load_strecha_scene
 
 STRECHA_SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10")
 
+# the CLI's first-run warm-up (geomvision._warmup) compiles every kernel in worker processes; tests
+# compile what they use, on first use, as before (tests/test_first_run.py turns it on where tested)
+os.environ.setdefault("GEOMVISION_WARMUP", "0")
+
 
 def pytest_configure(config):
     # once per session, in the controlling process (not in xdist workers): cached numba kernels

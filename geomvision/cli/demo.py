@@ -78,6 +78,7 @@ def score(result, scene) -> dict:
 
 def run(args) -> int:
     from .._interrupt import deferred
+    from .._warmup import ensure_compiled
     from ..io.datasets import load_strecha_scene
     from ..synthetic.rendered_datasets import render_orbit_dataset
     from ..sfm import CameraOptions, SfmOptions, SfmWarning, run_sfm
@@ -87,6 +88,8 @@ def run(args) -> int:
     check_args(args)
     out = check_output_dir(args.output)
     scene_dir = out / "scene"
+    with deferred():
+        ensure_compiled(progress=not args.quiet)  # first run: "compiling kernels (first run only)"
     if not args.quiet:
         print(f"rendering {args.num_images} views of the demo scene into {scene_dir}/ ...", file=sys.stderr)
     shutil.rmtree(scene_dir, ignore_errors=True)

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stitch": ("geomvision.cli.stitch", "stitch overlapping images into a panorama"),
     "undistort": ("geomvision.cli.undistort", "undistorted images and a PINHOLE model (COLMAP's undistorter layout)"),
     "export": ("geomvision.cli.export", "write a model for nerfstudio, instant-ngp, NVM, Bundler, PLY or COLMAP text"),
+    "warmup": ("geomvision.cli.warmup", "compile the numba kernels now (otherwise the first run does)"),
 }
 
 

@@ -169,6 +169,7 @@ def no_model_reason(report: dict) -> str:
 
 def run(args) -> int:
     from .._interrupt import deferred
+    from .._warmup import ensure_compiled
     from ..sfm import SfmOptions, SfmWarning, run_sfm
     from .sfm_outputs import write_outputs
 
@@ -186,6 +187,7 @@ def run(args) -> int:
         warnings.simplefilter("always", SfmWarning)
         try:
             with deferred():  # Ctrl-C stops at the next safe point (between kernel chunks, images, pairs)
+                ensure_compiled(progress=not args.quiet)  # first run: "compiling kernels (first run only)"
                 result = run_sfm(args.images, options, cache_dir=cache, progress=not args.quiet)
         except (ValueError, OSError):
             # e.g. too few readable images: say which files were skipped and why, and leave no
