@@ -5,7 +5,7 @@ for any :class:`Estimator`, and the ``estimate_*`` functions for the standard mo
 ``max_error`` thresholds in pixels; ``estimate_sim3`` takes 3-D points and a distance).
 """
 
-from .absolute_pose import AbsolutePoseEstimator, estimate_absolute_pose
+from .absolute_pose import AbsolutePoseEstimator, PoseAmbiguity, estimate_absolute_pose, resolve_pose_ambiguity
 from .engine import Estimator, RansacResult, RansacStats, ransac
 from .fundamental import FundamentalEstimator, estimate_fundamental
 from .homography import HomographyEstimator, estimate_homography
@@ -20,6 +20,7 @@ __all__ = [
     "FundamentalEstimator",
     "HomographyEstimator",
     "LineEstimator",
+    "PoseAmbiguity",
     "RansacOptions",
     "RansacResult",
     "RansacStats",
@@ -33,4 +34,5 @@ __all__ = [
     "estimate_relative_pose",
     "estimate_sim3",
     "ransac",
+    "resolve_pose_ambiguity",
 ]

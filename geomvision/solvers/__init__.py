@@ -30,6 +30,11 @@ C-contiguous float64 arrays; minimal cores read only the first k rows):
 | ``refine.refine_relative_pose_nb`` | ``(R, t, rays1, rays2, w, on_sphere, max_iter, ftol, xtol, gtol) -> (R, t, iters, cost0, cost)`` |
 | ``refine.refine_absolute_pose_nb`` | ``(R, t, uv, X_world, model_id, params, w, max_iter, ftol, xtol, gtol) -> (R, t, iters, cost0, cost)`` |
 
+Plane decompositions (numpy, a few per model; each returns the candidates of a two-fold ambiguity):
+``decompose_homography(H)`` the (up to 4) motions and normals ``R + t n^T`` of a calibrated
+homography, ``relative_poses_from_homography(H, rays1, rays2)`` those with the plane in front of
+both cameras, ``planar_pose_ippe(rays, X_world)`` the two poses of a plane seen by one camera.
+
 Refiners minimise sum_i w_i r_i^2 (w_i = 0 ignores a point): homography on the one-sided
 transfer error (pixels^2), fundamental on the Sampson error (pixels^2, rank 2 kept), relative
 pose on the Sampson error of E on the z = 1 plane (``on_sphere=False``, needs every ray z > 0)
@@ -41,7 +46,7 @@ Per-call CPU time from numba (benchmarks/RESULTS.md, "Minimal solvers"): homogra
 p3p 0.7 us, fundamental_7pt 2 us, essential_5pt 11 us (relative_pose_5pt 12 us).
 """
 
-from .absolute import epnp, p3p
+from .absolute import epnp, p3p, planar_pose_ippe
 from .essential import (
     decompose_essential,
     essential_5pt,
@@ -51,13 +56,14 @@ from .essential import (
 )
 from .focal import focal_from_fundamental, shared_focal_from_fundamental
 from .fundamental import fundamental_7pt, fundamental_8pt
-from .homography import homography_4pt, homography_dlt
+from .homography import decompose_homography, homography_4pt, homography_dlt, relative_poses_from_homography
 from .refine import RefineInfo, refine_absolute_pose, refine_fundamental, refine_homography, refine_relative_pose
 from .similarity import sim3_from_points
 
 __all__ = [
     "RefineInfo",
     "decompose_essential",
+    "decompose_homography",
     "epnp",
     "essential_5pt",
     "essential_8pt",
@@ -67,12 +73,14 @@ __all__ = [
     "homography_4pt",
     "homography_dlt",
     "p3p",
+    "planar_pose_ippe",
     "refine_absolute_pose",
     "refine_fundamental",
     "refine_homography",
     "refine_relative_pose",
     "relative_pose_5pt",
     "relative_pose_from_essential",
+    "relative_poses_from_homography",
     "shared_focal_from_fundamental",
     "sim3_from_points",
 ]

@@ -18,6 +18,9 @@ numba cores (callable from other ``@njit`` code):
   the smallest angular residual (with 4-5 points the P3P solutions of the first three points
   compete), then a few Gauss-Newton steps on the pose (tangent-plane ray errors);
   N >= 4 non-collinear points.
+
+Points on a plane: :func:`planar_pose_ippe` gives both poses of the plane's two-fold ambiguity
+(IPPE, Collins & Bartoli, IJCV 2014), for the caller to refine and compare.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ..geometry._rotation_kernels import so3_exp
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays
 from ._numeric import binary_cubic_roots, det3, eigh, matmul3, solve_linear, svd
+from .homography import homography_dlt_nb
 
 
 @njit(cache=True)
@@ -664,3 +668,85 @@ def epnp(rays: np.ndarray, X_world: np.ndarray) -> Rigid3 | None:
     r, X = _rays_points(rays, X_world, minimum=4)
     R, t, ok = epnp_nb(r, X)
     return Rigid3(R, t, check=False) if ok else None
+
+
+def _rotation_to_z(a: np.ndarray) -> np.ndarray:
+    """A rotation taking the direction a (3,) onto +z (the smallest one; IPPE's R_v^T)."""
+    a = a / np.linalg.norm(a)
+    c = a[2]
+    if 1.0 + c < 1e-12:
+        return np.diag([1.0, -1.0, -1.0])  # a = -z: a half turn about x
+    d = 1.0 / (1.0 + c)
+    ax, ay = a[0], a[1]
+    return np.array([[1.0 - ax * ax * d, -ax * ay * d, -ax],
+                     [-ax * ay * d, 1.0 - ay * ay * d, -ay],
+                     [ax, ay, 1.0 - (ax * ax + ay * ay) * d]])
+
+
+def planar_pose_ippe(rays: np.ndarray, X_world: np.ndarray) -> list[Rigid3]:
+    """The two camera poses ``cam_from_world`` that explain N >= 4 rays (N,3, z > 0) of
+    (near-)coplanar world points X_world (N,3): IPPE (Collins & Bartoli, "Infinitesimal Plane-based
+    Pose Estimation", IJCV 2014).
+
+    A plane seen by a camera has a two-fold pose ambiguity: the homography from the plane to the
+    image pins down the pose only to first order at one point, and two rotations (the plane
+    normal reflected about the line of sight) fit it there. IPPE returns both, each with its
+    least-squares translation; the true pose is one of them, and the other is a second minimum
+    of the reprojection error that can fit almost as well (weak perspective: a small or distant
+    plane). Refine both and compare them on all correspondences. Points off the best-fitting
+    plane are projected onto it. Returns ``[]`` when the points are collinear or a ray has z <= 0.
+    """
+    r, X = _rays_points(rays, X_world, minimum=4)
+    if not (r[:, 2] > 0).all():
+        return []
+    c = X.mean(axis=0)
+    _, sv, Vt = np.linalg.svd(X - c, full_matrices=False)
+    if not sv[1] > 1e-9 * max(sv[0], 1e-300):
+        return []
+    P = Vt.T  # world_from_plane rotation: columns e1, e2 (in the plane), e3 (normal)
+    if np.linalg.det(P) < 0:
+        P[:, 2] = -P[:, 2]
+    U = (X - c) @ P[:, :2]  # plane coordinates (N,2), centred
+    q = r[:, :2] / r[:, 2:3]  # normalised image coordinates
+    # the homography plane (u, v) -> image (x, y)
+    H, ok = homography_dlt_nb(np.ascontiguousarray(U), np.ascontiguousarray(q), np.ones(len(U)))
+    if not ok or abs(H[2, 2]) < 1e-12:
+        return []
+    H = H / H[2, 2]
+    p0, p1 = H[0, 2], H[1, 2]  # image of the centroid
+    J = np.array([[H[0, 0] - H[2, 0] * p0, H[0, 1] - H[2, 1] * p0],
+                  [H[1, 0] - H[2, 0] * p1, H[1, 1] - H[2, 1] * p1]])
+    Rv = _rotation_to_z(np.array([p0, p1, 1.0])).T  # takes +z to the line of sight of the centroid
+    B = np.array([[1.0, 0.0, -p0], [0.0, 1.0, -p1]]) @ Rv[:, :2]
+    if abs(np.linalg.det(B)) < 1e-300:
+        return []
+    A = np.linalg.solve(B, J)
+    gamma = np.linalg.svd(A, compute_uv=False)[0]
+    if not gamma > 0:
+        return []
+    Rt = A / gamma
+    b0 = np.sqrt(max(1.0 - Rt[0, 0] ** 2 - Rt[1, 0] ** 2, 0.0))
+    b1 = np.sqrt(max(1.0 - Rt[0, 1] ** 2 - Rt[1, 1] ** 2, 0.0))
+    if -Rt[0, 0] * Rt[0, 1] - Rt[1, 0] * Rt[1, 1] < 0:
+        b1 = -b1
+    U3 = np.column_stack([U, np.zeros(len(U))])
+    hat_q = np.zeros((len(q), 3, 3))  # [q~]_x of each homogeneous image point
+    hat_q[:, 0, 1], hat_q[:, 0, 2] = -1.0, q[:, 1]
+    hat_q[:, 1, 0], hat_q[:, 1, 2] = 1.0, -q[:, 0]
+    hat_q[:, 2, 0], hat_q[:, 2, 1] = -q[:, 1], q[:, 0]
+    out = []
+    for sign in (1.0, -1.0):
+        c1 = np.array([Rt[0, 0], Rt[1, 0], sign * b0])
+        c2 = np.array([Rt[0, 1], Rt[1, 1], sign * b1])
+        R_cp = Rv @ np.column_stack([c1, c2, np.cross(c1, c2)])  # cam_from_plane
+        Uo, _, Vto = np.linalg.svd(R_cp)
+        R_cp = Uo @ Vto
+        # translation: q~ x (R U + t) = 0 for every point, least squares
+        A_t = hat_q.reshape(-1, 3)
+        b_t = -np.einsum("nij,nj->ni", hat_q, U3 @ R_cp.T).reshape(-1)
+        t_cp = np.linalg.lstsq(A_t, b_t, rcond=None)[0]
+        if t_cp[2] < 0:  # the plane behind the camera: this rotation cannot be it
+            continue
+        R = R_cp @ P.T  # cam_from_world = cam_from_plane o plane_from_world
+        out.append(Rigid3(R, t_cp - R @ c, check=False))
+    return out

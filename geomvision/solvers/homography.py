@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..geometry.rigid import Rigid3
 from ._inputs import point_pair, weights_of
 from ._numeric import det3, eigh, frobenius_normalise, inv_normaliser, matmul3, normalise_points
 
@@ -199,3 +200,85 @@ def homography_dlt(x1: np.ndarray, x2: np.ndarray, weights: np.ndarray | None = 
     w = weights_of(weights, len(a))
     H, ok = homography_dlt_nb(a, b, w)
     return H if ok else None
+
+
+def decompose_homography(H: np.ndarray) -> list[tuple[Rigid3, np.ndarray]]:
+    """The motions a calibrated homography can come from: ``(cam2_from_cam1, normal)`` pairs.
+
+    ``H`` (3,3) maps rays of camera 1 to rays of camera 2 (``r2 ~ H r1``; for pixels,
+    ``K2^-1 H_px K1``) and must be signed so that ``r2^T H r1 > 0`` for the points (positive
+    depths; :func:`relative_poses_from_homography` does that). A plane ``normal^T X1 = d``
+    (d > 0, camera-1 frame) seen by cameras ``X2 = R X1 + t`` induces ``H ~ R + (t / d) normal^T``.
+    Returned are the four solutions of Ma, Soatto, Kosecka & Sastry (An Invitation to 3-D
+    Vision, Sec. 5.3.3) with the translation in units of the plane distance d (``|t| = |t| / d``),
+    two of which put the plane in front of camera 1 (``normal^T r1 > 0``). A pure rotation
+    (all singular values of the normalised H equal) gives one solution with t = 0 and the
+    normal undetermined (NaN); ``[]`` for a singular or non-finite H.
+    """
+    H = np.asarray(H, dtype=float)
+    if H.shape != (3, 3) or not np.isfinite(H).all():
+        return []
+    s = np.linalg.svd(H, compute_uv=False)
+    if not s[2] > 1e-12 * s[0]:
+        return []
+    Hn = H / s[1]
+    if np.linalg.det(Hn) < 0:  # -H: its decomposition has no rotation
+        return []
+    w2, V = np.linalg.eigh(Hn.T @ Hn)  # ascending: sigma3^2 <= sigma2^2 = 1 <= sigma1^2
+    w2 = np.clip(w2, 0.0, None)
+    s1, s3 = w2[2], w2[0]
+    if s1 - s3 < 1e-12:
+        U, _, Vt = np.linalg.svd(Hn)
+        return [(Rigid3(U @ Vt, np.zeros(3), check=False), np.full(3, np.nan))]
+    v1, v2, v3 = V[:, 2], V[:, 1], V[:, 0]
+    if np.linalg.det(np.column_stack([v1, v2, v3])) < 0:
+        v2 = -v2
+    a = np.sqrt(max(1.0 - s3, 0.0))
+    b = np.sqrt(max(s1 - 1.0, 0.0))
+    den = np.sqrt(s1 - s3)
+    out = []
+    for u in ((a * v1 + b * v3) / den, (a * v1 - b * v3) / den):
+        U = np.column_stack([v2, u, np.cross(v2, u)])
+        Hv2, Hu = Hn @ v2, Hn @ u
+        W = np.column_stack([Hv2, Hu, np.cross(Hv2, Hu)])
+        R = W @ U.T
+        n = np.cross(v2, u)
+        t = (Hn - R) @ n
+        out.append((R, t, n))
+    sols = []
+    for R, t, n in out + [(R, -t, -n) for R, t, n in out]:
+        Uo, _, Vto = np.linalg.svd(R)  # clean up rounding: the nearest rotation
+        sols.append((Rigid3(Uo @ Vto, t, check=False), n / np.linalg.norm(n)))
+    return sols
+
+
+def relative_poses_from_homography(H: np.ndarray, rays1: np.ndarray, rays2: np.ndarray,
+                                   min_front_fraction: float = 0.9) -> list[tuple[Rigid3, np.ndarray, float]]:
+    """The decompositions of a calibrated homography (``r2 ~ H r1``) that put the plane in front
+    of camera 1 for matched rays rays1, rays2 (N,3) (cheirality): ``(cam2_from_cam1 with unit
+    t, normal in camera 1, fraction of the points in front of both cameras)`` for each solution
+    with at least ``min_front_fraction`` of the points in front, most in front first. H is
+    signed here so that ``r2^T H r1 > 0`` for most points. A pure rotation (t = 0) gives none.
+    Usually two solutions remain: the planar two-fold ambiguity, which the points on the plane
+    cannot resolve (points off the plane or a third view must)."""
+    H = np.asarray(H, dtype=float)
+    r1 = np.asarray(rays1, dtype=float).reshape(-1, 3)
+    r2 = np.asarray(rays2, dtype=float).reshape(-1, 3)
+    if len(r1) == 0 or len(r1) != len(r2):
+        return []
+    if np.sum(np.einsum("ij,ij->i", r2, r1 @ H.T) > 0) < 0.5 * len(r1):
+        H = -H
+    out = []
+    for pose, n in decompose_homography(H):
+        norm_t = np.linalg.norm(pose.t)
+        if not norm_t > 1e-12 or not np.isfinite(n).all():
+            continue
+        depth1 = r1 @ n  # > 0: the point of the plane on this ray lies in front of camera 1
+        X1 = r1 / np.where(np.abs(depth1) > 0, depth1, np.inf)[:, None]
+        X2 = X1 @ pose.R.T + pose.t
+        front = (depth1 > 0) & (np.einsum("ij,ij->i", X2, r2) > 0)
+        frac = float(np.mean(front))
+        if frac >= min_front_fraction:
+            out.append((Rigid3(pose.R, pose.t / norm_t, check=False), n, frac))
+    out.sort(key=lambda s: -s[2])
+    return out
