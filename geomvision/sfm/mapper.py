@@ -33,8 +33,9 @@ from ..geometry.rigid import Rigid3
 from ..geometry.rotation import project_to_rotation, rotation_error_deg
 from ..geometry.sim3 import Sim3
 from ..optim import BAConfig, BAOptions, solve_bundle
-from ..robust import estimate_absolute_pose, estimate_relative_pose
+from ..robust import estimate_absolute_pose, estimate_relative_pose, resolve_pose_ambiguity
 from .options import CameraOptions, MapperOptions
+from .planar import planar_pair_pose
 from .state import MapperState
 from .verification import TwoViewGeometry, median_triangulation_angle_deg
 
@@ -160,9 +161,19 @@ class IncrementalMapper:
     def initial_pair_pose(self, i: int, j: int) -> tuple[Rigid3 | None, float]:
         """Relative pose ``cam_j_from_cam_i`` of a verified pair (its verified E when the camera
         is calibrated, else re-estimated with the current intrinsics; None when that fails) and
-        the median triangulation angle (degrees) of its inliers."""
+        the median triangulation angle (degrees) of its inliers. A planar pair's pose is the
+        decomposition of its homography that all the evidence supports
+        (:func:`planar.planar_pair_pose`; None when the plane's two-fold ambiguity stays)."""
         g = self.geoms[(i, j)]
         s = self.s
+        if g.config == "planar":
+            o = self.opt
+            choice = planar_pair_pose(s, g, i, j, max_error=o.init_max_error_px,
+                                      abs_pose_max_error=o.abs_pose_max_error_px,
+                                      min_view_correspondences=o.abs_pose_min_num_inliers, rng=self._rng(1, i, j))
+            if choice.pose is None:
+                log.info("planar pair %s, %s: %s", s.images.names[i], s.images.names[j], choice.reason)
+            return choice.pose, choice.tri_angle_deg
         ci, cj = s.cameras[s.img_cam[i]], s.cameras[s.img_cam[j]]
         x1 = s.images.keypoints[i][g.inlier_matches[:, 0]]
         x2 = s.images.keypoints[j][g.inlier_matches[:, 1]]
@@ -258,6 +269,13 @@ class IncrementalMapper:
         with self._timed("absolute_pose"):
             res = estimate_absolute_pose(s.obs_uv[obs], s.X[s.obs_track[obs]], cam,
                                          max_error=o.abs_pose_max_error_px, rng=self._rng(2, i, int(self.trials[i])))
+            # points on a plane: two poses fit; keep the better, refuse when they cannot be told apart
+            res, ambiguity = resolve_pose_ambiguity(s.obs_uv[obs], s.X[s.obs_track[obs]], cam, res,
+                                                    max_error=o.abs_pose_max_error_px)
+        if not ambiguity.resolved:
+            self.log.registration[i] = f"not registered: {ambiguity.message}"
+            log.info("%s: %s", s.images.names[i], self.log.registration[i])
+            return False
         n_in = int(res.inliers.sum()) if res.model is not None else 0
         if res.model is None or n_in < min_inliers or n_in < o.abs_pose_min_inlier_ratio * len(obs):
             self.log.registration[i] = (f"not registered: absolute pose had {n_in} inliers of {len(obs)} "

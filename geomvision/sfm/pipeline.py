@@ -14,10 +14,18 @@ recover; ``run_sfm`` warns, builds no model and says so in ``report["failure"]``
 (``ROTATION_ONLY``: use ``geomvision stitch``). A given K is checked
 against the image size (``intrinsics.check_K_for_image``) and against the focal length the
 fundamental matrices imply (``report["K_check"]``, a warning beyond ``K_DISAGREEMENT_FACTOR``).
+
+A planar scene (most verified pairs planar: ``planar.planar_scene_pairs``) leaves F undetermined:
+no self-calibration from F. A camera with no K or EXIF focal length gets its focal length from
+the views of the plane (``planar.focal_from_plane``, lens distortion held at 0), or the run ends
+with ``PLANE_UNCALIBRATED`` when they do not fix it. The mapper resolves the plane's two-fold
+ambiguities (initial pair, registration: :mod:`geomvision.sfm.planar`). Each model that rests on
+a plane (``planar.plane_support``) gets a warning; ``report["planar"]`` says what was found.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -39,6 +47,7 @@ from ..solvers import shared_focal_from_fundamental
 from .intrinsics import focal_from_fundamental_profile, guess_intrinsics, parse_K
 from .incremental import IncrementalController
 from .mapper import IncrementalMapper
+from .planar import PLANE_MAX_DISTANCE_RATIO, camera_with_focal, focal_from_plane, plane_support, planar_scene_pairs
 from .options import SfmOptions
 from .state import ImageData, MapperState
 from .tracks import build_tracks
@@ -50,6 +59,8 @@ class SfmWarning(UserWarning):
 
 
 ROTATION_ONLY = "the camera only rotated: no 3-D structure; use `geomvision stitch`"
+PLANE_UNCALIBRATED = ("the scene is a plane and the views of it do not fix the focal length: give --K "
+                      "(or images with an EXIF focal length)")
 K_DISAGREEMENT_FACTOR = 2.0  # warn when the fundamental matrices imply a focal length this far from K's
 K_CHECK_MAX_PAIRS = 12  # pairs (most matches first) whose fundamental matrix checks a given K
 K_CHECK_MIN_PAIRS = 3  # pairs that must determine the focal length before K is judged
@@ -155,12 +166,19 @@ def _initial_cameras(names, paths, image_sizes, options: SfmOptions) -> tuple[li
     return cameras, img_cam, np.array(known), sources
 
 
-def _self_calibrate(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGeometry], sources) -> dict:
+def _self_calibrate(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGeometry], sources,
+                    planar: bool = False) -> dict:
     """Focal lengths of prior-only cameras from the fundamental matrices of their pairs (the
-    median of the shared-focal estimates of pairs within one camera). Returns what was done."""
+    median of the shared-focal estimates of pairs within one camera). Returns what was done.
+    Refused for a planar scene (``planar``): a plane leaves F, and the focal length it would
+    give, undetermined (the views of the plane give it instead: ``_calibrate_from_plane``)."""
     info = {}
     for c, cam in enumerate(cameras):
         if sources[c] != "prior":
+            continue
+        if planar:
+            info[c] = {"focal_px": cam.mean_focal_length, "num_pairs": 0, "prior_px": cam.mean_focal_length,
+                       "note": "refused: the scene is a plane, which leaves the fundamental matrix undetermined"}
             continue
         est = []
         for (i, j), g in geoms.items():
@@ -313,7 +331,8 @@ def run_sfm(
                 options=options.verification, rng=np.random.default_rng([options.seed, 0, i, j]))
             bar.update()
     timings["verification"] = time.perf_counter() - t0
-    self_calibration = _self_calibrate(cameras, img_cam, geoms, sources)
+    planar_pairs = planar_scene_pairs(geoms)
+    self_calibration = _self_calibrate(cameras, img_cam, geoms, sources, planar=planar_pairs["planar_scene"])
     t0 = time.perf_counter()
     K_check = _check_known_K(cameras, img_cam, sources, names, ex, matches, options)
     timings["K_check"] = time.perf_counter() - t0
@@ -360,17 +379,73 @@ def run_sfm(
                 bar.update(n_registered - done[0])
                 done[0] = n_registered
 
-        mapper = IncrementalMapper(state, geoms, options.mapper, options.camera, seed=options.seed)
+        camera_options = options.camera
+        if planar_pairs["planar_scene"] and failure is None and "prior" in sources:
+            # a plane fixes no lens distortion worth the name and the focal length only through
+            # several views: calibrated from them (or refused) before mapping, distortion held at 0
+            failure = _calibrate_from_plane(state, geoms, sources, self_calibration, options)
+            camera_options = dataclasses.replace(options.camera, refine_extra_params=False)
+        mapper = IncrementalMapper(state, geoms, options.mapper, camera_options, seed=options.seed)
         # a rotation-only run has no structure: no model at all, rather than one built on noise
         controller = IncrementalController(mapper, progress=on_progress)
         masks = controller.run() if failure is None else []
     timings["mapping"] = time.perf_counter() - t0
     reconstructions = controller.reconstructions(masks)
+    planar = {**planar_pairs, "models": [_plane_of_model(m, rec, sources) for m, rec in enumerate(reconstructions)]}
+    for entry in planar["models"]:
+        if "warning" in entry:
+            warnings.warn(entry["warning"], SfmWarning, stacklevel=2)
     timings["total"] = time.perf_counter() - t_start
 
     report = _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, reconstructions, options,
                      selection, sources, self_calibration, refinement, timings, K_check, failure)
+    report["planar"] = planar
     return SfmResult(reconstructions, report)
+
+
+def _calibrate_from_plane(state: MapperState, geoms, sources, self_calibration: dict,
+                          options: SfmOptions) -> str | None:
+    """Focal lengths of the prior-only cameras of a planar scene from the views of the plane
+    (:func:`planar.focal_from_plane`), set on the state (no distortion); the reason no model can
+    be built when one is not determined (``PLANE_UNCALIBRATED``), else None."""
+    mo = options.mapper
+    for c, src in enumerate(sources):
+        if src != "prior":
+            continue
+        cam = state.cameras[c]
+        found = focal_from_plane(state, geoms, c, max_error=mo.init_max_error_px,
+                                 abs_pose_max_error=mo.abs_pose_max_error_px,
+                                 min_view_correspondences=mo.abs_pose_min_num_inliers, seed=options.seed)
+        self_calibration[c] = {"prior_px": cam.mean_focal_length, "source": "plane", **found.as_dict()}
+        if not found.determined:
+            why = (f"{PLANE_UNCALIBRATED} (camera {c + 1}: {found.reason}; a fundamental matrix cannot give it "
+                   "from a plane)")
+            warnings.warn(why, SfmWarning, stacklevel=3)
+            return why
+        state.set_camera(c, camera_with_focal(cam, found.focal_px))
+        sources[c] = "plane"
+        warnings.warn(f"camera {c + 1}: the scene is a plane: focal length {found.focal_px:.0f} px from the views of "
+                      f"the plane (supported from {found.interval_px[0]:.0f} to {found.interval_px[1]:.0f} px), lens "
+                      "distortion held at 0; give --K for best accuracy", SfmWarning, stacklevel=3)
+    return None
+
+
+def _plane_of_model(m: int, rec: Reconstruction, sources) -> dict:
+    """Whether model ``m`` rests on a plane (:func:`planar.plane_support`), with the warning."""
+    X = np.array([p.xyz for p in rec.points3D.values()]).reshape(-1, 3)
+    support = plane_support(X)
+    if support is None:
+        return {"model": m, "planar": False}
+    entry = {"model": m, **support.as_dict()}
+    if support.planar:
+        known = all(sources[c - 1] in ("K", "exif") for c in rec.cameras)  # camera ids are indices + 1
+        entry["warning"] = (
+            f"model {m} rests on a plane ({100 * support.inlier_ratio:.0f} % of its {len(X)} points within "
+            f"{100 * PLANE_MAX_DISTANCE_RATIO:g} % of the scene size of one plane): a plane leaves poses two-fold "
+            "ambiguous (resolved by the further views) and "
+            + ("the intrinsics were given" if known else
+               "fixes the focal length only through several views and no lens distortion: give --K to be sure"))
+    return entry
 
 
 def _rotation_only(geoms: dict[tuple[int, int], TwoViewGeometry]) -> str | None:
@@ -409,7 +484,7 @@ def _report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, recs,
         else:
             why = mapper.log.registration.get(k)
             if failure is not None:
-                why = ROTATION_ONLY
+                why = ROTATION_ONLY if failure.startswith(ROTATION_ONLY) else PLANE_UNCALIBRATED
             elif why is None:
                 why = "no verified pair with another image" if n_pairs[k] == 0 else "not reached by the mapper"
             elif why.startswith("registered"):

@@ -9,7 +9,10 @@ must move its inliers to their matches (``_is_rotation``); without, the focal le
 so the rotation and a focal length are fitted together (:func:`fit_rotation_focal`: the
 homography of a rotation is ``H = K2 R K1^-1``, principal points known, square pixels). A pair
 that a rotation explains is "panoramic", never "planar": a planar pair may seed a model, and a
-rotation seen with a wrong focal length would seed one with an invented translation.
+rotation seen with a wrong focal length would seed one with an invented translation. With
+trusted intrinsics a pair that a homography explains is panoramic only when every decomposition
+of the homography has (almost) no baseline: an essential matrix fitted to points on a plane is
+either of its two decompositions, at random, and the wrong one may have almost none.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..geometry.rigid import Rigid3
 from ..geometry.triangulation import triangulate_two_view, triangulation_angles_deg
 from ..robust import estimate_fundamental, estimate_homography, estimate_relative_pose
 from ..robust.relative_pose import MIN_PARALLAX_INLIERS, count_parallax_points
+from ..solvers.homography import homography_dlt, relative_poses_from_homography
 from .options import VerificationOptions
 
 CONFIGS = ("calibrated", "uncalibrated", "planar", "panoramic", "failed")
@@ -191,7 +195,13 @@ def verify_pair(
     config = "calibrated" if calibrated else "uncalibrated"
     if n_h > options.max_h_inlier_ratio * n_inl:
         if pose is not None:
-            config = "panoramic" if angle < PANORAMIC_MAX_ANGLE_DEG else "planar"
+            # E fitted to points on a plane is either decomposition of its homography, at random,
+            # and the wrong one may have a small baseline: panoramic only when every one does
+            if angle < PANORAMIC_MAX_ANGLE_DEG and h_ok:
+                angle_h = _widest_plane_angle_deg(camera1, camera2, p1[h.inliers], p2[h.inliers])
+                config = "panoramic" if angle_h < PANORAMIC_MAX_ANGLE_DEG else "planar"
+            else:
+                config = "panoramic" if angle < PANORAMIC_MAX_ANGLE_DEG else "planar"
         elif h_ok:
             rotation_focal, shift = _uncalibrated_rotation(camera1, camera2, p1[h.inliers], p2[h.inliers],
                                                            options.max_error_px)
@@ -214,6 +224,20 @@ def verify_pair(
         rotation_focal_px=rotation_focal,
         explained_by_shift=shift,
     )
+
+
+def _widest_plane_angle_deg(camera1: Camera, camera2: Camera, x1: np.ndarray, x2: np.ndarray) -> float:
+    """The widest median triangulation angle (degrees) of the matched pixels x1, x2 (K,2) under
+    the decompositions of their homography that put the plane in front of both cameras (0 when
+    none has a baseline, as for a pure rotation)."""
+    r1, r2 = camera1.cam_from_img(x1), camera2.cam_from_img(x2)
+    ok = np.isfinite(r1).all(axis=1) & np.isfinite(r2).all(axis=1)
+    Hc = homography_dlt(r1[ok, :2], r2[ok, :2]) if ok.sum() >= 4 else None
+    if Hc is None:
+        return 0.0
+    angles = [median_triangulation_angle_deg(p, r1[ok], r2[ok])
+              for p, _n, _f in relative_poses_from_homography(Hc, r1[ok], r2[ok])]
+    return float(max(angles, default=0.0))
 
 
 def _is_rotation(camera1: Camera, camera2: Camera, x1: np.ndarray, x2: np.ndarray, max_error: float) -> bool:

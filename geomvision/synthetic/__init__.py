@@ -10,7 +10,8 @@
 - :mod:`.pose_graphs`: grid-world pose graphs (SE(3), SE(2), Sim(3)) with exact ground truth,
   noise and optional wrong loop edges (:func:`grid_world_pose_graph`);
 - :mod:`.rendered_datasets`: image sets rendered from the demo scene (orbit views in the Strecha
-  layout, pure-rotation sequences) with their exact cameras;
+  layout, pure-rotation sequences) and views of a textured wall (planar sequences) with their
+  exact cameras;
 - :mod:`.sequences`: camera walks through the demo scene rendered frame by frame (video input).
 
 Of the library, only the ``geomvision demo`` command uses it (tests, benchmarks and apps do too);
@@ -22,8 +23,10 @@ from .demo_scene import demo_camera, demo_scene, orbit_cameras
 from .pose_graphs import SyntheticPoseGraph, grid_world_pose_graph
 from .render import render_depth, render_image
 from .rendered_datasets import (
+    PlanarSequence,
     RenderedViews,
     RotationSequence,
+    planar_sequence,
     render_orbit_dataset,
     render_orbit_views,
     rotation_sequence,

@@ -4,7 +4,9 @@
 * :func:`render_orbit_dataset` -- the same written in the Strecha layout (``images/NNNN.png``,
   ``K.txt``, ``gt_cameras.json``) that :func:`geomvision.io.datasets.load_strecha_scene` reads;
 * :func:`rotation_sequence` -- a camera turning about its fixed centre (panorama input), whose
-  views are related exactly by the homographies ``H_ij = K R_j R_i^T K^-1``.
+  views are related exactly by the homographies ``H_ij = K R_j R_i^T K^-1``;
+* :func:`planar_sequence` -- a camera moving in front of a textured wall (a planar scene), whose
+  views are related exactly by plane-induced homographies.
 """
 
 from __future__ import annotations
@@ -12,20 +14,21 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .._atomic import atomic_write_bytes
-from .._validation import RngLike, as_array, check_int, check_positive
+from .._validation import RngLike, as_array, as_rng, check_int, check_positive
 from .._validation import check_writer_arguments
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3, camera_center
 from .demo_scene import demo_camera, demo_scene, orbit_cameras
 from .render import render_image
-from .shapes import TexturedScene
+from .shapes import Quad, Texture, TexturedScene
+from .textures import procedural_texture
 
 CONVENTION = "x_cam = R @ X_world + t; C = -R.T @ t; pixel (0,0) is the centre of the top-left pixel"
 
@@ -185,3 +188,67 @@ def rotation_sequence(
         poses.append(Rigid3.look_at(C, C + turned))
     images = [render_image(scene, camera, T, supersample=supersample) for T in poses]
     return RotationSequence(images, camera, poses)
+
+
+@dataclass
+class PlanarSequence(RenderedViews):
+    """Views of one textured plane, ``plane_normal . X_world = plane_offset`` (world frame)."""
+
+    plane_normal: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0, 0.0]))
+    plane_offset: float = 0.0
+
+    def plane_distances(self, X_world: np.ndarray) -> np.ndarray:
+        """Signed distances (N,) of points X_world (N,3) from the plane."""
+        return np.asarray(X_world, dtype=float).reshape(-1, 3) @ self.plane_normal - self.plane_offset
+
+
+def planar_sequence(
+    n_images: int = 4,
+    *,
+    width: int = 640,
+    height: int = 480,
+    focal: float | None = None,
+    distance: float = 4.0,
+    baseline: float = 2.0,
+    turn_deg: float = 8.0,
+    rng: RngLike = 0,
+    supersample: int = 2,
+    cams_from_world: list[Rigid3] | None = None,
+) -> PlanarSequence:
+    """A camera moving in front of a 12 m textured wall (the plane y = 0 of the world, z up; a
+    procedural "stone" texture from ``rng``, nothing else in the scene): ``n_images`` views from
+    ``distance`` metres (+-10 %), their centres spread sideways over ``baseline`` metres and up
+    and down over a tenth of it, each looking at the wall along a direction turned from its
+    normal by up to ``turn_deg`` degrees (yaw and pitch on a circle, so no two views are alike;
+    0 gives views that all face the wall), with a roll of up to 3 degrees; or the given
+    ``cams_from_world`` (then ``n_images``, ``distance``, ``baseline`` and ``turn_deg`` are not
+    used). Camera: :func:`demo_camera` (``width``, ``height``, ``focal``)."""
+    n_images = check_int(n_images, "n_images", minimum=1)
+    distance = check_positive(distance, "distance")
+    baseline = check_positive(baseline, "baseline", allow_zero=True)
+    turn = math.radians(check_positive(turn_deg, "turn_deg", allow_zero=True))
+    if turn >= math.radians(60.0):
+        raise ValueError(f"turn_deg must be below 60, got {turn_deg}")
+    size, texels_per_metre = 12.0, 120.0
+    gen = as_rng(rng)
+    n_texels = int(size * texels_per_metre)
+    texture = procedural_texture(n_texels, n_texels, rng=gen, palette="stone", max_radius=0.4 * texels_per_metre)
+    world_from_wall = np.column_stack([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # wall normal (z): -y
+    wall = Quad(Rigid3(world_from_wall, np.zeros(3)), (size, size), Texture(texture, texels_per_metre))
+    scene = TexturedScene([wall])
+    camera = demo_camera(width, height, focal)
+    poses = [] if cams_from_world is None else list(cams_from_world)
+    if not all(isinstance(T, Rigid3) for T in poses):
+        raise ValueError("cams_from_world must be a list of Rigid3 cam_from_world poses")
+    for k in range(n_images if cams_from_world is None else 0):
+        s = k / (n_images - 1) - 0.5 if n_images > 1 else 0.0
+        phase = 2.0 * math.pi * k / max(n_images, 1) + 0.5
+        C = np.array([baseline * s, -distance * (1.0 + 0.1 * math.sin(1.7 * phase)), 0.1 * baseline * math.cos(phase)])
+        yaw, pitch = turn * math.cos(phase), turn * math.sin(phase)
+        d = np.array([math.sin(yaw) * math.cos(pitch), math.cos(yaw) * math.cos(pitch), math.sin(pitch)])
+        target = C - C[1] / d[1] * d  # where the line of sight meets the wall
+        roll = math.radians(3.0) * math.sin(2.3 * phase)
+        poses.append(Rigid3.look_at(C, target, up=(math.sin(roll), 0.0, math.cos(roll))))
+    images = [render_image(scene, camera, T, supersample=supersample) for T in poses]
+    return PlanarSequence(images, camera, poses, [f"{i:04d}.png" for i in range(len(poses))],
+                          plane_normal=np.array([0.0, 1.0, 0.0]), plane_offset=0.0)
