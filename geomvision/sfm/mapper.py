@@ -446,22 +446,29 @@ class IncrementalMapper:
             return None  # the directions do not meet at an angle: the distance is not fixed
         pose = Rigid3(R, -R @ c, check=False)
         # every pair used must keep half of its two-view inliers on the epipolar lines of the poses
-        cam_i = s.cameras[s.img_cam[i]]
         used = []
         for k in sel:
-            n, r, _ = pairs[k]
-            g = self.geoms[(min(r, i), max(r, i))]
-            ir, ii = (0, 1) if r < i else (1, 0)
-            cam_r = s.cameras[s.img_cam[r]]
-            xr = cam_r.cam_from_img(s.images.keypoints[r][g.inlier_matches[:, ir]])[:, :2]
-            xi = cam_i.cam_from_img(s.images.keypoints[i][g.inlier_matches[:, ii]])[:, :2]
-            E = essential_from_pose(pose @ s.pose(r).inverse())  # cam_i_from_cam_r
-            focal = np.sqrt(cam_r.mean_focal_length * cam_i.mean_focal_length)
-            kept = int(np.sum(sampson_sq_errors(E, xr, xi) * focal**2 <= o.abs_pose_max_error_px**2))
-            if kept < max(MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR, 0.5 * len(g.inlier_matches)):
+            r = pairs[k][1]
+            kept, total = self._pair_inliers_kept(i, r, pose, s.pose(r))
+            if kept < max(MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR, 0.5 * total):
                 return None
-            used.append((r, kept, len(g.inlier_matches)))
+            used.append((r, kept, total))
         return pose, used
+
+    def _pair_inliers_kept(self, a: int, b: int, pose_a: Rigid3, pose_b: Rigid3) -> tuple[int, int]:
+        """How many of the verified pair (a, b)'s two-view inliers lie within
+        ``abs_pose_max_error_px`` (Sampson error) of the epipolar lines of the poses given, and
+        how many it has."""
+        s = self.s
+        g = self.geoms[(min(a, b), max(a, b))]
+        ia, ib = (0, 1) if a < b else (1, 0)
+        cam_a, cam_b = s.cameras[s.img_cam[a]], s.cameras[s.img_cam[b]]
+        xa = cam_a.cam_from_img(s.images.keypoints[a][g.inlier_matches[:, ia]])[:, :2]
+        xb = cam_b.cam_from_img(s.images.keypoints[b][g.inlier_matches[:, ib]])[:, :2]
+        E = essential_from_pose(pose_a @ pose_b.inverse())  # cam_a_from_cam_b
+        focal2 = cam_a.mean_focal_length * cam_b.mean_focal_length
+        kept = int(np.sum(sampson_sq_errors(E, xb, xa) * focal2 <= self.opt.abs_pose_max_error_px**2))
+        return kept, len(g.inlier_matches)
 
     # --- merging models -----------------------------------------------------------------------
     def merge_into(self, target: int) -> str | None:
@@ -549,21 +556,14 @@ class IncrementalMapper:
         self.complete_tracks()
         self.adjust_global_bundle()
         used = []
-        for n, a, b, _ in cross:
-            g = self.geoms[(min(a, b), max(a, b))]
-            ia, ib = (0, 1) if a < b else (1, 0)
-            cam_a, cam_b = s.cameras[s.img_cam[a]], s.cameras[s.img_cam[b]]
-            xa = cam_a.cam_from_img(s.images.keypoints[a][g.inlier_matches[:, ia]])[:, :2]
-            xb = cam_b.cam_from_img(s.images.keypoints[b][g.inlier_matches[:, ib]])[:, :2]
-            E = essential_from_pose(s.pose(a) @ s.pose(b).inverse())  # cam_a_from_cam_b
-            focal = np.sqrt(cam_a.mean_focal_length * cam_b.mean_focal_length)
-            kept = int(np.sum(sampson_sq_errors(E, xb, xa) * focal**2 <= o.abs_pose_max_error_px**2))
-            if kept < max(floor, 0.5 * len(g.inlier_matches)):
+        for _, a, b, _ in cross:
+            kept, total = self._pair_inliers_kept(a, b, s.pose(a), s.pose(b))
+            if kept < max(floor, 0.5 * total):
                 s.restore(snap)
                 self.model = src
-                return (f"the merged and adjusted poses keep {kept} of the {len(g.inlier_matches)} two-view "
-                        f"inliers of {s.images.names[a]}, {s.images.names[b]}")
-            used.append(f"{s.images.names[a]}-{s.images.names[b]} ({kept}/{len(g.inlier_matches)})")
+                return (f"the merged and adjusted poses keep {kept} of the {total} two-view inliers of "
+                        f"{s.images.names[a]}, {s.images.names[b]}")
+            used.append(f"{s.images.names[a]}-{s.images.names[b]} ({kept}/{total})")
         self.log.merges.append({"model": src, "into": target, "num_images": n_src, "scale": scale,
                                 "pairs": used, "cross_2d3d_inliers": cross_obs})
         log.info("model %d merged into model %d (%d images) through pairs %s", src, target, n_src, ", ".join(used))
