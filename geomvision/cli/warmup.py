@@ -17,6 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("-j", "--processes", type=int, default=None,
                    help="worker processes (default: the number of cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="list the seconds each step took")
     p.set_defaults(func=run)
 
 
@@ -34,6 +35,10 @@ def run(args) -> int:
     with deferred():
         timings = _warmup.warm_up(processes=args.processes, progress=not args.quiet)
     print(f"compiled kernels in {timings['total']:.0f} s", file=sys.stderr)
+    if args.verbose:
+        for name, secs in timings.items():
+            if name not in ("total", "failures"):
+                print(f"  {secs:6.1f} s  {name}", file=sys.stderr)
     for name, err in timings["failures"].items():
         print(f"warning: {name}: {err} (its kernels compile on first use)", file=sys.stderr)
     return 0
