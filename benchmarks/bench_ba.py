@@ -72,7 +72,7 @@ TOLERANCES = {"function_tolerance": 1e-6, "parameter_tolerance": 1e-8, "gradient
 # ---------------------------------------------------------------------------------- ceres-bal peer
 def ceres_bal_binary() -> Path | None:
     """Build ``ceres_bal/bal_ceres.cc`` against the system Ceres (once; rebuilt when the source
-    changes); None with a note when it cannot be built (``apt-get install libceres-dev``)."""
+    changes); None with a note when it cannot be built (``scripts/setup-peers.sh`` installs them)."""
     exe = CACHE / "bal_ceres"
     if exe.exists() and exe.stat().st_mtime >= CERES_BAL_SRC.stat().st_mtime:
         return exe
@@ -81,7 +81,7 @@ def ceres_bal_binary() -> Path | None:
            "-lceres", "-lglog", "-lpthread"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        print("# ceres-bal not built (needs g++ and Ceres headers: apt-get install libceres-dev):\n"
+        print("# ceres-bal not built (needs g++ and Ceres headers: run scripts/setup-peers.sh):\n"
               + proc.stderr[-800:], flush=True)
         return None
     return exe
