@@ -16,6 +16,9 @@ import sys
 # command name -> (module defining add_parser(), one-line help for the command list)
 COMMANDS: dict[str, tuple[str, str]] = {
     "sfm": ("geomvision.cli.sfm", "reconstruct cameras and sparse points from a folder of images"),
+    "extract": ("geomvision.cli.extract", "extract features of a folder of images into a project folder"),
+    "match": ("geomvision.cli.match", "match and verify image pairs of a project (after extract)"),
+    "map": ("geomvision.cli.map", "build models from a project's verified pairs (after extract and match)"),
     "track": ("geomvision.cli.track", "track a frame sequence: a pose per frame, a TUM trajectory and a map"),
     "demo": ("geomvision.cli.demo", "render the built-in synthetic scene, reconstruct it and score it"),
     "ba": ("geomvision.cli.ba", "bundle-adjust a BAL problem"),
@@ -74,7 +77,7 @@ def _interrupted(command: str, as_program: bool) -> int:
     if as_program:  # exiting anyway: a further Ctrl-C must not turn exit 130 into a death by SIGINT
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     # sfm keeps the features and matches done so far in OUT/cache; --resume continues from them
-    hint = "; rerun with --resume" if command == "sfm" else ""
+    hint = {"sfm": "; rerun with --resume", "extract": "; rerun it to continue"}.get(command, "")
     print(f"geomvision {command}: interrupted{hint}", file=sys.stderr)
     return 130
 

@@ -1,8 +1,10 @@
 """``geomvision sfm IMAGES -o OUT``: incremental Structure-from-Motion (a thin layer over ``run_sfm``).
 
 Every field of :class:`geomvision.sfm.SfmOptions` is a flag (``--max-num-features``,
-``--camera-model``, ``--K``, ``--matcher`` ...). Features, matches and verified pairs are cached in
-``OUT/cache`` keyed by image content and options. An output folder that already holds results
+``--camera-model``, ``--K``, ``--matcher`` ...). ``OUT`` is a project folder: ``sfm`` runs
+``geomvision extract``, ``match`` and ``map`` in one go, so ``match OUT`` / ``map OUT`` can rerun a
+stage alone afterwards. Features and raw matches are cached in ``OUT/cache`` keyed by image
+content and options. An output folder that already holds results
 is only reused with ``--resume`` (continue: reuse its cache) or ``--overwrite`` (start afresh); one
 that holds only the cache of a run that built nothing is reused as it is (the cache is keyed by
 content and options, so a corrected rerun can never pick up wrong entries). Arguments are
@@ -52,7 +54,11 @@ def prepare_output(out: Path, resume: bool, overwrite: bool) -> Path:
                          "--overwrite to replace it, or choose another folder")
     clean_staging(out)
     if overwrite:
+        from ..sfm.project import STAGE_FILES
+
         shutil.rmtree(out / "cache", ignore_errors=True)
+        for name in STAGE_FILES:
+            (out / name).unlink(missing_ok=True)
     return out / "cache"
 
 
@@ -171,7 +177,6 @@ def run(args) -> int:
     from .._interrupt import deferred
     from .._warmup import ensure_compiled
     from ..sfm import SfmOptions, SfmWarning, run_sfm
-    from .sfm_outputs import write_outputs
 
     check_camera_model(getattr(args, "opt__camera__camera_model", None))  # before the options list every model
     options = dataclass_from_args(SfmOptions, args)
@@ -188,7 +193,7 @@ def run(args) -> int:
         try:
             with deferred():  # Ctrl-C stops at the next safe point (between kernel chunks, images, pairs)
                 ensure_compiled(progress=not args.quiet)  # first run: "compiling kernels (first run only)"
-                result = run_sfm(args.images, options, cache_dir=cache, progress=not args.quiet)
+                result = run_sfm(args.images, options, cache_dir=cache, project=out, progress=not args.quiet)
         except (ValueError, OSError):
             # e.g. too few readable images: say which files were skipped and why, and leave no
             # folder behind that this run created (an interrupt keeps it, for --resume)
@@ -197,17 +202,26 @@ def run(args) -> int:
             if created:
                 shutil.rmtree(out, ignore_errors=True)
             raise
+    code = write_results(result, caught, out, args, "sfm", args.images)
+    logging.getLogger("geomvision").info("done in %.1f s", time.perf_counter() - t0)
+    return code
+
+
+def write_results(result, caught, out: Path, args, command: str, source: str) -> int:
+    """Print the warnings ``caught`` during the run, write its outputs into ``out`` and print the
+    summary (or the reason no model was built: exit code 1). Shared by ``sfm`` and ``map``."""
+    from .sfm_outputs import write_outputs
+
     failure = result.report.get("failure")
     for w in caught:
         if str(w.message) != failure:  # the reason no model was built is the error below
             print(f"warning: {w.message}", file=sys.stderr)
     if not result.reconstructions:
         write_outputs(result, out, text=args.text, plots=False)
-        why = failure or f"no model could be built from {args.images}: {no_model_reason(result.report)}"
-        print(f"geomvision sfm: error: {why} (details in {out}/report.json)", file=sys.stderr)
+        why = failure or f"no model could be built from {source}: {no_model_reason(result.report)}"
+        print(f"geomvision {command}: error: {why} (details in {out}/report.json)", file=sys.stderr)
         return 1
     write_outputs(result, out, text=args.text, plots=not args.no_plots)
     for line in summary_lines(result, out):
         print(line)
-    logging.getLogger("geomvision").info("done in %.1f s", time.perf_counter() - t0)
     return 0

@@ -59,6 +59,10 @@ class ExtractionResult:
     keys : name -> feature cache key (image content + options) of every image read.
     image_sizes : name -> (width, height) in pixels of every image with features.
     num_cached : how many feature sets came from the cache.
+    image_dir, timings, digest, source, has_descriptors : what an SfM project records about the
+        extraction (:mod:`geomvision.sfm.stage_extract`): the folder, seconds per step, the digest
+        of ``features.json``, "sift" or "imported:<file>", and whether there are real descriptors
+        (imported keypoints may come without: a one-byte placeholder stands in).
     """
 
     features: dict[str, Features]
@@ -67,6 +71,11 @@ class ExtractionResult:
     keys: dict[str, str] = field(default_factory=dict)
     image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     num_cached: int = 0
+    image_dir: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    digest: str | None = None
+    source: str = "sift"
+    has_descriptors: bool = True
 
 
 def default_image_names(paths: Sequence[Path]) -> list[str]:
@@ -85,7 +94,7 @@ def _check_options(options, cls):
     return options
 
 
-def _cached_entry(arrays: dict[str, np.ndarray]) -> tuple[Features, tuple[int, int]]:
+def cached_entry(arrays: dict[str, np.ndarray]) -> tuple[Features, tuple[int, int]]:
     """Features and (width, height) from a cache entry; ``ValueError`` when inconsistent."""
     size = arrays.get("image_size")
     if size is None or size.shape != (2,) or size.dtype.kind not in "iu" or size.min() <= 0:
@@ -108,7 +117,7 @@ def _extract_one(path: Path, options: FeatureOptions, cache: ArrayCache | None):
         return None, None, None, False, f"cannot read ({exc.strerror or exc})"
     key = feature_key(bytes_digest(data), options)
     if cache is not None:
-        cached = cache.load(key, _cached_entry)
+        cached = cache.load(key, cached_entry)
         if cached is not None:
             return cached[0], cached[1], key, True, None
     try:

@@ -17,7 +17,7 @@ from ..features.options import FeatureOptions, MatchOptions
 from ..features.patch_alignment import PatchAlignmentOptions
 from ..geometry.camera import CAMERA_MODELS
 
-MATCHERS = ("exhaustive", "sequential", "auto")
+MATCHERS = ("exhaustive", "sequential", "retrieval", "pairs-file", "imported", "auto")
 
 
 def _check_bool(value, name: str) -> None:
@@ -153,6 +153,10 @@ class SfmOptions:
         auto: exhaustive up to ``exhaustive_max_images`` images; above, sequential when the names
         number the frames of one sequence (``features.pairs.is_numbered_sequence``), else
         retrieval: each image with its ``retrieval_num_neighbors`` most similar images.
+        pairs-file: the pairs listed in the file ``pairs`` (also chosen by auto when ``pairs``
+        is given). imported: the pairs of matches imported into the project (``geomvision
+        import-features``; also chosen by auto when the project holds some).
+    pairs : a text file of image pairs, one ``name1 name2`` per line (hloc / COLMAP pairs files).
     loop_candidates : retrieval pairs per image beyond the sequential window; their verification
         is reported (``report["retrieval_pairs"]``). A wrong candidate costs one matched pair
         when two-view verification rejects it.
@@ -172,6 +176,7 @@ class SfmOptions:
     keypoint_refinement: PatchAlignmentOptions = field(default_factory=PatchAlignmentOptions)
     refine_keypoints: bool = True
     matcher: str = "auto"
+    pairs: str | None = None
     sequential_window: int = 10
     loop_detection: bool = True
     loop_candidates: int = 5
@@ -189,6 +194,11 @@ class SfmOptions:
         _check_bool(self.refine_keypoints, "refine_keypoints")
         if self.matcher not in MATCHERS:
             raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}, got {self.matcher!r}")
+        if self.matcher == "pairs-file" and self.pairs is None:
+            raise ValueError("matcher pairs-file needs the file of pairs: give --pairs FILE")
+        if self.pairs is not None and self.matcher not in ("pairs-file", "auto"):
+            raise ValueError(f"pairs: a pairs file is only read by matcher pairs-file, not {self.matcher}; drop --pairs "
+                             "or pass --matcher pairs-file")
         check_int(self.sequential_window, "sequential_window", minimum=1)
         _check_bool(self.loop_detection, "loop_detection")
         check_int(self.loop_candidates, "loop_candidates", minimum=1)

@@ -137,7 +137,7 @@ def test_rerun_needs_resume_or_overwrite(finished_run, capsys):
 def test_interrupted_run_resumed_gives_the_same_model(finished_run, small_scene, tmp_path, monkeypatch):
     images, out_full = finished_run
     out = tmp_path / "out"
-    import geomvision.sfm.pipeline as pipeline
+    import geomvision.sfm.stage_match as pipeline  # the match stage of run_sfm
 
     real_match_all = pipeline.match_all
 

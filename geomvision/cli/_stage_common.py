@@ -1,0 +1,56 @@
+"""What the stage commands (``extract``, ``match``, ``map``, ``import-features``, ``triangulate``,
+``register``) share: the common flags, running a library call with its warnings printed, and
+the project folder argument."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def add_common_flags(p, *, outputs: bool = False) -> None:
+    """``-q`` (and, for commands that write a model like ``sfm``: ``--text``, ``--no-plots``)."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    if outputs:
+        p.add_argument("--text", action="store_true", help="also write the models as COLMAP text (sparse/N/text/)")
+        p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def project_dir(text: str, *, must_exist: bool = True) -> Path:
+    """The PROJECT argument as a folder (one clear error when it is empty or missing)."""
+    if not text.strip():
+        raise ValueError("PROJECT is an empty path: give the project folder ('.' for the current folder)")
+    path = Path(text)
+    if must_exist and not path.is_dir():
+        raise FileNotFoundError(f"project folder {path} does not exist: create it with `geomvision extract IMAGES -o "
+                                f"{path}`")
+    return path
+
+
+def call_with_warnings(fn: Callable[[], T], *, quiet_warnings: bool = False) -> tuple[T, list]:
+    """Run ``fn()`` with the kernels compiled first and Ctrl-C deferred to a safe point; the
+    SfM warnings it gives are returned (printed at once when ``fn`` raises)."""
+    from .._interrupt import deferred
+    from .._warmup import ensure_compiled
+    from ..sfm import SfmWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SfmWarning)
+        try:
+            with deferred():
+                ensure_compiled(progress=not quiet_warnings)
+                result = fn()
+        except (ValueError, OSError):
+            print_warnings(caught)
+            raise
+    return result, list(caught)
+
+
+def print_warnings(caught) -> None:
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)

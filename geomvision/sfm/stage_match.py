@@ -1,0 +1,365 @@
+"""Stage 2 of SfM, ``geomvision match``: which pairs, their matches and their two-view geometry
+(COLMAP's ``*_matcher`` with its geometric verification).
+
+:func:`match_and_verify` takes the features (in memory, or recorded in a project folder), sets up
+the cameras (given K, EXIF focal length, or a prior), chooses the pairs (``select_pairs``: all, a
+window over a sequence with VLAD loop candidates beyond it, the most similar images, a pairs file,
+or the pairs of imported matches), matches them (raw matches cached by descriptor content, so
+another matcher reuses the pairs it shares), verifies each pair (E / F / H, ``verify_pair``),
+self-calibrates the focal length from F when nothing better is known and checks a given K against
+the images. The result (:class:`VerifiedPairs`) is what the map stage needs; with a project it is
+written to ``PROJECT/verified.npz``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._progress import Progress
+from ..features import Features, exhaustive_pairs, match_all, sequential_pairs, union_pairs
+from ..features.batch import ExtractionResult
+from ..features.pairs import is_numbered_sequence
+from ..features.retrieval import top_similar_pairs, train_vocabulary, vlad_descriptors
+from ..geometry.camera import Camera
+from ..imageio import exif_focal_px
+from ..robust import estimate_fundamental
+from ..solvers import shared_focal_from_fundamental
+from .intrinsics import focal_from_fundamental_profile, guess_intrinsics, parse_K
+from .options import SfmOptions
+from .planar import planar_scene_pairs
+from .project import VerifiedPairs, cache_dir, read_imported_matches, write_verified
+from .report import ROTATION_ONLY, SfmWarning
+from .stage_extract import _check_options, load_features
+from .verification import TwoViewGeometry, verify_pair
+
+__all__ = ["PairSelection", "match_and_verify", "read_pairs_file", "select_pairs"]
+
+K_DISAGREEMENT_FACTOR = 2.0  # warn when the fundamental matrices imply a focal length this far from K's
+K_CHECK_MAX_PAIRS = 12  # pairs (most matches first) whose fundamental matrix checks a given K
+K_CHECK_MIN_PAIRS = 3  # pairs that must determine the focal length before K is judged
+
+
+@dataclass
+class PairSelection:
+    """The image pairs to match and how they were chosen.
+
+    pairs : (P,2) int64 image indices, i < j, rows unique and sorted.
+    matcher : ``exhaustive``, ``sequential``, ``sequential+retrieval`` or ``retrieval``.
+    retrieved : the pairs VLAD retrieval proposed (loop candidates beyond the sequential window, or
+        every pair of the retrieval matcher), each with the cosine of the two VLAD vectors.
+    """
+
+    pairs: np.ndarray
+    matcher: str
+    retrieved: dict[tuple[int, int], float] = field(default_factory=dict)
+
+
+def select_pairs(names: list[str], features: list[Features], options: SfmOptions) -> PairSelection:
+    """Which pairs of the images ``names`` (with their ``features``, same order) to match.
+
+    ``auto`` above ``exhaustive_max_images``: a window only makes sense over the frames of a
+    sequence (names differing by a running number, :func:`is_numbered_sequence`); any other set
+    gets each image's ``retrieval_num_neighbors`` most similar images. The sequential matcher adds
+    each image's ``loop_candidates`` most similar images beyond its window (``loop_detection``);
+    a window that spans all images leaves nothing beyond it, and no retrieval runs. ``pairs-file``
+    (also ``auto`` with ``options.pairs`` given) reads the pairs from ``options.pairs``
+    (:func:`read_pairs_file`). ``imported`` pairs come with their matches: see :func:`match_and_verify`.
+    """
+    if len(names) != len(features):
+        raise ValueError(f"{len(names)} names but {len(features)} features")
+    n = len(names)
+    matcher = options.matcher
+    if matcher == "pairs-file" or (matcher == "auto" and options.pairs is not None):
+        return PairSelection(read_pairs_file(options.pairs, names), "pairs-file")
+    if matcher == "imported":
+        raise ValueError("matcher imported: the project holds no imported matches; run `geomvision import-features "
+                         "PROJECT --matches FILE` first, or choose another --matcher")
+    if matcher == "auto":
+        if n <= options.exhaustive_max_images:
+            matcher = "exhaustive"
+        else:
+            matcher = "sequential" if is_numbered_sequence(names) else "retrieval"
+    if matcher == "exhaustive":
+        return PairSelection(exhaustive_pairs(n), matcher)
+    if matcher == "sequential":
+        window = sequential_pairs(names, window=options.sequential_window)
+        if not options.loop_detection or len(window) == n * (n - 1) // 2:
+            return PairSelection(window, matcher)
+        matcher, k, exclude = "sequential+retrieval", options.loop_candidates, window
+    else:
+        window, k, exclude = np.zeros((0, 2), np.int64), options.retrieval_num_neighbors, None
+    if not any(len(f) for f in features):  # no descriptor anywhere: nothing to retrieve with
+        return PairSelection(window, matcher)
+    words = train_vocabulary(features, rng=np.random.default_rng([options.seed, 1]))
+    g = vlad_descriptors(features, words)
+    found = top_similar_pairs(g, k, exclude=exclude)
+    similarity = np.einsum("ij,ij->i", g[found[:, 0]], g[found[:, 1]])
+    retrieved = {(int(i), int(j)): float(s) for (i, j), s in zip(found, similarity)}
+    return PairSelection(union_pairs(window, found), matcher, retrieved)
+
+
+def _initial_cameras(names, paths, image_sizes, options: SfmOptions) -> tuple[list[Camera], np.ndarray, np.ndarray, list[str]]:
+    """Cameras (when shared: one per distinct image size and EXIF focal length, so that the
+    zoom settings of one lens get their own cameras; else one per image), img_cam, whether each
+    camera's intrinsics are known, and the source of each camera's values."""
+    co = options.camera
+    K = parse_K(co.K) if co.K is not None else None
+    model = co.camera_model or ("PINHOLE" if K is not None else "SIMPLE_RADIAL")
+    sizes = np.array([image_sizes[n] for n in names], dtype=np.int64).reshape(-1, 2)
+    cameras, known, sources, img_cam = [], [], [], np.zeros(len(names), dtype=np.int64)
+    by_key: dict[tuple, int] = {}
+    for k, n in enumerate(names):
+        exif = None if K is not None else exif_focal_px(paths[n])
+        key = (int(sizes[k, 0]), int(sizes[k, 1]), None if exif is None else round(float(exif), 1))
+        if co.single_camera and key in by_key:
+            img_cam[k] = by_key[key]
+            continue
+        guess = guess_intrinsics(key[0], key[1], model, K=K, exif_focal_px=exif)
+        img_cam[k] = len(cameras)
+        by_key[key] = len(cameras)
+        cameras.append(guess.camera)
+        known.append(guess.known)
+        sources.append(guess.source)
+    return cameras, img_cam, np.array(known), sources
+
+
+def _self_calibrate(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGeometry], sources,
+                    planar: bool = False) -> dict:
+    """Focal lengths of prior-only cameras from the fundamental matrices of their pairs (the
+    median of the shared-focal estimates of pairs within one camera). Returns what was done.
+    Refused for a planar scene (``planar``): a plane leaves F, and the focal length it would
+    give, undetermined (the views of the plane give it instead: ``_calibrate_from_plane``)."""
+    info = {}
+    for c, cam in enumerate(cameras):
+        if sources[c] != "prior":
+            continue
+        if planar:
+            info[c] = {"focal_px": cam.mean_focal_length, "num_pairs": 0, "prior_px": cam.mean_focal_length,
+                       "note": "refused: the scene is a plane, which leaves the fundamental matrix undetermined"}
+            continue
+        est = []
+        for (i, j), g in geoms.items():
+            if g.F is None or g.config != "uncalibrated" or img_cam[i] != c or img_cam[j] != c:
+                continue
+            f = shared_focal_from_fundamental(g.F, cam.principal_point)
+            if f is not None and 0.2 * cam.mean_focal_length < f < 5.0 * cam.mean_focal_length:
+                est.append(f)
+        if len(est) >= 3:
+            f = float(np.median(est))
+            names = cam.param_names
+            p = cam.params.copy()
+            for k, n in enumerate(names):
+                if n in ("f", "fx", "fy"):
+                    p[k] = f
+            cameras[c] = cam.with_params(p)
+            sources[c] = "fundamental"
+            info[c] = {"focal_px": f, "num_pairs": len(est), "prior_px": cam.mean_focal_length}
+        else:
+            info[c] = {"focal_px": cam.mean_focal_length, "num_pairs": len(est), "prior_px": cam.mean_focal_length,
+                       "note": "too few uncalibrated pairs for self-calibration; kept the prior"}
+    return info
+
+
+def _check_known_K(cameras, img_cam, sources, names, ex, matches, options: SfmOptions) -> dict:
+    """Compare each given K (source "K") with the focal length that the fundamental matrices of
+    its images imply, independently of K: F is estimated from the raw matches of up to
+    ``K_CHECK_MAX_PAIRS`` pairs (most matches first) and each gives a focal length at K's
+    principal point (:func:`focal_from_fundamental_profile`; pairs whose motion leaves it
+    undetermined, as on an orbit around an object, do not count). With ``K_CHECK_MIN_PAIRS`` or
+    more, their median is compared with K's focal length; a factor above
+    ``K_DISAGREEMENT_FACTOR`` either way warns. Returns {camera index: what was found}."""
+    vo = options.verification
+    index = {n: k for k, n in enumerate(names)}
+    info = {}
+    for c, cam in enumerate(cameras):
+        if sources[c] != "K":
+            continue
+        pairs = [(a, b) for a, b in matches if img_cam[index[a]] == c and img_cam[index[b]] == c]
+        pairs.sort(key=lambda p: -len(matches[p]))
+        estimates = []
+        tried = 0
+        for a, b in pairs[:K_CHECK_MAX_PAIRS]:
+            m = matches[(a, b)]
+            if len(m) < vo.min_num_inliers:
+                continue
+            tried += 1
+            res = estimate_fundamental(ex.features[a].keypoints[m[:, 0]], ex.features[b].keypoints[m[:, 1]],
+                                       max_error=vo.max_error_px, confidence=vo.confidence,
+                                       max_iterations=vo.max_iterations,
+                                       rng=np.random.default_rng([options.seed, 2, index[a], index[b]]))
+            if res.model is None or int(res.inliers.sum()) < vo.min_num_inliers:
+                continue  # a plane or a rotation: F is not determined
+            f, determined = focal_from_fundamental_profile(res.model, cam.principal_point, max(cam.width, cam.height))
+            if determined:
+                estimates.append(f)
+        f_K = cam.mean_focal_length
+        entry = {"K_focal_px": round(f_K, 3), "num_pairs_tried": tried, "num_pairs": len(estimates)}
+        if len(estimates) < K_CHECK_MIN_PAIRS:
+            entry["note"] = ("not checked: fewer than 3 pairs determine the focal length (a rotation, a plane, or "
+                             "optical axes meeting at one point)")
+        else:
+            f = float(np.median(estimates))
+            ratio = f / f_K
+            agrees = 1.0 / K_DISAGREEMENT_FACTOR <= ratio <= K_DISAGREEMENT_FACTOR
+            entry.update(fundamental_focal_px=round(f, 1), ratio=round(ratio, 3), agrees=bool(agrees))
+            if not agrees:
+                entry["warning"] = (
+                    f"--K disagrees with the images: its focal length is {f_K:.1f} px, but the fundamental matrices "
+                    f"of {len(estimates)} pairs imply about {f:.0f} px ({ratio:.2g} x); check that K belongs to "
+                    f"this camera and is in pixels of these {cam.width} x {cam.height} images (a K calibrated at "
+                    "another resolution must be scaled)")
+        info[c] = entry
+    return info
+
+
+def _rotation_only(geoms: dict[tuple[int, int], TwoViewGeometry]) -> str | None:
+    """The reason no model can be built when the camera only turned about its centre, else None:
+    every verified pair is panoramic, or (uncalibrated) a plain shift of the image that a pan
+    with little rotation gives as well (``explained_by_shift``), and at least one is panoramic."""
+    verified = [g for g in geoms.values() if g.verified]
+    panoramic = [g for g in verified if g.config == "panoramic"]
+    if not panoramic or any(g.config != "panoramic" and not g.explained_by_shift for g in verified):
+        return None
+    if len(panoramic) == len(verified):
+        which = f"all {len(verified)} verified pairs"
+    else:
+        which = f"{len(panoramic)} of the {len(verified)} verified pairs, and a shift of the image those of the others"
+    focals = [g.rotation_focal_px for g in panoramic if np.isfinite(g.rotation_focal_px)]
+    focal = f"; focal length about {np.median(focals):.0f} px" if focals else ""
+    return (f"{ROTATION_ONLY} (a rotation about one camera centre explains the matches of {which}{focal}; "
+            "3-D points need the camera to move between views)")
+
+
+
+def read_pairs_file(path: str | os.PathLike, names: list[str]) -> np.ndarray:
+    """Image pairs from a text file, one ``name1 name2`` per line (hloc's and COLMAP's pairs
+    files; blank lines and ``#`` comments skipped) -> (P,2) int64 indices into ``names``, i < j,
+    unique and sorted. Raises ``ValueError`` naming the line of an unknown image or a bad line."""
+    index = {n: k for k, n in enumerate(names)}
+    rows = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise ValueError(f"{path}:{lineno}: expected two image names, got {line!r}")
+        missing = [p for p in parts if p not in index]
+        if missing:
+            raise ValueError(f"{path}:{lineno}: no image named {missing[0]!r} among the project's {len(names)} "
+                             f"images (names are relative to the image folder, e.g. {names[0]!r})")
+        rows.append((index[parts[0]], index[parts[1]]))
+    pairs = union_pairs(np.array(rows, np.int64).reshape(-1, 2))
+    if len(pairs) == 0:
+        raise ValueError(f"{path} lists no pair of two different images")
+    return pairs
+
+
+def _warn_prior(cameras: list[Camera], sources: list[str]) -> None:
+    for c, src in enumerate(sources):
+        if src == "prior":
+            warnings.warn(
+                f"no calibration and no EXIF focal length for camera {c + 1}: starting from the prior "
+                f"f = 1.2 * max(width, height) = {cameras[c].mean_focal_length:.1f} px, self-calibrated from the "
+                "fundamental matrices and refined by bundle adjustment (give --K for best accuracy)",
+                SfmWarning, stacklevel=3)
+
+
+def _imported_selection(imported: dict[tuple[str, str], np.ndarray], names: list[str]):
+    """Pairs and raw matches from imported matches: ({(a, b): (K,2)} with a before b in ``names``)."""
+    index = {n: k for k, n in enumerate(names)}
+    unknown = sorted({n for pair in imported for n in pair if n not in index})
+    if unknown:
+        raise ValueError(f"imported matches name images without features: {unknown[:5]}; import their features too")
+    matches = {}
+    for (a, b), m in imported.items():
+        if index[a] > index[b]:
+            a, b, m = b, a, m[:, ::-1]
+        matches[(a, b)] = np.ascontiguousarray(m, dtype=np.int64)
+    pairs = np.array(sorted((index[a], index[b]) for a, b in matches), np.int64).reshape(-1, 2)
+    return PairSelection(pairs, "imported"), matches
+
+
+def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptions | None = None, *,
+                     features: ExtractionResult | None = None, cache: str | os.PathLike | None = None,
+                     progress: bool = True) -> VerifiedPairs:
+    """Choose pairs, match and verify them; the result is what :func:`map_project` needs.
+
+    project : the project folder: its features are read (unless ``features`` is given), its
+        imported matches used (``matcher`` auto or imported) and the result written to
+        ``PROJECT/verified.npz``. None keeps everything in memory.
+    features : the features (``extract_features``'s result); read from ``project`` when None.
+    cache : the raw-match cache folder when it is not the project's.
+    options : ``matcher`` and its fields, ``matching``, ``camera`` (how the intrinsics start),
+        ``verification``, ``seed``, ``num_threads``. The same features, options and seed give
+        the same pairs. Raises ``ValueError`` for a matcher that needs descriptors the features
+        lack (imported keypoints without descriptors) and for a malformed ``--K``.
+    """
+    options = _check_options(options)
+    if options.camera.K is not None:
+        parse_K(options.camera.K)
+    if features is None:
+        if project is None:
+            raise ValueError("match_and_verify needs a project folder or the features")
+        features = load_features(project)
+    ex = features
+    if cache is None and project is not None:
+        cache = cache_dir(project)
+    names = list(ex.features)
+    timings: dict[str, float] = {}
+    cameras, img_cam, known, sources = _initial_cameras(names, ex.paths, ex.image_sizes, options)
+    _warn_prior(cameras, sources)
+
+    t0 = time.perf_counter()
+    imported = read_imported_matches(project) if project is not None else None
+    if imported is not None and ex.source.startswith("imported") and options.matcher in ("auto", "imported"):
+        selection, matches = _imported_selection(imported, names)
+    else:
+        if not ex.has_descriptors:
+            raise ValueError(f"--matcher {options.matcher}: the features were imported without descriptors, so "
+                             "only their imported matches can be used (--matcher imported)")
+        selection = select_pairs(names, [ex.features[n] for n in names], options)
+        matches = None
+    name_pairs = [(names[i], names[j]) for i, j in selection.pairs]
+    timings["pair_selection"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if matches is None:
+        matches = match_all(name_pairs, ex.features, options.matching, cache_dir=cache,
+                            num_threads=options.num_threads, progress=progress)
+    timings["matching"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    index = {n: k for k, n in enumerate(names)}
+    geoms: dict[tuple[int, int], TwoViewGeometry] = {}
+    with Progress(len(name_pairs), "verification", unit="pair", enabled=progress) as bar:
+        for a, b in name_pairs:
+            i, j = index[a], index[b]
+            calibrated = bool(sources[img_cam[i]] in ("K", "exif") and sources[img_cam[j]] in ("K", "exif"))
+            geoms[(i, j)] = verify_pair(
+                ex.features[a].keypoints, ex.features[b].keypoints, matches[(a, b)],
+                cameras[img_cam[i]], cameras[img_cam[j]], calibrated=calibrated,
+                options=options.verification, rng=np.random.default_rng([options.seed, 0, i, j]))
+            bar.update()
+    timings["verification"] = time.perf_counter() - t0
+    planar = planar_scene_pairs(geoms)["planar_scene"]
+    self_calibration = _self_calibrate(cameras, img_cam, geoms, sources, planar=planar)
+    t0 = time.perf_counter()
+    K_check = _check_known_K(cameras, img_cam, sources, names, ex, matches, options)
+    timings["K_check"] = time.perf_counter() - t0
+    for entry in K_check.values():
+        if "warning" in entry:
+            warnings.warn(entry["warning"], SfmWarning, stacklevel=2)
+    failure = _rotation_only(geoms)
+    if failure is not None:
+        warnings.warn(failure, SfmWarning, stacklevel=2)
+    verified = VerifiedPairs(names, geoms, selection.matcher, selection.retrieved, cameras, img_cam, known, sources,
+                             self_calibration, K_check, timings, ex.digest)
+    if project is not None:
+        write_verified(verified, project)
+    return verified
