@@ -129,6 +129,13 @@ class _Init:
     pending: list[tuple[int, Features]] = field(default_factory=list)
 
 
+def _frame_pixels(image: np.ndarray) -> np.ndarray:
+    """A checked frame as (H,W,3) RGB or (H,W) grey uint8: the alpha channel is dropped, HxWx1 is grey."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        return image[..., :3]
+    return image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
+
+
 def _check_frame(image, camera: Camera) -> str:
     """Why ``image`` cannot be a frame of ``camera`` ('' when it can)."""
     if isinstance(image, Features):
@@ -210,8 +217,7 @@ class OnlineMapper:
         why = _check_frame(image, self.camera)
         if why:
             return self._done(FrameResult(index, ts, "rejected", None, reason=why), t0)
-        feats = image if isinstance(image, Features) else extract_features(image, self.opt.features)
-        self._gray = None if isinstance(image, Features) else image
+        feats, self._gray = self._features(image)
         if len(feats) < self.opt.min_inliers:
             self._last = self._velocity = None
             status = "initialising" if not self.initialised else "lost"
@@ -256,7 +262,7 @@ class OnlineMapper:
             return self._done(FrameResult(-1, float("nan"), "rejected", None, reason=why), t0, record=False)
         if not self.initialised:
             return self._done(FrameResult(-1, float("nan"), "lost", None, reason="the map is empty"), t0, record=False)
-        feats = image if isinstance(image, Features) else extract_features(image, self.opt.features)
+        feats, _ = self._features(image)
         found, why = self._relocalise(feats, key=0)
         if found is None:
             return self._done(FrameResult(-1, float("nan"), "lost", None, reason=why), t0, record=False)
@@ -380,6 +386,13 @@ class OnlineMapper:
         return m
 
     # --- bookkeeping -----------------------------------------------------------------------------
+    def _features(self, image: np.ndarray | Features) -> tuple[Features, np.ndarray | None]:
+        """A checked frame's features and its (H,W) float32 grey image (None when given as Features)."""
+        if isinstance(image, Features):
+            return image, None
+        image = _frame_pixels(image)
+        return extract_features(image, self.opt.features), _gray(image)
+
     def _done(self, res: FrameResult, t0: float, record: bool = True) -> FrameResult:
         res.time_s = time.perf_counter() - t0
         if record and res.status != "initialising":

@@ -144,6 +144,19 @@ def test_bad_frames_never_raise(walk):
     assert mapper.add_frame(grey).has_pose  # grey frames are fine
 
 
+def test_rgba_and_single_channel_frames_are_mapped(walk):
+    # the alpha channel is ignored and HxWx1 is grey, in the features and in the keyframes' patches
+    mapper = OnlineMapper(walk.camera)
+    alpha = np.full(walk.images[0].shape[:2] + (1,), 255, np.uint8)
+    frames = [np.concatenate([img, alpha], axis=2) if k % 2 == 0 else img.mean(axis=2, keepdims=True).astype(np.uint8)
+              for k, img in enumerate(walk.images[:20])]
+    results = [mapper.add_frame(f) for f in frames]
+    assert all(r.status != "rejected" for r in results)
+    assert sum(r.status == "keyframe" for r in results) >= 3
+    assert results[-1].has_pose
+    assert mapper.localize(frames[10]).status == "relocalised"
+
+
 def test_precomputed_features_and_options(walk):
     from geomvision.features import extract_features
 
