@@ -12,7 +12,9 @@
 - :mod:`.rendered_datasets`: image sets rendered from the demo scene (orbit views in the Strecha
   layout, pure-rotation sequences) and views of a textured wall (planar sequences) with their
   exact cameras;
-- :mod:`.sequences`: camera walks through the demo scene rendered frame by frame (video input).
+- :mod:`.sequences`: camera walks through the demo scene rendered frame by frame (video input);
+- :mod:`.repeated_pairs`: two-view matches on repetitive facades with wrong matches between
+  neighbouring windows (hard relative-pose pairs, :func:`repeated_structure_pair`).
 
 Of the library, only the ``geomvision demo`` command uses it (tests, benchmarks and apps do too);
 it imports :mod:`geomvision.scene` and :mod:`geomvision.geometry`, never the other way round.
@@ -32,6 +34,7 @@ from .rendered_datasets import (
     rotation_sequence,
     write_strecha_layout,
 )
+from .repeated_pairs import MatchedPair, repeated_structure_pair
 from .sequences import render_walk, walk_poses
 from .shapes import Box, Cylinder, Quad, Sphere, Texture, TexturedScene
 from .textures import fractal_noise, procedural_texture
