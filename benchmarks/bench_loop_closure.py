@@ -8,7 +8,10 @@
    loop's end (camera-centre error of the last 10 frames after aligning the first 20 on the
    truth with a similarity), the trajectory error of all frames after a similarity alignment
    (rms), loops closed, time per frame.
-2. The batch pipeline on the shared loop sequences: ``desk-loop`` (sequential matching with
+2. The same rendered frames through the batch pipeline (``run_sfm``, the known K, sequential
+   matching with a window of 10) with loop detection (retrieval pairs beyond the window) off and
+   on: the same drift and trajectory figures.
+3. The batch pipeline on the shared loop sequences: ``desk-loop`` (sequential matching with
    retrieval pairs; plain SIFT, then affine-simulated SIFT ``--affine-max-tilt 4``, with the
    README's approximate focal length 520 px) and ``dino-ring`` (sequential matching with
    retrieval, its K): images registered, models, and for dino-ring the mean camera-centre error
@@ -39,12 +42,20 @@ def _align_errors(C: np.ndarray, G: np.ndarray, fit: slice | None = None) -> np.
     return np.linalg.norm(s * (C @ T.R.T + T.t) - G, axis=1)
 
 
-def online(frames: int, width: int) -> list[dict]:
+def _drift_figures(C: np.ndarray, G: np.ndarray) -> dict:
+    """End drift (mean centre error of the last 10 frames, the first 20 aligned on the truth) and
+    ATE (all frames aligned), in mm, of centres C against the true G (N,3)."""
+    end = _align_errors(C, G, slice(0, 20))[-10:]
+    ate = _align_errors(C, G)
+    return {"end_drift_mm": round(1000 * float(end.mean()), 2),
+            "ate_rms_mm": round(1000 * float(np.sqrt(np.mean(ate**2))), 2)}
+
+
+def online(views) -> list[dict]:
     from geomvision.sfm import OnlineMapper, OnlineOptions
     from geomvision.sfm.options import LoopClosureOptions
-    from geomvision.synthetic import render_walk
 
-    views = render_walk(frames, width=width, height=width * 3 // 4, arc_deg=360.0)
+    frames = len(views.images)
     G = np.array([-T.R.T @ T.t for T in views.cams_from_world])
     length = float(np.sum(np.linalg.norm(np.diff(G, axis=0), axis=1)))
     rows = []
@@ -56,15 +67,48 @@ def online(frames: int, width: int) -> list[dict]:
         dt = time.perf_counter() - t0
         _, poses = m.trajectory()
         C = np.array([-p.R.T @ p.t for p in poses])
-        end = _align_errors(C, G, slice(0, 20))[-10:]
-        ate = _align_errors(C, G)
         rows.append({"loop_closure": on, "frames": frames, "posed": int(sum(p is not None for p in poses)),
                      "keyframes": m.num_keyframes, "loops": len(m.loops),
-                     "loops_pose_graph": int(sum(lp.pose_graph for lp in m.loops)),
-                     "end_drift_mm": round(1000 * float(end.mean()), 2),
-                     "ate_rms_mm": round(1000 * float(np.sqrt(np.mean(ate**2))), 2),
+                     "loops_pose_graph": int(sum(lp.pose_graph for lp in m.loops)), **_drift_figures(C, G),
                      "length_m": round(length, 2), "ms_per_frame": round(1000 * dt / frames, 1),
                      "lost": sum(r.status == "lost" for r in res)})
+    return rows
+
+
+def batch_loop(views) -> list[dict]:
+    """``run_sfm`` on the rendered frames, sequential matching, loop detection off and on."""
+    import warnings
+
+    import cv2
+
+    from geomvision.sfm import SfmOptions, run_sfm
+    from geomvision.sfm.options import CameraOptions
+
+    G = np.array([-T.R.T @ T.t for T in views.cams_from_world])
+    fx, fy, cx, cy = views.camera.params[:4]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        for name, img in zip(views.names, views.images):
+            cv2.imwrite(str(folder / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        for on in (False, True):
+            opts = SfmOptions(matcher="sequential", loop_detection=on, camera=CameraOptions(K=f"{fx},{fy},{cx},{cy}"))
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = run_sfm(folder, opts, cache_dir=Path(tmp) / f"cache{int(on)}", progress=False)
+            dt = time.perf_counter() - t0
+            rec = res.reconstructions[0] if res.reconstructions else None
+            index = {n: k for k, n in enumerate(views.names)}
+            ims = [im for im in rec.images.values() if im.cam_from_world is not None] if rec else []
+            row = {"loop_detection": on, "frames": len(views.names), "registered": len(ims),
+                   "models": len(res.reconstructions), "time_s": round(dt, 1)}
+            if len(ims) == len(views.names):
+                ims.sort(key=lambda im: index[im.name])
+                C = np.array([im.cam_from_world.inverse().t for im in ims])
+                row.update(_drift_figures(C, G))
+            rows.append(row)
     return rows
 
 
@@ -115,6 +159,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=160)
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--skip-real", action="store_true")
+    p.add_argument("--skip-batch", action="store_true", help="skip run_sfm on the rendered loop")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     from geomvision.io.datasets import data_root
@@ -122,12 +167,23 @@ def main(argv=None) -> int:
     data = data_root()
     if data is None and not args.skip_real:
         p.error("the shared datasets were not found: set GEOMVISION_DATA or pass --skip-real")
-    out = {"online": online(args.frames, args.width)}
+    from geomvision.synthetic import render_walk
+
+    views = render_walk(args.frames, width=args.width, height=args.width * 3 // 4, arc_deg=360.0)
+    out = {"online": online(views)}
     for r in out["online"]:
         print("online", json.dumps(r))
     off, on = out["online"]
     print(f"end drift {off['end_drift_mm']} mm -> {on['end_drift_mm']} mm with loop closure "
           f"({off['end_drift_mm'] / max(on['end_drift_mm'], 1e-9):.1f}x); ATE {off['ate_rms_mm']} -> {on['ate_rms_mm']} mm")
+    if not args.skip_batch:
+        out["batch_loop"] = batch_loop(views)
+        for r in out["batch_loop"]:
+            print("batch on the rendered loop", json.dumps(r))
+        off, on = out["batch_loop"]
+        if "end_drift_mm" in off and "end_drift_mm" in on:
+            print(f"batch: end drift {off['end_drift_mm']} mm -> {on['end_drift_mm']} mm with loop detection "
+                  f"({off['end_drift_mm'] / max(on['end_drift_mm'], 1e-9):.1f}x)")
     if not args.skip_real:
         out["batch"] = batch(data)
         for r in out["batch"]:

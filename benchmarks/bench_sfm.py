@@ -1,4 +1,7 @@
-"""End-to-end SfM: geomvision's ``run_sfm`` next to pycolmap on the same Strecha images, in one run.
+"""End-to-end SfM: geomvision's ``run_sfm`` next to pycolmap on the same real images, in one run.
+
+Scenes: the three Strecha scenes and dino-ring (48 views of a weakly textured object on a closed
+ring, issue 15), all with ground-truth cameras in ``../shared``.
 
 Both pipelines get the known K (PINHOLE, kept fixed), 8,192 SIFT features per image, exhaustive
 matching and incremental mapping, 2 threads, CPU. Each run is a fresh subprocess (so peak memory
@@ -24,7 +27,13 @@ from _workers import peak_rss_mb
 from _workers import run_pycolmap_known_K
 from _workers import spawn as _spawn
 
-SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10")
+SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10", "dino-ring")
+
+
+def scene_dir(root: Path, scene: str) -> Path:
+    """The folder of ``scene``: under ``strecha/`` for the Strecha scenes, else at the root."""
+    d = root / "strecha" / scene
+    return d if d.is_dir() else root / scene
 
 
 def _score(scene_dir: Path, names_poses: dict) -> dict:
@@ -112,7 +121,7 @@ def main(argv=None) -> int:
     rows = {}
     for rep in range(args.repeats):
         for scene in args.scenes:
-            d = root / "strecha" / scene
+            d = scene_dir(root, scene)
             order = ("ours", "pycolmap") if rep % 2 == 0 else ("pycolmap", "ours")
             for kind in order:
                 r = spawn(kind, d, args.threads)
@@ -123,13 +132,15 @@ def main(argv=None) -> int:
                       f"({r['score']['registered']}/{r['score']['num_images']})", flush=True)
     print()
     print(f"{'scene':14s} {'ours s':>7s} {'colmap s':>9s} {'ratio':>6s} {'ours MB':>8s} {'colmap MB':>9s} "
-          f"{'ours mm':>8s} {'colmap mm':>9s}")
+          f"{'ours mm':>8s} {'colmap mm':>9s} {'ours reg':>9s} {'colmap reg':>10s}")
     for scene in args.scenes:
         a, b = rows[(scene, "ours")], rows[(scene, "pycolmap")]
         ta, tb = np.median([r["wall_s"] for r in a]), np.median([r["wall_s"] for r in b])
         ma, mb = max(r["peak_rss_mb"] for r in a), max(r["peak_rss_mb"] for r in b)
         ea, eb = a[0]["score"]["mean_center_error_mm"], b[0]["score"]["mean_center_error_mm"]
-        print(f"{scene:14s} {ta:7.1f} {tb:9.1f} {ta / tb:6.2f} {ma:8.0f} {mb:9.0f} {ea:8.2f} {eb:9.2f}")
+        reg = [f"{r[0]['score']['registered']}/{r[0]['score']['num_images']}" for r in (a, b)]
+        print(f"{scene:14s} {ta:7.1f} {tb:9.1f} {ta / tb:6.2f} {ma:8.0f} {mb:9.0f} {ea:8.2f} {eb:9.2f} {reg[0]:>9s} "
+              f"{reg[1]:>10s}")
         for k in a[0]["stages"]:
             sa = np.median([r["stages"][k] for r in a])
             sb = np.median([r["stages"][k] for r in b])
