@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("geomvision.cli.extract", "extract features of a folder of images into a project folder"),
     "match": ("geomvision.cli.match", "match and verify image pairs of a project (after extract)"),
     "map": ("geomvision.cli.map", "build models from a project's verified pairs (after extract and match)"),
+    "import-features": ("geomvision.cli.import_features", "import hloc features.h5 / matches.h5 into a project folder"),
     "track": ("geomvision.cli.track", "track a frame sequence: a pose per frame, a TUM trajectory and a map"),
     "demo": ("geomvision.cli.demo", "render the built-in synthetic scene, reconstruct it and score it"),
     "ba": ("geomvision.cli.ba", "bundle-adjust a BAL problem"),

@@ -62,11 +62,11 @@ def map_project(project: str | os.PathLike | None = None, options: SfmOptions | 
     if names != verified.names:
         raise ValueError("the verified pairs belong to other images than the features: rerun `geomvision match`")
     if options.refine_keypoints:
-        missing = [n for n in names if not os.path.isfile(ex.paths.get(n, ""))]
+        missing = [n for n in names if not str(ex.paths.get(n, "")) or not os.path.isfile(ex.paths[n])]
         if missing:
-            raise ValueError(f"keypoint refinement reads the images, but {missing[0]!r} is not at "
-                             f"{ex.paths.get(missing[0])} ({len(missing)} missing): give the image folder when "
-                             "importing features, or pass --no-refine-keypoints")
+            raise ValueError(f"keypoint refinement reads the images, but {len(missing)} are not at hand (e.g. "
+                             f"{missing[0]!r}): give the image folder when importing features (--images), or pass "
+                             "--no-refine-keypoints")
     # the stage may change the intrinsics' sources and calibration (plane): on copies
     verified = dataclasses.replace(verified, sources=list(verified.sources),
                                    self_calibration=dict(verified.self_calibration))

@@ -104,7 +104,8 @@ def select_pairs(names: list[str], features: list[Features], options: SfmOptions
     return PairSelection(union_pairs(window, found), matcher, retrieved)
 
 
-def _initial_cameras(names, paths, image_sizes, options: SfmOptions) -> tuple[list[Camera], np.ndarray, np.ndarray, list[str]]:
+def _initial_cameras(names, paths, image_sizes,
+                     options: SfmOptions) -> tuple[list[Camera], np.ndarray, np.ndarray, list[str]]:
     """Cameras (when shared: one per distinct image size and EXIF focal length, so that the
     zoom settings of one lens get their own cameras; else one per image), img_cam, whether each
     camera's intrinsics are known, and the source of each camera's values."""
@@ -115,7 +116,8 @@ def _initial_cameras(names, paths, image_sizes, options: SfmOptions) -> tuple[li
     cameras, known, sources, img_cam = [], [], [], np.zeros(len(names), dtype=np.int64)
     by_key: dict[tuple, int] = {}
     for k, n in enumerate(names):
-        exif = None if K is not None else exif_focal_px(paths[n])
+        at_hand = str(paths[n]) and Path(paths[n]).is_file()  # imported features may come without images
+        exif = None if K is not None or not at_hand else exif_focal_px(paths[n])
         key = (int(sizes[k, 0]), int(sizes[k, 1]), None if exif is None else round(float(exif), 1))
         if co.single_camera and key in by_key:
             img_cam[k] = by_key[key]
