@@ -54,3 +54,20 @@ def call_with_warnings(fn: Callable[[], T], *, quiet_warnings: bool = False) -> 
 def print_warnings(caught) -> None:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
+
+
+def add_model_io_flags(p) -> None:
+    """PROJECT, ``--model`` (a COLMAP model to start from), ``-o`` and ``--text``: the known-poses commands."""
+    p.add_argument("project", help="project folder with the features and verified pairs (extract + match)")
+    p.add_argument("--model", required=True, help="COLMAP model folder (cameras, images[, points3D])")
+    p.add_argument("-o", "--output", required=True, help="folder for the resulting COLMAP model")
+    p.add_argument("--text", action="store_true", help="write COLMAP text instead of binary")
+
+
+def write_model_summary(rec, args) -> None:
+    """Write ``rec`` as a COLMAP model into ``args.output`` (binary, or text with ``--text``)."""
+    from ..io import write_model
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    write_model(rec, out, binary=not args.text)

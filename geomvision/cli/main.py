@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "match": ("geomvision.cli.match", "match and verify image pairs of a project (after extract)"),
     "map": ("geomvision.cli.map", "build models from a project's verified pairs (after extract and match)"),
     "import-features": ("geomvision.cli.import_features", "import hloc features.h5 / matches.h5 into a project folder"),
+    "triangulate": ("geomvision.cli.triangulate", "triangulate points of a model whose camera poses are known"),
+    "register": ("geomvision.cli.register", "register new images into an existing model without rebuilding it"),
     "track": ("geomvision.cli.track", "track a frame sequence: a pose per frame, a TUM trajectory and a map"),
     "demo": ("geomvision.cli.demo", "render the built-in synthetic scene, reconstruct it and score it"),
     "ba": ("geomvision.cli.ba", "bundle-adjust a BAL problem"),

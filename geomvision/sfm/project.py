@@ -189,6 +189,16 @@ def read_verified(project: str | os.PathLike) -> VerifiedPairs:
         meta["timings"], meta["features_digest"])
 
 
+def check_fresh(verified: VerifiedPairs, features_digest: str | None, names: list[str]) -> None:
+    """Raise ``ValueError`` when verified pairs do not belong to the features (re-extracted since
+    they were matched, or other images): the fix is to rerun ``geomvision match``."""
+    if verified.features_digest is not None and features_digest is not None \
+            and verified.features_digest != features_digest:
+        raise ValueError("the features changed since they were matched: rerun `geomvision match PROJECT` first")
+    if list(names) != list(verified.names):
+        raise ValueError("the verified pairs belong to other images than the features: rerun `geomvision match`")
+
+
 def write_imported_matches(matches: dict[tuple[str, str], np.ndarray], project: str | os.PathLike) -> None:
     """Write ``PROJECT/imported_matches.npz``: {(name1, name2): (K,2) keypoint indices}."""
     keys = list(matches)

@@ -26,7 +26,7 @@ from .incremental import IncrementalController
 from .mapper import IncrementalMapper
 from .options import SfmOptions
 from .planar import PLANE_MAX_DISTANCE_RATIO, camera_with_focal, focal_from_plane, plane_support, planar_scene_pairs
-from .project import VerifiedPairs, read_verified
+from .project import VerifiedPairs, check_fresh, read_verified
 from .report import PLANE_UNCALIBRATED, SfmResult, SfmWarning, build_report
 from .stage_extract import _check_options, load_features
 from .stage_match import _rotation_only
@@ -54,13 +54,9 @@ def map_project(project: str | os.PathLike | None = None, options: SfmOptions | 
             raise ValueError("map_project needs a project folder, or both the features and the verified pairs")
         features = load_features(project) if features is None else features
         verified = read_verified(project) if verified is None else verified
-        if verified.features_digest is not None and verified.features_digest != features.digest:
-            raise ValueError(f"the features of {project} changed since they were matched: rerun `geomvision match "
-                             f"{project}` before mapping")
     ex = features
     names = list(ex.features)
-    if names != verified.names:
-        raise ValueError("the verified pairs belong to other images than the features: rerun `geomvision match`")
+    check_fresh(verified, ex.digest, names)
     if options.refine_keypoints:
         missing = [n for n in names if not str(ex.paths.get(n, "")) or not os.path.isfile(ex.paths[n])]
         if missing:

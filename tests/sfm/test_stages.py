@@ -98,7 +98,7 @@ def test_map_refuses_pairs_of_features_extracted_since(runs, small_scene, tmp_pa
     shutil.copytree(project, work, symlinks=True)
     assert main(["extract", str(small_scene / "images"), "-o", str(work), "-q", "--max-num-features", "800"]) == 0
     assert len(load_features(work).features["0000.png"]) <= 800
-    with pytest.raises(ValueError, match="changed since they were matched: rerun `geomvision match"):
+    with pytest.raises(ValueError, match="changed since they were matched: rerun `geomvision match PROJECT`"):
         map_project(work, SfmOptions(), progress=False)
 
 
