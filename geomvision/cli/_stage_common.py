@@ -57,17 +57,35 @@ def print_warnings(caught) -> None:
 
 
 def add_model_io_flags(p) -> None:
-    """PROJECT, ``--model`` (a COLMAP model to start from), ``-o`` and ``--text``: the known-poses commands."""
+    """PROJECT, ``--model`` (a COLMAP model to start from), ``-o``, ``--text`` and the mapper's
+    flags: what the known-poses commands (``triangulate``, ``register``) share."""
+    from ..sfm.options import MapperOptions
+    from ._dataclass_args import add_dataclass_arguments
+
     p.add_argument("project", help="project folder with the features and verified pairs (extract + match)")
     p.add_argument("--model", required=True, help="COLMAP model folder (cameras, images[, points3D])")
     p.add_argument("-o", "--output", required=True, help="folder for the resulting COLMAP model")
     p.add_argument("--text", action="store_true", help="write COLMAP text instead of binary")
+    add_dataclass_arguments(p, MapperOptions, title="mapper")
 
 
-def write_model_summary(rec, args) -> None:
-    """Write ``rec`` as a COLMAP model into ``args.output`` (binary, or text with ``--text``)."""
-    from ..io import write_model
+def run_on_model(args, fn):
+    """``fn(model, features, verified, options) -> (Reconstruction, report)`` on ``--model`` and
+    the project's features and verified pairs; writes the resulting model into ``-o`` (COLMAP
+    binary, or text with ``--text``) and returns ``(rec, report)``."""
+    from ..io import read_model, write_model
+    from ..sfm import SfmOptions, load_features
+    from ..sfm.options import MapperOptions
+    from ..sfm.project import read_verified
+    from ._dataclass_args import dataclass_from_args
 
+    options = SfmOptions(mapper=dataclass_from_args(MapperOptions, args))
+    project = project_dir(args.project)
+    model = read_model(args.model)
+    (rec, report), caught = call_with_warnings(
+        lambda: fn(model, load_features(project), read_verified(project), options))
+    print_warnings(caught)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     write_model(rec, out, binary=not args.text)
+    return rec, report
