@@ -17,7 +17,7 @@ from ..features.batch import ExtractionResult
 from ..optim import BAConfig, BAOptions, solve_bundle
 from ..scene.reconstruction import Reconstruction
 from .mapper import IncrementalMapper
-from .options import SfmOptions
+from .options import SfmOptions, sfm_options
 from .project import VerifiedPairs, check_fresh
 from .state import MapperState
 from .tracks import build_tracks
@@ -114,7 +114,7 @@ def triangulate_model(reconstruction: Reconstruction, features: ExtractionResult
     refine_points : a bundle adjustment that moves only the points, then filtering again.
     Raises ``ValueError`` when an image of the model has no features or another size.
     """
-    options = SfmOptions() if options is None else options
+    options = sfm_options(options)
     rec = reconstruction
     check_fresh(verified, features.digest, list(features.features))
     ids, names = model_images_in_project(rec, features)

@@ -211,6 +211,14 @@ class SfmOptions:
         return dataclasses.asdict(self)
 
 
+def sfm_options(options: SfmOptions | None) -> SfmOptions:
+    """``options``, or the defaults for None; ``ValueError`` for anything but an SfmOptions."""
+    options = SfmOptions() if options is None else options
+    if not isinstance(options, SfmOptions):
+        raise ValueError(f"options must be an SfmOptions, got {type(options).__name__}")
+    return options
+
+
 @dataclass(frozen=True)
 class LoopClosureOptions:
     """Loop detection and correction.

@@ -37,7 +37,7 @@ import os
 import time
 
 from .intrinsics import parse_K
-from .options import SfmOptions
+from .options import SfmOptions, sfm_options
 from .project import cache_dir as project_cache
 from .report import PLANE_UNCALIBRATED, ROTATION_ONLY, SfmResult, SfmWarning
 from .stage_extract import extract_features, list_images
@@ -68,9 +68,7 @@ def run_sfm(
     the same models. Raises ``ValueError`` / ``FileNotFoundError`` when nothing can be done
     (missing or empty folder, fewer than two readable images).
     """
-    options = SfmOptions() if options is None else options
-    if not isinstance(options, SfmOptions):
-        raise ValueError(f"options must be an SfmOptions, got {type(options).__name__}")
+    options = sfm_options(options)
     if options.camera.K is not None:
         parse_K(options.camera.K)  # a malformed --K fails before any work (sizes are checked per camera)
     t_start = time.perf_counter()

@@ -96,6 +96,7 @@ def read_feature_index(project: str | os.PathLike) -> tuple[FeatureIndex, str]:
 
 
 def feature_cache(project: str | os.PathLike) -> ArrayCache:
+    """The project's feature cache (entries keyed by image content and options, or by import)."""
     return ArrayCache(cache_dir(project), "features")
 
 

@@ -22,7 +22,7 @@ from ..features.batch import ExtractionResult
 from ..scene.reconstruction import Reconstruction
 from .known_poses import adjust_with_fixed_poses, model_images_in_project, state_with_project_keypoints
 from .mapper import IncrementalMapper
-from .options import SfmOptions
+from .options import SfmOptions, sfm_options
 from .project import VerifiedPairs, check_fresh
 from .state import MapperState
 
@@ -83,7 +83,7 @@ def register_images(reconstruction: Reconstruction, features: ExtractionResult, 
         project, else the project's own for it (held fixed). options.mapper : the absolute-pose
         thresholds, triangulation and filtering. Returns the grown model and what happened.
     """
-    options = SfmOptions() if options is None else options
+    options = sfm_options(options)
     rec = reconstruction
     check_fresh(verified, features.digest, list(features.features))
     ids, model_names = model_images_in_project(rec, features)

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..features import extract_all
 from ..features.batch import ExtractionResult, cached_entry
 from ..features.pairs import natural_sort_key
-from .options import SfmOptions
+from .options import SfmOptions, sfm_options
 from .project import FeatureIndex, cache_dir, feature_cache, read_feature_index, write_feature_index
 from .report import SfmWarning
 
@@ -40,13 +40,6 @@ def list_images(image_dir: str | os.PathLike) -> list[Path]:
     return files
 
 
-def _check_options(options: SfmOptions | None) -> SfmOptions:
-    options = SfmOptions() if options is None else options
-    if not isinstance(options, SfmOptions):
-        raise ValueError(f"options must be an SfmOptions, got {type(options).__name__}")
-    return options
-
-
 def extract_features(image_dir: str | os.PathLike, project: str | os.PathLike | None = None,
                      options: SfmOptions | None = None, *, cache: str | os.PathLike | None = None,
                      progress: bool = True) -> ExtractionResult:
@@ -58,7 +51,7 @@ def extract_features(image_dir: str | os.PathLike, project: str | os.PathLike | 
     Unreadable files are skipped with an :class:`SfmWarning` and listed in ``result.skipped``;
     fewer than two readable images raise ``ValueError`` (nothing is recorded then).
     """
-    options = _check_options(options)
+    options = sfm_options(options)
     files = list_images(image_dir)
     if cache is None and project is not None:
         cache = cache_dir(project)

@@ -24,11 +24,11 @@ from ..imageio import read_image
 from ..scene.reconstruction import Reconstruction
 from .incremental import IncrementalController
 from .mapper import IncrementalMapper
-from .options import SfmOptions
+from .options import SfmOptions, sfm_options
 from .planar import PLANE_MAX_DISTANCE_RATIO, camera_with_focal, focal_from_plane, plane_support, planar_scene_pairs
 from .project import VerifiedPairs, check_fresh, read_verified
 from .report import PLANE_UNCALIBRATED, SfmResult, SfmWarning, build_report
-from .stage_extract import _check_options, load_features
+from .stage_extract import load_features
 from .stage_match import _rotation_only
 from .state import ImageData, MapperState
 from .tracks import build_tracks
@@ -48,7 +48,7 @@ def map_project(project: str | os.PathLike | None = None, options: SfmOptions | 
         ``keypoint_refinement`` (reads the images), ``seed``. The intrinsics are those the pairs
         were verified with (``verified.cameras``, self-calibrated).
     """
-    options = _check_options(options)
+    options = sfm_options(options)
     if features is None or verified is None:
         if project is None:
             raise ValueError("map_project needs a project folder, or both the features and the verified pairs")

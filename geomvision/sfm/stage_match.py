@@ -31,11 +31,11 @@ from ..imageio import exif_focal_px
 from ..robust import estimate_fundamental
 from ..solvers import shared_focal_from_fundamental
 from .intrinsics import focal_from_fundamental_profile, guess_intrinsics, parse_K
-from .options import SfmOptions
+from .options import SfmOptions, sfm_options
 from .planar import planar_scene_pairs
 from .project import VerifiedPairs, cache_dir, read_imported_matches, write_verified
 from .report import ROTATION_ONLY, SfmWarning
-from .stage_extract import _check_options, load_features
+from .stage_extract import load_features
 from .verification import TwoViewGeometry, verify_pair
 
 __all__ = ["PairSelection", "match_and_verify", "read_pairs_file", "select_pairs"]
@@ -303,7 +303,7 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
         the same pairs. Raises ``ValueError`` for a matcher that needs descriptors the features
         lack (imported keypoints without descriptors) and for a malformed ``--K``.
     """
-    options = _check_options(options)
+    options = sfm_options(options)
     if options.camera.K is not None:
         parse_K(options.camera.K)
     if features is None:
