@@ -32,6 +32,31 @@ def project_dir(text: str, *, must_exist: bool = True) -> Path:
     return path
 
 
+# which stage uses which SfmOptions fields (paths of the flags' dataclass fields); a flag given to
+# a stage that does not use it is refused rather than silently ignored
+EXTRACT_FIELDS = (("features",),)
+MATCH_FIELDS = (("matching",), ("verification",), ("camera", "camera_model"), ("camera", "K"),
+                ("camera", "single_camera"), ("matcher",), ("pairs",), ("sequential_window",), ("loop_detection",),
+                ("loop_candidates",), ("exhaustive_max_images",), ("retrieval_num_neighbors",))
+MAP_FIELDS = (("mapper",), ("keypoint_refinement",), ("refine_keypoints",), ("camera", "refine_known_intrinsics"),
+              ("camera", "refine_focal_length"), ("camera", "refine_principal_point"),
+              ("camera", "refine_extra_params"))
+
+
+def refuse_flags_of(args, stages: dict[str, tuple]) -> None:
+    """``ValueError`` for a flag the user gave whose field belongs to another stage
+    (``stages``: command -> field paths, e.g. ``{"match": MATCH_FIELDS}``)."""
+    for key in vars(args):
+        if not key.startswith("opt__"):
+            continue
+        path = tuple(key[5:].split("__"))
+        for owner, fields in stages.items():
+            if any(path[: len(f)] == f for f in fields):
+                flag = "--" + (path[-1] if path[-1].isupper() else path[-1].replace("_", "-"))
+                raise ValueError(f"{flag} is an option of `geomvision {owner}`, which this stage does not redo: "
+                                 "pass it there (then rerun the stages after it)")
+
+
 def call_with_warnings(fn: Callable[[], T], *, quiet_warnings: bool = False) -> tuple[T, list]:
     """Run ``fn()`` with the kernels compiled first and Ctrl-C deferred to a safe point; the
     SfM warnings it gives are returned (printed at once when ``fn`` raises)."""

@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 
 from ._dataclass_args import add_dataclass_arguments, dataclass_from_args
-from ._stage_common import add_common_flags, call_with_warnings, project_dir
-
-# flags that set the starting intrinsics: the pairs were verified with them, so they belong to match
-_MATCH_ONLY = ("camera_model", "K", "single_camera")
+from ._stage_common import (EXTRACT_FIELDS, MATCH_FIELDS, add_common_flags, call_with_warnings, project_dir,
+                            refuse_flags_of)
 
 
 def add_parser(sub) -> None:
@@ -36,10 +34,7 @@ def run(args) -> int:
     from .sfm import write_results
     from .sfm_outputs import check_output_dir, clean_staging
 
-    given = [f for f in _MATCH_ONLY if hasattr(args, f"opt__camera__{f}")]
-    if given:
-        raise ValueError(f"--{given[0].replace('_', '-')} sets the starting intrinsics, which `geomvision match` "
-                         "verified the pairs with: pass it to match, then rerun map")
+    refuse_flags_of(args, {"extract": EXTRACT_FIELDS, "match": MATCH_FIELDS})
     options = dataclass_from_args(SfmOptions, args)
     project = project_dir(args.project)
     read_feature_index(project)  # a folder without features fails before anything is written

@@ -17,7 +17,8 @@ import argparse
 import time
 
 from ._dataclass_args import add_dataclass_arguments, dataclass_from_args
-from ._stage_common import add_common_flags, call_with_warnings, print_warnings, project_dir
+from ._stage_common import (EXTRACT_FIELDS, MAP_FIELDS, add_common_flags, call_with_warnings, print_warnings,
+                            project_dir, refuse_flags_of)
 
 
 def add_parser(sub) -> None:
@@ -35,6 +36,7 @@ def run(args) -> int:
     from ..sfm import SfmOptions, match_and_verify
     from .sfm import check_camera_model
 
+    refuse_flags_of(args, {"extract": EXTRACT_FIELDS, "map": MAP_FIELDS})
     check_camera_model(getattr(args, "opt__camera__camera_model", None))
     options = dataclass_from_args(SfmOptions, args)
     project = project_dir(args.project)

@@ -105,7 +105,11 @@ def test_map_refuses_pairs_of_features_extracted_since(runs, small_scene, tmp_pa
 def test_map_refuses_intrinsics_flags_and_a_project_without_features(runs, tmp_path, capsys):
     _, project = runs
     assert main(["map", str(project), "-q", "--K", "500,500,240,180"]) == 2
-    assert "pass it to match" in capsys.readouterr().err
+    assert "--K is an option of `geomvision match`" in capsys.readouterr().err
+    assert main(["map", str(project), "-q", "--max-num-features", "100"]) == 2
+    assert "--max-num-features is an option of `geomvision extract`" in capsys.readouterr().err
+    assert main(["match", str(project), "-q", "--init-min-tri-angle-deg", "4"]) == 2
+    assert "--init-min-tri-angle-deg is an option of `geomvision map`" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["map", str(tmp_path / "empty"), "-q"]) == 2
     assert "run `geomvision extract IMAGES -o` on" in capsys.readouterr().err
