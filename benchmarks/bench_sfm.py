@@ -1,7 +1,9 @@
 """End-to-end SfM: geomvision's ``run_sfm`` next to pycolmap on the same real images, in one run.
 
 Scenes: the three Strecha scenes and dino-ring (48 views of a weakly textured object on a closed
-ring, issue 15), all with ground-truth cameras in ``../shared``.
+ring, issue 15), all with ground-truth cameras in ``../shared``; and ``courtyard``: 19 views of a
+closed walk in a courtyard of repeated windows (``geomvision.synthetic.render_courtyard``, exact
+cameras; issue 15), rendered once into ``benchmarks/_cache/courtyard``.
 
 Both pipelines get the known K (PINHOLE, kept fixed), 8,192 SIFT features per image, exhaustive
 matching and incremental mapping, 2 threads, CPU. Each run is a fresh subprocess (so peak memory
@@ -27,11 +29,23 @@ from _workers import peak_rss_mb
 from _workers import run_pycolmap_known_K
 from _workers import spawn as _spawn
 
-SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10", "dino-ring")
+SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10", "dino-ring", "courtyard")
+
+
+RENDERED = {"courtyard"}
 
 
 def scene_dir(root: Path, scene: str) -> Path:
-    """The folder of ``scene``: under ``strecha/`` for the Strecha scenes, else at the root."""
+    """The folder of ``scene``: under ``strecha/`` for the Strecha scenes, at the root for the
+    other shared scenes; a rendered scene is rendered into ``benchmarks/_cache`` on first use."""
+    if scene in RENDERED:
+        d = Path(__file__).resolve().parent / "_cache" / scene
+        if not (d / "gt_cameras.json").is_file():
+            from geomvision.synthetic import write_strecha_layout
+            from geomvision.synthetic.courtyard import render_courtyard
+
+            write_strecha_layout(render_courtyard(19), d, source="geomvision.synthetic.render_courtyard(19)")
+        return d
     d = root / "strecha" / scene
     return d if d.is_dir() else root / scene
 

@@ -13,6 +13,7 @@
   layout, pure-rotation sequences) and views of a textured wall (planar sequences) with their
   exact cameras;
 - :mod:`.sequences`: camera walks through the demo scene rendered frame by frame (video input);
+- :mod:`.courtyard`: a courtyard of repeated windows walked round once (:func:`render_courtyard`);
 - :mod:`.repeated_pairs`: two-view matches on repetitive facades with wrong matches between
   neighbouring windows (hard relative-pose pairs, :func:`repeated_structure_pair`).
 
@@ -34,6 +35,7 @@ from .rendered_datasets import (
     rotation_sequence,
     write_strecha_layout,
 )
+from .courtyard import courtyard_scene, courtyard_walk, render_courtyard
 from .repeated_pairs import MatchedPair, repeated_structure_pair
 from .sequences import render_walk, walk_poses
 from .shapes import Box, Cylinder, Quad, Sphere, Texture, TexturedScene
