@@ -97,11 +97,15 @@ class IncrementalMapper:
     pairs are used); ``seed``: every random choice is keyed by it. ``trials`` (I,) counts the
     registration attempts of each image (``find_next_images`` skips images at
     ``max_register_trials``; :meth:`reset_trials` gives failed images another chance).
+    ``num_threads``: numba threads of the bundle adjustments (``BAOptions.num_threads``: problems
+    of ``parallel_min_observations`` observations or more run the parallel kernels).
     """
 
     def __init__(self, state: MapperState, geometries: dict[tuple[int, int], TwoViewGeometry],
-                 options: MapperOptions, camera_options: CameraOptions, seed: int = 0) -> None:
+                 options: MapperOptions, camera_options: CameraOptions, seed: int = 0,
+                 num_threads: int | None = None) -> None:
         self.s = state
+        self.num_threads = num_threads  # of bundle adjustment (BAOptions.num_threads)
         self.geoms = {k: g for k, g in geometries.items() if g.verified}
         self.opt = options
         self.cam_opt = camera_options
@@ -214,23 +218,25 @@ class IncrementalMapper:
     def visible_counts(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per image: number of its keypoints whose track has a point of the current model, and
         a visibility-pyramid score of their spread (COLMAP: occupied cells at 3 grid levels).
-        ``images`` (K,) -> counts (K,) int, scores (K,)."""
+        ``images`` (K,) distinct -> counts (K,) int, scores (K,)."""
         s = self.s
-        counts = np.zeros(len(images), dtype=np.int64)
+        images = np.asarray(images, dtype=np.int64)
+        slot = np.full(s.n_images, -1, np.int64)
+        slot[images] = np.arange(len(images))
+        obs = np.flatnonzero(slot[s.obs_img] >= 0)
+        trk = s.obs_track[obs]
+        obs = obs[s.point_valid[trk] & (s.point_model[trk] == self.model)]
+        k = slot[s.obs_img[obs]]
+        counts = np.bincount(k, minlength=len(images))
         scores = np.zeros(len(images))
-        for k, i in enumerate(images):
-            obs = s.observations_of_image(i)
-            obs = obs[s.point_valid[s.obs_track[obs]] & (s.point_model[s.obs_track[obs]] == self.model)]
-            counts[k] = len(obs)
-            if len(obs) == 0:
-                continue
-            w, h = s.image_sizes[i]
-            uv = s.obs_uv[obs]
-            for level in range(1, 4):
-                n = 2**level
-                cells = np.clip((uv[:, 0] / w * n).astype(np.int64), 0, n - 1) * n + np.clip(
-                    (uv[:, 1] / h * n).astype(np.int64), 0, n - 1)
-                scores[k] += len(np.unique(cells)) * n * n
+        wh = s.image_sizes[s.obs_img[obs]].astype(np.float64)
+        uv = s.obs_uv[obs]
+        for level in range(1, 4):
+            n = 2**level
+            cells = (np.clip((uv[:, 0] / wh[:, 0] * n).astype(np.int64), 0, n - 1) * n
+                     + np.clip((uv[:, 1] / wh[:, 1] * n).astype(np.int64), 0, n - 1))
+            occupied = np.unique(k * (n * n) + cells) // (n * n)
+            scores += np.bincount(occupied, minlength=len(images)) * n * n
         return counts, scores
 
     def find_next_images(self) -> list[int]:
@@ -772,7 +778,8 @@ class IncrementalMapper:
         fixed = np.flatnonzero(~np.isin(imgs, local)) if local is not None else np.zeros(0, np.int64)
         config = self._ba_config(cams, fixed, refine_intrinsics)
         options = BAOptions(loss=self.opt.ba_loss, loss_scale=self.opt.ba_loss_scale,
-                            max_iterations=max_iterations, function_tolerance=function_tolerance)
+                            max_iterations=max_iterations, function_tolerance=function_tolerance,
+                            num_threads=self.num_threads)
         with self._timed(f"{kind}_ba"):
             report = solve_bundle(problem, options, config)
         s.write_back(problem, imgs, trks)

@@ -100,6 +100,39 @@ def test_the_public_verbs_build_a_model_by_hand():
     assert err.mean_center_error < 5e-3 * scale
 
 
+def _visible_counts_one_by_one(mapper, images):
+    """The visibility counts and pyramid scores computed image by image (reference)."""
+    s = mapper.state
+    counts, scores = np.zeros(len(images), np.int64), np.zeros(len(images))
+    for k, i in enumerate(images):
+        obs = s.observations_of_image(i)
+        obs = obs[s.point_valid[s.obs_track[obs]] & (s.point_model[s.obs_track[obs]] == mapper.model)]
+        counts[k] = len(obs)
+        w, h = s.image_sizes[i]
+        for level in (1, 2, 3):
+            n = 2**level
+            cells = {(min(int(u / w * n), n - 1), min(int(v / h * n), n - 1)) for u, v in s.obs_uv[obs]}
+            scores[k] += len(cells) * n * n
+    return counts, scores
+
+
+def test_visible_counts_match_the_image_by_image_definition():
+    scene = orbit_scene(n_images=8, n_points=300, noise_px=0.5, outlier_ratio=0.1, rng=5)
+    mapper = _mapper(scene)
+    i, j = mapper.find_initial_pairs(100)[0]
+    assert mapper.register_initial_pair(i, j, mapper.initial_pair_pose(i, j)[0], 50) is None
+    for step in range(3):
+        cand = np.flatnonzero(mapper.state.image_model < 0)
+        counts, scores = mapper.visible_counts(cand[::-1])
+        ref_counts, ref_scores = _visible_counts_one_by_one(mapper, cand[::-1])
+        np.testing.assert_array_equal(counts, ref_counts)
+        np.testing.assert_allclose(scores, ref_scores)
+        assert counts.max() > 0
+        nxt = mapper.find_next_images()
+        assert mapper.register_image(nxt[0])
+        mapper.triangulate_image(nxt[0])
+
+
 def test_mapper_is_deterministic():
     scene = orbit_scene(n_images=6, n_points=400, noise_px=0.5, outlier_ratio=0.1, rng=2)
     _, _, a = _reconstruct(scene, seed=3)
