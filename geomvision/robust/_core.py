@@ -209,6 +209,9 @@ LO_STEP_TOL = 1e-9  # reweighting rounds stop once no model entry moves more tha
 LO_SCORE_RTOL = 1e-6  # or the MSAC score changes by less than this fraction
 POLISH_STEP_TOL = 1e-7  # the polish stops once no model entry moves more than this (relative)
 STABLE_ROUNDS = 3  # (final rounds before a polish) or the inlier set stays the same this many rounds
+ABORT_ROUNDS = 2  # an LO from another consensus set stops after this many rounds unless it is
+# below the best minimal model's score by then (most such starts are part-contaminated samples)
+OTHER_BASIN_ROUNDS = 5  # and may run this many times the usual rounds
 
 
 @njit(inline="always")
@@ -232,6 +235,16 @@ def score_model(sq_errors, data, model, errs, sq_threshold, bound):
         if score > bound:
             return np.inf, 0
     return score, k
+
+
+@njit(cache=True)
+def shared_inliers(errs_a, errs_b, sq_threshold):
+    """Number of points that are inliers (e^2 < t^2) of both models."""
+    k = 0
+    for i in range(errs_a.shape[0]):
+        if errs_a[i] < sq_threshold and errs_b[i] < sq_threshold:
+            k += 1
+    return k
 
 
 @njit(cache=True)
@@ -259,12 +272,15 @@ def select_below(errs, sq_threshold):
 
 @njit(inline="always")
 def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, num_inl, errs, models,
-                       params_i, params_f, rounds, max_iters, try_nonminimal, max_points, stop_on_stable_set):
+                       params_i, params_f, rounds, max_iters, try_nonminimal, max_points, stop_on_stable_set,
+                       abort_score, target_score):
     """LO-RANSAC step on ``model``: a non-minimal refit on its inliers (kept if its MSAC score is
     lower), then ``rounds`` of iteratively reweighted refinement (LM on the points within
     ``lo_mult * threshold`` with weights ``(1 - e^2 / t_lo^2)^2``); the model with the lowest
     MSAC score seen is kept. With ``stop_on_stable_set`` the rounds also stop once the inlier
-    set (error below the threshold) is the same as in the round before.
+    set (error below the threshold) is the same as in the round before. The rounds give up
+    after ``ABORT_ROUNDS`` when the score is still above ``abort_score`` (a weak start), and
+    stop as soon as it is below ``target_score``.
     Returns (model, score, num_inliers, improvements)."""
     sq_thr = params_f[P_SQ_THRESHOLD]
     sq_lo = sq_thr * params_f[P_LO_THRESHOLD_MULT] ** 2
@@ -290,7 +306,7 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
     prev = score
     prev_sig = inlier_signature(errs, sq_thr) if stop_on_stable_set else np.uint64(0)
     stable = 0
-    for _ in range(rounds):
+    for r in range(rounds):
         idx = select_below(errs, sq_lo)
         if idx.shape[0] <= params_i[P_SAMPLE_SIZE]:
             break
@@ -311,7 +327,9 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             score, num_inl = sc, ni
             best[:] = cur
             improved += 1
-        if step < LO_STEP_TOL or abs(sc - prev) <= LO_SCORE_RTOL * sc:
+        if step < LO_STEP_TOL or abs(sc - prev) <= LO_SCORE_RTOL * sc or score < target_score:
+            break
+        if r + 1 >= ABORT_ROUNDS and score >= abort_score:
             break
         if stop_on_stable_set:
             sig = inlier_signature(errs, sq_thr)
@@ -388,6 +406,8 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     models = np.zeros((params_i[P_MAX_MODELS], dim))
     lo_models = np.zeros((params_i[P_MAX_MODELS], dim))
     errs = np.empty(n)
+    best_errs = np.empty(n)  # errors of ``best`` (recomputed when stale)
+    best_stale = True
     pos = np.empty(s, dtype=np.int64)
     sample = np.empty(s, dtype=np.int64)
     best = np.zeros(dim)
@@ -450,8 +470,16 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                 continue
             k = fit_minimal(data, sample, models)
             # a candidate must beat the best model straight from a sample (with LO: the best
-            # before LO, so that LO also runs from other promising basins), else the best overall
-            bound = best_min_score if use_lo else best_score
+            # before LO, so that LO also runs from other promising basins), else the best overall;
+            # with LO, one whose gain over the all-outlier score n t^2, not counting its own
+            # sample's s points, is at least half the best minimal model's may still start an LO
+            # in another basin (below)
+            if use_lo:
+                bound = best_min_score
+                if best_min_score < np.inf:
+                    bound = max(best_min_score, 0.5 * (n * sq_thr + best_min_score - s * sq_thr))
+            else:
+                bound = best_score
             bound, cand_inl, picked = pick_best(sq_errors, data, models, k, errs, sq_thr, bound, cand_inl, cand)
             if not picked:
                 continue
@@ -459,10 +487,24 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             sq_errors(data, cand, 0, n, errs)
             kr = repair(data, sample, cand, errs, sq_thr, lo_models)
             bound, cand_inl, _ = pick_best(sq_errors, data, lo_models, kr, errs, sq_thr, bound, cand_inl, cand)
-            best_min_score = bound
+            other_basin = use_lo and bound >= best_min_score
+            if other_basin:
+                # Not a new best minimal model, but a promising one: LO from it when most of
+                # its inliers are not the best model's (another consensus set). At low inlier
+                # ratios the true set and wrong ones (repeated structure) are sampled about
+                # equally rarely, and one lucky minimal model of a wrong set would otherwise
+                # keep every noisier all-inlier sample of the true set from reaching LO.
+                if best_stale:
+                    sq_errors(data, best, 0, n, best_errs)
+                    best_stale = False
+                if cand_inl <= s or 2 * shared_inliers(errs, best_errs, sq_thr) >= cand_inl:
+                    continue
+            else:
+                best_min_score = bound
             if bound < best_score:
                 best_score, best_inl = bound, cand_inl
                 best[:] = cand
+                best_stale = True
                 found = True
             if not (use_lo and cand_inl > s):
                 required = required_iterations(best_inl, n, s, conf)
@@ -470,6 +512,14 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             rounds, iters, nonmin = params_i[P_LO_ITERS], params_i[P_REFINE_ITERS], lo_runs == 0
             max_points = params_i[P_LO_MAX_POINTS]
             stable_stop = False
+            abort_score, target_score = np.inf, -np.inf
+            if other_basin:
+                # from a noisy all-inlier sample the reweighting needs more rounds to reach the
+                # basin's optimum (2 rounds got 15-25 % of true samples of hard pairs there, 10
+                # about half): up to OTHER_BASIN_ROUNDS times the rounds, stopping as soon as it
+                # beats the best model (the final refinement converges the winner)
+                rounds *= OTHER_BASIN_ROUNDS
+                abort_score, target_score = best_min_score, best_score
         elif not final_done and found and best_inl > s:
             final_done = True
             cand[:] = best
@@ -478,16 +528,18 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             max_points = 0
             # the polish re-estimates on the inliers: the rounds only need to settle that set
             stable_stop = params_i[P_POLISH_ROUNDS] > 0
+            abort_score, target_score = np.inf, -np.inf
         else:
             break
         m, sc, ni, imp = local_optimization(refine, fit_nonminimal, sq_errors, data, cand, bound, cand_inl, errs,
                                             lo_models, params_i, params_f, rounds, iters, nonmin, max_points,
-                                            stable_stop)
+                                            stable_stop, abort_score, target_score)
         lo_runs += 1
         lo_improved += imp
         if sc < best_score:
             best[:] = m
             best_score, best_inl = sc, ni
+            best_stale = True
         required = required_iterations(best_inl, n, s, conf)
 
     mask = np.zeros(n, dtype=np.bool_)

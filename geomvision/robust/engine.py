@@ -24,7 +24,13 @@ Local optimisation (LO-RANSAC): every minimal model that beats the best *minimal
 (not only the best refined one, so that LO also starts from other promising basins) is refined
 by a non-minimal refit on its inliers (first LO only; it rarely wins later and costs the most)
 and rounds of iteratively reweighted LM on the points within ``lo_threshold_mult`` times the
-threshold; the model with the lowest MSAC score is kept. The final model gets longer reweighted
+threshold; the model with the lowest MSAC score is kept. So is a minimal model with at least
+half the best minimal model's support (beyond its own sample) when most of its inliers are not
+the best model's: at low inlier ratios the true consensus and wrong ones (repeated structure)
+are drawn about equally rarely, and one lucky minimal model of a wrong set used to keep every
+noisier all-inlier sample of the true set from reaching LO (issue 15). Such an LO runs up to
+``OTHER_BASIN_ROUNDS`` times the rounds, stops once it beats the best model and gives up after
+``ABORT_ROUNDS`` rounds that do not beat the best minimal model. The final model gets longer reweighted
 refinement. Each estimator's refinement minimises the same error it is scored with.
 
 The same kernels are reachable from Python through the readable protocol methods
@@ -95,7 +101,8 @@ class Estimator:
     """The estimator protocol.
 
     Class attributes: ``sample_size`` (points per minimal sample), ``model_dim`` (length of the
-    flat model vector), ``max_models`` (models a minimal sample can give), ``name``.
+    flat model vector), ``max_models`` (models a minimal sample can give), ``name``,
+    ``default_max_iterations`` (the cap on draws when the options leave it to the estimator).
     Numba kernels (module-level ``@njit`` functions, see ``_core``): ``k_fit_minimal``,
     ``k_fit_nonminimal``, ``k_refine``, ``k_sq_errors`` (over a range of points), ``k_degenerate_sample``, ``k_repair``,
     and ``k_run`` (the estimator's cached RANSAC loop). Instances hold ``data``, the tuple of
@@ -106,6 +113,7 @@ class Estimator:
     """
 
     name = "estimator"
+    default_max_iterations = 10_000  # RansacOptions.max_iterations=None takes this
     sample_size: int
     model_dim: int
     max_models: int
@@ -223,8 +231,9 @@ def ransac(
     params_i[core.P_SAMPLE_SIZE] = s
     params_i[core.P_MAX_MODELS] = estimator.max_models
     params_i[core.P_MODEL_DIM] = estimator.model_dim
-    params_i[core.P_MIN_ITER] = opts.min_iterations
-    params_i[core.P_MAX_ITER] = opts.max_iterations
+    max_iter = estimator.default_max_iterations if opts.max_iterations is None else opts.max_iterations
+    params_i[core.P_MIN_ITER] = min(opts.min_iterations, max_iter)
+    params_i[core.P_MAX_ITER] = max_iter
     params_i[core.P_PROSAC] = opts.sampler == "prosac"
     params_i[core.P_LO] = opts.local_optimization
     params_i[core.P_LO_ITERS] = opts.lo_iterations

@@ -21,7 +21,12 @@ from numba import njit
 from .._validation import RngLike, as_points, check_positive, check_same_length
 from ..geometry.camera import Camera
 from ..geometry.epipolar import essential_from_pose
-from ..solvers.essential import essential_8pt_nb, relative_pose_5pt_nb, relative_pose_from_essential_nb
+from ..solvers.essential import (
+    count_in_front_nb,
+    essential_8pt_nb,
+    relative_pose_5pt_nb,
+    relative_pose_from_essential_nb,
+)
 from ..solvers.refine import refine_relative_pose_nb
 from . import _core as core
 from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_parallel_rays, gather_rows
@@ -78,10 +83,18 @@ def _degenerate(data, sample):
 
 @njit(cache=True)
 def _fit_minimal(data, sample, models):
-    Rs, ts, n = relative_pose_5pt_nb(gather_rows(data[0], sample), gather_rows(data[1], sample))
-    for k in range(n):
-        pose_to_vec(Rs[k], ts[k], models[k])
-    return n
+    # a pose that puts one of its own five points behind a camera cannot be the true one (the
+    # sample would not be all inliers): on random samples this drops ~80 % of the candidates,
+    # which then need not be scored; an all-inlier sample keeps its true pose (Nister 2004)
+    r1 = gather_rows(data[0], sample)
+    r2 = gather_rows(data[1], sample)
+    Rs, ts, n = relative_pose_5pt_nb(r1, r2, False)
+    k = 0
+    for j in range(n):
+        if count_in_front_nb(Rs[j], ts[j], r1, r2) == r1.shape[0]:
+            pose_to_vec(Rs[j], ts[j], models[k])
+            k += 1
+    return k
 
 
 @njit(cache=True)
@@ -137,6 +150,10 @@ class RelativePoseEstimator(PoseEstimator):
 
     name = "relative pose"
     sample_size = 5
+    # an all-inlier 5-point sample comes once in w^-5 draws: 13,000 at 15 % inliers, so the
+    # library-wide 10,000 ended the search on hard pairs before the true consensus was likely
+    # drawn (PoseLib's cap is also 100,000)
+    default_max_iterations = 100_000
     pose_name = "cam2_from_cam1"
     max_models = 10
     k_fit_minimal = staticmethod(_fit_minimal)
