@@ -89,6 +89,15 @@ def _default_camera(camera: Camera | None) -> Camera:
     return camera
 
 
+def project_visible(camera: Camera, cam_from_world: Rigid3, X_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (N,2) of the points X_world (N,3) and which of them the camera sees (N,) bool: in
+    front of it and inside the image."""
+    uv, depth = project_points(X_world, camera, cam_from_world)
+    ok = (depth > 0) & np.isfinite(uv).all(1)
+    ok &= (uv[:, 0] >= 0) & (uv[:, 0] <= camera.width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= camera.height - 1)
+    return uv, ok
+
+
 def _observe(
     camera: Camera,
     cams_from_world: list[Rigid3],
@@ -101,9 +110,7 @@ def _observe(
     outlier_ratio = check_probability(outlier_ratio, "outlier_ratio", open_interval=False)
     img_idx, pt_idx, uv_true = [], [], []
     for i, T in enumerate(cams_from_world):
-        uv, depth = project_points(X_world, camera, T)
-        ok = (depth > 0) & np.isfinite(uv).all(1)
-        ok &= (uv[:, 0] >= 0) & (uv[:, 0] <= camera.width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= camera.height - 1)
+        uv, ok = project_visible(camera, T, X_world)
         idx = np.flatnonzero(ok)
         img_idx.append(np.full(len(idx), i, dtype=np.int64))
         pt_idx.append(idx)

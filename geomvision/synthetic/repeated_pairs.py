@@ -27,8 +27,8 @@ import numpy as np
 
 from .._validation import RngLike, as_rng, check_int, check_positive, check_probability
 from ..geometry.camera import Camera
-from ..geometry.projection import project_points
 from ..geometry.rigid import Rigid3
+from .point_scenes import project_visible
 
 
 @dataclass
@@ -66,13 +66,6 @@ def _facade_points(gen: np.random.Generator, template: np.ndarray, origin, e_h, 
     X = np.concatenate([X_rep.reshape(-1, 3), X_uni])
     cell = np.concatenate([cell_rep, np.full((n_unique, 2), -1)])
     return X, cell, np.arange(len(X)) < len(cell_rep)
-
-
-def _visible(camera: Camera, T: Rigid3, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    uv, depth = project_points(X, camera, T)
-    ok = (depth > 0) & np.isfinite(uv).all(1)
-    ok &= (uv[:, 0] >= 0) & (uv[:, 0] <= camera.width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= camera.height - 1)
-    return uv, ok
 
 
 def repeated_structure_pair(
@@ -127,8 +120,8 @@ def repeated_structure_pair(
     # inliers: points both cameras see, from both facades
     X_all = np.concatenate([p[0] for p in parts])
     rep_all = np.concatenate([p[2] for p in parts])
-    uv1, ok1 = _visible(cam, T1, X_all)
-    uv2, ok2 = _visible(cam, T2, X_all)
+    uv1, ok1 = project_visible(cam, T1, X_all)
+    uv2, ok2 = project_visible(cam, T2, X_all)
     both = np.flatnonzero(ok1 & ok2)
     pick = gen.choice(both, size=n_in, replace=len(both) < n_in)
     x1s.append(uv1[pick])
@@ -149,8 +142,8 @@ def repeated_structure_pair(
         shifted = X + (dh * _WINDOW[0]) * e_h + (dv * _WINDOW[1]) * e_v
         inside = rep & (cell[:, 0] + dh >= 0) & (cell[:, 0] + dh < _GRID[0])
         inside &= (cell[:, 1] + dv >= 0) & (cell[:, 1] + dv < _GRID[1])
-        u1, v1 = _visible(cam, T1, X)
-        u2, v2 = _visible(cam, T2, shifted)
+        u1, v1 = project_visible(cam, T1, X)
+        u2, v2 = project_visible(cam, T2, shifted)
         cand = np.flatnonzero(inside & v1 & v2)
         if len(cand) < size:
             continue
