@@ -64,7 +64,10 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, title: str 
         seen[flag] = path
         group = groups.setdefault(path[:-1], parser.add_argument_group(f"{'.'.join(path[:-1]) or title or 'options'}"))
         conv, metavar, is_bool = _parser_for(tp)
-        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        else:  # a computed default (e.g. num_threads: the number of cores)
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
         help_text = f"(default: {default})"
         dest = "opt__" + "__".join(path)
         if is_bool:

@@ -129,7 +129,8 @@ def triangulate_model(reconstruction: Reconstruction, features: ExtractionResult
     matches, weights = pair_matches_between(verified, {n: k for k, n in enumerate(names)})
     tracks, _ = build_tracks(np.array([len(f) for f in feats]), matches, weights)
     state.add_tracks(tracks.ptr, tracks.image_idx, tracks.keypoint_idx)
-    mapper = IncrementalMapper(state, {}, options.mapper, options.camera, seed=options.seed)
+    mapper = IncrementalMapper(state, {}, options.mapper, options.camera, seed=options.seed,
+                               num_threads=options.num_threads)
     mapper.model = 0
     mapper.triangulate_tracks(np.arange(state.num_tracks))
     mapper.complete_tracks()

@@ -9,6 +9,7 @@ their own names (``--seed``, ``--matcher`` ...).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -166,6 +167,9 @@ class SfmOptions:
         100 per image, meant for much larger sets).
     refine_keypoints : align the patches of each track's observations to sub-pixel accuracy
         before mapping (``keypoint_refinement``).
+    num_threads : threads of feature extraction, matching and the mapper's bundle adjustments
+        (default: every core, ``os.cpu_count()``; BA runs its parallel kernels from
+        ``BAOptions.parallel_min_observations`` observations on).
     """
 
     features: FeatureOptions = field(default_factory=FeatureOptions)
@@ -183,7 +187,7 @@ class SfmOptions:
     exhaustive_max_images: int = 100
     retrieval_num_neighbors: int = 20
     seed: int = 0
-    num_threads: int = 2
+    num_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     def __post_init__(self) -> None:
         for name, cls in (("features", FeatureOptions), ("matching", MatchOptions), ("camera", CameraOptions),

@@ -113,7 +113,8 @@ def register_images(reconstruction: Reconstruction, features: ExtractionResult, 
         g = verified.geometries[(i, j)]
         _join_tracks(state, index[verified.names[i]], index[verified.names[j]], g.inlier_matches)
 
-    mapper = IncrementalMapper(state, {}, options.mapper, options.camera, seed=options.seed)
+    mapper = IncrementalMapper(state, {}, options.mapper, options.camera, seed=options.seed,
+                               num_threads=options.num_threads)
     mapper.model = 0
     old = np.flatnonzero(state.registered)
     todo = np.array([index[n] for n in new], np.int64)

@@ -198,3 +198,24 @@ def test_weak_image_registers_through_a_verified_pair():
     del m2.geoms[(1, 2)]
     assert not m2.register_image_from_pair(2)
     assert m2.log.registration[2].startswith("not registered: 4 2D-3D correspondences; 1 verified pairs")
+
+
+def test_num_threads_reaches_the_bundle_adjustments(monkeypatch, small_scene):
+    import os
+
+    import geomvision.sfm.mapper as mapper_module
+    from geomvision.sfm import SfmOptions, run_sfm
+
+    seen = []
+    solve = mapper_module.solve_bundle
+
+    def spy(problem, options, config):
+        seen.append(options.num_threads)
+        return solve(problem, options, config)
+
+    monkeypatch.setattr(mapper_module, "solve_bundle", spy)
+    res = run_sfm(small_scene / "images", SfmOptions(camera=CameraOptions(K=str(small_scene / "K.txt")), num_threads=3),
+                  progress=False)
+    assert res.reconstructions[0].num_registered_images == 6
+    assert len(seen) > 3 and set(seen) == {3}
+    assert SfmOptions().num_threads == (os.cpu_count() or 1)
