@@ -14,11 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..features.batch import ExtractionResult
+from ..features.patch_alignment import refine_track_keypoints
+from ..imageio import read_image
 from ..optim import BAConfig, BAOptions, solve_bundle
 from ..scene.reconstruction import Reconstruction
 from .mapper import IncrementalMapper
 from .options import SfmOptions, sfm_options
 from .project import VerifiedPairs, check_fresh
+from .stage_extract import require_images
 from .state import MapperState
 from .tracks import build_tracks
 
@@ -73,17 +76,33 @@ def pair_matches_between(verified: VerifiedPairs, index: dict[str, int]) -> tupl
 
 
 def state_with_project_keypoints(reconstruction: Reconstruction, features: ExtractionResult, ids: list[int],
-                                 options: SfmOptions) -> MapperState:
+                                 options: SfmOptions, scales: list[np.ndarray] | None = None) -> MapperState:
     """The mapper state of a model (poses, points, intrinsics held fixed) whose images ``ids``
-    carry the project's keypoint scales and colours (the weights and colours of observations;
-    an image the project lacks gets scale 1 and black)."""
+    carry the project's keypoint scales (or ``scales``, per image) and colours (the weights and
+    colours of observations; an image the project lacks gets scale 1 and black)."""
     images = [reconstruction.images[i] for i in ids]
     feats = [features.features.get(im.name) for im in images]
+    if scales is None:
+        scales = [np.ones(len(im.keypoints)) if f is None else f.scales for im, f in zip(images, feats)]
     return MapperState.from_reconstruction(
         reconstruction, camera_known=True, scale_exponent=options.mapper.scale_weight_exponent,
-        keypoint_scales=[np.ones(len(im.keypoints)) if f is None else f.scales for im, f in zip(images, feats)],
+        keypoint_scales=scales,
         keypoint_colors=[np.zeros((len(im.keypoints), 3), np.uint8) if f is None else f.colors
                          for im, f in zip(images, feats)])
+
+
+def refined_keypoints(features: ExtractionResult, names: list[str], tracks,
+                      options: SfmOptions) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The keypoints of images ``names`` with each track's observations aligned to one patch
+    (``features.patch_alignment``, as ``map`` does) and their scales (1 where aligned: the error
+    of an aligned keypoint no longer grows with its detection scale)."""
+    require_images(features, names, "turn it off (--no-refine-keypoints)")
+    feats = [features.features[n] for n in names]
+    keypoints, aligned, _ = refine_track_keypoints(
+        lambda i: read_image(features.paths[names[i]]), [f.keypoints for f in feats], [f.scales for f in feats],
+        [f.orientations_rad for f in feats], tracks.ptr, tracks.image_idx, tracks.keypoint_idx,
+        options.keypoint_refinement)
+    return keypoints, [np.where(a, 1.0, f.scales) for a, f in zip(aligned, feats)]
 
 
 def adjust_with_fixed_poses(state: MapperState, obs: np.ndarray, fixed_images: np.ndarray, options: SfmOptions,
@@ -112,22 +131,26 @@ def triangulate_model(reconstruction: Reconstruction, features: ExtractionResult
         are found by name, their keypoints are the project's (the model's own keypoints and points
         are not used). options.mapper : triangulation and filter thresholds (pixels), BA loss.
     refine_points : a bundle adjustment that moves only the points, then filtering again.
+    options.refine_keypoints : align each track's patches to sub-pixel accuracy first, as ``map``
+        does (reads the images; ``ValueError`` when they are not at hand).
     Raises ``ValueError`` when an image of the model has no features or another size.
     """
     options = sfm_options(options)
     rec = reconstruction
     check_fresh(verified, features.digest, list(features.features))
     ids, names = model_images_in_project(rec, features)
-    posed = Reconstruction()
-    for c in sorted({rec.images[i].camera_id for i in ids}):
-        posed.add_camera(rec.cameras[c], camera_id=c)
-    for i, n in zip(ids, names):
-        posed.add_image(n, rec.images[i].camera_id, features.features[n].keypoints, rec.images[i].cam_from_world,
-                        image_id=i)
-    state = state_with_project_keypoints(posed, features, ids, options)
     feats = [features.features[n] for n in names]
     matches, weights = pair_matches_between(verified, {n: k for k, n in enumerate(names)})
     tracks, _ = build_tracks(np.array([len(f) for f in feats]), matches, weights)
+    keypoints, scales = [f.keypoints for f in feats], [f.scales for f in feats]
+    if options.refine_keypoints:
+        keypoints, scales = refined_keypoints(features, names, tracks, options)
+    posed = Reconstruction()
+    for c in sorted({rec.images[i].camera_id for i in ids}):
+        posed.add_camera(rec.cameras[c], camera_id=c)
+    for i, n, kp in zip(ids, names, keypoints):
+        posed.add_image(n, rec.images[i].camera_id, kp, rec.images[i].cam_from_world, image_id=i)
+    state = state_with_project_keypoints(posed, features, ids, options, scales)
     state.add_tracks(tracks.ptr, tracks.image_idx, tracks.keypoint_idx)
     mapper = IncrementalMapper(state, {}, options.mapper, options.camera, seed=options.seed,
                                num_threads=options.num_threads)

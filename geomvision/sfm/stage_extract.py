@@ -103,5 +103,14 @@ def load_features(project: str | os.PathLike) -> ExtractionResult:
     return ex
 
 
+def require_images(features: ExtractionResult, names: list[str], fix: str) -> None:
+    """``ValueError`` (ending with ``fix``) when some of the images ``names`` are not at hand
+    (imported features may come without their images)."""
+    missing = [n for n in names if not str(features.paths.get(n, "")) or not os.path.isfile(features.paths[n])]
+    if missing:
+        raise ValueError(f"keypoint refinement reads the images, but {len(missing)} are not at hand (e.g. "
+                         f"{missing[0]!r}): {fix}")
+
+
 def _features_only(arrays):
     return cached_entry(arrays)[0]

@@ -28,7 +28,7 @@ from .options import SfmOptions, sfm_options
 from .planar import PLANE_MAX_DISTANCE_RATIO, camera_with_focal, focal_from_plane, plane_support, planar_scene_pairs
 from .project import VerifiedPairs, check_fresh, read_verified
 from .report import PLANE_UNCALIBRATED, SfmResult, SfmWarning, build_report
-from .stage_extract import load_features
+from .stage_extract import load_features, require_images
 from .stage_match import _rotation_only
 from .state import ImageData, MapperState
 from .tracks import build_tracks
@@ -58,11 +58,8 @@ def map_project(project: str | os.PathLike | None = None, options: SfmOptions | 
     names = list(ex.features)
     check_fresh(verified, ex.digest, names)
     if options.refine_keypoints:
-        missing = [n for n in names if not str(ex.paths.get(n, "")) or not os.path.isfile(ex.paths[n])]
-        if missing:
-            raise ValueError(f"keypoint refinement reads the images, but {len(missing)} are not at hand (e.g. "
-                             f"{missing[0]!r}): give the image folder when importing features (--images), or pass "
-                             "--no-refine-keypoints")
+        require_images(ex, names, "give the image folder when importing features (--images), or pass "
+                       "--no-refine-keypoints")
     # the stage may change the intrinsics' sources and calibration (plane): on copies
     verified = dataclasses.replace(verified, sources=list(verified.sources),
                                    self_calibration=dict(verified.self_calibration))

@@ -11,7 +11,7 @@ from geomvision.io import read_model, write_model
 from geomvision.io.datasets import load_strecha_scene
 from geomvision.scene import camera_errors
 from geomvision.scene.reconstruction import Reconstruction
-from geomvision.sfm import load_features
+from geomvision.sfm import SfmOptions, load_features
 from geomvision.sfm.known_poses import triangulate_model
 from geomvision.sfm.project import read_verified
 from geomvision.synthetic.demo_scene import demo_scene
@@ -63,13 +63,16 @@ def test_triangulate_with_true_poses_recovers_the_surface(small_scene, project, 
     assert np.median(rel) < 2e-3 and np.mean(rel < 0.01) > 0.95
 
 
-def test_points_only_bundle_adjustment_lowers_the_error(small_scene, project):
+def test_keypoint_alignment_and_points_only_bundle_adjustment_lower_the_error(small_scene, project):
     gt = load_strecha_scene(small_scene)
     rec = _gt_model(gt, gt.image_names)
     features, verified = load_features(project), read_verified(project)
+    _, raw = triangulate_model(rec, features, verified, SfmOptions(refine_keypoints=False), refine_points=False)
     _, plain = triangulate_model(rec, features, verified, refine_points=False)
     _, refined = triangulate_model(rec, features, verified)
     assert refined.num_points >= 0.98 * plain.num_points
+    # measured: 0.092 px from the raw SIFT keypoints, 0.051 aligned, 0.049 after the points-only BA
+    assert plain.mean_reprojection_error_px < 0.7 * raw.mean_reprojection_error_px
     assert refined.mean_reprojection_error_px < plain.mean_reprojection_error_px < 0.5
 
 
