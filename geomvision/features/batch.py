@@ -133,6 +133,34 @@ def _extract_one(path: Path, options: FeatureOptions, cache: ArrayCache | None):
     return feats, size, key, False, None
 
 
+def _extract_on_cluster(client, paths: list[Path], options: FeatureOptions, cache: ArrayCache | None,
+                        outcomes: list, progress: bool) -> None:
+    """Fill ``outcomes`` (as :func:`_extract_one`'s) of the images the cache lacks, on the cluster."""
+    from .distributed import run_tasks
+
+    todo = list(range(len(paths)))
+    if cache is not None:
+        for k in todo:
+            try:
+                key = feature_key(bytes_digest(paths[k].read_bytes()), options)
+            except OSError:
+                continue  # reported by the local pass
+            hit = cache.load(key, cached_entry)
+            if hit is not None:
+                outcomes[k] = (hit[0], hit[1], key, True, None)
+        todo = [k for k in todo if outcomes[k] is None]
+    with Progress(len(todo), "features (cluster)", unit="img", enabled=progress) as bar:
+
+        def done(t: int, outcome) -> None:
+            k = todo[t]
+            feats, size, key, _, _ = outcomes[k] = outcome
+            if cache is not None and feats is not None:
+                cache.save(key, {**feats.to_arrays(), "image_size": np.array(size, np.int64)})
+            bar.update()
+
+        run_tasks(client, _extract_one, [(paths[k], options, None) for k in todo], done)
+
+
 def extract_all(
     image_paths: Iterable[str | os.PathLike],
     options: FeatureOptions | None = None,
@@ -141,6 +169,7 @@ def extract_all(
     cache_dir: str | os.PathLike | None = None,
     num_threads: int = 2,
     progress: bool = True,
+    client=None,
 ) -> ExtractionResult:
     """Extract features from image files in parallel, reusing and filling an on-disk cache.
 
@@ -150,6 +179,9 @@ def extract_all(
         bytes and the options, so a rerun or a ``--resume`` reuses them. None disables caching.
     num_threads : worker threads (images processed at once).
     progress : report count / rate / ETA on stderr.
+    client : a ``dask.distributed`` client (:func:`.distributed.dask_client`): the images the
+        cache lacks are extracted by its workers (one task each; the paths must be readable
+        there), the cache is filled here. Same result as a local run.
 
     Files that are not readable images are skipped with a :class:`FeatureWarning` and listed
     in ``result.skipped`` with the reason; they never stop the batch.
@@ -169,6 +201,8 @@ def extract_all(
     cache = ArrayCache(cache_dir, "features") if cache_dir is not None else None
 
     outcomes: list = [None] * len(paths)
+    if client is not None:
+        _extract_on_cluster(client, paths, options, cache, outcomes, progress)
     one_image = len(paths) == 1  # then OpenCV's own threads are the only parallelism available
     with (
         Progress(len(paths), "features", unit="img", enabled=progress) as bar,
@@ -176,6 +210,9 @@ def extract_all(
     ):
 
         def work(k: int, stop: threading.Event):
+            if outcomes[k] is not None:  # done on the cluster
+                bar.update()
+                return
             if stopping(stop):  # Ctrl-C: images not started are skipped, the running ones finish
                 return
             outcomes[k] = _extract_one(paths[k], options, cache)
@@ -216,6 +253,55 @@ def _normalise_pairs(pairs, features: Mapping[str, Features]) -> list[tuple[str,
     return out
 
 
+PAIRS_PER_TASK = 64
+
+
+def _match_chunk(descriptors: dict[str, np.ndarray], pairs: list[tuple[str, str]], options: MatchOptions
+                 ) -> list[np.ndarray]:
+    """The matches of ``pairs`` from unit descriptors by image name (a cluster task)."""
+    out = []
+    for a, b in pairs:
+        A, B = descriptors[a], descriptors[b]
+        if len(A) and len(B) and A.shape[1] != B.shape[1]:
+            raise ValueError(f"descriptors of {a!r} and {b!r} differ in length: {A.shape[1]} vs {B.shape[1]}")
+        out.append(_match_unit(A, B, options))
+    return out
+
+
+def _match_on_cluster(client, pair_list, features, options, cache, keys, results, hits, progress) -> None:
+    """Fill ``results`` of the pairs the cache lacks, matched on the cluster."""
+    from .distributed import run_tasks
+
+    todo = list(range(len(pair_list)))
+    if cache is not None:
+        for k in todo:
+            a, b = pair_list[k]
+            hit = cache.load(keys[k], matches_builder(len(features[a]), len(features[b])))
+            if hit is not None:
+                results[k], hits[k] = hit, True
+        todo = [k for k in todo if results[k] is None]
+    if not todo:
+        return
+    names = sorted({n for k in todo for n in pair_list[k]})
+    scattered = client.scatter({n: unit_descriptors(features[n].descriptors, f"features[{n!r}].descriptors")
+                                for n in names})
+    chunks = [todo[c:c + PAIRS_PER_TASK] for c in range(0, len(todo), PAIRS_PER_TASK)]
+    args = []
+    for chunk in chunks:
+        pairs = [pair_list[k] for k in chunk]
+        args.append(({n: scattered[n] for n in {x for p in pairs for x in p}}, pairs, options))
+    with Progress(len(todo), "matching (cluster)", unit="pair", enabled=progress) as bar:
+
+        def done(c: int, matches: list[np.ndarray]) -> None:
+            for k, m in zip(chunks[c], matches):
+                results[k] = m
+                if cache is not None:
+                    cache.save(keys[k], {"matches": m.astype(np.int32)})
+            bar.update(len(matches))
+
+        run_tasks(client, _match_chunk, args, done)
+
+
 def match_all(
     pairs: Iterable[tuple[str, str]],
     features: Mapping[str, Features],
@@ -224,6 +310,7 @@ def match_all(
     cache_dir: str | os.PathLike | None = None,
     num_threads: int = 2,
     progress: bool = True,
+    client=None,
 ) -> MatchResults:
     """Match descriptors for each pair of image names; -> {(name1, name2): (K,2) int64 indices}.
 
@@ -232,6 +319,9 @@ def match_all(
     features : name -> Features (e.g. ``extract_all(...).features``).
     cache_dir : cache folder (shared with :func:`extract_all`); entries are keyed by both
         images' descriptors and the options.
+    client : a ``dask.distributed`` client: the pairs the cache lacks are matched by its workers
+        (tasks of ``PAIRS_PER_TASK`` pairs; each image's descriptors sent once), the cache is
+        filled here. Same result as a local run.
     Exact mutual-nearest-neighbour + ratio matching (:func:`match_descriptors`) in parallel.
     """
     options = _check_options(options, MatchOptions)
@@ -247,10 +337,16 @@ def match_all(
 
     results: list = [None] * len(pair_list)
     hits = [False] * len(pair_list)
+    if client is not None:
+        keys = [match_key(digests[a], digests[b], options) for a, b in pair_list] if cache is not None else None
+        _match_on_cluster(client, pair_list, features, options, cache, keys, results, hits, progress)
     inner_threads = num_threads if len(pair_list) == 1 else 1  # one pair: split its rows instead
     with Progress(len(pair_list), "matching", unit="pair", enabled=progress) as bar, blas_single_threaded() as ok:
 
         def work(k: int, stop: threading.Event):
+            if results[k] is not None:  # done on the cluster
+                bar.update()
+                return
             if stopping(stop):
                 return
             a, b = pair_list[k]

@@ -170,6 +170,11 @@ class SfmOptions:
     num_threads : threads of feature extraction, matching and the mapper's bundle adjustments
         (default: every core, ``os.cpu_count()``; BA runs its parallel kernels from
         ``BAOptions.parallel_min_observations`` observations on).
+    workers, scheduler : feature extraction and matching as tasks on a Dask cluster
+        (``features.distributed``; needs ``pip install 'geomvision[dask]'``): ``scheduler`` the
+        address of a running one (``tcp://HOST:8786``; the images and the cache on paths every
+        worker reads), else ``workers`` > 0 worker processes started on this machine for the run.
+        0 and None: no cluster. The models are the same as without one.
     """
 
     features: FeatureOptions = field(default_factory=FeatureOptions)
@@ -188,6 +193,8 @@ class SfmOptions:
     retrieval_num_neighbors: int = 20
     seed: int = 0
     num_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = 0
+    scheduler: str | None = None
 
     def __post_init__(self) -> None:
         for name, cls in (("features", FeatureOptions), ("matching", MatchOptions), ("camera", CameraOptions),
@@ -210,6 +217,9 @@ class SfmOptions:
         check_int(self.retrieval_num_neighbors, "retrieval_num_neighbors", minimum=1)
         check_int(self.seed, "seed", minimum=0)
         check_int(self.num_threads, "num_threads", minimum=1)
+        check_int(self.workers, "workers", minimum=0)
+        if self.scheduler is not None and not (isinstance(self.scheduler, str) and "://" in self.scheduler):
+            raise ValueError(f"scheduler must be a Dask scheduler address such as tcp://HOST:8786, got {self.scheduler!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -24,6 +24,7 @@ import numpy as np
 from .._progress import Progress
 from ..features import Features, exhaustive_pairs, match_all, sequential_pairs, union_pairs
 from ..features.batch import ExtractionResult
+from ..features.distributed import cluster_client
 from ..features.pairs import is_numbered_sequence
 from ..features.retrieval import top_similar_pairs, train_vocabulary, vlad_descriptors
 from ..geometry.camera import Camera
@@ -332,8 +333,9 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
     timings["pair_selection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if matches is None:
-        matches = match_all(name_pairs, ex.features, options.matching, cache_dir=cache,
-                            num_threads=options.num_threads, progress=progress)
+        with cluster_client(options.scheduler, options.workers) as client:
+            matches = match_all(name_pairs, ex.features, options.matching, cache_dir=cache,
+                                num_threads=options.num_threads, progress=progress, client=client)
     timings["matching"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

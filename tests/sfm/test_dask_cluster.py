@@ -1,0 +1,58 @@
+"""Feature extraction and matching on a local Dask cluster (2 worker processes on 127.0.0.1)
+give what a local run gives, and ``run_sfm(workers=2)`` the same model."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+
+from geomvision.features import exhaustive_pairs  # noqa: E402
+from geomvision.features.batch import extract_all, match_all  # noqa: E402
+from geomvision.features.distributed import dask_client  # noqa: E402
+from geomvision.sfm import CameraOptions, SfmOptions, run_sfm  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask_client(workers=2) as c:
+        yield c
+
+
+def test_cluster_extraction_and_matching_equal_the_local_run(client, small_scene, tmp_path):
+    paths = sorted((small_scene / "images").iterdir())
+    ex = extract_all(paths, cache_dir=tmp_path, client=client, progress=False)
+    local = extract_all(paths, progress=False)
+    assert list(ex.features) == list(local.features) and ex.num_cached == 0
+    for n, f in local.features.items():
+        np.testing.assert_array_equal(ex.features[n].keypoints, f.keypoints)
+        np.testing.assert_array_equal(ex.features[n].descriptors, f.descriptors)
+    names = list(ex.features)
+    pairs = [(names[i], names[j]) for i, j in exhaustive_pairs(len(names))]
+    m = match_all(pairs, ex.features, cache_dir=tmp_path, client=client, progress=False)
+    m_local = match_all(pairs, local.features, progress=False)
+    assert sum(len(v) for v in m.values()) > 1000
+    for p in pairs:
+        np.testing.assert_array_equal(m[p], m_local[p])
+    # the client filled the cache: a rerun sends no task and reads everything back
+    again = extract_all(paths, cache_dir=tmp_path, client=client, progress=False)
+    assert again.num_cached == len(paths)
+    assert match_all(pairs, ex.features, cache_dir=tmp_path, client=client, progress=False).num_cached == len(pairs)
+
+
+def test_run_sfm_on_workers_gives_the_local_model(small_scene, tmp_path):
+    opts = SfmOptions(camera=CameraOptions(K=str(small_scene / "K.txt")))
+    local = run_sfm(small_scene / "images", opts, progress=False).reconstructions[0]
+    on_cluster = run_sfm(small_scene / "images", SfmOptions(camera=opts.camera, workers=2), cache_dir=tmp_path,
+                         progress=False).reconstructions[0]
+    assert on_cluster.num_registered_images == local.num_registered_images == 6
+    for iid in local.registered_image_ids:
+        name = local.images[iid].name
+        other = on_cluster.images[on_cluster.image_id_by_name(name)].cam_from_world
+        np.testing.assert_allclose(other.matrix3x4, local.images[iid].cam_from_world.matrix3x4, atol=1e-9)
+
+
+def test_bad_cluster_options_are_refused():
+    with pytest.raises(ValueError, match="scheduler"):
+        SfmOptions(scheduler="localhost")
+    with pytest.raises(ValueError, match="workers"):
+        SfmOptions(workers=-1)
