@@ -9,8 +9,9 @@ Layout of ``PROJECT/``::
                        feature cache key), the skipped files, where the features came from
     imported_matches.npz  matches imported from outside (``import-features --matches``), optional
     verified.npz       written by ``match``: the pairs, their two-view geometries, the intrinsics
-                       they were verified with, and a digest of ``features.json`` (a later
-                       re-extraction makes ``map`` refuse stale pairs)
+                       they were verified with, and the digest of the features matched (names,
+                       content keys, sizes: features extracted anew make ``map`` refuse stale
+                       pairs; the same features extracted again do not)
     sparse/N, points.ply, report.json ...   written by ``map`` (the layout of ``geomvision sfm``)
 
 Every file is written atomically (:mod:`geomvision._atomic`): a killed stage leaves the previous
@@ -75,13 +76,18 @@ class FeatureIndex:
         d = {"version": FORMAT_VERSION, **self.__dict__, "sizes": [list(s) for s in self.sizes]}
         return json.dumps(d, indent=1)
 
+    def digest(self) -> str:
+        """Identifies the features themselves (names, content keys, sizes, source), not how long
+        they took: re-extracting the same features keeps it, so their verified pairs stay valid."""
+        what = [self.names, self.keys, [list(s) for s in self.sizes], self.source, self.has_descriptors]
+        return hashlib.sha256(json.dumps(what).encode()).hexdigest()
+
 
 def write_feature_index(index: FeatureIndex, project: str | os.PathLike) -> str:
     """Write ``PROJECT/features.json``; returns its digest (what ``verified.npz`` records)."""
     Path(project).mkdir(parents=True, exist_ok=True)
-    text = index.to_json()
-    atomic_write_text(Path(project) / FEATURES_JSON, text)
-    return hashlib.sha256(text.encode()).hexdigest()
+    atomic_write_text(Path(project) / FEATURES_JSON, index.to_json())
+    return index.digest()
 
 
 def read_feature_index(project: str | os.PathLike) -> tuple[FeatureIndex, str]:
@@ -92,7 +98,8 @@ def read_feature_index(project: str | os.PathLike) -> tuple[FeatureIndex, str]:
     if d.pop("version", None) != FORMAT_VERSION:
         raise ValueError(f"{path}: unknown format version; rerun `geomvision extract`")
     d["sizes"] = [tuple(int(v) for v in s) for s in d["sizes"]]
-    return FeatureIndex(**d), hashlib.sha256(text.encode()).hexdigest()
+    index = FeatureIndex(**d)
+    return index, index.digest()
 
 
 def feature_cache(project: str | os.PathLike) -> ArrayCache:

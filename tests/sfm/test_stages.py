@@ -67,6 +67,14 @@ def test_rerunning_match_with_another_matcher_does_not_extract(runs, small_scene
     assert result.report["num_pairs_matched"] == 5 and result.report["num_registered_images"] == 6
 
 
+def test_extract_again_reuses_the_features_and_keeps_the_verified_pairs(runs, small_scene, capsys):
+    _, project = runs
+    assert main(["extract", str(small_scene / "images"), "-o", str(project)]) == 0
+    assert "features of 6 images (6 from the cache, 0 extracted" in capsys.readouterr().out
+    # the same features: their verified pairs still hold (a rerun after an interrupt costs nothing)
+    assert map_project(project, SfmOptions(), progress=False).report["num_registered_images"] == 6
+
+
 def test_pairs_file(runs, small_scene, tmp_path):
     _, project = runs
     work = tmp_path / "p"
