@@ -283,8 +283,9 @@ def _match_on_cluster(client, pair_list, features, options, cache, keys, results
     if not todo:
         return
     names = sorted({n for k in todo for n in pair_list[k]})
-    scattered = client.scatter({n: unit_descriptors(features[n].descriptors, f"features[{n!r}].descriptors")
-                                for n in names})
+    # a list, not a dict: the data get content-derived keys, never another run's under the same name
+    units = [unit_descriptors(features[n].descriptors, f"features[{n!r}].descriptors") for n in names]
+    scattered = dict(zip(names, client.scatter(units)))
     chunks = [todo[c:c + PAIRS_PER_TASK] for c in range(0, len(todo), PAIRS_PER_TASK)]
     args = []
     for chunk in chunks:

@@ -289,6 +289,48 @@ def _imported_selection(imported: dict[tuple[str, str], np.ndarray], names: list
     return PairSelection(pairs, "imported"), matches
 
 
+PAIRS_PER_VERIFICATION_TASK = 32
+
+
+def _verify_chunk(keypoints, pair_matches, jobs, options, seed: int, progress=None) -> list[TwoViewGeometry]:
+    """``verify_pair`` of each job (i, j, camera_i, camera_j, calibrated) with its matches;
+    ``keypoints`` indexable by image (a list, or a dict of the chunk's images on a worker)."""
+    out = []
+    for (i, j, cam_i, cam_j, calibrated), m in zip(jobs, pair_matches):
+        out.append(verify_pair(keypoints[i], keypoints[j], m, cam_i, cam_j, calibrated=calibrated, options=options,
+                               rng=np.random.default_rng([seed, 0, i, j])))
+        if progress is not None:
+            progress(1)
+    return out
+
+
+def _verify_on_cluster(client, keypoints, pair_matches, jobs, options: SfmOptions, progress) -> list[TwoViewGeometry]:
+    """:func:`_verify_chunk` as cluster tasks of ``PAIRS_PER_VERIFICATION_TASK`` pairs, each
+    image's keypoints sent once; the same geometries as locally (the seeds are per pair)."""
+    from ..features.distributed import run_tasks
+
+    used = sorted({k for job in jobs for k in job[:2]})
+    # a list, not a dict: the data get content-derived keys, never another run's under the same name
+    scattered = dict(zip(used, client.scatter([keypoints[k] for k in used])))
+    chunks = [range(c, min(c + PAIRS_PER_VERIFICATION_TASK, len(jobs))) for c in range(0, len(jobs),
+                                                                                     PAIRS_PER_VERIFICATION_TASK)]
+    args = []
+    for ch in chunks:
+        imgs = {k for t in ch for k in jobs[t][:2]}
+        # on the worker, keypoints[i] looks the image index up in the dict of the chunk's images
+        args.append(({k: scattered[k] for k in imgs}, [pair_matches[t] for t in ch],
+                     [jobs[t] for t in ch], options.verification, options.seed))
+    out: list = [None] * len(jobs)
+
+    def done(c: int, geoms: list[TwoViewGeometry]) -> None:
+        for t, g in zip(chunks[c], geoms):
+            out[t] = g
+        progress(len(geoms))
+
+    run_tasks(client, _verify_chunk, args, done)
+    return out
+
+
 def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptions | None = None, *,
                      features: ExtractionResult | None = None, cache: str | os.PathLike | None = None,
                      progress: bool = True) -> VerifiedPairs:
@@ -331,26 +373,27 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
         matches = None
     name_pairs = [(names[i], names[j]) for i, j in selection.pairs]
     timings["pair_selection"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if matches is None:
-        with cluster_client(options.scheduler, options.workers) as client:
+    index = {n: k for k, n in enumerate(names)}
+    # (i, j, camera i, camera j, calibrated) of each pair to verify
+    jobs = [(index[a], index[b], cameras[img_cam[index[a]]], cameras[img_cam[index[b]]],
+             bool(sources[img_cam[index[a]]] in ("K", "exif") and sources[img_cam[index[b]]] in ("K", "exif")))
+            for a, b in name_pairs]
+    with cluster_client(options.scheduler, options.workers) as client:
+        t0 = time.perf_counter()
+        if matches is None:
             matches = match_all(name_pairs, ex.features, options.matching, cache_dir=cache,
                                 num_threads=options.num_threads, progress=progress, client=client)
-    timings["matching"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    index = {n: k for k, n in enumerate(names)}
-    geoms: dict[tuple[int, int], TwoViewGeometry] = {}
-    with Progress(len(name_pairs), "verification", unit="pair", enabled=progress) as bar:
-        for a, b in name_pairs:
-            i, j = index[a], index[b]
-            calibrated = bool(sources[img_cam[i]] in ("K", "exif") and sources[img_cam[j]] in ("K", "exif"))
-            geoms[(i, j)] = verify_pair(
-                ex.features[a].keypoints, ex.features[b].keypoints, matches[(a, b)],
-                cameras[img_cam[i]], cameras[img_cam[j]], calibrated=calibrated,
-                options=options.verification, rng=np.random.default_rng([options.seed, 0, i, j]))
-            bar.update()
-    timings["verification"] = time.perf_counter() - t0
+        timings["matching"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        keypoints = [ex.features[n].keypoints for n in names]
+        pair_matches = [matches[p] for p in name_pairs]
+        with Progress(len(name_pairs), "verification", unit="pair", enabled=progress) as bar:
+            if client is None:
+                found = _verify_chunk(keypoints, pair_matches, jobs, options.verification, options.seed, bar.update)
+            else:
+                found = _verify_on_cluster(client, keypoints, pair_matches, jobs, options, bar.update)
+        geoms: dict[tuple[int, int], TwoViewGeometry] = {(job[0], job[1]): g for job, g in zip(jobs, found)}
+        timings["verification"] = time.perf_counter() - t0
     planar = planar_scene_pairs(geoms)["planar_scene"]
     self_calibration = _self_calibrate(cameras, img_cam, geoms, sources, planar=planar)
     t0 = time.perf_counter()
