@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..features import extract_all
 from ..features.batch import ExtractionResult, cached_entry
+from ..features.distributed import cluster_client
 from ..features.pairs import natural_sort_key
 from .options import SfmOptions, sfm_options
 from .project import FeatureIndex, cache_dir, feature_cache, read_feature_index, write_feature_index
@@ -58,7 +59,9 @@ def extract_features(image_dir: str | os.PathLike, project: str | os.PathLike | 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skipped files are reported below, not warned twice
-        ex = extract_all(files, options.features, cache_dir=cache, num_threads=options.num_threads, progress=progress)
+        with cluster_client(options.scheduler, options.workers) as client:
+            ex = extract_all(files, options.features, cache_dir=cache, num_threads=options.num_threads,
+                             progress=progress, client=client)
     for name, why in ex.skipped.items():
         warnings.warn(f"skipped {name}: {why}", SfmWarning, stacklevel=2)
     if len(ex.features) < 2:

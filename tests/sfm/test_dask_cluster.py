@@ -1,6 +1,9 @@
 """Feature extraction and matching on a local Dask cluster (2 worker processes on 127.0.0.1)
 give what a local run gives, and ``run_sfm(workers=2)`` the same model."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -8,7 +11,7 @@ pytest.importorskip("distributed")
 
 from geomvision.features import exhaustive_pairs  # noqa: E402
 from geomvision.features.batch import extract_all, match_all  # noqa: E402
-from geomvision.features.distributed import dask_client  # noqa: E402
+from geomvision.features.distributed import dask_client, run_tasks  # noqa: E402
 from geomvision.sfm import CameraOptions, SfmOptions, run_sfm  # noqa: E402
 
 
@@ -56,3 +59,21 @@ def test_bad_cluster_options_are_refused():
         SfmOptions(scheduler="localhost")
     with pytest.raises(ValueError, match="workers"):
         SfmOptions(workers=-1)
+
+
+def _die_once(marker: str, x: int) -> int:
+    """Kill the worker process running it the first time (as a machine lost mid-run), then work."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return x * x
+
+
+def test_tasks_of_a_lost_worker_are_rerun(client, tmp_path):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this file
+    got = {}
+    run_tasks(client, _die_once, [(str(tmp_path / "died"), k) for k in range(8)], got.__setitem__)
+    assert (tmp_path / "died").exists()
+    assert got == {k: k * k for k in range(8)}
