@@ -13,6 +13,8 @@ sys_pkgs=(libusb-1.0-0 libvulkan1 mesa-vulkan-drivers libgl1 libgomp1)
 # the 'sparse' extra (CHOLMOD through scikit-sparse) builds against SuiteSparse and runs at BLAS
 # speed only with an optimised BLAS: the reference BLAS makes CHOLMOD 4x slower on pose graphs
 case ",$extras," in *,sparse,*) sys_pkgs+=(libsuitesparse-dev libopenblas0-pthread) ;; esac
+# the tests render the HTML report in a headless browser (tests/viz/test_report_in_browser.py)
+case ",$extras," in *,dev,*) sys_pkgs+=(chromium) ;; esac
 if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${sys_pkgs[@]}"; do
