@@ -161,3 +161,24 @@ def test_desk_loop_proposes_and_verifies_the_loop_pair(shared_data, tmp_path):
         assert abs(int(a[:2]) - int(b[:2])) > 3 and f"{a} {b}" in rep["pairs"]
     assert len(by_pair) <= 10
     assert rep["num_pairs_matched"] == len(sequential_pairs([f"{k:02d}.png" for k in range(1, 11)], 3)) + len(by_pair)
+
+
+def test_retrieval_pairs_recall_the_overlapping_views_of_a_rendered_walk():
+    # 60 views once round the demo scene under random names: each view overlaps its neighbours on
+    # the walk; retrieval (10 partners per image) must find them without any order to go by
+    from geomvision.features import FeatureOptions, extract_features
+    from geomvision.synthetic import render_walk
+
+    n = 60
+    views = render_walk(n, width=320, height=240, arc_deg=360.0)
+    gen = np.random.default_rng(3)
+    perm = gen.permutation(n)  # position p holds walk frame perm[p]
+    names = [f"{gen.bytes(5).hex()}.png" for _ in range(n)]
+    feats = [extract_features(views.images[k], FeatureOptions(max_num_features=1000)) for k in perm]
+    sel = select_pairs(names, feats, SfmOptions(exhaustive_max_images=20, retrieval_num_neighbors=10))
+    assert sel.matcher == "retrieval" and len(sel.pairs) <= 10 * n
+    found = {tuple(sorted((int(perm[i]), int(perm[j])))) for i, j in sel.pairs}
+    # the true overlapping pairs: frames 1 and 2 steps apart on the closed walk (6 and 12 degrees)
+    near = {tuple(sorted((k, (k + d) % n))) for k in range(n) for d in (1, 2)}
+    recall = len(near & found) / len(near)
+    assert recall >= 0.9, recall
