@@ -2,14 +2,18 @@
 
 A field ``max_num_features`` becomes ``--max-num-features``; booleans get ``--x / --no-x``;
 ``int | None`` fields accept ``none``. Flags of nested dataclasses are flat, so field names
-must be unique across the tree (checked here). Only flags the user gave override the
-dataclasses' own defaults, so the defaults live in one place: the dataclasses.
+must be unique across the tree (checked here). A flag's help is its field's entry in the class
+docstring (``name : text`` or ``name, other : text``, continued on deeper-indented lines; see
+:func:`field_docs`), led by its stage (``verification: ...``) and followed by the default.
+Only flags the user gave override the dataclasses' own defaults, so the defaults live in one
+place: the dataclasses.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import re
 import types
 import typing
@@ -41,6 +45,42 @@ def _parser_for(tp):
     return parse, base.__name__.upper(), False
 
 
+_ENTRY = re.compile(r"([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s+:\s+(.*)")
+
+
+def field_docs(cls) -> dict[str, str]:
+    """Field name -> its description in the docstring of ``cls``: the entries ``name : text`` and
+    ``a, b : text`` (one text for both) at the docstring's left margin, each continued by the
+    more deeply indented lines after it, joined into one line without reST markup."""
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    for line in inspect.cleandoc(cls.__doc__ or "").splitlines():
+        entry = _ENTRY.fullmatch(line)
+        if entry:
+            names = [n.strip() for n in entry.group(1).split(",")]
+            for n in names:
+                docs[n] = entry.group(2)
+        elif names and line[:1].isspace():
+            for n in names:
+                docs[n] += " " + line.strip()
+        else:  # a blank line or prose at the margin ends the entry
+            names = []
+    return {n: _plain(text) for n, text in docs.items()}
+
+
+def _plain(text: str) -> str:
+    """``text`` without reST roles and literals (``x``, :func:`x`), in one line."""
+    text = re.sub(r":\w+:`~?\.?([^`]+)`", r"\1", text)
+    return " ".join(text.replace("``", "").split())
+
+
+def _help(path: tuple, doc: str | None, default) -> str:
+    """'<stage>: <doc> (default: X)', with '%' escaped for argparse's formatting."""
+    stage = ".".join(path[:-1])
+    text = f"{stage}: {doc}" if stage and doc else doc
+    return ((f"{text} " if text else "") + f"(default: {default})").replace("%", "%%")
+
+
 def _walk(cls, path=()):
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -49,6 +89,13 @@ def _walk(cls, path=()):
             yield from _walk(tp, path + (f.name,))
         else:
             yield path + (f.name,), tp, f
+
+
+def _doc(cls, path: tuple) -> str | None:
+    """The docstring entry of the field at ``path`` below ``cls``."""
+    for name in path[:-1]:
+        cls = typing.get_type_hints(cls)[name]
+    return field_docs(cls).get(path[-1])
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, title: str | None = None) -> list[tuple]:
@@ -68,7 +115,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, title: str 
             default = f.default
         else:  # a computed default (e.g. num_threads: the number of cores)
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-        help_text = f"(default: {default})"
+        help_text = _help(path, _doc(cls, path), default)
         dest = "opt__" + "__".join(path)
         if is_bool:
             group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,

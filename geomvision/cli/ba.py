@@ -30,14 +30,21 @@ def add_parser(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("problem", help="BAL text file (n_cams n_pts n_obs, observations, cameras, points)")
     p.add_argument("-o", "--output", help="write the solved problem here (BAL text, atomic)")
-    p.add_argument("--loss", default="squared", choices=["squared", "huber", "cauchy", "soft_l1"])
+    p.add_argument("--loss", default="squared", choices=["squared", "huber", "cauchy", "soft_l1"],
+                   help="robust loss of the reprojection residuals (default squared)")
     p.add_argument("--loss-scale", type=float, default=1.0, help="robust loss scale in pixels (default 1)")
-    p.add_argument("--max-iterations", type=int, default=50)
-    p.add_argument("--function-tolerance", type=float, default=1e-6)
-    p.add_argument("--parameter-tolerance", type=float, default=1e-8)
-    p.add_argument("--gradient-tolerance", type=float, default=1e-10)
+    p.add_argument("--max-iterations", type=int, default=50,
+                   help="bundle adjustment: Levenberg-Marquardt iterations at most (default 50)")
+    p.add_argument("--function-tolerance", type=float, default=1e-6,
+                   help="stop when |cost change| <= this x cost (relative; default 1e-6)")
+    p.add_argument("--parameter-tolerance", type=float, default=1e-8,
+                   help="stop when |step| <= this x (|x| + this) (relative; default 1e-8)")
+    p.add_argument("--gradient-tolerance", type=float, default=1e-10,
+                   help="stop when max |gradient| <= this (default 1e-10)")
     p.add_argument("--threads", type=int, default=None, help="numba threads for the kernels (default 1: serial)")
-    p.add_argument("--linear-solver", default="auto", choices=["auto", "dense", "sparse", "pcg"])
+    p.add_argument("--linear-solver", default="auto", choices=["auto", "dense", "sparse", "pcg"],
+                   help="solver of the reduced camera system: dense or sparse Cholesky, pcg (preconditioned "
+                        "conjugate gradients), auto: dense up to 1500 columns, then sparse (default auto)")
     p.add_argument("--fix-intrinsics", action="store_true", help="hold f, k1, k2 fixed")
     p.add_argument("--drop-behind", action="store_true",
                    help="drop the observations whose point is behind its camera at the start, and keep every point "

@@ -70,10 +70,13 @@ def _holds_results_beyond_cache(out: Path) -> bool:
     return any(os.path.lexists(out / name) for name in (*RESULT_NAMES, CURRENT))
 
 
-def summary_lines(result, out: Path) -> list[str]:
+def summary_lines(result, out: Path, command: str = "sfm") -> list[str]:
+    """The terminal summary of a run: models, the matcher, the images not registered, where the
+    results are (``command`` ``map`` matched nothing: its matcher is the one ``match`` chose)."""
     rep = result.report
     lines = [f"registered {rep['num_registered_images']} of {rep['num_readable_images']} images "
              f"in {len(result.reconstructions)} model(s) ({rep['timings_s']['total']:.1f} s)"]
+    lines.append(f"  matcher {rep['matcher']}" + (f" ({matcher_reason(rep)})" if command == "sfm" else ""))
     for m in rep["models"]:
         lines.append(f"  model {m['index']}: {m['num_registered_images']} images, {m['num_points3D']} points, "
                      f"mean reprojection error {m['mean_reprojection_error_px']:.3f} px")
@@ -86,6 +89,22 @@ def summary_lines(result, out: Path) -> list[str]:
         lines.append(f"  skipped {len(rep['skipped_files'])} file(s) that are not readable images (see report.json)")
     lines.append(f"results in {out}/ (sparse/0, points.ply, report.json)")
     return lines
+
+
+def matcher_reason(rep: dict) -> str:
+    """Why the run's matcher ran: given by ``--matcher``, or what ``--matcher auto`` saw."""
+    opts, chosen, n = rep["options"], rep["matcher"], rep["num_readable_images"]
+    if opts["matcher"] != "auto":
+        return "given by --matcher"
+    limit = f"--exhaustive-max-images {opts['exhaustive_max_images']}"
+    above = f"auto: {n} images > {limit}"
+    why = {"pairs-file": "auto: --pairs given",
+           "imported": "auto: the project holds imported matches",
+           "exhaustive": f"auto: {n} images <= {limit}",
+           "sequential": f"{above}, the names number the frames of a sequence",
+           "sequential+retrieval": f"{above}, the names number the frames of a sequence; loop candidates by retrieval",
+           "retrieval": f"{above}, the names are not a numbered sequence"}
+    return why.get(chosen, "auto")
 
 
 def check_K_early(K_spec: str, files: list[Path]) -> None:
@@ -222,6 +241,6 @@ def write_results(result, caught, out: Path, args, command: str, source: str) ->
         print(f"geomvision {command}: error: {why} (details in {out}/report.json)", file=sys.stderr)
         return 1
     write_outputs(result, out, text=args.text, plots=not args.no_plots)
-    for line in summary_lines(result, out):
+    for line in summary_lines(result, out, command):
         print(line)
     return 0

@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
                    help="screenshot viewpoint (default top)")
     p.add_argument("--point-size", type=float, default=None, help="point size in pixels (default 3, window 2)")
     p.add_argument("--hide", default="", help="comma-separated layers to hide: points, cameras, path, axes")
-    p.add_argument("--background", default="white", choices=sorted(_BACKGROUNDS))
+    p.add_argument("--background", default="white", choices=sorted(_BACKGROUNDS),
+                   help="background colour (default white)")
     p.set_defaults(func=run)
 
 

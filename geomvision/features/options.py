@@ -36,7 +36,8 @@ def _fingerprint(obj, unless_default: tuple[str, ...] = ()) -> str:
 class FeatureOptions:
     """SIFT extraction options (OpenCV SIFT with the settings COLMAP uses by default).
 
-    max_num_features : keep the strongest features by detector response (DoG contrast).
+    max_num_features : keep at most this many features per image, the strongest by detector
+        response (DoG contrast); integer >= 1.
     root_sift : store RootSIFT (L1-normalise, square root) instead of plain SIFT; both are kept
         as uint8, RootSIFT scaled by 512 like COLMAP.
     upright : fix every orientation to 0 (no rotation invariance; more distinctive descriptors
@@ -45,18 +46,19 @@ class FeatureOptions:
         ``|D| > contrast_threshold / num_octave_layers`` on [0, 1] intensities. The default 0.02
         equals COLMAP's peak_threshold 0.02 / 3 (OpenCV's own default, 0.04, is twice as strict
         and yields too few features on smooth surfaces).
-    edge_threshold : the principal-curvature ratio limit (Lowe's r; 10 in COLMAP and OpenCV).
-    num_octave_layers : scales sampled per octave (3, Lowe).
-    sigma : Gaussian blur of the base octave (1.6, Lowe).
+    edge_threshold : the principal-curvature ratio limit (Lowe's r; 10 in COLMAP and OpenCV); > 1.
+    num_octave_layers : scales sampled per octave (3, Lowe); integer >= 1.
+    sigma : Gaussian blur of the base octave in pixels (1.6, Lowe); > 0.
     max_image_size : images whose long side exceeds this are downscaled (area averaging) before
-        detection and the keypoints mapped back to full-resolution pixels; None never downscales.
+        detection and the keypoints mapped back to full-resolution pixels (pixels, >= 16); None
+        never downscales.
     affine_max_tilt : > 1 detects on affine-warped copies of the image too (ASIFT, Morel & Yu
         2009, by OpenCV's ``AffineFeature``): tilts 1, sqrt 2, 2, ... up to this integer, each at
         several rotations, so that surfaces seen at very different slants still match. About 20x
         the features and the time (1.5 s per 640x480 image): for wide-baseline, weakly textured
         sequences. On ``shared/datasets/desk-loop`` (max tilt 4) neighbouring frames that shared no
         verifiable match with SIFT (frames 04-05 and 08-09: 15 and 14 essential-matrix inliers,
-        the level of chance) shared 39 and 33. 0 (default) or 1: plain SIFT.
+        the level of chance) shared 39 and 33. 0 (default) or 1: plain SIFT; at most 16.
     min_num_features : weak texture: when an image gives fewer features than this, it is
         detected again with the contrast threshold halved, down to 1/8 of ``contrast_threshold``,
         until it gives this many (an image with texture everywhere never gets there). 0: never.
@@ -111,11 +113,12 @@ class MatchOptions:
     (in [0, sqrt(2)] for non-negative descriptors such as SIFT and RootSIFT).
 
     ratio : Lowe's ratio test, ``d1 < ratio * d2`` on the distances to the nearest and the second
-        nearest neighbour; 1.0 only rejects exact ties.
+        nearest neighbour; in (0, 1], 1.0 only rejects exact ties.
     mutual : keep (i, j) only when i is also j's nearest neighbour, and (with the ratio and
         distance tests applied in both directions, like COLMAP's cross check).
     max_distance : reject matches whose nearest-neighbour distance exceeds this. 0.7 matches
-        COLMAP's default (its 0.7 is the angle in radians; the chord 0.7 is an angle of 0.71).
+        COLMAP's default (its 0.7 is the angle in radians; the chord 0.7 is an angle of 0.71); in
+        (0, 2].
     """
 
     ratio: float = 0.8

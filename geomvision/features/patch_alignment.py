@@ -34,12 +34,15 @@ class PatchAlignmentOptions:
     """Options of patch alignment.
 
     patch_radius : patches are (2r+1) x (2r+1) samples of 1-pixel spacing in the reference image,
-        weighted by a Gaussian of standard deviation 0.6 r.
-    patch_max_iterations : Gauss-Newton iterations per patch; converged when the step is below
+        weighted by a Gaussian of standard deviation 0.6 r; r in pixels, integer >= 2.
+    patch_max_iterations : Gauss-Newton iterations per patch at most (integer >= 1); converged when the step is below
         ``patch_tol_px``.
-    max_patch_shift_px : an alignment that moves the keypoint farther than this from its start fails.
+    patch_tol_px : the alignment has converged when its step moves the keypoint less than this
+        (pixels); > 0.
+    max_patch_shift_px : an alignment that moves the keypoint farther than this (pixels) from its
+        start fails.
     min_patch_ncc : an aligned patch whose normalised cross-correlation with the reference is lower
-        fails (occlusion, specularity, repeated texture).
+        fails (occlusion, specularity, repeated texture); in [-1, 1].
     """
 
     patch_radius: int = 8

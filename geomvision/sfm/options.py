@@ -2,8 +2,8 @@
 
 ``SfmOptions`` holds one dataclass per stage. The CLI's flags are generated from these fields
 one to one (``geomvision/cli/sfm.py``): a field ``min_num_inliers`` of ``VerificationOptions``
-is the flag ``--verification-min-num-inliers``; the stage-less fields of ``SfmOptions`` keep
-their own names (``--seed``, ``--matcher`` ...).
+is the flag ``--min-num-inliers`` (field names are unique across the tree), and the field's
+entry in its class docstring (``name : text``) is the flag's help, so every field has one.
 """
 
 from __future__ import annotations
@@ -30,11 +30,18 @@ def _check_bool(value, name: str) -> None:
 class CameraOptions:
     """Intrinsics: the model, where the initial values come from and what BA refines.
 
-    camera_model : COLMAP model name; None chooses PINHOLE when ``K`` is given, else SIMPLE_RADIAL.
+    camera_model : COLMAP model name (SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV, ...;
+        an unknown name is refused with the list); None chooses PINHOLE when ``K`` is given, else SIMPLE_RADIAL.
     K : a known calibration: a file holding a 3x3 matrix or ``"fx,fy,cx,cy"`` (kept fixed unless
         ``refine_known_intrinsics``). Without it the EXIF focal length is used, else a prior of
         1.2 * max(width, height) refined by bundle adjustment.
     single_camera : one camera shared by all images (True) or one per image (False).
+    refine_known_intrinsics : let bundle adjustment also refine intrinsics given by ``K``
+        (True), or hold them fixed (False).
+    refine_focal_length, refine_principal_point, refine_extra_params : which intrinsics the
+        global bundle adjustments refine (True) or hold (False): the focal length(s) in pixels, the
+        principal point in pixels, the model's distortion coefficients. Local adjustments always
+        hold the intrinsics.
     """
 
     camera_model: str | None = None
@@ -59,10 +66,17 @@ class CameraOptions:
 class VerificationOptions:
     """Two-view geometric verification of matched pairs.
 
-    max_error_px : RANSAC inlier threshold (Sampson error for E / F, transfer error for H).
-    min_num_inliers : a pair with fewer inliers is rejected.
+    max_error_px : RANSAC inlier threshold in pixels (Sampson error for E / F, transfer error for
+        H); > 0.
+    min_num_inliers : a pair with fewer inliers (or matches) is rejected; integer >= 5.
+    min_inlier_ratio : a pair whose inliers are fewer than this fraction of its matches is
+        rejected; in [0, 1].
     max_h_inlier_ratio : H inliers / E (or F) inliers above this marks a pair planar or panoramic
-        (a degenerate initial pair, still usable for tracks).
+        (a degenerate initial pair, still usable for tracks); in (0, 1).
+    confidence : RANSAC stops once an all-inlier sample of the pair (E / F / H) has been drawn
+        with this probability; in (0, 1).
+    max_iterations : RANSAC draws at most this many minimal samples per pair (E / F / H)
+        (integer >= 1); not the bundle adjustments' iterations (``--ba-max-iterations``).
     """
 
     max_error_px: float = 2.0
@@ -89,7 +103,7 @@ class MapperOptions:
         its keypoint's standard deviation (``scale_weight_exponent``); the scale is in those units.
         Cauchy at 1 sigma: the tail of 1-4 px residuals that survives filtering biased the squared
         loss by several millimetres on real scenes (entry-P10: 12.9 mm mean camera error with the
-        squared loss, 5.9 mm with Cauchy).
+        squared loss, 5.9 mm with Cauchy). Loss: squared, huber, cauchy or soft_l1; scale > 0.
     scale_weight_exponent : a keypoint detected at scale s (pixels) gets the standard deviation
         ``max(s, 1) ** exponent`` (relative units); 0 weighs all observations alike.
     abs_pose_min_num_inliers : 2D-3D inliers an image needs to be registered (COLMAP's 30 by
@@ -97,6 +111,32 @@ class MapperOptions:
         degrees of freedom) from 3 points (P3P), which agree with it by construction, so an image
         "registered" on 1-3 inliers has no evidence for its pose; 6 leaves at least 3
         correspondences that confirm it independently.
+    init_min_num_inliers : verified inliers the initial pair needs (integer >= 1); relaxed in steps
+        down to 1/4 (not below 15) when no pair qualifies.
+    init_min_tri_angle_deg : median triangulation angle (degrees) the initial pair needs; > 0,
+        relaxed in steps down to 1/8 when no pair qualifies.
+    init_max_error_px : inlier threshold (pixels) of the initial pair's relative pose when it is
+        re-estimated (uncalibrated or planar pair); > 0.
+    abs_pose_max_error_px : inlier threshold (pixels) of an image's absolute pose (2D-3D RANSAC)
+        and of the mapper's epipolar checks (registration without 2D-3D matches, model merges); > 0.
+    abs_pose_min_inlier_ratio : an image is only registered when its 2D-3D inliers are at least
+        this fraction of its observations of the model's points; in (0, 1).
+    tri_min_angle_deg : a new point needs two rays meeting at this angle (degrees) or more; > 0.
+    tri_max_error_px : a new point keeps only the observations within this reprojection error
+        (pixels) and needs two of them; > 0.
+    filter_max_error_px : after each bundle adjustment, observations reprojecting farther than
+        this (pixels) are dropped; > 0.
+    filter_min_tri_angle_deg : after each bundle adjustment, points whose widest triangulation
+        angle is below this (degrees) are dropped; > 0.
+    local_ba_num_images : images that move in the local bundle adjustment after each
+        registration (the new one and those sharing most points with it); integer >= 1.
+    global_ba_growth_ratio : a global bundle adjustment runs whenever the model has grown by this
+        factor in images since the last one; > 1.
+    ba_max_iterations : Levenberg-Marquardt iterations of each global bundle adjustment at most
+        (integer >= 1); the local ones stop at 25.
+    max_register_trials : attempts to register each image before it is given up (failed images
+        get another chance when a model is finished); integer >= 1.
+    min_model_size : a finished model with fewer images is discarded; integer >= 2.
     """
 
     ABS_POSE_MIN_NUM_INLIERS_FLOOR: ClassVar[int] = 6
@@ -170,6 +210,14 @@ class SfmOptions:
     num_threads : threads of feature extraction, matching and the mapper's bundle adjustments
         (default: every core, ``os.cpu_count()``; BA runs its parallel kernels from
         ``BAOptions.parallel_min_observations`` observations on).
+    sequential_window : matcher sequential: each image is matched with the images at most this
+        many positions apart in natural name order; integer >= 1.
+    loop_detection : matcher sequential: add the ``loop_candidates`` retrieval pairs per image
+        beyond the window (True) or match the window alone (False).
+    exhaustive_max_images : matcher auto: exhaustive matching up to this many images, above it
+        sequential or retrieval; integer >= 2.
+    seed : seed of every random choice (RANSAC samples, the retrieval vocabulary): the same seed
+        gives the same models; integer >= 0.
     workers, scheduler : feature extraction and matching as tasks on a Dask cluster
         (``features.distributed``; needs ``pip install 'geomvision[dask]'``): ``scheduler`` the
         address of a running one (``tcp://HOST:8786``; the images and the cache on paths every
@@ -273,18 +321,27 @@ class OnlineOptions:
         by the constant-velocity motion model; a second try uses 3x, then the whole local map.
     init_min_inliers, init_min_tri_angle_deg : the first two keyframes need this many verified
         matches and this median triangulation angle (degrees); until then frames are
-        ``initialising``. ``init_max_frames``: after this many frames without enough parallax or
-        matches, the reference frame is replaced by the current one.
+        ``initialising``.
+    init_max_frames : after this many frames without enough parallax or matches, the reference
+        frame is replaced by the current one.
     keyframe_tracked_ratio, keyframe_max_interval, keyframe_min_inliers : a tracked frame becomes
         a keyframe when it tracks fewer than ``ratio`` x the map points of the last keyframe, or
         fewer than ``keyframe_min_inliers`` points, or ``keyframe_max_interval`` frames passed.
     local_map_keyframes : the local map is the points of the last keyframe and of this many of
-        its most covisible keyframes. ``keyframe_match_neighbours``: a new keyframe is matched with
-        this many covisible keyframes to triangulate new points. ``local_ba_keyframes``: keyframes
-        that move in the windowed bundle adjustment (their other observers are held fixed).
-    relocalize_candidates : keyframes (most similar by VLAD) tried when relocalising;
-        ``relocalize_min_inliers`` 2D-3D inliers accept the pose.
+        its most covisible keyframes.
+    keyframe_match_neighbours : a new keyframe is matched with this many covisible keyframes to
+        triangulate new points.
+    local_ba_keyframes : keyframes that move in the windowed bundle adjustment (their other
+        observers are held fixed).
+    relocalize_candidates, relocalize_min_inliers : keyframes (most similar by VLAD) tried when
+        relocalising, and the 2D-3D inliers that accept the pose.
     vocabulary_size : VLAD words, trained on the first keyframes.
+    match_ratio : Lowe's ratio test of matching by projection against the map points; in (0, 1].
+    tri_min_angle_deg : a new map point needs two rays meeting at this angle (degrees) or more; it
+        is also the angle below which the map's filters drop a point.
+    ba_loss, scale_weight_exponent : the bundle adjustments' loss (squared, huber, cauchy or
+        soft_l1) and keypoint-scale weighting, as in ``MapperOptions``.
+    seed : seed of every random choice (RANSAC samples, the vocabulary); integer >= 0.
     loop_closure : revisits of older keyframes are detected and corrected (:mod:`.loop_closure`).
     """
 
