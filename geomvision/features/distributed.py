@@ -38,10 +38,13 @@ def dask_client(scheduler: str | None = None, workers: int = 0) -> Iterator:
         yield client
 
 
-def cluster_client(scheduler: str | None, workers: int):
-    """:func:`dask_client` when a cluster is asked for (``scheduler`` or ``workers`` > 0), else a
-    context giving None (run locally)."""
-    return dask_client(scheduler, workers) if scheduler or workers > 0 else contextlib.nullcontext(None)
+def cluster_client(scheduler: str | None, workers: int, client=None):
+    """A context giving ``client`` when one is given (a run's stages share it), else
+    :func:`dask_client` when a cluster is asked for (``scheduler`` or ``workers`` > 0), else None
+    (run locally)."""
+    if client is not None or not (scheduler or workers > 0):
+        return contextlib.nullcontext(client)
+    return dask_client(scheduler, workers)
 
 
 def run_tasks(client, fn: Callable, args: Sequence, on_done: Callable[[int, object], None]) -> None:

@@ -37,6 +37,7 @@ import os
 import time
 
 from .intrinsics import parse_K
+from ..features.distributed import cluster_client
 from .options import SfmOptions, sfm_options
 from .project import cache_dir as project_cache
 from .report import PLANE_UNCALIBRATED, ROTATION_ONLY, SfmResult, SfmWarning
@@ -74,8 +75,10 @@ def run_sfm(
     t_start = time.perf_counter()
     if cache_dir is None and project is not None:
         cache_dir = project_cache(project)
-    features = extract_features(image_dir, project, options, cache=cache_dir, progress=progress)
-    verified = match_and_verify(project, options, features=features, cache=cache_dir, progress=progress)
+    with cluster_client(options.scheduler, options.workers) as client:  # one cluster for both stages
+        features = extract_features(image_dir, project, options, cache=cache_dir, progress=progress, client=client)
+        verified = match_and_verify(project, options, features=features, cache=cache_dir, progress=progress,
+                                    client=client)
     result = map_project(project, options, features=features, verified=verified, progress=progress)
     result.report["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
     return result

@@ -43,12 +43,13 @@ def list_images(image_dir: str | os.PathLike) -> list[Path]:
 
 def extract_features(image_dir: str | os.PathLike, project: str | os.PathLike | None = None,
                      options: SfmOptions | None = None, *, cache: str | os.PathLike | None = None,
-                     progress: bool = True) -> ExtractionResult:
+                     progress: bool = True, client=None) -> ExtractionResult:
     """Features (``options.features``) of the images in ``image_dir``, in natural name order.
 
     project : folder to record the result in (``features.json``) and to cache features in
         (``PROJECT/cache``); None keeps everything in memory (unless ``cache`` is given).
     cache : the feature cache folder when it is not the project's (``run_sfm``'s ``cache_dir``).
+    client : a Dask client to use (else one is opened when ``options.workers`` / ``scheduler`` ask).
     Unreadable files are skipped with an :class:`SfmWarning` and listed in ``result.skipped``;
     fewer than two readable images raise ``ValueError`` (nothing is recorded then).
     """
@@ -59,7 +60,7 @@ def extract_features(image_dir: str | os.PathLike, project: str | os.PathLike | 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skipped files are reported below, not warned twice
-        with cluster_client(options.scheduler, options.workers) as client:
+        with cluster_client(options.scheduler, options.workers, client) as client:
             ex = extract_all(files, options.features, cache_dir=cache, num_threads=options.num_threads,
                              progress=progress, client=client)
     for name, why in ex.skipped.items():

@@ -333,7 +333,7 @@ def _verify_on_cluster(client, keypoints, pair_matches, jobs, options: SfmOption
 
 def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptions | None = None, *,
                      features: ExtractionResult | None = None, cache: str | os.PathLike | None = None,
-                     progress: bool = True) -> VerifiedPairs:
+                     progress: bool = True, client=None) -> VerifiedPairs:
     """Choose pairs, match and verify them; the result is what :func:`map_project` needs.
 
     project : the project folder: its features are read (unless ``features`` is given), its
@@ -341,6 +341,7 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
         ``PROJECT/verified.npz``. None keeps everything in memory.
     features : the features (``extract_features``'s result); read from ``project`` when None.
     cache : the raw-match cache folder when it is not the project's.
+    client : a Dask client to use (else one is opened when ``options.workers`` / ``scheduler`` ask).
     options : ``matcher`` and its fields, ``matching``, ``camera`` (how the intrinsics start),
         ``verification``, ``seed``, ``num_threads``. The same features, options and seed give
         the same pairs. Raises ``ValueError`` for a matcher that needs descriptors the features
@@ -378,7 +379,7 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
     jobs = [(index[a], index[b], cameras[img_cam[index[a]]], cameras[img_cam[index[b]]],
              bool(sources[img_cam[index[a]]] in ("K", "exif") and sources[img_cam[index[b]]] in ("K", "exif")))
             for a, b in name_pairs]
-    with cluster_client(options.scheduler, options.workers) as client:
+    with cluster_client(options.scheduler, options.workers, client) as client:
         t0 = time.perf_counter()
         if matches is None:
             matches = match_all(name_pairs, ex.features, options.matching, cache_dir=cache,

@@ -42,12 +42,24 @@ def test_cluster_extraction_and_matching_equal_the_local_run(client, small_scene
     assert match_all(pairs, ex.features, cache_dir=tmp_path, client=client, progress=False).num_cached == len(pairs)
 
 
-def test_run_sfm_on_workers_gives_the_local_model(small_scene, tmp_path):
+def test_run_sfm_on_workers_gives_the_local_model(small_scene, tmp_path, monkeypatch):
+    import geomvision.features.distributed as distributed
+
+    opened = []
+    real = distributed.dask_client
+
+    def counting(*args, **kwargs):
+        opened.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "dask_client", counting)
     opts = SfmOptions(camera=CameraOptions(K=str(small_scene / "K.txt")))
     local = run_sfm(small_scene / "images", opts, progress=False).reconstructions[0]
+    assert opened == []
     on_cluster = run_sfm(small_scene / "images", SfmOptions(camera=opts.camera, workers=2), cache_dir=tmp_path,
                          progress=False).reconstructions[0]
     assert on_cluster.num_registered_images == local.num_registered_images == 6
+    assert len(opened) == 1  # one cluster for extraction, matching and verification
     for iid in local.registered_image_ids:
         name = local.images[iid].name
         other = on_cluster.images[on_cluster.image_id_by_name(name)].cam_from_world
