@@ -89,10 +89,12 @@ def _midpoint_kernel(R, t, obs_img, xy, order, ptr, X):
 
 
 @njit(cache=True)
-def _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, uv, want_jac, J_out, r_out):
+def _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, uv, want_jac, J_out, r_out,
+                  through_centre=False):
     """Squared pixel error per observation (NaN when the point does not project); with
     ``want_jac`` also the residual (projection - uv) into r_out (M,2) and d uv / d X_world into
-    J_out (M,2,3)."""
+    J_out (M,2,3). ``through_centre``: a point behind the camera projects through the centre
+    (BAL's model: -X_cam), as one in front."""
     m = obs_img.shape[0]
     out = np.empty(m)
     JX = np.empty((2, 3))
@@ -104,6 +106,8 @@ def _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img,
         Xc = R[i, 0, 0] * X[j, 0] + R[i, 0, 1] * X[j, 1] + R[i, 0, 2] * X[j, 2] + t[i, 0]
         Yc = R[i, 1, 0] * X[j, 0] + R[i, 1, 1] * X[j, 1] + R[i, 1, 2] * X[j, 2] + t[i, 1]
         Zc = R[i, 2, 0] * X[j, 0] + R[i, 2, 1] * X[j, 1] + R[i, 2, 2] * X[j, 2] + t[i, 2]
+        if through_centre and Zc < 0.0:
+            Xc, Yc, Zc = -Xc, -Yc, -Zc
         u, v = project_one(cam_model[c], cam_params[c, : cam_nparams[c]], Xc, Yc, Zc, want_jac, JX,
                            Jp[:, : cam_nparams[c]])
         ru = u - uv[o, 0]

@@ -180,28 +180,8 @@ def evaluate_parallel(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_
 @njit(cache=True)
 def sq_errors(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, cheirality=True):
     """Squared pixel error per observation (M,); NaN where the point does not project."""
-    if cheirality:
-        return _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, False,
-                             np.empty((0, 2, 3)), np.empty((0, 2)))
-    m = obs_img.shape[0]
-    out = np.empty(m)
-    dJX = np.empty((2, 3))
-    dJp = np.empty((2, cam_params.shape[1]))
-    for o in range(m):
-        i = obs_img[o]
-        j = obs_pt[o]
-        c = img_cam[i]
-        Xc = R[i, 0, 0] * X[j, 0] + R[i, 0, 1] * X[j, 1] + R[i, 0, 2] * X[j, 2] + t[i, 0]
-        Yc = R[i, 1, 0] * X[j, 0] + R[i, 1, 1] * X[j, 1] + R[i, 1, 2] * X[j, 2] + t[i, 1]
-        Zc = R[i, 2, 0] * X[j, 0] + R[i, 2, 1] * X[j, 1] + R[i, 2, 2] * X[j, 2] + t[i, 2]
-        if Zc < 0.0:
-            Xc, Yc, Zc = -Xc, -Yc, -Zc
-        np_c = cam_nparams[c]
-        u, v = project_one(cam_model[c], cam_params[c, :np_c], Xc, Yc, Zc, False, dJX, dJp[:, :np_c])
-        ru = u - obs_uv[o, 0]
-        rv = v - obs_uv[o, 1]
-        out[o] = ru * ru + rv * rv
-    return out
+    return _project_flat(R, t, cam_model, cam_params, cam_nparams, img_cam, X, obs_img, obs_pt, obs_uv, False,
+                         np.empty((0, 2, 3)), np.empty((0, 2)), not cheirality)
 
 
 @njit(cache=True)

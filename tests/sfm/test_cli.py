@@ -11,6 +11,7 @@ import pytest
 from geomvision.cli._dataclass_args import _walk
 from geomvision.cli.main import main
 from geomvision.io import read_model, read_ply
+from model_helpers import assert_same_model
 from geomvision.sfm import SfmOptions
 from geomvision.sfm.options import MapperOptions
 
@@ -152,10 +153,4 @@ def test_interrupted_run_resumed_gives_the_same_model(finished_run, small_scene,
     assert list((out / "cache").rglob("*.npz"))  # but the work done so far is kept
     monkeypatch.setattr(pipeline, "match_all", real_match_all)
     assert main(argv + ["--resume"]) == 0
-    a, b = read_model(out / "sparse" / "0"), read_model(out_full / "sparse" / "0")
-    assert sorted(a.images) == sorted(b.images) and sorted(a.points3D) == sorted(b.points3D)
-    for iid in a.images:
-        np.testing.assert_array_equal(a.images[iid].cam_from_world.R, b.images[iid].cam_from_world.R)
-        np.testing.assert_array_equal(a.images[iid].cam_from_world.t, b.images[iid].cam_from_world.t)
-    for pid in a.points3D:
-        np.testing.assert_array_equal(a.points3D[pid].xyz, b.points3D[pid].xyz)
+    assert_same_model(read_model(out / "sparse" / "0"), read_model(out_full / "sparse" / "0"))

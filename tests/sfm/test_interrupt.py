@@ -13,10 +13,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from geomvision.io import read_model
+from model_helpers import assert_same_model
 
 MAX_LATENCY_S = 2.0
 
@@ -69,17 +69,6 @@ def reference(small_scene, tmp_path_factory):
     return read_model(out / "sparse" / "0")
 
 
-def _same_model(a, b):
-    assert sorted(a.images) == sorted(b.images) and sorted(a.points3D) == sorted(b.points3D)
-    for iid in a.images:
-        np.testing.assert_array_equal(a.images[iid].cam_from_world.R, b.images[iid].cam_from_world.R)
-        np.testing.assert_array_equal(a.images[iid].cam_from_world.t, b.images[iid].cam_from_world.t)
-    for pid in a.points3D:
-        np.testing.assert_array_equal(a.points3D[pid].xyz, b.points3D[pid].xyz)
-    for cid in a.cameras:
-        np.testing.assert_array_equal(a.cameras[cid].params, b.cameras[cid].params)
-
-
 @pytest.mark.parametrize("stage, presses", [("matching:", 1), ("mapping:", 1), ("features:", 2), ("mapping:", 3)])
 def test_sigint_exits_130_promptly_and_resume_gives_the_same_model(small_scene, reference, tmp_path, stage, presses):
     out = tmp_path / "out"
@@ -94,7 +83,7 @@ def test_sigint_exits_130_promptly_and_resume_gives_the_same_model(small_scene, 
     assert not (out / "sparse").exists() and not (out / "report.json").exists()  # nothing half-written
     code, err, _ = run_and_interrupt(argv + ["--resume"], trigger="\0never")
     assert code == 0, err
-    _same_model(read_model(out / "sparse" / "0"), reference)
+    assert_same_model(read_model(out / "sparse" / "0"), reference)
 
 
 @pytest.mark.shared_data
