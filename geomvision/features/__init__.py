@@ -15,7 +15,7 @@ from .guided import match_by_projection
 from .matching import match_descriptors, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .patch_alignment import PatchAlignmentOptions, align_patches, refine_track_keypoints, sample_patches
-from .pairs import exhaustive_pairs, natural_sort_key, sequential_pairs, union_pairs
+from .pairs import exhaustive_pairs, natural_sort_key, sequential_pairs, spatial_pairs, union_pairs
 from .retrieval import similar_pairs, train_vocabulary, vlad_descriptors
 from .sift import extract_features, root_sift
 from .types import Features
@@ -42,6 +42,7 @@ __all__ = [
     "root_sift",
     "sample_patches",
     "sequential_pairs",
+    "spatial_pairs",
     "similar_pairs",
     "train_vocabulary",
     "union_pairs",

@@ -1,5 +1,6 @@
-"""Which image pairs to match: all of them, or a window over an ordered sequence (plus, for loop
-closures and unordered sets, the most similar images: :mod:`geomvision.features.retrieval`).
+"""Which image pairs to match: all of them, a window over an ordered sequence, the nearest images
+by position (GPS: :func:`spatial_pairs`), plus, for loop closures and unordered sets, the most
+similar images (:mod:`geomvision.features.retrieval`).
 
 Every function returns a (P,2) int64 array of image indices with ``i < j`` in each row, rows
 unique and sorted; turn them into name pairs with ``[(names[i], names[j]) for i, j in pairs]``.
@@ -14,7 +15,8 @@ import numpy as np
 
 from .._validation import check_int
 
-__all__ = ["exhaustive_pairs", "is_numbered_sequence", "natural_sort_key", "sequential_pairs", "union_pairs"]
+__all__ = ["exhaustive_pairs", "is_numbered_sequence", "natural_sort_key", "sequential_pairs", "spatial_pairs",
+           "union_pairs"]
 
 
 def exhaustive_pairs(n: int) -> np.ndarray:
@@ -70,6 +72,43 @@ def sequential_pairs(names: Sequence[str], window: int = 10) -> np.ndarray:
     if not rows:
         return np.zeros((0, 2), np.int64)
     return union_pairs(*rows)
+
+
+def spatial_pairs(positions: np.ndarray, num_neighbors: int = 20, max_distance: float | None = None) -> np.ndarray:
+    """Pairs of each image with its ``num_neighbors`` nearest images by position (COLMAP's
+    spatial matcher), found with a k-d tree (``scipy.spatial.cKDTree``).
+
+    positions : (N,2) or (N,3) image positions in metres in one metric frame (east-north or
+        east-north-up from GPS: :func:`geomvision.geometry.geodesy.local_enu_from_geodetic`);
+        the row index is the image index. A row with a NaN is an image without a position: it
+        gets no pair.
+    num_neighbors : nearest images per image (integer >= 1); a pair is kept when either image
+        chose the other, so an image may get more partners. Among images at exactly the same
+        distance the tree decides which are taken.
+    max_distance : only partners at most this far (metres, > 0); None: no limit.
+    """
+    X = np.asarray(positions, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] not in (2, 3):
+        raise ValueError(f"positions must have shape (N,2) or (N,3), got {X.shape}")
+    num_neighbors = check_int(num_neighbors, "num_neighbors", minimum=1)
+    if max_distance is not None and not (np.isfinite(max_distance) and max_distance > 0):
+        raise ValueError(f"max_distance must be a positive number of metres or None, got {max_distance!r}")
+    if np.isinf(X).any():
+        raise ValueError("positions hold infinite values (mark an image without a position with NaN)")
+    idx = np.flatnonzero(~np.isnan(X).any(axis=1))
+    if len(idx) < 2:
+        return np.zeros((0, 2), np.int64)
+    from scipy.spatial import cKDTree
+
+    k = min(num_neighbors + 1, len(idx))  # + 1: each point finds itself (or a twin at distance 0)
+    dist, nn = cKDTree(X[idx]).query(X[idx], k=k, distance_upper_bound=np.inf if max_distance is None
+                                     else float(max_distance))
+    dist, nn = dist.reshape(len(idx), k), nn.reshape(len(idx), k)
+    own = np.arange(len(idx))[:, None]
+    keep = (nn != own) & np.isfinite(dist)  # a missing neighbour (beyond max_distance) is inf / len(idx)
+    keep &= np.cumsum(keep, axis=1) <= num_neighbors  # self may be missing among twins at distance 0
+    rows = np.broadcast_to(own, nn.shape)[keep]
+    return union_pairs(np.column_stack([idx[rows], idx[nn[keep]]]))
 
 
 def union_pairs(*pairs: np.ndarray) -> np.ndarray:
