@@ -37,7 +37,9 @@ def project_dir(text: str, *, must_exist: bool = True) -> Path:
 EXTRACT_FIELDS = (("features",),)
 MATCH_FIELDS = (("matching",), ("verification",), ("camera", "camera_model"), ("camera", "K"),
                 ("camera", "single_camera"), ("matcher",), ("pairs",), ("sequential_window",), ("loop_detection",),
-                ("loop_candidates",), ("exhaustive_max_images",), ("retrieval_num_neighbors",))
+                ("loop_candidates",), ("exhaustive_max_images",), ("retrieval_num_neighbors",),
+                ("spatial_num_neighbors",), ("spatial_max_distance",), ("spatial_ignore_altitude",),
+                ("spatial_retrieval_neighbors",))
 MAP_FIELDS = (("mapper",), ("keypoint_refinement",), ("refine_keypoints",), ("camera", "refine_known_intrinsics"),
               ("camera", "refine_focal_length"), ("camera", "refine_principal_point"),
               ("camera", "refine_extra_params"))

@@ -93,6 +93,8 @@ def summary_lines(result, out: Path, command: str = "sfm") -> list[str]:
 
 def matcher_reason(rep: dict) -> str:
     """Why the run's matcher ran: given by ``--matcher``, or what ``--matcher auto`` saw."""
+    if rep.get("matcher_reason"):  # said by pair selection (older reports: worked out below)
+        return rep["matcher_reason"]
     opts, chosen, n = rep["options"], rep["matcher"], rep["num_readable_images"]
     if opts["matcher"] != "auto":
         return "given by --matcher"

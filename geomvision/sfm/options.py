@@ -18,7 +18,7 @@ from ..features.options import FeatureOptions, MatchOptions
 from ..features.patch_alignment import PatchAlignmentOptions
 from ..geometry.camera import CAMERA_MODELS
 
-MATCHERS = ("exhaustive", "sequential", "retrieval", "pairs-file", "imported", "auto")
+MATCHERS = ("exhaustive", "sequential", "retrieval", "spatial", "pairs-file", "imported", "auto")
 
 
 def _check_bool(value, name: str) -> None:
@@ -191,9 +191,15 @@ class SfmOptions:
         order, plus (``loop_detection``) loop-closure candidates: for each image its
         ``loop_candidates`` most similar images (VLAD, ``features.retrieval``) beyond the window
         (reported as ``sequential+retrieval``).
-        auto: exhaustive up to ``exhaustive_max_images`` images; above, sequential when the names
-        number the frames of one sequence (``features.pairs.is_numbered_sequence``), else
-        retrieval: each image with its ``retrieval_num_neighbors`` most similar images.
+        spatial: each image with its ``spatial_num_neighbors`` nearest images by EXIF GPS
+        position (``features.pairs.spatial_pairs``), plus its ``spatial_retrieval_neighbors`` most
+        similar images beyond those (reported as ``spatial+retrieval``) so that a GPS error does
+        not cut a true neighbour off; images without a position get ``retrieval_num_neighbors``
+        most similar images instead.
+        auto: exhaustive up to ``exhaustive_max_images`` images; above, spatial when at least 90 %
+        of the images have a GPS position (``sfm.gps.AUTO_SPATIAL_MIN_FRACTION``), else sequential
+        when the names number the frames of one sequence (``features.pairs.is_numbered_sequence``),
+        else retrieval: each image with its ``retrieval_num_neighbors`` most similar images.
         pairs-file: the pairs listed in the file ``pairs`` (also chosen by auto when ``pairs``
         is given). imported: the pairs of matches imported into the project (``geomvision
         import-features``; also chosen by auto when the project holds some).
@@ -215,7 +221,18 @@ class SfmOptions:
     loop_detection : matcher sequential: add the ``loop_candidates`` retrieval pairs per image
         beyond the window (True) or match the window alone (False).
     exhaustive_max_images : matcher auto: exhaustive matching up to this many images, above it
-        sequential or retrieval; integer >= 2.
+        spatial, sequential or retrieval; integer >= 2.
+    spatial_num_neighbors : matcher spatial: nearest images by GPS position per image (COLMAP's
+        spatial matcher takes 50); integer >= 1.
+    spatial_max_distance : matcher spatial: only images at most this many metres apart are
+        paired by position; None: no limit.
+    spatial_ignore_altitude : matcher spatial: nearest by east-north distance only (True, as
+        COLMAP by default: GPS altitude errs 1.5-3 times more than the horizontal position, and a
+        survey flies at one height) or by 3-D distance with the GPS altitude (False; images
+        without an altitude make it 2-D anyway).
+    spatial_retrieval_neighbors : matcher spatial: most similar images (VLAD) per image added
+        beyond its spatial neighbours, which catch the pairs a wrong GPS position would miss;
+        integer >= 0 (0: none).
     seed : seed of every random choice (RANSAC samples, the retrieval vocabulary): the same seed
         gives the same models; integer >= 0.
     workers, scheduler : feature extraction and matching as tasks on a Dask cluster
@@ -239,6 +256,10 @@ class SfmOptions:
     loop_candidates: int = 5
     exhaustive_max_images: int = 100
     retrieval_num_neighbors: int = 20
+    spatial_num_neighbors: int = 20
+    spatial_max_distance: float | None = None
+    spatial_ignore_altitude: bool = True
+    spatial_retrieval_neighbors: int = 5
     seed: int = 0
     num_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     workers: int = 0
@@ -263,6 +284,11 @@ class SfmOptions:
         check_int(self.loop_candidates, "loop_candidates", minimum=1)
         check_int(self.exhaustive_max_images, "exhaustive_max_images", minimum=2)
         check_int(self.retrieval_num_neighbors, "retrieval_num_neighbors", minimum=1)
+        check_int(self.spatial_num_neighbors, "spatial_num_neighbors", minimum=1)
+        if self.spatial_max_distance is not None:
+            check_positive(self.spatial_max_distance, "spatial_max_distance")
+        _check_bool(self.spatial_ignore_altitude, "spatial_ignore_altitude")
+        check_int(self.spatial_retrieval_neighbors, "spatial_retrieval_neighbors", minimum=0)
         check_int(self.seed, "seed", minimum=0)
         check_int(self.num_threads, "num_threads", minimum=1)
         check_int(self.workers, "workers", minimum=0)

@@ -116,7 +116,9 @@ class VerifiedPairs:
     similarity; cameras, img_cam (I,), camera_known (C,), sources : the intrinsics the pairs were
     verified with (after self-calibration) and where each camera's came from;
     self_calibration, K_check : what was found about them; features_digest : the digest of the
-    ``features.json`` matched (None in memory); timings : seconds per step.
+    ``features.json`` matched (None in memory); timings : seconds per step; matcher_reason : why
+    that matcher (``PairSelection.reason``); gps : the images' GPS positions when pair selection
+    read them (``PairSelection.gps``).
     """
 
     names: list[str]
@@ -131,6 +133,8 @@ class VerifiedPairs:
     K_check: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     features_digest: str | None = None
+    matcher_reason: str = ""
+    gps: dict = field(default_factory=dict)
 
 
 _SCALARS = ("num_matches", "num_h_inliers", "tri_angle_deg", "rotation_focal_px", "explained_by_shift")
@@ -164,6 +168,7 @@ def write_verified(verified: VerifiedPairs, project: str | os.PathLike) -> None:
         "self_calibration": {str(k): v for k, v in verified.self_calibration.items()},
         "K_check": {str(k): v for k, v in verified.K_check.items()},
         "timings": verified.timings, "features_digest": verified.features_digest,
+        "matcher_reason": verified.matcher_reason, "gps": verified.gps,
     }
     arrays["__meta__"] = np.array(json.dumps(meta))
     Path(project).mkdir(parents=True, exist_ok=True)
@@ -194,7 +199,7 @@ def read_verified(project: str | os.PathLike) -> VerifiedPairs:
         [Camera.from_dict(c) for c in meta["cameras"]], np.array(meta["img_cam"], np.int64).reshape(-1),
         np.array(meta["camera_known"], bool).reshape(-1), list(meta["sources"]),
         {int(k): v for k, v in meta["self_calibration"].items()}, {int(k): v for k, v in meta["K_check"].items()},
-        meta["timings"], meta["features_digest"])
+        meta["timings"], meta["features_digest"], meta.get("matcher_reason", ""), meta.get("gps", {}))
 
 
 def check_fresh(verified: VerifiedPairs, features_digest: str | None, names: list[str]) -> None:

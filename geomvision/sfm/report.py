@@ -68,6 +68,9 @@ def build_report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, 
         "num_readable_images": len(names),
         "skipped_files": dict(ex.skipped),
         "matcher": verified.matcher,
+        # why that matcher, and the images' GPS positions when pair selection read them
+        "matcher_reason": verified.matcher_reason or None,
+        "gps": verified.gps,
         "num_pairs_matched": len(geoms),
         "num_pairs_verified": int(sum(g.verified for g in geoms.values())),
         "pair_configs": {c: int(sum(g.config == c for g in geoms.values()))

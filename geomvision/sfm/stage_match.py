@@ -3,8 +3,8 @@
 
 :func:`match_and_verify` takes the features (in memory, or recorded in a project folder), sets up
 the cameras (given K, EXIF focal length, or a prior), chooses the pairs (``select_pairs``: all, a
-window over a sequence with VLAD loop candidates beyond it, the most similar images, a pairs file,
-or the pairs of imported matches), matches them (raw matches cached by descriptor content, so
+window over a sequence with VLAD loop candidates beyond it, the nearest images by GPS position, the
+most similar images, a pairs file, or the pairs of imported matches), matches them (raw matches cached by descriptor content, so
 another matcher reuses the pairs it shares), verifies each pair (E / F / H, ``verify_pair``),
 self-calibrates the focal length from F when nothing better is known and checks a given K against
 the images. The result (:class:`VerifiedPairs`) is what the map stage needs; with a project it is
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +26,13 @@ from .._progress import Progress
 from ..features import Features, exhaustive_pairs, match_all, sequential_pairs, union_pairs
 from ..features.batch import ExtractionResult
 from ..features.distributed import cluster_client
-from ..features.pairs import is_numbered_sequence
+from ..features.pairs import is_numbered_sequence, spatial_pairs
 from ..features.retrieval import top_similar_pairs, train_vocabulary, vlad_descriptors
 from ..geometry.camera import Camera
 from ..imageio import exif_focal_px
 from ..robust import estimate_fundamental
 from ..solvers import shared_focal_from_fundamental
+from .gps import AUTO_SPATIAL_MIN_FRACTION, ImagePositions, read_image_positions
 from .intrinsics import focal_from_fundamental_profile, guess_intrinsics, parse_K
 from .options import SfmOptions, sfm_options
 from .planar import planar_scene_pairs
@@ -51,22 +53,43 @@ class PairSelection:
     """The image pairs to match and how they were chosen.
 
     pairs : (P,2) int64 image indices, i < j, rows unique and sorted.
-    matcher : ``exhaustive``, ``sequential``, ``sequential+retrieval`` or ``retrieval``.
-    retrieved : the pairs VLAD retrieval proposed (loop candidates beyond the sequential window, or
-        every pair of the retrieval matcher), each with the cosine of the two VLAD vectors.
+    matcher : ``exhaustive``, ``sequential``, ``sequential+retrieval``, ``retrieval``, ``spatial``
+        or ``spatial+retrieval``.
+    retrieved : the pairs VLAD retrieval proposed (loop candidates beyond the sequential window or
+        the spatial neighbours, or every pair of the retrieval matcher), each with the cosine of the
+        two VLAD vectors.
+    reason : why this matcher (``auto``: what it saw; else "given by --matcher"), with what the GPS
+        positions allowed when they were read.
+    gps : :meth:`ImagePositions.summary` of the images' GPS positions when they were read (matcher
+        spatial, or auto above ``exhaustive_max_images``), plus ``num_spatial_pairs``; else empty.
     """
 
     pairs: np.ndarray
     matcher: str
     retrieved: dict[tuple[int, int], float] = field(default_factory=dict)
+    reason: str = ""
+    gps: dict = field(default_factory=dict)
 
 
-def select_pairs(names: list[str], features: list[Features], options: SfmOptions) -> PairSelection:
+def select_pairs(names: list[str], features: list[Features], options: SfmOptions, *,
+                 paths: Mapping[str, str | os.PathLike] | None = None) -> PairSelection:
     """Which pairs of the images ``names`` (with their ``features``, same order) to match.
 
-    ``auto`` above ``exhaustive_max_images``: a window only makes sense over the frames of a
+    paths : {name: image file}, where the EXIF GPS positions are read (matcher spatial, and auto
+        above ``exhaustive_max_images``); None: no image has a position.
+
+    ``auto`` above ``exhaustive_max_images``: when at least ``AUTO_SPATIAL_MIN_FRACTION`` of the
+    images have a GPS position (at two or more places), the spatial matcher (a drone survey's
+    numbered frames too: its flight lines come back side by side, which a window over the frame
+    numbers misses); else a window only makes sense over the frames of a
     sequence (names differing by a running number, :func:`is_numbered_sequence`); any other set
-    gets each image's ``retrieval_num_neighbors`` most similar images. The sequential matcher adds
+    gets each image's ``retrieval_num_neighbors`` most similar images. The spatial matcher pairs
+    each image with its ``spatial_num_neighbors`` nearest by position (:func:`spatial_pairs`,
+    east-north metres, or east-north-up without ``spatial_ignore_altitude``) and adds its
+    ``spatial_retrieval_neighbors`` most similar images beyond those: a GPS position off by tens
+    of metres (a phone in a street canyon) or a wrong altitude then costs the pairs it hides only
+    when retrieval misses them too; images without a position get ``retrieval_num_neighbors``
+    most similar images. The sequential matcher adds
     each image's ``loop_candidates`` most similar images beyond its window (``loop_detection``);
     a window that spans all images leaves nothing beyond it, and no retrieval runs. ``pairs-file``
     (also ``auto`` with ``options.pairs`` given) reads the pairs from ``options.pairs``
@@ -76,33 +99,94 @@ def select_pairs(names: list[str], features: list[Features], options: SfmOptions
         raise ValueError(f"{len(names)} names but {len(features)} features")
     n = len(names)
     matcher = options.matcher
+    limit = f"--exhaustive-max-images {options.exhaustive_max_images}"
     if matcher == "pairs-file" or (matcher == "auto" and options.pairs is not None):
-        return PairSelection(read_pairs_file(options.pairs, names), "pairs-file")
+        return PairSelection(read_pairs_file(options.pairs, names), "pairs-file",
+                             reason="given by --matcher" if matcher == "pairs-file" else "auto: --pairs given")
     if matcher == "imported":
         raise ValueError("matcher imported: the project holds no imported matches; run `geomvision import-features "
                          "PROJECT --matches FILE` first, or choose another --matcher")
+    positions, gps, reason = None, {}, "given by --matcher"
+    if matcher == "spatial" or (matcher == "auto" and n > options.exhaustive_max_images):
+        positions = read_image_positions(names, paths or {})
+        gps = positions.summary()
+    if matcher == "spatial" and positions.num_positioned < 2:
+        raise ValueError(f"matcher spatial: {positions.num_positioned} of the {n} images have an EXIF GPS position "
+                         f"(first without: {next(iter(positions.missing.items()), ('', ''))[1]}); spatial pairs need "
+                         "two or more: choose --matcher retrieval (or auto)")
     if matcher == "auto":
         if n <= options.exhaustive_max_images:
-            matcher = "exhaustive"
+            matcher, reason = "exhaustive", f"auto: {n} images <= {limit}"
         else:
-            matcher = "sequential" if is_numbered_sequence(names) else "retrieval"
+            m = positions.num_positioned
+            have = f"{m} of {n} images have a GPS position"
+            spread = m >= 2 and len(np.unique(positions.X_enu[positions.has_position].round(2), axis=0)) >= 2
+            if m >= AUTO_SPATIAL_MIN_FRACTION * n and spread:
+                matcher, reason = "spatial", f"auto: {n} images > {limit}, {have}"
+            else:
+                matcher = "sequential" if is_numbered_sequence(names) else "retrieval"
+                reason = f"auto: {n} images > {limit}, " + (
+                    "the names number the frames of a sequence" if matcher == "sequential"
+                    else "the names are not a numbered sequence")
+                if m:
+                    reason += (f"; {have} (spatial needs {AUTO_SPATIAL_MIN_FRACTION:.0%})" if spread
+                               else f"; {have}, all at one place")
     if matcher == "exhaustive":
-        return PairSelection(exhaustive_pairs(n), matcher)
+        return PairSelection(exhaustive_pairs(n), matcher, reason=reason)
+    if matcher == "spatial":
+        return _spatial_selection(names, features, options, positions, reason, gps)
     if matcher == "sequential":
         window = sequential_pairs(names, window=options.sequential_window)
         if not options.loop_detection or len(window) == n * (n - 1) // 2:
-            return PairSelection(window, matcher)
+            return PairSelection(window, matcher, reason=reason, gps=gps)
         matcher, k, exclude = "sequential+retrieval", options.loop_candidates, window
+        if reason.startswith("auto"):
+            reason += "; loop candidates by retrieval"
     else:
         window, k, exclude = np.zeros((0, 2), np.int64), options.retrieval_num_neighbors, None
     if not any(len(f) for f in features):  # no descriptor anywhere: nothing to retrieve with
-        return PairSelection(window, matcher)
+        return PairSelection(window, matcher, reason=reason, gps=gps)
+    found, retrieved = _retrieve(features, options, k, exclude)
+    return PairSelection(union_pairs(window, found), matcher, retrieved, reason, gps)
+
+
+def _retrieve(features: list[Features], options: SfmOptions, k: int, exclude: np.ndarray | None,
+              k_unplaced: int = 0, unplaced: np.ndarray | None = None):
+    """VLAD retrieval: each image's ``k`` most similar images (not in ``exclude``), plus the
+    ``k_unplaced`` most similar of each image in the index array ``unplaced``. Returns the (P,2)
+    pairs and {pair: cosine}."""
     words = train_vocabulary(features, rng=np.random.default_rng([options.seed, 1]))
     g = vlad_descriptors(features, words)
-    found = top_similar_pairs(g, k, exclude=exclude)
+    found = top_similar_pairs(g, k, exclude=exclude) if k > 0 else np.zeros((0, 2), np.int64)
+    if k_unplaced > 0 and unplaced is not None and len(unplaced):
+        more = top_similar_pairs(g, k_unplaced)
+        found = union_pairs(found, more[np.isin(more, unplaced).any(axis=1)])
     similarity = np.einsum("ij,ij->i", g[found[:, 0]], g[found[:, 1]])
-    retrieved = {(int(i), int(j)): float(s) for (i, j), s in zip(found, similarity)}
-    return PairSelection(union_pairs(window, found), matcher, retrieved)
+    return found, {(int(i), int(j)): float(s) for (i, j), s in zip(found, similarity)}
+
+
+def _spatial_selection(names: list[str], features: list[Features], options: SfmOptions, positions: ImagePositions,
+                       reason: str, gps: dict) -> PairSelection:
+    """The spatial matcher's pairs (see :func:`select_pairs`); says how many images lack a
+    position (also as an ``SfmWarning``) and that retrieval pairs them."""
+    have = positions.has_position
+    use_altitude = positions.has_altitude and not options.spatial_ignore_altitude
+    X = positions.X_enu[:, :3 if use_altitude else 2]
+    near = spatial_pairs(X, options.spatial_num_neighbors, options.spatial_max_distance)
+    gps = {**gps, "distance": "east-north-up" if use_altitude else "east-north", "num_spatial_pairs": len(near)}
+    unplaced = np.flatnonzero(~have)
+    if len(unplaced):
+        first = ", ".join(names[k] for k in unplaced[:3]) + (" ..." if len(unplaced) > 3 else "")
+        reason += (f"; {len(unplaced)} image(s) without a GPS position ({first}) paired by retrieval "
+                   f"({options.retrieval_num_neighbors} most similar each)")
+        warnings.warn(f"matcher spatial: {len(unplaced)} of {len(names)} images have no GPS position ({first}; see "
+                      "report.json 'gps'): they are matched with their most similar images instead",
+                      SfmWarning, stacklevel=3)
+    k = options.spatial_retrieval_neighbors
+    if (k == 0 and not len(unplaced)) or not any(len(f) for f in features):
+        return PairSelection(near, "spatial", reason=reason, gps=gps)
+    found, retrieved = _retrieve(features, options, k, near, options.retrieval_num_neighbors, unplaced)
+    return PairSelection(union_pairs(near, found), "spatial+retrieval", retrieved, reason, gps)
 
 
 def _initial_cameras(names, paths, image_sizes,
@@ -370,7 +454,7 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
         if not ex.has_descriptors:
             raise ValueError(f"--matcher {options.matcher}: the features were imported without descriptors, so "
                              "only their imported matches can be used (--matcher imported)")
-        selection = select_pairs(names, [ex.features[n] for n in names], options)
+        selection = select_pairs(names, [ex.features[n] for n in names], options, paths=ex.paths)
         matches = None
     name_pairs = [(names[i], names[j]) for i, j in selection.pairs]
     timings["pair_selection"] = time.perf_counter() - t0
@@ -407,7 +491,7 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
     if failure is not None:
         warnings.warn(failure, SfmWarning, stacklevel=2)
     verified = VerifiedPairs(names, geoms, selection.matcher, selection.retrieved, cameras, img_cam, known, sources,
-                             self_calibration, K_check, timings, ex.digest)
+                             self_calibration, K_check, timings, ex.digest, selection.reason, selection.gps)
     if project is not None:
         write_verified(verified, project)
     return verified
