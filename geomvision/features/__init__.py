@@ -11,7 +11,7 @@ patch alignment (:mod:`geomvision.features.patch_alignment`).
 
 from .batch import ExtractionResult, FeatureWarning, MatchResults, default_image_names, extract_all, match_all
 from .cache import CacheWarning
-from .guided import match_by_projection
+from .guided import match_by_projection, match_guided
 from .matching import match_descriptors, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .patch_alignment import PatchAlignmentOptions, align_patches, refine_track_keypoints, sample_patches
@@ -37,6 +37,7 @@ __all__ = [
     "match_all",
     "match_by_projection",
     "match_descriptors",
+    "match_guided",
     "natural_sort_key",
     "refine_track_keypoints",
     "root_sift",

@@ -1,22 +1,79 @@
-"""Matching by projection: each predicted point position searches the keypoints near it.
+"""Guided matching: descriptor matching restricted to the candidates that geometry admits.
 
-A tracker knows roughly where a map point will appear (its 3-D point projected with a predicted
-pose); comparing its descriptor only with the keypoints within ``radius`` pixels of that position
-costs O(points x keypoints in a window) instead of O(points x keypoints), and the window itself
-removes most wrong candidates. :func:`match_by_projection` does this with a grid of
-``radius``-sized cells over the keypoints (numba), a ratio test among the candidates of each
-point, and one point per keypoint (the closest descriptor wins).
+Two uses, one grid and one descriptor comparison (numba):
+
+- :func:`match_by_projection` (the online mapper's tracker): a map point's predicted position in
+  an image (its 3-D point projected with a predicted pose) searches only the keypoints within
+  ``radius`` pixels of it; the ratio test runs among those candidates and each keypoint goes to
+  at most one point.
+- :func:`match_guided` (guided re-matching after two-view verification, COLMAP's
+  ``guided_matching``): with a pair's verified fundamental matrix (or homography), a keypoint of
+  image 1 is compared only with the keypoints of image 2 within ``max_error`` pixels of its
+  epipolar line (whose own epipolar line in image 1 passes within ``max_error`` of it too), or of
+  its homography transfer. The ratio test and the mutual check run among these admissible
+  candidates only, so a window among identical windows, which the global ratio test rejects
+  (its twins are as close in descriptor space), is matched when the geometry leaves it one
+  candidate.
+
+Both search a grid of square cells over the keypoints of the second image (a CSR layout:
+``cell_start`` / ``cell_items``): a disc visits the cells it overlaps, an epipolar band the cells
+along the line. The grid only accelerates: every candidate is tested exactly, so the result equals
+the brute force over all pairs (tested against a numpy reference).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
-from .._validation import as_points, check_positive
+from .._validation import as_array, as_points, check_positive
+from ..robust.fundamental import sampson_sq_errors_flat
+from ..robust.homography import transfer_sq_errors
 from .matching import unit_descriptors
 
-__all__ = ["match_by_projection"]
+__all__ = ["match_by_projection", "match_guided"]
+
+
+@njit(cache=True)
+def _grid(uv, ok, x_lo, y_lo, cell, gw, gh):
+    """CSR grid of the points ``uv`` (N,2) with ``ok``: cell of point k = (cy * gw + cx), cells of
+    ``cell`` pixels from (x_lo, y_lo); points outside go to the border cells (a query clamps its
+    cell range the same way, so nothing is missed). Returns (cell_start (gw*gh+1,), cell_items)."""
+    n = uv.shape[0]
+    start = np.zeros(gw * gh + 1, np.int64)
+    kcell = np.full(n, -1, np.int64)
+    for k in range(n):
+        if not ok[k]:
+            continue
+        cx = min(max(int(math.floor((uv[k, 0] - x_lo) / cell)), 0), gw - 1)
+        cy = min(max(int(math.floor((uv[k, 1] - y_lo) / cell)), 0), gh - 1)
+        kcell[k] = cy * gw + cx
+        start[kcell[k] + 1] += 1
+    for c in range(gw * gh):
+        start[c + 1] += start[c]
+    items = np.empty(start[gw * gh], np.int64)
+    fill = start[:-1].copy()
+    for k in range(n):
+        if kcell[k] >= 0:
+            items[fill[kcell[k]]] = k
+            fill[kcell[k]] += 1
+    return start, items
+
+
+@njit(cache=True, inline="always")
+def _cell_index(x, lo, cell, n):
+    return min(max(int(math.floor((x - lo) / cell)), 0), n - 1)
+
+
+@njit(cache=True, fastmath=True)
+def _chord_sq(A, p, B, k):
+    """Squared distance of unit descriptors A[p], B[k]: 2 - 2 cos."""
+    dot = 0.0
+    for q in range(A.shape[1]):
+        dot += A[p, q] * B[k, q]
+    return 2.0 - 2.0 * dot
 
 
 @njit(cache=True)
@@ -25,24 +82,8 @@ def _match_by_projection(pred_uv, pred_ok, A, kp_uv, B, radius, width, height, r
     cell = radius
     gw = int(width / cell) + 1
     gh = int(height / cell) + 1
-    counts = np.zeros(gw * gh + 1, np.int64)
-    kcell = np.full(n_kp, -1, np.int64)
-    for k in range(n_kp):
-        cx = int(kp_uv[k, 0] / cell)
-        cy = int(kp_uv[k, 1] / cell)
-        if 0 <= cx < gw and 0 <= cy < gh:
-            kcell[k] = cy * gw + cx
-            counts[kcell[k] + 1] += 1
-    for c in range(gw * gh):
-        counts[c + 1] += counts[c]
-    order = np.empty(counts[gw * gh], np.int64)
-    fill = counts[:-1].copy()
-    for k in range(n_kp):
-        if kcell[k] >= 0:
-            order[fill[kcell[k]]] = k
-            fill[kcell[k]] += 1
+    start, items = _grid(kp_uv, np.ones(n_kp, np.bool_), 0.0, 0.0, cell, gw, gh)
     n_pt = pred_uv.shape[0]
-    D = A.shape[1]
     best_kp = np.full(n_pt, -1, np.int64)
     best_d = np.full(n_pt, np.inf)
     r2 = radius * radius
@@ -51,26 +92,19 @@ def _match_by_projection(pred_uv, pred_ok, A, kp_uv, B, radius, width, height, r
             continue
         u = pred_uv[p, 0]
         v = pred_uv[p, 1]
-        x0 = max(int((u - radius) / cell), 0)
-        x1 = min(int((u + radius) / cell), gw - 1)
-        y0 = max(int((v - radius) / cell), 0)
-        y1 = min(int((v + radius) / cell), gh - 1)
         b1 = np.inf
         b2 = np.inf
         bi = -1
-        for cy in range(y0, y1 + 1):
-            for cx in range(x0, x1 + 1):
+        for cy in range(_cell_index(v - radius, 0.0, cell, gh), _cell_index(v + radius, 0.0, cell, gh) + 1):
+            for cx in range(_cell_index(u - radius, 0.0, cell, gw), _cell_index(u + radius, 0.0, cell, gw) + 1):
                 c = cy * gw + cx
-                for o in range(counts[c], counts[c + 1]):
-                    k = order[o]
+                for o in range(start[c], start[c + 1]):
+                    k = items[o]
                     du = kp_uv[k, 0] - u
                     dv = kp_uv[k, 1] - v
                     if du * du + dv * dv > r2:
                         continue
-                    dot = 0.0
-                    for q in range(D):
-                        dot += A[p, q] * B[k, q]
-                    d = 2.0 - 2.0 * dot
+                    d = _chord_sq(A, p, B, k)
                     if d < b1:
                         b2 = b1
                         b1 = d
@@ -141,3 +175,197 @@ def match_by_projection(
         return np.zeros((0, 2), np.int64)
     return _match_by_projection(np.where(ok[:, None], uv, 0.0), ok, A, kp, B, r, w, h, min(ratio, 1.0) ** 2,
                                 float(max_distance) ** 2)
+
+
+@njit(cache=True, inline="always")
+def _push_row(d, k, b1, b2, bi):
+    """Top-2 update of one row with candidate k at distance d; ties go to the lower index (the
+    second best then equals the best, so the ratio test rejects a tie)."""
+    if d < b1 or (d == b1 and k < bi):
+        return d, b1, k
+    if d < b2:
+        return b1, d, bi
+    return b1, b2, bi
+
+
+@njit(cache=True)
+def _guided_candidates(x1, A, x2, B, G, use_h, t, cell):
+    """Row and column top-2 descriptor distances among the admissible pairs (i, k): with
+    ``use_h`` False, x2[k] within t px of the epipolar line G @ x1[i] and x1[i] within t px of
+    G.T @ x2[k]; with ``use_h`` True, |x2[k] - H(x1[i])| <= t (G = H). Every admissible pair is
+    visited once, so rows and columns are exact."""
+    n1 = x1.shape[0]
+    n2 = x2.shape[0]
+    row_b1 = np.full(n1, np.inf)
+    row_b2 = np.full(n1, np.inf)
+    row_i = np.full(n1, -1, np.int64)
+    col_b1 = np.full(n2, np.inf)
+    col_b2 = np.full(n2, np.inf)
+    col_i = np.full(n2, -1, np.int64)
+    if n1 == 0 or n2 == 0:
+        return row_b1, row_b2, row_i, col_b1, col_b2, col_i
+    x_lo = x2[:, 0].min()
+    y_lo = x2[:, 1].min()
+    gw = int((x2[:, 0].max() - x_lo) / cell) + 1
+    gh = int((x2[:, 1].max() - y_lo) / cell) + 1
+    start, items = _grid(x2, np.ones(n2, np.bool_), x_lo, y_lo, cell, gw, gh)
+    t2 = t * t
+    for i in range(n1):
+        u1 = x1[i, 0]
+        v1 = x1[i, 1]
+        # l = G x1: the epipolar line (a, b, c), or the homogeneous transfer (hx, hy, hw)
+        a = G[0, 0] * u1 + G[0, 1] * v1 + G[0, 2]
+        b = G[1, 0] * u1 + G[1, 1] * v1 + G[1, 2]
+        c = G[2, 0] * u1 + G[2, 1] * v1 + G[2, 2]
+        b1, b2, bi = np.inf, np.inf, np.int64(-1)
+        nrm = 1.0
+        pu = pv = 0.0
+        cx0 = cx = 0
+        if use_h:
+            if c <= 1e-15 * (abs(G[2, 0] * u1) + abs(G[2, 1] * v1) + abs(G[2, 2])):
+                continue  # transferred to infinity or behind the camera
+            pu = a / c
+            pv = b / c
+            cx0, cx1 = _cell_index(pu - t, x_lo, cell, gw), _cell_index(pu + t, x_lo, cell, gw)
+            lines = cx1 - cx0 + 1
+            horizontal = True
+        else:
+            nrm = math.sqrt(a * a + b * b)
+            if nrm == 0.0:
+                continue
+            a /= nrm
+            b /= nrm
+            c /= nrm
+            horizontal = abs(b) >= abs(a)  # walk the columns of a flat line, the rows of a steep one
+            lines = gw if horizontal else gh
+            cx0 = 0
+        for s in range(lines):
+            if use_h:
+                cx = cx0 + s
+                lo, hi = _cell_index(pv - t, y_lo, cell, gh), _cell_index(pv + t, y_lo, cell, gh)
+            elif horizontal:
+                # v on the line over this column's u range, widened by the band (t / |b| in v);
+                # the border columns also hold nothing beyond the data's extent
+                ua = x_lo + s * cell
+                va = -(a * ua + c) / b
+                vb = -(a * (ua + cell) + c) / b
+                w = t / abs(b)
+                lo = _cell_index(min(va, vb) - w, y_lo, cell, gh)
+                hi = _cell_index(max(va, vb) + w, y_lo, cell, gh)
+            else:
+                va_ = y_lo + s * cell
+                ua = -(b * va_ + c) / a
+                ub = -(b * (va_ + cell) + c) / a
+                w = t / abs(a)
+                lo = _cell_index(min(ua, ub) - w, x_lo, cell, gw)
+                hi = _cell_index(max(ua, ub) + w, x_lo, cell, gw)
+            for q in range(lo, hi + 1):
+                if use_h or horizontal:
+                    cc = q * gw + (cx if use_h else s)
+                else:
+                    cc = s * gw + q
+                for o in range(start[cc], start[cc + 1]):
+                    k = items[o]
+                    u2 = x2[k, 0]
+                    v2 = x2[k, 1]
+                    if use_h:
+                        du = u2 - pu
+                        dv = v2 - pv
+                        if du * du + dv * dv > t2:
+                            continue
+                    else:
+                        e = a * u2 + b * v2 + c  # distance of x2 to the line (normalised)
+                        if e * e > t2:
+                            continue
+                        # x1's distance to the line G^T x2 in image 1
+                        a1 = G[0, 0] * u2 + G[1, 0] * v2 + G[2, 0]
+                        b1_ = G[0, 1] * u2 + G[1, 1] * v2 + G[2, 1]
+                        n1sq = a1 * a1 + b1_ * b1_
+                        if e * e * nrm * nrm > t2 * n1sq:  # (x2^T G x1)^2 / |G^T x2|_12^2 > t^2
+                            continue
+                    d = _chord_sq(A, i, B, k)
+                    b1, b2, bi = _push_row(d, k, b1, b2, bi)
+                    cb1, cb2, ci = _push_row(d, i, col_b1[k], col_b2[k], col_i[k])
+                    col_b1[k] = cb1
+                    col_b2[k] = cb2
+                    col_i[k] = ci
+        row_b1[i] = b1
+        row_b2[i] = b2
+        row_i[i] = bi
+    return row_b1, row_b2, row_i, col_b1, col_b2, col_i
+
+
+def _passes_sq(b1: np.ndarray, b2: np.ndarray, ratio: float, max_distance: float) -> np.ndarray:
+    """Ratio and distance tests on squared distances; a lone candidate (b2 = inf) passes the ratio."""
+    return np.isfinite(b1) & (b1 <= max_distance**2) & ((b1 < ratio**2 * b2) | ~np.isfinite(b2))
+
+
+def match_guided(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    desc1: np.ndarray,
+    desc2: np.ndarray,
+    *,
+    F: np.ndarray | None = None,
+    H: np.ndarray | None = None,
+    max_error: float,
+    ratio: float = 0.8,
+    max_distance: float = 0.7,
+    mutual: bool = True,
+) -> np.ndarray:
+    """Match keypoints x1 (N1,2) / x2 (N2,2) pixels with descriptors (N1,D) / (N2,D) among the
+    candidates a two-view model admits. Returns (K,2) int64 index pairs (i1, i2), sorted by i1.
+
+    Exactly one model: ``F`` (3,3), ``x2^T F x1 = 0``: (i, k) is admissible when x2[k] lies within
+    ``max_error`` pixels of the epipolar line ``F x1[i]`` and x1[i] within ``max_error`` of
+    ``F^T x2[k]`` (so its Sampson error is below ``max_error / sqrt(2)``); ``H`` (3,3),
+    ``x2 ~ H x1``: when ``|x2[k] - H(x1[i])| <= max_error`` (the transfer error of
+    ``estimate_homography``). Among its admissible candidates, i takes the nearest descriptor
+    (unit-norm descriptors, chord distance, as :func:`match_descriptors`) when it is at most
+    ``max_distance`` and below ``ratio`` times the second nearest (a lone candidate passes); with
+    ``mutual``, k must choose i by the same tests among its own admissible candidates. Exact (a
+    grid over x2 only accelerates); ties go to the lower index.
+    """
+    if (F is None) == (H is None):
+        raise ValueError("match_guided needs exactly one model: F or H")
+    G = as_array(F if F is not None else H, "F" if F is not None else "H", (3, 3))
+    if not np.isfinite(G).all():
+        raise ValueError("the model contains NaN or inf")
+    p1 = as_points(x1, "x1", 2)
+    p2 = as_points(x2, "x2", 2)
+    A = unit_descriptors(desc1, "desc1")
+    B = unit_descriptors(desc2, "desc2")
+    if len(A) != len(p1) or len(B) != len(p2):
+        raise ValueError(f"descriptors must match the keypoints in number: {len(A)} vs {len(p1)} in image 1, "
+                         f"{len(B)} vs {len(p2)} in image 2")
+    if len(A) and len(B) and A.shape[1] != B.shape[1]:
+        raise ValueError(f"desc1 and desc2 must have the same length D, got {A.shape[1]} and {B.shape[1]}")
+    t = check_positive(max_error, "max_error")
+    ratio = check_positive(ratio, "ratio")
+    if len(p1) == 0 or len(p2) == 0:
+        return np.zeros((0, 2), np.int64)
+    G = G / np.linalg.norm(G)
+    span = np.ptp(p2, axis=0)
+    # cells of ~2 keypoints on average, never much narrower than the band
+    cell = max(4.0 * t, math.sqrt(max(span[0] * span[1], 1.0) / len(p2) * 2.0), 1.0)
+    rb1, rb2, ri, cb1, cb2, ci = _guided_candidates(p1, A, p2, B, G, H is not None, t, cell)
+    ok = _passes_sq(rb1, rb2, min(ratio, 1.0), max_distance)
+    i = np.flatnonzero(ok)
+    k = ri[i]
+    if mutual:
+        col_ok = _passes_sq(cb1, cb2, min(ratio, 1.0), max_distance)
+        keep = (ci[k] == i) & col_ok[k]
+        i, k = i[keep], k[keep]
+    return np.column_stack([i.astype(np.int64), k]).reshape(-1, 2)
+
+
+def model_sq_errors(x1: np.ndarray, x2: np.ndarray, *, F: np.ndarray | None = None,
+                    H: np.ndarray | None = None) -> np.ndarray:
+    """(K,) squared errors in pixels of matched points x1, x2 (K,2) under F (Sampson) or H
+    (transfer ``|x2 - H(x1)|^2``), the errors two-view verification thresholds."""
+    p1 = np.ascontiguousarray(x1, dtype=np.float64).reshape(-1, 2)
+    p2 = np.ascontiguousarray(x2, dtype=np.float64).reshape(-1, 2)
+    out = np.empty(len(p1))
+    G = np.ascontiguousarray(F if F is not None else H, dtype=np.float64).ravel()
+    (sampson_sq_errors_flat if F is not None else transfer_sq_errors)(G, p1, p2, 0, len(p1), out)
+    return out
