@@ -1,10 +1,11 @@
 """``geomvision match PROJECT``: choose image pairs, match and verify them (COLMAP's
-``exhaustive_matcher`` / ``sequential_matcher`` / ``vocab_tree_matcher`` / ``matches_importer``;
+``exhaustive_matcher`` / ``sequential_matcher`` / ``vocab_tree_matcher`` / ``spatial_matcher`` /
+``matches_importer``;
 a thin layer over :func:`geomvision.sfm.match_and_verify`).
 
 Reads the features of ``geomvision extract`` (or ``import-features``) from PROJECT, never
-extracting again; writes ``PROJECT/verified.npz``. ``--matcher exhaustive|sequential|retrieval``
-chooses the pairs, ``--matcher pairs-file --pairs FILE`` takes them from a file (one
+extracting again; writes ``PROJECT/verified.npz``. ``--matcher
+exhaustive|sequential|retrieval|spatial`` chooses the pairs (spatial: by EXIF GPS position), ``--matcher pairs-file --pairs FILE`` takes them from a file (one
 ``name1 name2`` per line), ``--matcher imported`` (the default when the project holds imported
 matches) verifies the imported matches. Raw matches are cached by descriptor content, so a rerun
 with another matcher matches only the pairs not seen before. The intrinsics start here (``--K``,
