@@ -13,6 +13,10 @@ error after a 7-dof similarity alignment). geomvision's numba kernels are compil
 timing (they are cached on disk, as on any machine after the first run).
 
     .venv/bin/python benchmarks/bench_sfm.py [--scenes fountain-P11 ...] [--repeats 2]
+        [--guided-matching on|off] [--pipelines ours pycolmap]
+
+``--guided-matching`` sets geomvision's ``VerificationOptions.guided_matching`` (default: the
+option's own default); ``--pipelines ours`` skips pycolmap.
 """
 
 from __future__ import annotations
@@ -63,13 +67,15 @@ def _score(scene_dir: Path, names_poses: dict) -> dict:
             "mean_center_error_mm": 1000 * err.mean_center_error, "max_center_error_mm": 1000 * err.max_center_error}
 
 
-def worker_ours(scene_dir: Path, threads: int) -> dict:
-    from geomvision.sfm import CameraOptions, SfmOptions, run_sfm
+def worker_ours(scene_dir: Path, threads: int, guided: str | None = None) -> dict:
+    from geomvision.sfm import CameraOptions, SfmOptions, VerificationOptions, run_sfm
 
+    verification = VerificationOptions() if guided is None else VerificationOptions(guided_matching=guided == "on")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         res = run_sfm(scene_dir / "images", SfmOptions(camera=CameraOptions(K=str(scene_dir / "K.txt")),
-                                                      num_threads=threads), cache_dir=tmp, progress=False)
+                                                      verification=verification, num_threads=threads),
+                      cache_dir=tmp, progress=False)
         wall = time.perf_counter() - t0
     rec = res.reconstructions[0]
     poses = {rec.images[i].name: (rec.images[i].cam_from_world.R.tolist(), rec.images[i].cam_from_world.t.tolist())
@@ -90,16 +96,19 @@ def worker_pycolmap(scene_dir: Path, threads: int) -> dict:
 
 def run_worker(args) -> int:
     scene_dir = Path(args.scene_dir)
-    fn = worker_ours if args.worker == "ours" else worker_pycolmap
-    out = fn(scene_dir, args.threads)
+    if args.worker == "ours":
+        out = worker_ours(scene_dir, args.threads, args.guided_matching)
+    else:
+        out = worker_pycolmap(scene_dir, args.threads)
     out["score"] = _score(scene_dir, out.pop("poses"))
     out["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(out))
     return 0
 
 
-def spawn(kind: str, scene_dir: Path, threads: int) -> dict:
-    return _spawn(__file__, ["--worker", kind, "--scene-dir", str(scene_dir), "--threads", str(threads)],
+def spawn(kind: str, scene_dir: Path, threads: int, guided: str | None = None) -> dict:
+    extra = [] if guided is None else ["--guided-matching", guided]
+    return _spawn(__file__, ["--worker", kind, "--scene-dir", str(scene_dir), "--threads", str(threads), *extra],
                   f"{kind} on {scene_dir.name}")
 
 
@@ -120,6 +129,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scenes", nargs="+", default=list(SCENES))
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--guided-matching", choices=("on", "off"), default=None)
+    ap.add_argument("--pipelines", nargs="+", choices=("ours", "pycolmap"), default=["ours", "pycolmap"])
     ap.add_argument("--worker", choices=("ours", "pycolmap"), help=argparse.SUPPRESS)
     ap.add_argument("--scene-dir", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -136,9 +147,9 @@ def main(argv=None) -> int:
     for rep in range(args.repeats):
         for scene in args.scenes:
             d = scene_dir(root, scene)
-            order = ("ours", "pycolmap") if rep % 2 == 0 else ("pycolmap", "ours")
+            order = [k for k in (("ours", "pycolmap") if rep % 2 == 0 else ("pycolmap", "ours")) if k in args.pipelines]
             for kind in order:
-                r = spawn(kind, d, args.threads)
+                r = spawn(kind, d, args.threads, args.guided_matching)
                 rows.setdefault((scene, kind), []).append(r)
                 print(f"  {scene:14s} {kind:9s} {r['wall_s']:6.1f} s  "
                       + "  ".join(f"{k} {v:5.1f}" for k, v in r["stages"].items())
@@ -147,6 +158,8 @@ def main(argv=None) -> int:
     print()
     print(f"{'scene':14s} {'ours s':>7s} {'colmap s':>9s} {'ratio':>6s} {'ours MB':>8s} {'colmap MB':>9s} "
           f"{'ours mm':>8s} {'colmap mm':>9s} {'ours reg':>9s} {'colmap reg':>10s}")
+    if len(args.pipelines) < 2:
+        return 0
     for scene in args.scenes:
         a, b = rows[(scene, "ours")], rows[(scene, "pycolmap")]
         ta, tb = np.median([r["wall_s"] for r in a]), np.median([r["wall_s"] for r in b])

@@ -369,3 +369,31 @@ def model_sq_errors(x1: np.ndarray, x2: np.ndarray, *, F: np.ndarray | None = No
     G = np.ascontiguousarray(F if F is not None else H, dtype=np.float64).ravel()
     (sampson_sq_errors_flat if F is not None else transfer_sq_errors)(G, p1, p2, 0, len(p1), out)
     return out
+
+
+def coherent_with_anchors(x1: np.ndarray, x2: np.ndarray, anchor1: np.ndarray, anchor2: np.ndarray, *,
+                          num_neighbors: int = 8, slack: float = 0.5, min_tolerance: float = 4.0) -> np.ndarray:
+    """(K,) bool: whether each match x1 -> x2 (K,2) moves as the anchor matches anchor1 -> anchor2
+    (M,2) around it do (local motion coherence).
+
+    The prediction is x1 plus the median displacement of the ``num_neighbors`` anchors nearest to
+    x1 in image 1; a match is coherent when it lands within ``min_tolerance + slack * r`` pixels
+    of it, r the distance to the farthest of those anchors (motion varies with depth, and the
+    more the farther the anchors). A match on an identical window one period along the epipolar
+    line (its true match unseen) is off by the period; a true one is not. No anchors: all False.
+    """
+    p1 = as_points(x1, "x1", 2)
+    p2 = as_points(x2, "x2", 2)
+    a1 = as_points(anchor1, "anchor1", 2)
+    a2 = as_points(anchor2, "anchor2", 2)
+    if len(p1) != len(p2) or len(a1) != len(a2):
+        raise ValueError(f"matched points must pair up: {len(p1)} vs {len(p2)}, anchors {len(a1)} vs {len(a2)}")
+    if len(a1) == 0 or len(p1) == 0:
+        return np.zeros(len(p1), bool)
+    from scipy.spatial import cKDTree
+
+    k = min(int(num_neighbors), len(a1))
+    dist, idx = cKDTree(a1).query(p1, k=k)
+    dist, idx = dist.reshape(len(p1), k), idx.reshape(len(p1), k)
+    predicted = p1 + np.median(a2[idx] - a1[idx], axis=1)
+    return np.linalg.norm(p2 - predicted, axis=1) <= min_tolerance + slack * dist[:, -1]

@@ -77,6 +77,17 @@ class VerificationOptions:
         with this probability; in (0, 1).
     max_iterations : RANSAC draws at most this many minimal samples per pair (E / F / H)
         (integer >= 1); not the bundle adjustments' iterations (``--ba-max-iterations``).
+    guided_matching : after a pair is verified, match its descriptors again among the keypoints
+        within ``max_error_px`` of each other's epipolar lines (of the homography's transfer for
+        a plane or a rotation), the ratio test and mutual check run among those candidates only,
+        and add the matches that also move as the pair's inliers around them do (True); or keep
+        the RANSAC inliers of the global ratio test (False). Recovers matches on repeated
+        structure (rows of identical windows), which the global ratio test rejects as ambiguous;
+        off by default: it did not improve the Strecha scenes (benchmarks/RESULTS.md).
+    guided_ratio : the ratio test of guided matching, ``d1 < guided_ratio * d2`` among a
+        keypoint's admissible candidates; in (0, 1]. Stricter than the global ``ratio``: where a
+        true match was not detected, a twin on its epipolar line (a window of the same row) may
+        be the best candidate left.
     """
 
     max_error_px: float = 2.0
@@ -85,9 +96,15 @@ class VerificationOptions:
     max_h_inlier_ratio: float = 0.8
     confidence: float = 0.9999
     max_iterations: int = 10_000
+    guided_matching: bool = False
+    guided_ratio: float = 0.7
 
     def __post_init__(self) -> None:
         check_positive(self.max_error_px, "VerificationOptions.max_error_px")
+        _check_bool(self.guided_matching, "VerificationOptions.guided_matching")
+        check_probability(self.guided_ratio, "VerificationOptions.guided_ratio", open_interval=False)
+        if self.guided_ratio == 0:
+            raise ValueError("VerificationOptions.guided_ratio must lie in (0, 1], got 0")
         check_int(self.min_num_inliers, "VerificationOptions.min_num_inliers", minimum=5)
         check_probability(self.min_inlier_ratio, "VerificationOptions.min_inlier_ratio", open_interval=False)
         check_probability(self.max_h_inlier_ratio, "VerificationOptions.max_h_inlier_ratio")

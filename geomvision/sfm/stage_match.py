@@ -376,26 +376,34 @@ def _imported_selection(imported: dict[tuple[str, str], np.ndarray], names: list
 PAIRS_PER_VERIFICATION_TASK = 32
 
 
-def _verify_chunk(keypoints, pair_matches, jobs, options, seed: int, progress=None) -> list[TwoViewGeometry]:
+def _verify_chunk(keypoints, pair_matches, jobs, options, seed: int, progress=None, descriptors=None,
+                  match_options=None) -> list[TwoViewGeometry]:
     """``verify_pair`` of each job (i, j, camera_i, camera_j, calibrated) with its matches;
-    ``keypoints`` indexable by image (a list, or a dict of the chunk's images on a worker)."""
+    ``keypoints`` (and ``descriptors``, for guided matching, or None) indexable by image (a list,
+    or a dict of the chunk's images on a worker)."""
     out = []
     for (i, j, cam_i, cam_j, calibrated), m in zip(jobs, pair_matches):
+        desc = None if descriptors is None else (descriptors[i], descriptors[j])
         out.append(verify_pair(keypoints[i], keypoints[j], m, cam_i, cam_j, calibrated=calibrated, options=options,
-                               rng=np.random.default_rng([seed, 0, i, j])))
+                               rng=np.random.default_rng([seed, 0, i, j]), descriptors=desc,
+                               match_options=match_options))
         if progress is not None:
             progress(1)
     return out
 
 
-def _verify_on_cluster(client, keypoints, pair_matches, jobs, options: SfmOptions, progress) -> list[TwoViewGeometry]:
+def _verify_on_cluster(client, keypoints, pair_matches, jobs, options: SfmOptions, progress,
+                       descriptors=None) -> list[TwoViewGeometry]:
     """:func:`_verify_chunk` as cluster tasks of ``PAIRS_PER_VERIFICATION_TASK`` pairs, each
-    image's keypoints sent once; the same geometries as locally (the seeds are per pair)."""
+    image's keypoints (and descriptors, when given for guided matching) sent once; the same
+    geometries as locally (the seeds are per pair)."""
     from ..features.distributed import run_tasks
 
     used = sorted({k for job in jobs for k in job[:2]})
     # a list, not a dict: the data get content-derived keys, never another run's under the same name
     scattered = dict(zip(used, client.scatter([keypoints[k] for k in used])))
+    scattered_desc = (None if descriptors is None
+                      else dict(zip(used, client.scatter([descriptors[k] for k in used]))))
     chunks = [range(c, min(c + PAIRS_PER_VERIFICATION_TASK, len(jobs))) for c in range(0, len(jobs),
                                                                                      PAIRS_PER_VERIFICATION_TASK)]
     args = []
@@ -403,7 +411,8 @@ def _verify_on_cluster(client, keypoints, pair_matches, jobs, options: SfmOption
         imgs = {k for t in ch for k in jobs[t][:2]}
         # on the worker, keypoints[i] looks the image index up in the dict of the chunk's images
         args.append(({k: scattered[k] for k in imgs}, [pair_matches[t] for t in ch],
-                     [jobs[t] for t in ch], options.verification, options.seed))
+                     [jobs[t] for t in ch], options.verification, options.seed, None,
+                     None if scattered_desc is None else {k: scattered_desc[k] for k in imgs}, options.matching))
     out: list = [None] * len(jobs)
 
     def done(c: int, geoms: list[TwoViewGeometry]) -> None:
@@ -471,12 +480,16 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
         timings["matching"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         keypoints = [ex.features[n].keypoints for n in names]
+        # guided matching needs the descriptors (imported features may have none: then it is skipped)
+        descriptors = ([ex.features[n].descriptors for n in names]
+                       if options.verification.guided_matching and ex.has_descriptors else None)
         pair_matches = [matches[p] for p in name_pairs]
         with Progress(len(name_pairs), "verification", unit="pair", enabled=progress) as bar:
             if client is None:
-                found = _verify_chunk(keypoints, pair_matches, jobs, options.verification, options.seed, bar.update)
+                found = _verify_chunk(keypoints, pair_matches, jobs, options.verification, options.seed, bar.update,
+                                      descriptors, options.matching)
             else:
-                found = _verify_on_cluster(client, keypoints, pair_matches, jobs, options, bar.update)
+                found = _verify_on_cluster(client, keypoints, pair_matches, jobs, options, bar.update, descriptors)
         geoms: dict[tuple[int, int], TwoViewGeometry] = {(job[0], job[1]): g for job, g in zip(jobs, found)}
         timings["verification"] = time.perf_counter() - t0
     planar = planar_scene_pairs(geoms)["planar_scene"]

@@ -5,6 +5,7 @@ import pytest
 
 from geomvision import Rigid3
 from geomvision.features import match_descriptors, match_guided, unit_descriptors
+from geomvision.features.guided import coherent_with_anchors
 from geomvision.features.options import MatchOptions
 from geomvision.geometry.camera import Camera
 from geomvision.geometry.epipolar import fundamental_from_pose
@@ -135,3 +136,21 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="NaN"):
         match_guided(x, x, d, d, F=np.full((3, 3), np.nan), max_error=2.0)
     assert match_guided(np.zeros((0, 2)), x, np.zeros((0, 8)), d, F=F, max_error=2.0).shape == (0, 2)
+
+
+def test_coherence_keeps_the_local_motion_and_drops_a_period_shift():
+    """Points on two facades at different depths: a match moving as its neighbours do is kept,
+    the same point matched one window period (60 px) along the row is not, at any depth."""
+    rng = np.random.default_rng(5)
+    T = Rigid3(np.eye(3), np.array([-0.8, 0.0, 0.0]))
+    X = np.r_[np.c_[rng.uniform(-3, 0, (300, 2)), np.full(300, 6.0)],
+              np.c_[rng.uniform(0, 3, (300, 2)), np.full(300, 12.0)]]
+    x1, x2 = CAMERA.img_from_cam(X), CAMERA.img_from_cam(T.apply(X))
+    anchors = rng.permutation(600)[:150]
+    keep = coherent_with_anchors(x1, x2, x1[anchors], x2[anchors])
+    assert keep.mean() > 0.97
+    shifted = coherent_with_anchors(x1, x2 + [60.0, 0.0], x1[anchors], x2[anchors])
+    assert shifted.mean() < 0.03
+    assert not coherent_with_anchors(x1, x2, np.zeros((0, 2)), np.zeros((0, 2))).any()
+    with pytest.raises(ValueError, match="pair up"):
+        coherent_with_anchors(x1, x2[:5], x1, x2)
