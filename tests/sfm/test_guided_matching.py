@@ -3,7 +3,9 @@ rendered courtyard of repeated windows, checked against the exact depth of the r
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
+from geomvision import Rigid3
 from geomvision.features import extract_features, match_descriptors
 from geomvision.scene.align import camera_errors
 from geomvision.sfm import CameraOptions, SfmOptions, VerificationOptions, run_sfm
@@ -48,6 +50,28 @@ def test_guided_rematching_recovers_the_repeated_windows_of_a_rendered_pair(cour
     (off, wrong_off), (on, wrong_on) = found[False], found[True]
     assert off > 300 and on >= 1.4 * off  # measured: 440 -> 669 true matches
     assert wrong_on < 0.04 and wrong_on <= wrong_off + 0.005  # measured: 3.1 % -> 2.3 % wrong
+
+
+def test_a_pure_rotation_is_rematched_under_its_homography(courtyard):
+    """A panoramic pair (the camera turned 12 deg about its centre): the inliers are the
+    homography's, and so are the guided candidates (within max_error of the transfer)."""
+    scene, poses, camera = courtyard
+    R = Rotation.from_euler("y", 12.0, degrees=True).as_matrix()
+    T1, T2 = poses[3], Rigid3(R, np.zeros(3)) @ poses[3]
+    f1, f2 = (extract_features(render_image(scene, camera, T, supersample=1)) for T in (T1, T2))
+    m = match_descriptors(f1.descriptors, f2.descriptors)
+    H_true = camera.K @ R @ np.linalg.inv(camera.K)
+    found = []
+    for guided in (False, True):
+        g = verify_pair(f1.keypoints, f2.keypoints, m, camera, camera, calibrated=True, rng=0,
+                        options=VerificationOptions(guided_matching=guided),
+                        descriptors=(f1.descriptors, f2.descriptors))
+        assert g.config == "panoramic"
+        x1, x2 = f1.keypoints[g.inlier_matches[:, 0]], f2.keypoints[g.inlier_matches[:, 1]]
+        p = np.c_[x1, np.ones(len(x1))] @ H_true.T
+        assert np.all(np.linalg.norm(p[:, :2] / p[:, 2:] - x2, axis=1) < 2.0)  # all true
+        found.append(len(x1))
+    assert found[0] > 300 and found[1] > 1.4 * found[0]  # measured: 445 -> 688
 
 
 def test_guided_rematching_improves_a_small_courtyard_walk(courtyard, tmp_path):
