@@ -117,3 +117,67 @@ def top2_update(S, i0, row_best1, row_best2, row_idx, col_best1, col_best2, col_
             row_best1[i0 + ii] = b1
             row_best2[i0 + ii] = b2
             row_idx[i0 + ii] = bi if bi < n else -1
+
+
+@njit(nogil=True, cache=True)
+def top2_update_grouped(S, i0, row_group, col_group, row_best1, row_best2, row_idx, col_best1, col_best2, col_idx):
+    """:func:`top2_update` where the second best is the best of *another group* than the best's.
+
+    row_group (all rows of the problem) and col_group (n,) label keypoints at one location (one
+    physical point described several times, e.g. by ASIFT's simulated tilts): a candidate of the
+    best's own group is neither a rival in the ratio test nor a second best. Exact, streaming: a
+    new best of another group demotes the old best to second; one of the same group does not.
+    """
+    m, n = S.shape
+    for ii in range(m):
+        i = i0 + ii
+        a = row_group[i]
+        row = S[ii]
+        b1 = NEG
+        b2 = NEG
+        bi = -1
+        bg = -1
+        for j in range(n):
+            s = row[j]
+            c = col_group[j]
+            if s > b1:
+                if c != bg:
+                    b2 = b1
+                b1 = s
+                bi = j
+                bg = c
+            elif s > b2 and c != bg:
+                b2 = s
+            # column j: rows seen so far
+            cb = col_best1[j]
+            ci = col_idx[j]
+            same = ci >= 0 and row_group[ci] == a
+            if s > cb:
+                if not same:
+                    col_best2[j] = cb
+                col_best1[j] = s
+                col_idx[j] = i
+            elif s > col_best2[j] and not same:
+                col_best2[j] = s
+        row_best1[i] = b1
+        row_best2[i] = b2
+        row_idx[i] = bi
+
+
+@njit(cache=True)
+def group_heads(n, stronger, weaker):
+    """(n,) group of each keypoint: in order, an ungrouped keypoint heads a group and takes its
+    ungrouped weaker neighbours. ``stronger`` < ``weaker``: the close pairs sorted by ``stronger``."""
+    group = np.full(n, -1, np.int64)
+    k = 0
+    m = len(stronger)
+    for i in range(n):
+        if group[i] < 0:
+            group[i] = i
+        head = group[i] == i
+        while k < m and stronger[k] == i:
+            j = weaker[k]
+            if head and group[j] < 0:
+                group[j] = i
+            k += 1
+    return group

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import threading
 import warnings
@@ -30,7 +31,7 @@ from .._validation import check_int
 from ..imageio import decode_image
 from ._threads import blas_single_threaded, cv2_single_threaded
 from .cache import ArrayCache, bytes_digest, feature_key, features_from_arrays, match_key, matches_builder
-from .matching import _match_unit, unit_descriptors
+from .matching import _match_unit, location_groups, match_groups, pair_groups, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .sift import extract_features
 from .types import Features
@@ -256,16 +257,25 @@ def _normalise_pairs(pairs, features: Mapping[str, Features]) -> list[tuple[str,
 PAIRS_PER_TASK = 64
 
 
-def _match_chunk(descriptors: dict[str, np.ndarray], pairs: list[tuple[str, str]], options: MatchOptions
-                 ) -> list[np.ndarray]:
-    """The matches of ``pairs`` from unit descriptors by image name (a cluster task)."""
+def _match_chunk(descriptors: dict[str, tuple[np.ndarray, np.ndarray]], pairs: list[tuple[str, str]],
+                 options: MatchOptions) -> list[np.ndarray]:
+    """The matches of ``pairs`` from (unit descriptors, keypoints) by image name (a cluster task)."""
     out = []
     for a, b in pairs:
-        A, B = descriptors[a], descriptors[b]
+        (A, ka), (B, kb) = descriptors[a], descriptors[b]
         if len(A) and len(B) and A.shape[1] != B.shape[1]:
             raise ValueError(f"descriptors of {a!r} and {b!r} differ in length: {A.shape[1]} vs {B.shape[1]}")
-        out.append(_match_unit(A, B, options))
+        out.append(_match_unit(A, B, options, groups=match_groups(ka, kb, len(A), len(B), options)))
     return out
+
+
+def _match_digest(f: Features, options: MatchOptions) -> str:
+    """What names an image's side of a cached match: its descriptors, and its keypoints when
+    the ratio test groups them by location (``options.location_px``)."""
+    d = f.descriptor_digest()
+    if options.location_px > 0:
+        d += "/" + hashlib.sha256(np.ascontiguousarray(f.keypoints, dtype=np.float64).data).hexdigest()
+    return d
 
 
 def _match_on_cluster(client, pair_list, features, options, cache, keys, results, hits, progress) -> None:
@@ -284,7 +294,8 @@ def _match_on_cluster(client, pair_list, features, options, cache, keys, results
         return
     names = sorted({n for k in todo for n in pair_list[k]})
     # a list, not a dict: the data get content-derived keys, never another run's under the same name
-    units = [unit_descriptors(features[n].descriptors, f"features[{n!r}].descriptors") for n in names]
+    units = [(unit_descriptors(features[n].descriptors, f"features[{n!r}].descriptors"), features[n].keypoints)
+             for n in names]
     scattered = dict(zip(names, client.scatter(units)))
     chunks = [todo[c:c + PAIRS_PER_TASK] for c in range(0, len(todo), PAIRS_PER_TASK)]
     args = []
@@ -330,11 +341,15 @@ def match_all(
     pair_list = _normalise_pairs(pairs, features)
     cache = ArrayCache(cache_dir, "matches") if cache_dir is not None else None
     used = {n for p in pair_list for n in p}
-    digests = {n: features[n].descriptor_digest() for n in used} if cache is not None else {}
+    digests = {n: _match_digest(features[n], options) for n in used} if cache is not None else {}
 
     @functools.lru_cache(maxsize=32)
     def unit(name: str) -> np.ndarray:
         return unit_descriptors(features[name].descriptors, f"features[{name!r}].descriptors")
+
+    @functools.lru_cache(maxsize=32)
+    def groups(name: str) -> np.ndarray:
+        return location_groups(features[name].keypoints, options.location_px)
 
     results: list = [None] * len(pair_list)
     hits = [False] * len(pair_list)
@@ -363,7 +378,8 @@ def match_all(
             A, B = unit(a), unit(b)
             if len(A) and len(B) and A.shape[1] != B.shape[1]:
                 raise ValueError(f"descriptors of {a!r} and {b!r} differ in length: {A.shape[1]} vs {B.shape[1]}")
-            m = _match_unit(A, B, options, num_threads=inner_threads, stop=stop)
+            g = pair_groups(groups(a), groups(b), len(A), len(B)) if options.location_px > 0 else None
+            m = _match_unit(A, B, options, num_threads=inner_threads, stop=stop, groups=g)
             if cache is not None:
                 cache.save(key, {"matches": m.astype(np.int32)})
             results[k] = m

@@ -475,7 +475,8 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
     with cluster_client(options.scheduler, options.workers, client) as client:
         t0 = time.perf_counter()
         if matches is None:
-            matches = match_all(name_pairs, ex.features, options.matching, cache_dir=cache,
+            matching = options.matching.for_features(options.features)  # None: grouped for ASIFT
+            matches = match_all(name_pairs, ex.features, matching, cache_dir=cache,
                                 num_threads=options.num_threads, progress=progress, client=client)
         timings["matching"] = time.perf_counter() - t0
         t0 = time.perf_counter()
