@@ -155,11 +155,11 @@ def main(argv=None) -> int:
                       + "  ".join(f"{k} {v:5.1f}" for k, v in r["stages"].items())
                       + f"  peak {r['peak_rss_mb']:6.0f} MB  centre err {r['score']['mean_center_error_mm']:.2f} mm "
                       f"({r['score']['registered']}/{r['score']['num_images']})", flush=True)
+    if len(args.pipelines) < 2:
+        return 0
     print()
     print(f"{'scene':14s} {'ours s':>7s} {'colmap s':>9s} {'ratio':>6s} {'ours MB':>8s} {'colmap MB':>9s} "
           f"{'ours mm':>8s} {'colmap mm':>9s} {'ours reg':>9s} {'colmap reg':>10s}")
-    if len(args.pipelines) < 2:
-        return 0
     for scene in args.scenes:
         a, b = rows[(scene, "ours")], rows[(scene, "pycolmap")]
         ta, tb = np.median([r["wall_s"] for r in a]), np.median([r["wall_s"] for r in b])

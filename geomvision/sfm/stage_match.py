@@ -5,7 +5,8 @@
 the cameras (given K, EXIF focal length, or a prior), chooses the pairs (``select_pairs``: all, a
 window over a sequence with VLAD loop candidates beyond it, the nearest images by GPS position, the
 most similar images, a pairs file, or the pairs of imported matches), matches them (raw matches cached by descriptor content, so
-another matcher reuses the pairs it shares), verifies each pair (E / F / H, ``verify_pair``),
+another matcher reuses the pairs it shares), verifies each pair (E / F / H, ``verify_pair``;
+with ``guided_matching`` its descriptors are matched again under the verified geometry),
 self-calibrates the focal length from F when nothing better is known and checks a given K against
 the images. The result (:class:`VerifiedPairs`) is what the map stage needs; with a project it is
 written to ``PROJECT/verified.npz``.

@@ -13,6 +13,11 @@ rotation seen with a wrong focal length would seed one with an invented translat
 trusted intrinsics a pair that a homography explains is panoramic only when every decomposition
 of the homography has (almost) no baseline: an essential matrix fitted to points on a plane is
 either of its two decompositions, at random, and the wrong one may have almost none.
+
+With ``VerificationOptions.guided_matching``, a verified pair's descriptors are matched again
+under its geometry (:func:`guided_rematch`): the ratio test then runs among the few keypoints
+near each epipolar line, which recovers matches on repeated structure (identical windows) that
+the global ratio test discards.
 """
 
 from __future__ import annotations
@@ -164,12 +169,13 @@ def guided_rematch(geometry: TwoViewGeometry, x1: np.ndarray, x2: np.ndarray, de
                    use_homography: bool = False) -> TwoViewGeometry:
     """``geometry`` with its inlier matches found again under its model (COLMAP's guided matching).
 
-    The descriptors of keypoints x1 (N1,2) / x2 (N2,2) are matched among the candidates the
-    pair's model admits (:func:`~geomvision.features.guided.match_guided`: within ``max_error``
-    pixels of the epipolar lines of F, or of the transfer of H with ``use_homography``, for the
-    pairs whose inliers are a homography's: a plane or a pure rotation), with the ratio test ``ratio``,
-    the distance test ``max_distance`` and (``mutual``) the mutual check among those candidates only, and kept when their Sampson
-    (transfer) error is below ``max_error``. A calibrated pair with lens distortion is matched in
+    The descriptors (N1,D) / (N2,D) of keypoints x1 (N1,2) / x2 (N2,2) are matched among the
+    candidates the pair's model admits (:func:`~geomvision.features.guided.match_guided`: within
+    ``max_error`` pixels of the epipolar lines of F, or of the transfer of H with
+    ``use_homography``, for pairs whose inliers are a homography's: a plane or a pure rotation),
+    with the ratio test ``ratio``, the distance test ``max_distance`` and (``mutual``) the mutual
+    check among those candidates only, and kept when their Sampson (transfer) error is below
+    ``max_error``. A calibrated pair with lens distortion is matched in
     undistorted pixels. A match the inliers did not have must also move as the inliers around it
     do (:func:`~geomvision.features.guided.coherent_with_anchors`): on repeated structure along
     the epipolar lines, a twin whose true match is unseen passes every test above but lies one
