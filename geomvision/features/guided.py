@@ -136,6 +136,19 @@ def _match_by_projection(pred_uv, pred_ok, A, kp_uv, B, radius, width, height, r
     return out
 
 
+def _unit_pair(desc1, desc2, n1: int, n2: int, names: tuple[str, str], what: tuple[str, str]):
+    """Both descriptor sets as unit float32 rows, checked against their n1 / n2 points (``what``
+    names those in the message) and against each other's length."""
+    A = unit_descriptors(desc1, names[0])
+    B = unit_descriptors(desc2, names[1])
+    if len(A) != n1 or len(B) != n2:
+        raise ValueError(f"descriptors must match their points in number: {names[0]} has {len(A)} for {n1} "
+                         f"{what[0]}, {names[1]} {len(B)} for {n2} {what[1]}")
+    if len(A) and len(B) and A.shape[1] != B.shape[1]:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same length D, got {A.shape[1]} and {B.shape[1]}")
+    return A, B
+
+
 def match_by_projection(
     predicted_uv: np.ndarray,
     point_descriptors: np.ndarray,
@@ -159,13 +172,8 @@ def match_by_projection(
     """
     uv = as_points(predicted_uv, "predicted_uv", 2, finite=False)
     kp = as_points(keypoints, "keypoints", 2)
-    A = unit_descriptors(point_descriptors, "point_descriptors")
-    B = unit_descriptors(keypoint_descriptors, "keypoint_descriptors")
-    if len(A) != len(uv) or len(B) != len(kp):
-        raise ValueError(f"descriptors must match the points in number: {len(A)} vs {len(uv)} predictions, "
-                         f"{len(B)} vs {len(kp)} keypoints")
-    if len(A) and len(B) and A.shape[1] != B.shape[1]:
-        raise ValueError(f"point and keypoint descriptors differ in length: {A.shape[1]} vs {B.shape[1]}")
+    A, B = _unit_pair(point_descriptors, keypoint_descriptors, len(uv), len(kp),
+                      ("point_descriptors", "keypoint_descriptors"), ("predictions", "keypoints"))
     r = check_positive(radius, "radius")
     ratio = check_positive(ratio, "ratio")
     w, h = (float(v) for v in image_size)
@@ -333,13 +341,7 @@ def match_guided(
         raise ValueError("the model contains NaN or inf")
     p1 = as_points(x1, "x1", 2)
     p2 = as_points(x2, "x2", 2)
-    A = unit_descriptors(desc1, "desc1")
-    B = unit_descriptors(desc2, "desc2")
-    if len(A) != len(p1) or len(B) != len(p2):
-        raise ValueError(f"descriptors must match the keypoints in number: {len(A)} vs {len(p1)} in image 1, "
-                         f"{len(B)} vs {len(p2)} in image 2")
-    if len(A) and len(B) and A.shape[1] != B.shape[1]:
-        raise ValueError(f"desc1 and desc2 must have the same length D, got {A.shape[1]} and {B.shape[1]}")
+    A, B = _unit_pair(desc1, desc2, len(p1), len(p2), ("desc1", "desc2"), ("keypoints of image 1", "of image 2"))
     t = check_positive(max_error, "max_error")
     ratio = check_positive(ratio, "ratio")
     if len(p1) == 0 or len(p2) == 0:

@@ -31,16 +31,21 @@ def _true_matches(scene, camera, T1, T2, x1, x2, max_error=2.0):
     return ok & (np.linalg.norm(camera.img_from_cam(X_cam2) - x2, axis=1) < max_error)
 
 
+def _verified_without_and_with_guidance(f1, f2, camera) -> dict:
+    """verify_pair of the two images' raw matches, guided re-matching off (False) and on (True)."""
+    m = match_descriptors(f1.descriptors, f2.descriptors)
+    return {guided: verify_pair(f1.keypoints, f2.keypoints, m, camera, camera, calibrated=True, rng=0,
+                                options=VerificationOptions(guided_matching=guided),
+                                descriptors=(f1.descriptors, f2.descriptors))
+            for guided in (False, True)}
+
+
 def test_guided_rematching_recovers_the_repeated_windows_of_a_rendered_pair(courtyard):
     scene, poses, camera = courtyard
     a, b = 0, 2  # two steps apart on the walk: many windows of one tile seen by both
     f1, f2 = (extract_features(render_image(scene, camera, poses[k], supersample=1)) for k in (a, b))
-    m = match_descriptors(f1.descriptors, f2.descriptors)
     found = {}
-    for guided in (False, True):
-        g = verify_pair(f1.keypoints, f2.keypoints, m, camera, camera, calibrated=True, rng=0,
-                        options=VerificationOptions(guided_matching=guided),
-                        descriptors=(f1.descriptors, f2.descriptors))
+    for guided, g in _verified_without_and_with_guidance(f1, f2, camera).items():
         assert g.config == "calibrated"
         x1, x2 = f1.keypoints[g.inlier_matches[:, 0]], f2.keypoints[g.inlier_matches[:, 1]]
         true = _true_matches(scene, camera, poses[a], poses[b], x1, x2)
@@ -59,13 +64,9 @@ def test_a_pure_rotation_is_rematched_under_its_homography(courtyard):
     R = Rotation.from_euler("y", 12.0, degrees=True).as_matrix()
     T1, T2 = poses[3], Rigid3(R, np.zeros(3)) @ poses[3]
     f1, f2 = (extract_features(render_image(scene, camera, T, supersample=1)) for T in (T1, T2))
-    m = match_descriptors(f1.descriptors, f2.descriptors)
     H_true = camera.K @ R @ np.linalg.inv(camera.K)
     found = []
-    for guided in (False, True):
-        g = verify_pair(f1.keypoints, f2.keypoints, m, camera, camera, calibrated=True, rng=0,
-                        options=VerificationOptions(guided_matching=guided),
-                        descriptors=(f1.descriptors, f2.descriptors))
+    for g in _verified_without_and_with_guidance(f1, f2, camera).values():
         assert g.config == "panoramic"
         x1, x2 = f1.keypoints[g.inlier_matches[:, 0]], f2.keypoints[g.inlier_matches[:, 1]]
         p = np.c_[x1, np.ones(len(x1))] @ H_true.T
