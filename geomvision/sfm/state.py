@@ -152,6 +152,8 @@ class MapperState:
         # the track of each keypoint (-1: none), per image
         self.kp_track = [np.array(tracks.track_of[tracks.offsets[i]: tracks.offsets[i + 1]], dtype=np.int64)
                          for i in range(n_images)]
+        self._track_edits = 0  # bumped when observations move between tracks (merge_tracks)
+        self._tracks_indexed = None
         self._index_images()
         self._sync_camera_arrays()
         for c in range(len(self.cameras)):
@@ -193,6 +195,14 @@ class MapperState:
         self.img_obs_ptr = np.zeros(self.n_images + 1, dtype=np.int64)
         np.cumsum(np.bincount(obs_img, minlength=self.n_images), out=self.img_obs_ptr[1:])
         self._indexed = (self.n_images, self.num_observations)
+
+    def _index_tracks(self) -> None:
+        """Observations of each track (CSR over tracks: ``trk_obs``, ``trk_obs_ptr``)."""
+        obs_track = self.obs_track
+        self.trk_obs = np.argsort(obs_track, kind="stable")
+        self.trk_obs_ptr = np.zeros(self.num_tracks + 1, dtype=np.int64)
+        np.cumsum(np.bincount(obs_track, minlength=self.num_tracks), out=self.trk_obs_ptr[1:])
+        self._tracks_indexed = (self.num_tracks, self.num_observations, self._track_edits)
 
     # --- cameras ------------------------------------------------------------------------------
     def _sync_camera_arrays(self) -> None:
@@ -248,6 +258,18 @@ class MapperState:
             self._index_images()
         return self.img_obs[self.img_obs_ptr[i] : self.img_obs_ptr[i + 1]]
 
+    def observations_of_tracks(self, tracks: np.ndarray) -> np.ndarray:
+        """Indices of the observations of ``tracks`` (K,) (distinct), grouped by track in the
+        order given, each track's in increasing index: the cost is that of the answer, not of
+        all observations (``np.isin(obs_track, tracks)`` made every per-image step O(model))."""
+        if self._tracks_indexed != (self.num_tracks, self.num_observations, self._track_edits):
+            self._index_tracks()
+        tracks = np.asarray(tracks, dtype=np.int64)
+        start = self.trk_obs_ptr[tracks]
+        cnt = self.trk_obs_ptr[tracks + 1] - start
+        ends = np.cumsum(cnt)
+        return self.trk_obs[np.repeat(start - ends + cnt, cnt) + np.arange(int(ends[-1]) if len(ends) else 0)]
+
     def sq_errors(self, obs: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
         """Squared reprojection errors (K,) of observations ``obs`` (indices) against their
         track's point (or the given per-observation points ``X`` (K,3)); inf behind the camera."""
@@ -296,7 +318,7 @@ class MapperState:
         tracks = np.asarray(tracks, dtype=np.int64)
         self.point_valid[tracks] = False
         self.point_model[tracks] = -1
-        self.obs_active[np.isin(self.obs_track, tracks)] = False
+        self.obs_active[self.observations_of_tracks(np.unique(tracks))] = False
 
     def move_points(self, tracks: np.ndarray, X_world: np.ndarray) -> None:
         """New positions ``X_world`` (K,3) for the valid points of ``tracks`` (K,)."""
@@ -366,6 +388,7 @@ class MapperState:
         conflict = np.isin(key_new, key_old) | dup
         move, tgt = o[~conflict], target[~conflict]
         self._buf_obs_track[move] = tgt
+        self._track_edits += 1
         for i in np.unique(self.obs_img[move]):
             m = self.obs_img[move] == i
             self.kp_track[int(i)][self.obs_kp[move[m]]] = tgt[m]
