@@ -657,7 +657,7 @@ class IncrementalMapper:
             return 0
         with self._timed("triangulation"):
             in_model = s.image_model == self.model
-            obs = np.flatnonzero(np.isin(s.obs_track, tracks))
+            obs = np.sort(s.observations_of_tracks(np.unique(tracks)))
             obs = obs[in_model[s.obs_img[obs]]]
             if len(obs) == 0:
                 return 0
@@ -731,7 +731,8 @@ class IncrementalMapper:
         pts = pts[s.point_valid[pts]]
         if len(pts) == 0:
             return 0
-        obs = np.flatnonzero(s.obs_active & np.isin(s.obs_track, pts))
+        obs = np.sort(s.observations_of_tracks(np.unique(pts)))
+        obs = obs[s.obs_active[obs]]
         bad = s.sq_errors(obs) > o.filter_max_error_px**2
         s.deactivate_observations(obs[bad])
         # triangulation angle of each point over its active observations
@@ -755,7 +756,8 @@ class IncrementalMapper:
         return removed_before - int(s.point_valid[pts].sum())
 
     # --- bundle adjustment --------------------------------------------------------------------
-    def _ba_config(self, cams: np.ndarray, fixed_images: np.ndarray, refine_intrinsics: bool) -> BAConfig:
+    def _ba_config(self, cams: np.ndarray, fixed_images: np.ndarray, refine_intrinsics: bool,
+                   fixed_points: np.ndarray) -> BAConfig:
         s, co = self.s, self.cam_opt
         known = s.camera_known[cams] & ~co.refine_known_intrinsics
         fixed_cams = np.flatnonzero(known) if refine_intrinsics else np.arange(len(cams))
@@ -765,18 +767,22 @@ class IncrementalMapper:
             refine_extra_params=co.refine_extra_params,
             fixed_images=fixed_images.tolist(),
             fixed_cameras=fixed_cams.tolist(),
-            gauge="two_cameras",
+            fixed_points=fixed_points.tolist(),
+            # three or more fixed points fix the similarity gauge themselves (two_cameras would
+            # hold a moving image when fewer than two fixed images remain in the problem)
+            gauge="none" if len(fixed_points) >= 3 else "two_cameras",
         )
 
     def _solve(self, obs: np.ndarray, local: np.ndarray | None, refine_intrinsics: bool, kind: str,
-               max_iterations: int, function_tolerance: float) -> None:
+               max_iterations: int, function_tolerance: float, held_tracks: np.ndarray | None = None) -> None:
         s = self.s
         if len(obs) == 0:
             return
         problem, imgs, trks = s.ba_problem(obs)
         cams = np.unique(s.img_cam[imgs])
         fixed = np.flatnonzero(~np.isin(imgs, local)) if local is not None else np.zeros(0, np.int64)
-        config = self._ba_config(cams, fixed, refine_intrinsics)
+        held = np.zeros(0, np.int64) if held_tracks is None else np.searchsorted(trks, held_tracks)
+        config = self._ba_config(cams, fixed, refine_intrinsics, held)
         options = BAOptions(loss=self.opt.ba_loss, loss_scale=self.opt.ba_loss_scale,
                             max_iterations=max_iterations, function_tolerance=function_tolerance,
                             num_threads=self.num_threads)
@@ -786,29 +792,57 @@ class IncrementalMapper:
         log.info("%s BA: %d images, %d points, %d iterations, rms %.3f -> %.3f px (%.2f s)", kind, len(imgs),
                  len(trks), report.iterations, report.initial_rms_px, report.final_rms_px, report.solve_s)
         self.log.bundle_adjustments.append({
-            "kind": kind, "images": len(imgs), "points": len(trks), "observations": len(obs),
-            "iterations": report.iterations, "initial_rms_px": report.initial_rms_px,
+            "kind": kind, "images": len(imgs), "points": len(trks), "held_points": len(held),
+            "observations": len(obs), "iterations": report.iterations, "initial_rms_px": report.initial_rms_px,
             "final_rms_px": report.final_rms_px, "solve_s": round(report.solve_s, 4),
         })
 
-    def adjust_local_bundle(self, i: int) -> None:
-        """Bundle adjustment around image i: i and the ``local_ba_num_images - 1`` images sharing
-        most points with it move, the other images that see those points are held fixed;
-        intrinsics fixed. Then :meth:`filter_points` on the points involved."""
+    def local_bundle(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The local bundle around image i: (images that move (K,), its points (N,), the
+        observations adjusted (M,), the points held fixed (H,) among them).
+
+        The images that move are i and the ``local_ba_num_images - 1`` images sharing most points
+        with it; the points are all those these images see. A point seen by at least
+        ``local_ba_hold_min_fixed_views`` images that do not move is pinned by them: it is held
+        fixed and only its observations in the moving images are adjusted. Every other point
+        keeps all its active observations (the images outside hold still). So a point that moves
+        has fewer than ``local_ba_num_images + local_ba_hold_min_fixed_views`` observations in
+        the problem, whatever the tracks' length: without it, a denser set of the same scene (tracks of 10,
+        20, ... views) made every local adjustment grow with the model, and the mapping
+        O(images^2)."""
         s, o = self.s, self.opt
         in_model = s.image_model == self.model
-        act = s.obs_active & in_model[s.obs_img]
-        pts_i = np.unique(s.obs_track[s.observations_of_image(i)[act[s.observations_of_image(i)]]])
+
+        def active(obs: np.ndarray) -> np.ndarray:
+            return obs[s.obs_active[obs] & in_model[s.obs_img[obs]]]
+
+        pts_i = np.unique(s.obs_track[active(s.observations_of_image(i))])
         if len(pts_i) == 0:
-            return
-        obs_pts = np.flatnonzero(act & np.isin(s.obs_track, pts_i))
+            z = np.zeros(0, np.int64)
+            return z, z, z, z
+        obs_pts = active(s.observations_of_tracks(pts_i))
         shared = np.bincount(s.obs_img[obs_pts], minlength=s.n_images)
         shared[i] = np.iinfo(np.int64).max
         local = np.argsort(-shared, kind="stable")[: o.local_ba_num_images]
         local = local[shared[local] > 0]
-        pts = np.unique(s.obs_track[np.flatnonzero(act & np.isin(s.obs_img, local))])
-        obs = np.flatnonzero(act & np.isin(s.obs_track, pts))
-        self._solve(obs, local, False, "local", 25, 1e-5)
+        pts = np.unique(s.obs_track[active(np.concatenate([s.observations_of_image(j) for j in local]))])
+        obs = np.sort(active(s.observations_of_tracks(pts)))
+        moving = np.zeros(s.n_images, dtype=bool)
+        moving[local] = True
+        outside = ~moving[s.obs_img[obs]]
+        slot = np.searchsorted(pts, s.obs_track[obs])
+        held_mask = np.bincount(slot[outside], minlength=len(pts)) >= o.local_ba_hold_min_fixed_views
+        obs = obs[~(held_mask[slot] & outside)]
+        return local, pts, obs, pts[held_mask]
+
+    def adjust_local_bundle(self, i: int) -> None:
+        """Bundle adjustment of the local bundle around image i (:meth:`local_bundle`); the other
+        images that see its points are held fixed; intrinsics fixed. Then :meth:`filter_points`
+        on the points involved (all their observations)."""
+        local, pts, obs, held = self.local_bundle(i)
+        if len(pts) == 0:
+            return
+        self._solve(obs, local, False, "local", 25, 1e-5, held_tracks=held)
         self.filter_points(pts)
 
     def adjust_global_bundle(self, max_iterations: int | None = None, function_tolerance: float = 1e-6,

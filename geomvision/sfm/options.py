@@ -147,6 +147,9 @@ class MapperOptions:
         angle is below this (degrees) are dropped; > 0.
     local_ba_num_images : images that move in the local bundle adjustment after each
         registration (the new one and those sharing most points with it); integer >= 1.
+    local_ba_hold_min_fixed_views : a point of the local bundle adjustment that at least this
+        many of the images held fixed see is held fixed too, with only its observations in the
+        moving images (the problem stays bounded as tracks grow longer); integer >= 1.
     global_ba_growth_ratio : a global bundle adjustment runs whenever the model has grown by this
         factor in images since the last one; > 1.
     ba_max_iterations : Levenberg-Marquardt iterations of each global bundle adjustment at most
@@ -169,6 +172,7 @@ class MapperOptions:
     filter_max_error_px: float = 4.0
     filter_min_tri_angle_deg: float = 1.5
     local_ba_num_images: int = 6
+    local_ba_hold_min_fixed_views: int = 6
     global_ba_growth_ratio: float = 1.2
     ba_max_iterations: int = 30
     ba_loss: str = "cauchy"
@@ -178,8 +182,8 @@ class MapperOptions:
     min_model_size: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("init_min_num_inliers", "abs_pose_min_num_inliers", "local_ba_num_images", "ba_max_iterations",
-                     "max_register_trials"):
+        for name in ("init_min_num_inliers", "abs_pose_min_num_inliers", "local_ba_num_images",
+                     "local_ba_hold_min_fixed_views", "ba_max_iterations", "max_register_trials"):
             check_int(getattr(self, name), f"MapperOptions.{name}", minimum=1)
         check_int(self.min_model_size, "MapperOptions.min_model_size", minimum=2)
         if self.abs_pose_min_num_inliers < self.ABS_POSE_MIN_NUM_INLIERS_FLOOR:
