@@ -1,5 +1,9 @@
-"""The local bundle adjustment stays bounded as tracks grow longer (issue 16): a denser set of the
-same scene (tracks of 12, then 24 views) must not make each local adjustment larger."""
+"""The bundle adjustments of a growing model (issue 16): the local one stays bounded as tracks grow
+longer (a denser set of the same scene, tracks of 12, then 24 views, must not make each local
+adjustment larger), and global ones run each time the model has grown by a ratio (their number
+grows like log n)."""
+
+import functools
 
 import numpy as np
 
@@ -9,6 +13,7 @@ from geomvision.synthetic import orbit_scene
 from test_mapper_synthetic import _mapper
 
 
+@functools.cache
 def _built(n_images: int, **options):
     # every point is seen by every image: tracks as long as the set
     scene = orbit_scene(n_images=n_images, n_points=300, noise_px=0.3, rng=4)
@@ -56,3 +61,13 @@ def test_holding_no_point_adjusts_every_observation_of_the_points():
         assert len(held) == 0
         all_obs = s.observations_of_tracks(pts)
         np.testing.assert_array_equal(obs, np.sort(all_obs[s.obs_active[all_obs]]))
+
+
+def test_global_adjustments_run_when_the_model_has_grown_by_the_ratio():
+    mapper = _built(24)
+    sizes = [b["images"] for b in mapper.log.bundle_adjustments if b["kind"] == "global"]
+    # the initial pair, then each time the model reached 1.2x the size at the last one, then the
+    # two finishing adjustments: 13 for 24 images, against one per image (24) or more
+    assert sizes == [2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 22, 24, 24]
+    finishing = [b for b in mapper.log.bundle_adjustments if b["kind"] == "global"][-2:]
+    assert all(b["iterations"] < 100 for b in finishing)  # converged (relative cost change 1e-6)
