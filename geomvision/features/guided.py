@@ -196,6 +196,16 @@ def _push_row(d, k, b1, b2, bi):
     return b1, b2, bi
 
 
+@njit(cache=True, inline="always")
+def _band_cells(p, q, c, x0, cell, t, y_origin, n):
+    """Cells (lo, hi) along y that the band of half-width t about the line p x + q y + c = 0
+    crosses over x in [x0, x0 + cell] (|q| > 0: the line is closer to the x axis)."""
+    ya = -(p * x0 + c) / q
+    yb = -(p * (x0 + cell) + c) / q
+    w = t / abs(q)
+    return _cell_index(min(ya, yb) - w, y_origin, cell, n), _cell_index(max(ya, yb) + w, y_origin, cell, n)
+
+
 @njit(cache=True)
 def _guided_candidates(x1, A, x2, B, G, use_h, t, cell):
     """Row and column top-2 descriptor distances among the admissible pairs (i, k): with
@@ -254,19 +264,9 @@ def _guided_candidates(x1, A, x2, B, G, use_h, t, cell):
             elif horizontal:
                 # v on the line over this column's u range, widened by the band (t / |b| in v);
                 # the border columns also hold nothing beyond the data's extent
-                ua = x_lo + s * cell
-                va = -(a * ua + c) / b
-                vb = -(a * (ua + cell) + c) / b
-                w = t / abs(b)
-                lo = _cell_index(min(va, vb) - w, y_lo, cell, gh)
-                hi = _cell_index(max(va, vb) + w, y_lo, cell, gh)
-            else:
-                va_ = y_lo + s * cell
-                ua = -(b * va_ + c) / a
-                ub = -(b * (va_ + cell) + c) / a
-                w = t / abs(a)
-                lo = _cell_index(min(ua, ub) - w, x_lo, cell, gw)
-                hi = _cell_index(max(ua, ub) + w, x_lo, cell, gw)
+                lo, hi = _band_cells(a, b, c, x_lo + s * cell, cell, t, y_lo, gh)
+            else:  # the same with u and v swapped
+                lo, hi = _band_cells(b, a, c, y_lo + s * cell, cell, t, x_lo, gw)
             for q in range(lo, hi + 1):
                 if use_h or horizontal:
                     cc = q * gw + (cx if use_h else s)
