@@ -90,3 +90,21 @@ def run_pycolmap_known_K(images: str, pinhole: tuple[float, float, float, float]
                 T = img.cam_from_world()
                 poses[img.name] = (T.rotation.matrix().tolist(), np.asarray(T.translation).tolist())
     return {"wall_s": t3 - t0, "stages": stages, "poses": poses, "num_models": len(maps), "num_points": n_points}
+
+
+def run_ours_timed(images: Path, options) -> tuple:
+    """``run_sfm(images, options)`` with an empty feature cache: (result, wall seconds, poses of
+    the largest model as {name: (R, t) lists})."""
+    import tempfile
+    import time
+
+    from geomvision.sfm import run_sfm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        res = run_sfm(images, options, cache_dir=tmp, progress=False)
+        wall = time.perf_counter() - t0
+    rec = res.reconstructions[0]
+    poses = {rec.images[i].name: (rec.images[i].cam_from_world.R.tolist(), rec.images[i].cam_from_world.t.tolist())
+             for i in rec.registered_image_ids}
+    return res, wall, poses

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from _workers import peak_rss_mb
-from _workers import run_pycolmap_known_K
+from _workers import run_ours_timed, run_pycolmap_known_K
 from _workers import spawn as _spawn
 from bench_sfm import _score
 
@@ -50,16 +50,10 @@ def render_set(n: int, out: Path) -> None:
 
 
 def worker_ours(scene: Path, workers: int) -> dict:
-    from geomvision.sfm import CameraOptions, SfmOptions, run_sfm
+    from geomvision.sfm import CameraOptions, SfmOptions
 
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        res = run_sfm(scene / "images", SfmOptions(camera=CameraOptions(K=str(scene / "K.txt")), workers=workers),
-                      cache_dir=tmp, progress=False)
-        wall = time.perf_counter() - t0
-    rec = res.reconstructions[0]
-    poses = {rec.images[i].name: (rec.images[i].cam_from_world.R.tolist(), rec.images[i].cam_from_world.t.tolist())
-             for i in rec.registered_image_ids}
+    res, wall, poses = run_ours_timed(scene / "images", SfmOptions(camera=CameraOptions(K=str(scene / "K.txt")),
+                                                                   workers=workers))
     t = res.report["timings_s"]
     stages = {"features": t["features"], "pairs+matching": t["pair_selection"] + t["matching"],
               "verification": t["verification"], "refinement+mapping": t["keypoint_refinement"] + t["mapping"]}

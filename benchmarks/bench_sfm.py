@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from _workers import peak_rss_mb
-from _workers import run_pycolmap_known_K
+from _workers import run_ours_timed, run_pycolmap_known_K
 from _workers import spawn as _spawn
 
 SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10", "dino-ring", "courtyard")
@@ -68,18 +68,12 @@ def _score(scene_dir: Path, names_poses: dict) -> dict:
 
 
 def worker_ours(scene_dir: Path, threads: int, guided: str | None = None) -> dict:
-    from geomvision.sfm import CameraOptions, SfmOptions, VerificationOptions, run_sfm
+    from geomvision.sfm import CameraOptions, SfmOptions, VerificationOptions
 
     verification = VerificationOptions() if guided is None else VerificationOptions(guided_matching=guided == "on")
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        res = run_sfm(scene_dir / "images", SfmOptions(camera=CameraOptions(K=str(scene_dir / "K.txt")),
-                                                      verification=verification, num_threads=threads),
-                      cache_dir=tmp, progress=False)
-        wall = time.perf_counter() - t0
+    res, wall, poses = run_ours_timed(scene_dir / "images", SfmOptions(
+        camera=CameraOptions(K=str(scene_dir / "K.txt")), verification=verification, num_threads=threads))
     rec = res.reconstructions[0]
-    poses = {rec.images[i].name: (rec.images[i].cam_from_world.R.tolist(), rec.images[i].cam_from_world.t.tolist())
-             for i in rec.registered_image_ids}
     t = res.report["timings_s"]
     stages = {"features": t["features"], "matching": t["matching"],
               "verification+mapping": t["verification"] + t["tracks"] + t["keypoint_refinement"] + t["mapping"]}
