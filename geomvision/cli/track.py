@@ -70,7 +70,7 @@ def add_parser(sub) -> None:
     from ..geometry.camera import CAMERA_MODELS
     from ..sfm.options import OnlineOptions
 
-    d = OnlineOptions()
+    d = OnlineOptions().resolved()
     p = sub.add_parser("track", help="track a frame sequence: a pose per frame, a TUM trajectory and a map",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("frames", help="folder of frames (images, natural name order)")
@@ -91,11 +91,16 @@ def add_parser(sub) -> None:
                    help=f"2D-3D inliers a frame needs to be tracked (default {d.min_inliers})")
     g.add_argument("--loop-closure", action=argparse.BooleanOptionalAction, default=None,
                    help="detect revisits of older keyframes and correct the drift (default on)")
+    g.add_argument("--tracking", choices=["flow", "features"], default=None,
+                   help="between keyframes, follow the map's points by optical flow (default) or extract "
+                        "and match features on every frame")
     g.add_argument("--max-features", type=int, default=None,
-                   help=f"SIFT features per frame at most (default {d.features.max_num_features})")
+                   help=f"SIFT features per frame at most (default {d.features.max_num_features} with flow "
+                        f"tracking, 2000 with feature tracking)")
     g.add_argument("--feature-size", type=_int_or_none, default=_DEFAULT_SENTINEL, metavar="PIXELS",
                    help="frames are downscaled to this long side for feature detection, 'none' keeps the full "
-                        f"resolution (default {d.features.max_image_size})")
+                        f"resolution (default {d.features.max_image_size} with flow tracking, 400 with feature "
+                        "tracking)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the JSON summary")
     p.set_defaults(func=run)
 
@@ -108,6 +113,8 @@ def _option_changes(args) -> dict:
         changes["max_error_px"] = args.max_error_px
     if args.min_inliers is not None:
         changes["min_inliers"] = args.min_inliers
+    if args.tracking is not None:
+        changes["tracking"] = args.tracking
     if args.loop_closure is not None:
         changes["loop_closure"] = {"enabled": bool(args.loop_closure)}
     feat = {}
@@ -123,6 +130,9 @@ def _option_changes(args) -> dict:
 def _apply_changes(base, changes: dict):
     """``base`` (OnlineOptions) with ``changes`` applied; the dataclasses validate the values."""
     changes = dict(changes)
+    if "tracking" in changes:
+        base = dataclasses.replace(base, tracking=changes.pop("tracking"))
+    base = base.resolved()
     if "features" in changes:
         changes["features"] = dataclasses.replace(base.features, **changes["features"])
     if "loop_closure" in changes:

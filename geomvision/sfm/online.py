@@ -3,7 +3,11 @@
 :class:`OnlineMapper` is the second client of the mapper's verbs (``mapper.py``), beside the
 batch controller (``incremental.py``). Per frame (:meth:`OnlineMapper.add_frame`):
 
-1. SIFT features (or the caller's :class:`Features`);
+1. between keyframes (``OnlineOptions.tracking="flow"``): the previous frame's 2D-3D inliers
+   are followed by optical flow (:mod:`~geomvision.features.flow`) and the pose comes from them
+   (absolute pose, RANSAC + refinement); features are extracted only when the frame becomes a
+   keyframe or the flow fails, and then steps 2-5 run as for ``tracking="features"``;
+   otherwise SIFT features (or the caller's :class:`Features`);
 2. *initialising*: match with a reference frame, verify (E, RANSAC) and wait for enough
    parallax; then the two frames become the first keyframes (the batch verb
    ``register_initial_pair``: triangulation and bundle adjustment; the world frame is the first
@@ -38,6 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..features.flow import grey_u8, track_points
 from ..features.guided import match_by_projection
 from ..features.matching import match_descriptors, unit_descriptors
 from ..features.options import FeatureOptions, MatchOptions
@@ -123,6 +128,14 @@ class _Pose:
 
 
 @dataclass
+class _Flow:
+    grey: np.ndarray  # (H,W) uint8: the frame the points were last seen in
+    uv: np.ndarray  # (K,2) their pixels there
+    tracks: np.ndarray  # (K,) their map points
+    last: np.ndarray  # (K,2) their pixels in the last frame
+
+
+@dataclass
 class _Init:
     index: int
     features: Features
@@ -168,7 +181,7 @@ class OnlineMapper:
         if not isinstance(options, OnlineOptions):
             raise ValueError(f"options must be an OnlineOptions, got {type(options).__name__}")
         self.camera = camera
-        self.opt = options
+        self.opt = options.resolved()
         self.state = MapperState.empty(options.scale_weight_exponent)
         self._cam = self.state.add_camera(camera, known=bool(camera_known))
         self.mapper = IncrementalMapper(self.state, {}, options.mapper_options(),
@@ -197,6 +210,7 @@ class OnlineMapper:
         self._patch_angle = np.zeros(0)
         self._has_patch = np.zeros(0, bool)
         self._gray: np.ndarray | None = None  # the current frame (None: given as Features)
+        self._flow: _Flow | None = None  # points followed by optical flow (tracking="flow")
 
     # --- public ----------------------------------------------------------------------------------
     @property
@@ -217,15 +231,29 @@ class OnlineMapper:
         why = _check_frame(image, self.camera)
         if why:
             return self._done(FrameResult(index, ts, "rejected", None, reason=why), t0)
+        if isinstance(image, np.ndarray):
+            image = _frame_pixels(image)
+            grey = grey_u8(image)
+            if self._flow is not None and self._last is not None:
+                res = self._flow_frame(index, ts, image, grey)
+                if res is not None:
+                    return self._done(res, t0)
+        else:
+            grey = None
         feats, self._gray = self._features(image)
+        self._flow = None
         if len(feats) < self.opt.min_inliers:
             self._last = self._velocity = None
             status = "initialising" if not self.initialised else "lost"
             return self._done(FrameResult(index, ts, status, None, reason=(
                 f"only {len(feats)} features (blank, dark or blurred frame?)")), t0)
         if not self.initialised:
-            return self._done(self._initialise(index, ts, feats), t0)
-        return self._done(self._track_frame(index, ts, feats), t0)
+            res = self._initialise(index, ts, feats)
+            self._start_flow(grey, res)
+            return self._done(res, t0)
+        res = self._track_frame(index, ts, feats)
+        self._start_flow(grey, res)
+        return self._done(res, t0)
 
     def trajectory(self) -> tuple[np.ndarray, list[Rigid3 | None]]:
         """Timestamps (F,) and each frame's current ``cam_from_world`` (None: no pose), following
@@ -337,7 +365,7 @@ class OnlineMapper:
                              f"{cls.MAP_FORMAT!r})")
         if options is None:
             d = json.loads(str(a["options"]))
-            options = OnlineOptions(**{**d, "features": FeatureOptions(**d["features"]),
+            options = OnlineOptions(**{**d, "features": FeatureOptions(**d["features"]) if d.get("features") else None,
                                        "loop_closure": LoopClosureOptions(**d.get("loop_closure", {}))})
         if len(rec.cameras) != 1:
             raise ValueError(f"an online map has one camera, this model has {len(rec.cameras)}")
@@ -625,16 +653,17 @@ class OnlineMapper:
         ev = np.linalg.eigvalsh(pose.R.T @ cov[3:, 3:] @ pose.R)
         return float(np.sqrt(max(ev[-1], 0.0)))
 
-    def _track(self, index: int, feats: Features) -> tuple[_Pose | None, str]:
-        """Track the frame against the local map (motion model first)."""
+    def _track(self, index: int, feats: Features, pred: Rigid3 | None = None) -> tuple[_Pose | None, str]:
+        """Track the frame against the local map (around ``pred``, or the motion model's prediction, first)."""
         o = self.opt
         trk, X, D = self._local_map()
         if len(trk) < o.min_inliers:
             return None, f"the local map has only {len(trk)} points"
         size = (self.camera.width, self.camera.height)
         last_n = 0
-        if self._last is not None:
+        if pred is None and self._last is not None:
             pred = self._last if self._velocity is None else self._velocity @ self._last
+        if pred is not None:
             uv, ok = self._project(pred, X)
             for k, radius in enumerate((o.search_radius_px, 3.0 * o.search_radius_px)):
                 m = match_by_projection(uv, D, feats.keypoints, feats.descriptors, radius=radius, image_size=size,
@@ -696,10 +725,78 @@ class OnlineMapper:
         return None, (f"relocalisation failed: {len(best)} most similar keyframes gave {tried} matches, "
                       f"no pose with >= {o.relocalize_min_inliers} inliers")
 
-    def _track_frame(self, index: int, ts: float, feats: Features) -> FrameResult:
+    def _flow_frame(self, index: int, ts: float, image: np.ndarray, grey: np.ndarray) -> FrameResult | None:
+        """Track the frame by following the previous frame's inlier points with optical flow
+        (``tracking="flow"``), absolute pose (RANSAC + refinement) on them. A frame that needs to
+        become a keyframe gets its features then (the flow's pose predicts where to match the local
+        map). None when the flow gave no pose (the caller tracks the frame by its features)."""
+        o, s = self.opt, self.state
+        fl, self._flow = self._flow, None
+        keep = s.point_valid[fl.tracks]
+        trk, uv0, last = fl.tracks[keep], fl.uv[keep], fl.last[keep]
+        if len(trk) < o.min_inliers:
+            return None
+        X = s.X[trk]
+        pred = self._last if self._velocity is None else self._velocity @ self._last
+        guess, vis = self._project(pred, X)
+        guess[~vis] = last[~vis]
+        uv, good = track_points(fl.grey, grey, uv0, guess)
+        if good.sum() < o.min_inliers:
+            return None
+        idx = np.flatnonzero(good)
+        pose, inl = self._pnp(uv[idx], X[idx], (5, index))
+        if pose is None or inl.sum() < max(o.min_inliers, MIN_INLIER_RATIO * len(idx)):
+            return None
+        pose, _ = refine_absolute_pose(pose, uv[idx[inl]], X[idx[inl]], self.camera, max_iterations=20)
+        inl = reprojection_sq_errors(uv[idx], X[idx], self.camera, pose) <= o.max_error_px**2
+        if inl.sum() < max(o.min_inliers, MIN_REFINED_RATIO * len(idx)):
+            return None
+        idx = idx[inl]
+        n = len(idx)
+        if (self._since_kf + 1 >= o.keyframe_max_interval or n < o.keyframe_min_inliers
+                or n < o.keyframe_tracked_ratio * self._ref_points):
+            feats, self._gray = self._features(image)
+            if len(feats) < o.min_inliers:
+                return None
+            res = self._track_frame(index, ts, feats, pred=pose, keyframe=True)
+            self._start_flow(grey, res)
+            return res
+        self._velocity = pose @ self._last.inverse()
+        self._last = pose
+        self._since_kf += 1
+        self._set_pose(index, pose, self._ref_kf)
+        f = self.frames[index]
+        f.obs_uv, f.obs_tracks = uv[idx].astype(np.float32), trk[idx].astype(np.int32)
+        self._unsettled.append(index)
+        self._flow = _Flow(grey, uv[idx], trk[idx], uv[idx])
+        return FrameResult(index, ts, "tracking", pose, n, len(trk))
+
+    def _start_flow(self, grey: np.ndarray | None, res: FrameResult) -> None:
+        """Points for the optical flow to follow from this frame: a keyframe's observed map
+        points, a tracked frame's 2D-3D inliers (``tracking="flow"`` and an image frame only)."""
+        self._flow = None
+        if grey is None or self.opt.tracking != "flow" or not res.has_pose:
+            return
+        s = self.state
+        if res.keyframe is not None:
+            obs = s.observations_of_image(res.keyframe)
+            obs = obs[s.obs_active[obs] & s.point_valid[s.obs_track[obs]]]
+            uv, trk = s.obs_uv[obs], s.obs_track[obs]
+        else:
+            f = self.frames[res.index]
+            if f.obs_uv is None:
+                return
+            uv, trk = f.obs_uv, f.obs_tracks
+        uv = np.asarray(uv, np.float64)
+        self._flow = _Flow(grey, uv, np.asarray(trk, np.int64), uv)
+
+    def _track_frame(self, index: int, ts: float, feats: Features, pred: Rigid3 | None = None,
+                     keyframe: bool = False) -> FrameResult:
+        """Track the frame by its features (``pred``: the predicted pose instead of the motion
+        model's); ``keyframe``: it becomes a keyframe when tracked."""
         o, s = self.opt, self.state
         was_lost = self._last is None
-        found, why = (None, "lost") if was_lost else self._track(index, feats)
+        found, why = (None, "lost") if was_lost else self._track(index, feats, pred)
         status = "tracking"
         if found is None:
             found, why2 = self._relocalise(feats, key=index)
@@ -718,8 +815,8 @@ class OnlineMapper:
         n = len(found.tracks)
         keyframe = None
         self._loop_now = None
-        if status == "tracking" and (self._since_kf >= o.keyframe_max_interval or n < o.keyframe_min_inliers
-                                     or n < o.keyframe_tracked_ratio * self._ref_points):
+        if status == "tracking" and (keyframe or self._since_kf >= o.keyframe_max_interval
+                                     or n < o.keyframe_min_inliers or n < o.keyframe_tracked_ratio * self._ref_points):
             keyframe = self._insert_keyframe(index, feats, found)
             status = "keyframe"
             pose = s.pose(keyframe)

@@ -357,10 +357,15 @@ class LoopClosureOptions:
 class OnlineOptions:
     """The online mapper (``OnlineMapper``): tracking, keyframes, local mapping, relocalisation.
 
-    features : SIFT for each frame: the strongest 2,000, on the frame downscaled to 400 pixels
-        on its long side (OpenCV's SIFT doubles the image first). On a rendered 640x480 walk
-        (``benchmarks/bench_online.py``) tracking took 57 / 89 / 112 / 134 ms per frame (median)
-        with 320 / 400 / 480 / 640 pixels and the trajectory error was 2.9 / 1.4 / 1.6 / 1.5 mm.
+    features : SIFT of the frames that extract features; None: chosen for ``tracking`` (see
+        :meth:`resolved`): with ``"flow"`` (features on keyframes only) the strongest 4,000 on
+        the frame downscaled to 640 pixels on its long side, with ``"features"`` (every frame)
+        2,000 at 400 pixels. OpenCV's SIFT doubles the image first.
+    tracking : how a frame between keyframes finds the map: ``"flow"`` follows the previous
+        frame's 2D-3D inliers with pyramidal Lucas-Kanade optical flow (forward-backward
+        checked, started at the motion model's prediction) and extracts features only when the
+        frame becomes a keyframe or the flow loses the map; ``"features"`` extracts and matches
+        features on every frame (also the fall-back, and what frames given as ``Features`` use).
     max_error_px : inlier threshold of the frame's absolute pose, of triangulation and of the
         map's filters (pixels).
     min_inliers : 2D-3D inliers a frame needs to be tracked (fewer: lost).
@@ -374,6 +379,8 @@ class OnlineOptions:
     keyframe_tracked_ratio, keyframe_max_interval, keyframe_min_inliers : a tracked frame becomes
         a keyframe when it tracks fewer than ``ratio`` x the map points of the last keyframe, or
         fewer than ``keyframe_min_inliers`` points, or ``keyframe_max_interval`` frames passed.
+        ``ratio`` None: 0.9 with ``tracking="flow"`` (the flow keeps following points SIFT would
+        no longer re-find, so the count falls more slowly), 0.7 with ``"features"``.
     local_map_keyframes : the local map is the points of the last keyframe and of this many of
         its most covisible keyframes.
     keyframe_match_neighbours : a new keyframe is matched with this many covisible keyframes to
@@ -392,8 +399,8 @@ class OnlineOptions:
     loop_closure : revisits of older keyframes are detected and corrected (:mod:`.loop_closure`).
     """
 
-    features: FeatureOptions = field(default_factory=lambda: FeatureOptions(max_num_features=2000, max_image_size=400,
-                                                                            min_num_features=0))
+    features: FeatureOptions | None = None
+    tracking: str = "flow"
     max_error_px: float = 4.0
     min_inliers: int = 30
     search_radius_px: float = 15.0
@@ -401,7 +408,7 @@ class OnlineOptions:
     init_min_inliers: int = 100
     init_min_tri_angle_deg: float = 3.0
     init_max_frames: int = 30
-    keyframe_tracked_ratio: float = 0.7
+    keyframe_tracked_ratio: float | None = None
     keyframe_max_interval: int = 20
     keyframe_min_inliers: int = 150
     local_map_keyframes: int = 10
@@ -420,7 +427,7 @@ class OnlineOptions:
         if not isinstance(self.loop_closure, LoopClosureOptions):
             raise ValueError(f"OnlineOptions.loop_closure must be a LoopClosureOptions, got "
                              f"{type(self.loop_closure).__name__}")
-        if not isinstance(self.features, FeatureOptions):
+        if self.features is not None and not isinstance(self.features, FeatureOptions):
             raise ValueError(f"OnlineOptions.features must be a FeatureOptions, got {type(self.features).__name__}")
         for name in ("min_inliers", "init_min_inliers", "init_max_frames", "keyframe_max_interval",
                      "keyframe_min_inliers", "local_map_keyframes", "keyframe_match_neighbours", "local_ba_keyframes",
@@ -429,17 +436,29 @@ class OnlineOptions:
         if self.min_inliers < 6:
             raise ValueError(f"OnlineOptions.min_inliers must be >= 6 (a pose from fewer points is not evidence), "
                              f"got {self.min_inliers}")
+        if self.tracking not in ("flow", "features"):
+            raise ValueError(f"OnlineOptions.tracking must be 'flow' or 'features', got {self.tracking!r}")
         check_int(self.vocabulary_size, "OnlineOptions.vocabulary_size", minimum=2)
         check_int(self.seed, "OnlineOptions.seed", minimum=0)
         for name in ("max_error_px", "search_radius_px", "init_min_tri_angle_deg", "tri_min_angle_deg"):
             check_positive(getattr(self, name), f"OnlineOptions.{name}")
-        check_probability(self.keyframe_tracked_ratio, "OnlineOptions.keyframe_tracked_ratio")
+        if self.keyframe_tracked_ratio is not None:
+            check_probability(self.keyframe_tracked_ratio, "OnlineOptions.keyframe_tracked_ratio")
         r = check_positive(self.match_ratio, "OnlineOptions.match_ratio")
         if r > 1.0:
             raise ValueError(f"OnlineOptions.match_ratio must lie in (0, 1], got {self.match_ratio!r}")
         check_positive(self.scale_weight_exponent, "OnlineOptions.scale_weight_exponent", allow_zero=True)
         if self.ba_loss not in ("squared", "huber", "cauchy", "soft_l1"):
             raise ValueError(f"OnlineOptions.ba_loss must be squared, huber, cauchy or soft_l1, got {self.ba_loss!r}")
+
+    def resolved(self) -> OnlineOptions:
+        """These options with ``features`` and ``keyframe_tracked_ratio`` chosen for ``tracking``
+        where they are None."""
+        flow = self.tracking == "flow"
+        feats = self.features or FeatureOptions(max_num_features=4000 if flow else 2000,
+                                                max_image_size=640 if flow else 400, min_num_features=0)
+        ratio = self.keyframe_tracked_ratio if self.keyframe_tracked_ratio is not None else (0.9 if flow else 0.7)
+        return dataclasses.replace(self, features=feats, keyframe_tracked_ratio=ratio)
 
     def mapper_options(self) -> MapperOptions:
         """The batch mapper's options for the verbs the online mapper shares with it."""

@@ -160,8 +160,10 @@ def test_rgba_and_single_channel_frames_are_mapped(walk):
 def test_precomputed_features_and_options(walk):
     from geomvision.features import extract_features
 
-    opts = OnlineOptions()
-    feats = [extract_features(img, opts.features) for img in walk.images[:15]]
+    # frames given as Features are tracked by their features (there is no image to follow by
+    # optical flow): the same as images with tracking="features"
+    opts = OnlineOptions(tracking="features")
+    feats = [extract_features(img, opts.resolved().features) for img in walk.images[:15]]
     a = OnlineMapper(walk.camera, opts)
     b = OnlineMapper(walk.camera, opts)
     ra = [a.add_frame(f) for f in feats]
@@ -175,6 +177,12 @@ def test_precomputed_features_and_options(walk):
     assert isinstance(feats[0], Features)
     with pytest.raises(ValueError, match="min_inliers"):
         OnlineOptions(min_inliers=3)
+    with pytest.raises(ValueError, match="'flow' or 'features'"):
+        OnlineOptions(tracking="klt")
+    flow, every = OnlineOptions().resolved(), OnlineOptions(tracking="features").resolved()
+    assert (flow.features.max_num_features, flow.features.max_image_size, flow.keyframe_tracked_ratio) == (4000, 640, 0.9)
+    assert (every.features.max_num_features, every.features.max_image_size, every.keyframe_tracked_ratio) == (2000, 400, 0.7)
+    assert OnlineOptions(keyframe_tracked_ratio=0.5).resolved().keyframe_tracked_ratio == 0.5
     with pytest.raises(ValueError, match="camera"):
         OnlineMapper("not a camera")
 
@@ -202,8 +210,8 @@ def test_adjust_global_refines_a_prior_focal_only_when_asked(walk):
 def test_tracking_frames_are_refined_on_the_adjusted_map(walk):
     """A tracking frame's pose is refined on its 2D-3D inliers once the map around it stops
     moving (and after adjust_global), not only carried along with its keyframe: its error comes
-    close to the keyframes' (measured on this walk after adjust_global: frames 1.20x the
-    keyframes' rms error, ATE 2.2 mm; carried rigidly, 1.44x and 2.9 mm)."""
+    close to the keyframes' (measured on this walk after adjust_global, frames tracked by optical
+    flow: 1.39x the keyframes' rms error, ATE 1.8 mm; carried rigidly, 1.58x and 2.2 mm)."""
     from geomvision.sfm import OnlineMapper
 
     mapper = OnlineMapper(walk.camera)
@@ -213,5 +221,35 @@ def test_tracking_frames_are_refined_on_the_adjusted_map(walk):
     err, _, _ = trajectory_errors(poses, walk.cams_from_world)
     kf = np.array([r.keyframe is not None for r in results])
     rms = lambda e: float(np.sqrt(np.mean(e**2)))  # noqa: E731
-    assert rms(err[~kf]) < 1.3 * rms(err[kf])
+    assert rms(err[~kf]) < 1.45 * rms(err[kf])
     assert all(f.obs_uv is None for f in mapper.frames)  # nothing held once settled
+
+
+def test_flow_tracking_extracts_features_on_keyframes_only(walk, monkeypatch):
+    """With tracking="flow" a frame between keyframes is posed from the optical flow of the
+    previous frame's inliers: SIFT runs on the initialising frames and the keyframes only, and
+    the poses stay as accurate as with features on every frame."""
+    from geomvision.sfm import online
+
+    calls = []
+    real = online.extract_features
+    monkeypatch.setattr(online, "extract_features", lambda img, opt: calls.append(1) or real(img, opt))
+    frames = walk.images[:60]
+    out = {}
+    for mode in ("flow", "features"):
+        calls.clear()
+        mapper = OnlineMapper(walk.camera, OnlineOptions(tracking=mode))
+        results = [mapper.add_frame(img) for img in frames]
+        statuses = [r.status for r in results]
+        assert "lost" not in statuses
+        mapper.adjust_global()
+        _, poses = mapper.trajectory()
+        err, R_err, length = trajectory_errors(poses, walk.cams_from_world[:60])
+        out[mode] = (len(calls), statuses, float(np.sqrt(np.mean(err**2))) / length)
+    n_calls, statuses, rel = out["flow"]
+    n_sift = sum(s in ("initialising", "keyframe") for s in statuses)
+    assert statuses.count("tracking") >= 20
+    assert n_calls == n_sift  # not one extraction on a frame tracked by the flow
+    assert out["features"][0] == len(frames)
+    # measured: 2.2e-4 (flow, 17 keyframes) and 1.7e-4 (features, 10) of the length after adjust_global
+    assert rel < 3e-4 and rel < 2 * out["features"][2]
