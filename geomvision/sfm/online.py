@@ -758,7 +758,7 @@ class OnlineMapper:
             feats, self._gray = self._features(image)
             if len(feats) < o.min_inliers:
                 return None
-            res = self._track_frame(index, ts, feats, pred=pose, keyframe=True)
+            res = self._track_frame(index, ts, feats, pred=pose, make_keyframe=True)
             self._start_flow(grey, res)
             return res
         self._velocity = pose @ self._last.inverse()
@@ -791,9 +791,9 @@ class OnlineMapper:
         self._flow = _Flow(grey, uv, np.asarray(trk, np.int64), uv)
 
     def _track_frame(self, index: int, ts: float, feats: Features, pred: Rigid3 | None = None,
-                     keyframe: bool = False) -> FrameResult:
+                     make_keyframe: bool = False) -> FrameResult:
         """Track the frame by its features (``pred``: the predicted pose instead of the motion
-        model's); ``keyframe``: it becomes a keyframe when tracked."""
+        model's); ``make_keyframe``: it becomes a keyframe when tracked."""
         o, s = self.opt, self.state
         was_lost = self._last is None
         found, why = (None, "lost") if was_lost else self._track(index, feats, pred)
@@ -815,7 +815,7 @@ class OnlineMapper:
         n = len(found.tracks)
         keyframe = None
         self._loop_now = None
-        if status == "tracking" and (keyframe or self._since_kf >= o.keyframe_max_interval
+        if status == "tracking" and (make_keyframe or self._since_kf >= o.keyframe_max_interval
                                      or n < o.keyframe_min_inliers or n < o.keyframe_tracked_ratio * self._ref_points):
             keyframe = self._insert_keyframe(index, feats, found)
             status = "keyframe"
