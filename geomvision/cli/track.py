@@ -95,12 +95,10 @@ def add_parser(sub) -> None:
                    help="between keyframes, follow the map's points by optical flow (default) or extract "
                         "and match features on every frame")
     g.add_argument("--max-features", type=int, default=None,
-                   help=f"SIFT features per frame at most (default {d.features.max_num_features} with flow "
-                        f"tracking, 2000 with feature tracking)")
+                   help=f"SIFT features per frame at most (default {d.features.max_num_features})")
     g.add_argument("--feature-size", type=_int_or_none, default=_DEFAULT_SENTINEL, metavar="PIXELS",
                    help="frames are downscaled to this long side for feature detection, 'none' keeps the full "
-                        f"resolution (default {d.features.max_image_size} with flow tracking, 400 with feature "
-                        "tracking)")
+                        f"resolution (default {d.features.max_image_size})")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the JSON summary")
     p.set_defaults(func=run)
 

@@ -365,7 +365,7 @@ class OnlineMapper:
                              f"{cls.MAP_FORMAT!r})")
         if options is None:
             d = json.loads(str(a["options"]))
-            options = OnlineOptions(**{**d, "features": FeatureOptions(**d["features"]) if d.get("features") else None,
+            options = OnlineOptions(**{**d, "features": FeatureOptions(**d["features"]),
                                        "loop_closure": LoopClosureOptions(**d.get("loop_closure", {}))})
         if len(rec.cameras) != 1:
             raise ValueError(f"an online map has one camera, this model has {len(rec.cameras)}")

@@ -357,10 +357,10 @@ class LoopClosureOptions:
 class OnlineOptions:
     """The online mapper (``OnlineMapper``): tracking, keyframes, local mapping, relocalisation.
 
-    features : SIFT of the frames that extract features; None: chosen for ``tracking`` (see
-        :meth:`resolved`): with ``"flow"`` (features on keyframes only) the strongest 4,000 on
-        the frame downscaled to 640 pixels on its long side, with ``"features"`` (every frame)
-        2,000 at 400 pixels. OpenCV's SIFT doubles the image first.
+    features : SIFT of the frames that extract features (keyframes only with ``tracking="flow"``):
+        the strongest 2,000, on the frame downscaled to 400 pixels on its long side (OpenCV's SIFT
+        doubles the image first). With flow tracking on rendered 640x480 walks, 4,000 at 640 px
+        gave about 10 % less trajectory error at 2.3x the keyframe latency (RESULTS.md).
     tracking : how a frame between keyframes finds the map: ``"flow"`` follows the previous
         frame's 2D-3D inliers with pyramidal Lucas-Kanade optical flow (forward-backward
         checked, started at the motion model's prediction) and extracts features only when the
@@ -399,7 +399,8 @@ class OnlineOptions:
     loop_closure : revisits of older keyframes are detected and corrected (:mod:`.loop_closure`).
     """
 
-    features: FeatureOptions | None = None
+    features: FeatureOptions = field(default_factory=lambda: FeatureOptions(max_num_features=2000, max_image_size=400,
+                                                                            min_num_features=0))
     tracking: str = "flow"
     max_error_px: float = 4.0
     min_inliers: int = 30
@@ -427,7 +428,7 @@ class OnlineOptions:
         if not isinstance(self.loop_closure, LoopClosureOptions):
             raise ValueError(f"OnlineOptions.loop_closure must be a LoopClosureOptions, got "
                              f"{type(self.loop_closure).__name__}")
-        if self.features is not None and not isinstance(self.features, FeatureOptions):
+        if not isinstance(self.features, FeatureOptions):
             raise ValueError(f"OnlineOptions.features must be a FeatureOptions, got {type(self.features).__name__}")
         for name in ("min_inliers", "init_min_inliers", "init_max_frames", "keyframe_max_interval",
                      "keyframe_min_inliers", "local_map_keyframes", "keyframe_match_neighbours", "local_ba_keyframes",
@@ -452,13 +453,10 @@ class OnlineOptions:
             raise ValueError(f"OnlineOptions.ba_loss must be squared, huber, cauchy or soft_l1, got {self.ba_loss!r}")
 
     def resolved(self) -> OnlineOptions:
-        """These options with ``features`` and ``keyframe_tracked_ratio`` chosen for ``tracking``
-        where they are None."""
-        flow = self.tracking == "flow"
-        feats = self.features or FeatureOptions(max_num_features=4000 if flow else 2000,
-                                                max_image_size=640 if flow else 400, min_num_features=0)
-        ratio = self.keyframe_tracked_ratio if self.keyframe_tracked_ratio is not None else (0.9 if flow else 0.7)
-        return dataclasses.replace(self, features=feats, keyframe_tracked_ratio=ratio)
+        """These options with ``keyframe_tracked_ratio`` chosen for ``tracking`` where it is None."""
+        if self.keyframe_tracked_ratio is not None:
+            return self
+        return dataclasses.replace(self, keyframe_tracked_ratio=0.9 if self.tracking == "flow" else 0.7)
 
     def mapper_options(self) -> MapperOptions:
         """The batch mapper's options for the verbs the online mapper shares with it."""
