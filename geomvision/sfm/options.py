@@ -360,7 +360,7 @@ class OnlineOptions:
     features : SIFT of the frames that extract features (keyframes only with ``tracking="flow"``):
         the strongest 2,000, on the frame downscaled to 400 pixels on its long side (OpenCV's SIFT
         doubles the image first). With flow tracking on rendered 640x480 walks, 4,000 at 640 px
-        gave about 10 % less trajectory error at 2.3x the keyframe latency (RESULTS.md).
+        gave about 10 % less trajectory error at 2.4x the keyframe latency (RESULTS.md).
     tracking : how a frame between keyframes finds the map: ``"flow"`` follows the previous
         frame's 2D-3D inliers with pyramidal Lucas-Kanade optical flow (forward-backward
         checked, started at the motion model's prediction) and extracts features only when the
