@@ -132,7 +132,6 @@ class _Flow:
     grey: np.ndarray  # (H,W) uint8: the frame the points were last seen in
     uv: np.ndarray  # (K,2) their pixels there
     tracks: np.ndarray  # (K,) their map points
-    last: np.ndarray  # (K,2) their pixels in the last frame
 
 
 @dataclass
@@ -617,19 +616,43 @@ class OnlineMapper:
                                 image_size=(self.camera.width, self.camera.height), ratio=o.match_ratio, valid=ok)
         if len(m) < o.min_inliers:
             return None
-        Xm, kp = X[m[:, 0]], feats.keypoints[m[:, 1]]
-        for _ in range(2):
-            e = reprojection_sq_errors(kp, Xm, self.camera, pose)
-            inl = e <= o.max_error_px**2
+        got = self._refine_on_inliers(pose, feats.keypoints[m[:, 1]], X[m[:, 0]], rounds=2)
+        if got is None:
+            return None
+        pose, inl = got
+        return _Pose(pose, trk[m[inl, 0]], m[inl, 1], max(num_matches, len(m)), how)
+
+    def _refine_on_inliers(self, pose: Rigid3, uv: np.ndarray, X: np.ndarray, rounds: int,
+                           inliers: np.ndarray | None = None) -> tuple[Rigid3, np.ndarray] | None:
+        """Refine ``pose`` ``rounds`` times on the 2D-3D matches (uv (K,2), X (K,3)) within
+        ``max_error_px`` of it (``inliers`` (K,) bool the first time, when given). Returns the
+        pose and its inliers, or None when fewer than ``min_inliers`` remain, or in the end fewer
+        than ``MIN_REFINED_RATIO`` of the matches: around a right pose most of the map's nearby
+        matches agree with it, around a wrong one (a consensus of wrong matches) few do."""
+        o = self.opt
+        for r in range(rounds):
+            inl = inliers if r == 0 and inliers is not None else \
+                reprojection_sq_errors(uv, X, self.camera, pose) <= o.max_error_px**2
             if inl.sum() < o.min_inliers:
                 return None
-            pose, _ = refine_absolute_pose(pose, kp[inl], Xm[inl], self.camera, max_iterations=20)
-        inl = reprojection_sq_errors(kp, Xm, self.camera, pose) <= o.max_error_px**2
-        if inl.sum() < max(o.min_inliers, MIN_REFINED_RATIO * len(m)):
-            # around a right pose most of the map's nearby matches agree with it; around a wrong
-            # one (a consensus of wrong matches) few do
+            pose, _ = refine_absolute_pose(pose, uv[inl], X[inl], self.camera, max_iterations=20)
+        inl = reprojection_sq_errors(uv, X, self.camera, pose) <= o.max_error_px**2
+        if inl.sum() < max(o.min_inliers, MIN_REFINED_RATIO * len(uv)):
             return None
-        return _Pose(pose, trk[m[inl, 0]], m[inl, 1], max(num_matches, len(m)), how)
+        return pose, inl
+
+    def _needs_keyframe(self, num_tracked: int, frames_since: int) -> bool:
+        """A tracked frame becomes a keyframe (``keyframe_*`` options): ``frames_since`` the last
+        one including this frame, ``num_tracked`` its 2D-3D inliers."""
+        o = self.opt
+        return (frames_since >= o.keyframe_max_interval or num_tracked < o.keyframe_min_inliers
+                or num_tracked < o.keyframe_tracked_ratio * self._ref_points)
+
+    def _hold_inliers(self, index: int, uv: np.ndarray, tracks: np.ndarray) -> None:
+        """Keep a tracking frame's 2D-3D inliers until its pose is settled (:meth:`_settle_frames`)."""
+        f = self.frames[index]
+        f.obs_uv, f.obs_tracks = uv.astype(np.float32), tracks.astype(np.int32)
+        self._unsettled.append(index)
 
     def _centre_std(self, pose: Rigid3, X: np.ndarray) -> float:
         """Largest standard deviation (world units) of the camera centre of ``pose`` estimated
@@ -733,13 +756,13 @@ class OnlineMapper:
         o, s = self.opt, self.state
         fl, self._flow = self._flow, None
         keep = s.point_valid[fl.tracks]
-        trk, uv0, last = fl.tracks[keep], fl.uv[keep], fl.last[keep]
+        trk, uv0 = fl.tracks[keep], fl.uv[keep]
         if len(trk) < o.min_inliers:
             return None
         X = s.X[trk]
         pred = self._last if self._velocity is None else self._velocity @ self._last
         guess, vis = self._project(pred, X)
-        guess[~vis] = last[~vis]
+        guess[~vis] = np.nan  # track_points starts those where they were
         uv, good = track_points(fl.grey, grey, uv0, guess)
         if good.sum() < o.min_inliers:
             return None
@@ -747,14 +770,13 @@ class OnlineMapper:
         pose, inl = self._pnp(uv[idx], X[idx], (5, index))
         if pose is None or inl.sum() < max(o.min_inliers, MIN_INLIER_RATIO * len(idx)):
             return None
-        pose, _ = refine_absolute_pose(pose, uv[idx[inl]], X[idx[inl]], self.camera, max_iterations=20)
-        inl = reprojection_sq_errors(uv[idx], X[idx], self.camera, pose) <= o.max_error_px**2
-        if inl.sum() < max(o.min_inliers, MIN_REFINED_RATIO * len(idx)):
+        got = self._refine_on_inliers(pose, uv[idx], X[idx], rounds=1, inliers=inl)
+        if got is None:
             return None
+        pose, inl = got
         idx = idx[inl]
         n = len(idx)
-        if (self._since_kf + 1 >= o.keyframe_max_interval or n < o.keyframe_min_inliers
-                or n < o.keyframe_tracked_ratio * self._ref_points):
+        if self._needs_keyframe(n, self._since_kf + 1):
             feats, self._gray = self._features(image)
             if len(feats) < o.min_inliers:
                 return None
@@ -765,10 +787,8 @@ class OnlineMapper:
         self._last = pose
         self._since_kf += 1
         self._set_pose(index, pose, self._ref_kf)
-        f = self.frames[index]
-        f.obs_uv, f.obs_tracks = uv[idx].astype(np.float32), trk[idx].astype(np.int32)
-        self._unsettled.append(index)
-        self._flow = _Flow(grey, uv[idx], trk[idx], uv[idx])
+        self._hold_inliers(index, uv[idx], trk[idx])
+        self._flow = _Flow(grey, uv[idx], trk[idx])
         return FrameResult(index, ts, "tracking", pose, n, len(trk))
 
     def _start_flow(self, grey: np.ndarray | None, res: FrameResult) -> None:
@@ -787,14 +807,13 @@ class OnlineMapper:
             if f.obs_uv is None:
                 return
             uv, trk = f.obs_uv, f.obs_tracks
-        uv = np.asarray(uv, np.float64)
-        self._flow = _Flow(grey, uv, np.asarray(trk, np.int64), uv)
+        self._flow = _Flow(grey, np.asarray(uv, np.float64), np.asarray(trk, np.int64))
 
     def _track_frame(self, index: int, ts: float, feats: Features, pred: Rigid3 | None = None,
                      make_keyframe: bool = False) -> FrameResult:
         """Track the frame by its features (``pred``: the predicted pose instead of the motion
         model's); ``make_keyframe``: it becomes a keyframe when tracked."""
-        o, s = self.opt, self.state
+        s = self.state
         was_lost = self._last is None
         found, why = (None, "lost") if was_lost else self._track(index, feats, pred)
         status = "tracking"
@@ -815,8 +834,7 @@ class OnlineMapper:
         n = len(found.tracks)
         keyframe = None
         self._loop_now = None
-        if status == "tracking" and (make_keyframe or self._since_kf >= o.keyframe_max_interval
-                                     or n < o.keyframe_min_inliers or n < o.keyframe_tracked_ratio * self._ref_points):
+        if status == "tracking" and (make_keyframe or self._needs_keyframe(n, self._since_kf)):
             keyframe = self._insert_keyframe(index, feats, found)
             status = "keyframe"
             pose = s.pose(keyframe)
@@ -825,10 +843,7 @@ class OnlineMapper:
                 self._velocity = None  # the map moved under the motion model
         self._set_pose(index, pose, self._ref_kf)
         if keyframe is None:
-            f = self.frames[index]
-            f.obs_uv = feats.keypoints[found.keypoints].astype(np.float32)
-            f.obs_tracks = found.tracks.astype(np.int32)
-            self._unsettled.append(index)
+            self._hold_inliers(index, feats.keypoints[found.keypoints], found.tracks)
         return FrameResult(index, ts, status, pose, n, found.num_matches, keyframe=keyframe, loop=self._loop_now)
 
     # --- mapping ---------------------------------------------------------------------------------
