@@ -313,6 +313,21 @@ class MapperState:
     def deactivate_observations(self, obs: np.ndarray) -> None:
         self.obs_active[np.asarray(obs, dtype=np.int64)] = False
 
+    def move_observations(self, obs: np.ndarray, uv: np.ndarray) -> None:
+        """Observations ``obs`` (K,) now at pixels ``uv`` (K,2) (e.g. refined sub-pixel): their
+        keypoints, ``obs_uv`` and ``obs_xy`` change together."""
+        obs = np.asarray(obs, dtype=np.int64)
+        uv = np.asarray(uv, dtype=np.float64).reshape(len(obs), 2)
+        self.obs_uv[obs] = uv
+        img, kp = self.obs_img[obs], self.obs_kp[obs]
+        for i in np.unique(img):  # per image (few), vectorised over its keypoints
+            m = img == i
+            self.images.keypoints[i][kp[m]] = uv[m]
+        cams = self.img_cam[img]
+        for c in np.unique(cams):
+            m = cams == c
+            self.obs_xy[obs[m]] = self.cameras[int(c)].cam_from_img(uv[m])[:, :2]
+
     def invalidate_points(self, tracks: np.ndarray) -> None:
         """Remove the points of ``tracks`` from their model, with all their observations."""
         tracks = np.asarray(tracks, dtype=np.int64)

@@ -39,6 +39,21 @@ def test_register_set_points_and_activate_keep_the_invariants():
     np.testing.assert_array_equal(s.pose(1).t, [1.0, 0, 0])
 
 
+def test_moved_observations_keep_keypoint_pixels_and_rays_together():
+    s = _state()
+    o = np.array([_obs(s, 1, 2), _obs(s, 0, 3)])
+    uv = np.array([[10.25, 20.5], [55.0, 60.125]])
+    s.move_observations(o, uv)
+    np.testing.assert_array_equal(s.obs_uv[o], uv)
+    np.testing.assert_array_equal(s.images.keypoints[1][2], uv[0])
+    np.testing.assert_array_equal(s.images.keypoints[0][3], uv[1])
+    np.testing.assert_allclose(s.obs_xy[o], s.cameras[0].cam_from_img(uv)[:, :2])
+    # the others did not move
+    other = np.setdiff1d(np.arange(s.num_observations), o)
+    assert np.isin(s.obs_uv[other], uv).all(axis=1).sum() == 0
+    s.check_invariants()
+
+
 def test_activation_refuses_what_would_break_an_invariant():
     s = _state()
     s.register(0, Rigid3(), 0)
