@@ -358,14 +358,17 @@ class OnlineOptions:
     """The online mapper (``OnlineMapper``): tracking, keyframes, local mapping, relocalisation.
 
     features : SIFT of the frames that extract features (keyframes only with ``tracking="flow"``):
-        the strongest 2,000, on the frame downscaled to 400 pixels on its long side (OpenCV's SIFT
-        doubles the image first). With flow tracking on rendered 640x480 walks, 4,000 at 640 px
-        gave about 10 % less trajectory error at 2.4x the keyframe latency (RESULTS.md).
+        the strongest 3,000, on the frame downscaled to 640 pixels on its long side. On rendered
+        640x480 walks (RESULTS.md) 2,000 at 400 px gave 1.5-2.5x the trajectory error and all
+        features at 640 px about 0.6x, at 1.6x the keyframe latency.
     tracking : how a frame between keyframes finds the map: ``"flow"`` follows the previous
         frame's 2D-3D inliers with pyramidal Lucas-Kanade optical flow (forward-backward
         checked, started at the motion model's prediction) and extracts features only when the
         frame becomes a keyframe or the flow loses the map; ``"features"`` extracts and matches
         features on every frame (also the fall-back, and what frames given as ``Features`` use).
+    flow_max_points : the flow follows at most this many of a keyframe's points, spread over the
+        image (its cost and the sub-pixel alignment's grow with them; 600 doubled the tracking
+        frames' error on rendered walks).
     max_error_px : inlier threshold of the frame's absolute pose, of triangulation and of the
         map's filters (pixels).
     min_inliers : 2D-3D inliers a frame needs to be tracked (fewer: lost).
@@ -377,10 +380,12 @@ class OnlineOptions:
     init_max_frames : after this many frames without enough parallax or matches, the reference
         frame is replaced by the current one.
     keyframe_tracked_ratio, keyframe_max_interval, keyframe_min_inliers : a tracked frame becomes
-        a keyframe when it tracks fewer than ``ratio`` x the map points of the last keyframe, or
-        fewer than ``keyframe_min_inliers`` points, or ``keyframe_max_interval`` frames passed.
-        ``ratio`` None: 0.9 with ``tracking="flow"`` (the flow keeps following points SIFT would
-        no longer re-find, so the count falls more slowly), 0.7 with ``"features"``.
+        a keyframe when it tracks fewer than ``ratio`` x the points it could (the map points of
+        the last keyframe; with flow, those the flow started from), or fewer than
+        ``keyframe_min_inliers`` points, or ``keyframe_max_interval`` frames passed. ``ratio``
+        None: 0.9 with ``tracking="flow"`` (the flow keeps following points SIFT would no longer
+        re-find, so the count falls slowly; 0.95 gave twice the keyframes and the same trajectory
+        error on rendered walks), 0.7 with ``"features"``.
     local_map_keyframes : the local map is the points of the last keyframe and of this many of
         its most covisible keyframes.
     keyframe_match_neighbours : a new keyframe is matched with this many covisible keyframes to
@@ -399,9 +404,10 @@ class OnlineOptions:
     loop_closure : revisits of older keyframes are detected and corrected (:mod:`.loop_closure`).
     """
 
-    features: FeatureOptions = field(default_factory=lambda: FeatureOptions(max_num_features=2000, max_image_size=400,
+    features: FeatureOptions = field(default_factory=lambda: FeatureOptions(max_num_features=3000, max_image_size=640,
                                                                             min_num_features=0))
     tracking: str = "flow"
+    flow_max_points: int = 1500
     max_error_px: float = 4.0
     min_inliers: int = 30
     search_radius_px: float = 15.0
@@ -413,8 +419,8 @@ class OnlineOptions:
     keyframe_max_interval: int = 20
     keyframe_min_inliers: int = 150
     local_map_keyframes: int = 10
-    keyframe_match_neighbours: int = 3
-    local_ba_keyframes: int = 6
+    keyframe_match_neighbours: int = 2
+    local_ba_keyframes: int = 4
     tri_min_angle_deg: float = 1.5
     relocalize_candidates: int = 5
     relocalize_min_inliers: int = 40
@@ -432,8 +438,11 @@ class OnlineOptions:
             raise ValueError(f"OnlineOptions.features must be a FeatureOptions, got {type(self.features).__name__}")
         for name in ("min_inliers", "init_min_inliers", "init_max_frames", "keyframe_max_interval",
                      "keyframe_min_inliers", "local_map_keyframes", "keyframe_match_neighbours", "local_ba_keyframes",
-                     "relocalize_candidates", "relocalize_min_inliers"):
+                     "relocalize_candidates", "relocalize_min_inliers", "flow_max_points"):
             check_int(getattr(self, name), f"OnlineOptions.{name}", minimum=1)
+        if self.flow_max_points < self.min_inliers:
+            raise ValueError(f"OnlineOptions.flow_max_points ({self.flow_max_points}) must be at least min_inliers "
+                             f"({self.min_inliers}): a frame is tracked by that many of the flow's points")
         if self.min_inliers < 6:
             raise ValueError(f"OnlineOptions.min_inliers must be >= 6 (a pose from fewer points is not evidence), "
                              f"got {self.min_inliers}")
