@@ -3,7 +3,7 @@ over :class:`geomvision.sfm.OnlineMapper`).
 
     geomvision track FRAMES/ -o OUT/ [--K fx,fy,cx,cy | --K K.txt] [--camera-model PINHOLE]
         [--timestamps index|names] [--fps 30] [--map OLD_MAP/] [--max-error-px 4 --min-inliers 30
-        --max-features 2000 --feature-size 400] [--quiet]
+        --max-features 3000 --feature-size 640] [--quiet]
 
 The images of FRAMES are read in natural name order ('frame2' before 'frame10') and given to the
 online mapper one by one; each frame prints one line (name, status, inliers, latency, and why
