@@ -493,15 +493,11 @@ class OnlineMapper:
         predicted from ``pose``), and (K,) which of them failed (a point with a patch not found
         again: its patch looks different here, NCC below ``min_patch_ncc``, or it did not converge)."""
         out = feats.keypoints.copy()
-        failed = np.zeros(len(tracks), bool)
         if self._gray is None or len(tracks) == 0:
-            return out, failed
-        self._grow_patches()
-        sel = np.flatnonzero(self._has_patch[tracks])
-        uv, ok = self._aligned_by_pose(self._gray, pose, feats.keypoints[kps[sel]], tracks[sel])
-        out[kps[sel[ok]]] = uv[ok]
-        failed[sel[~ok]] = True
-        return out, failed
+            return out, np.zeros(len(tracks), bool)
+        uv, ok = self._aligned_by_pose(self._gray, pose, out[kps], tracks)  # grows the patch arrays
+        out[kps[ok]] = uv[ok]
+        return out, self._has_patch[tracks] & ~ok
 
     def _align_earlier_observations(self, tracks: np.ndarray) -> None:
         """Observations of new points ``tracks`` in keyframes before the one that gave their
