@@ -42,9 +42,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gradient-tolerance", type=float, default=1e-10,
                    help="stop when max |gradient| <= this (default 1e-10)")
     p.add_argument("--threads", type=int, default=None, help="numba threads for the kernels (default 1: serial)")
-    p.add_argument("--linear-solver", default="auto", choices=["auto", "dense", "sparse", "pcg"],
+    p.add_argument("--linear-solver", default="auto", choices=["auto", "dense", "sparse", "pcg", "iterative"],
                    help="solver of the reduced camera system: dense or sparse Cholesky, pcg (preconditioned "
-                        "conjugate gradients), auto: dense up to 1500 columns, then sparse (default auto)")
+                        "conjugate gradients), iterative (conjugate gradients without forming it: O(observations) "
+                        "per product), auto: iterative when the tracks are long (observation-weighted mean length "
+                        ">= 12), else dense up to 1500 columns, then sparse (default auto)")
     p.add_argument("--fix-intrinsics", action="store_true", help="hold f, k1, k2 fixed")
     p.add_argument("--drop-behind", action="store_true",
                    help="drop the observations whose point is behind its camera at the start, and keep every point "

@@ -24,7 +24,7 @@ from .losses import Loss
 from .problem import MODEL_NAMES, BAProblem
 
 GAUGES = ("none", "two_cameras")
-LINEAR_SOLVERS = ("auto", "dense", "sparse", "pcg")
+LINEAR_SOLVERS = ("auto", "dense", "sparse", "pcg", "iterative")
 SPARSE_BACKENDS = ("auto", "cholmod", "superlu")
 _FOCAL = {"f", "fx", "fy", "skew"}
 _PP = {"cx", "cy"}
@@ -144,7 +144,11 @@ class BAOptions:
     Nielsen's rule; the damping matrix is diag(J^T J) clamped to [min_diagonal, max_diagonal].
     ``linear_solver``: "dense" Cholesky of the reduced camera system, "sparse" Cholesky (CHOLMOD
     when scikit-sparse is installed, else SuperLU), "pcg" (block-Jacobi preconditioned conjugate
-    gradients), or "auto" (dense up to ``dense_max_size`` columns, then sparse).
+    gradients on S), "iterative" (the same on S never formed, each product O(observations); its
+    steps are inexact, to ``iterative_tolerance`` relative residual: Ceres's ITERATIVE_SCHUR), or
+    "auto": "iterative" when forming S would cost ``auto_iterative_track_length`` or more image
+    pairs per observation (the observation-weighted mean track length of the free points,
+    sum t^2 / sum t), else dense up to ``dense_max_size`` columns, then sparse.
     ``sparse_backend``: "cholmod" (scikit-sparse), "superlu" (scipy), or "auto" (CHOLMOD when
     installed).
     ``num_threads``: None or 1 runs the serial kernels (the default: on the shared 2-core
@@ -171,6 +175,8 @@ class BAOptions:
     dense_max_size: int = 1500
     pcg_tolerance: float = 1e-8
     pcg_max_iterations: int = 500
+    iterative_tolerance: float = 0.1
+    auto_iterative_track_length: float = 12.0
     num_threads: int | None = None
     parallel_min_observations: int = 40_000
     blas_threads: int | None = 1
@@ -182,7 +188,7 @@ class BAOptions:
         elif not isinstance(self.loss, Loss):
             raise ValueError(f"loss must be a name or a Loss, got {type(self.loss).__name__}")
         for name in ("function_tolerance", "parameter_tolerance", "gradient_tolerance", "min_relative_decrease",
-                     "pcg_tolerance"):
+                     "pcg_tolerance", "iterative_tolerance", "auto_iterative_track_length"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")

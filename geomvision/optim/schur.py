@@ -11,7 +11,9 @@ Reduced system S (n x n, n = number of free camera-side parameters):
 - sparse: symmetric CSR, factorised by CHOLMOD (scikit-sparse, optional) or SuperLU through
   ``sparse_cholesky.SpdSolver`` (the same solver as pose graphs; the symbolic analysis is kept);
 - pcg: conjugate gradients on the sparse S with its block-Jacobi preconditioner (the inverse
-  of each group's diagonal block).
+  of each group's diagonal block);
+- iterative: conjugate gradients on S without forming it (``iterative_schur``): each product
+  costs O(observations), where forming S costs the sum of squared track lengths.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from . import _schur_kernels as sk
-
+from .iterative_schur import ImplicitSchur
 from .sparse_cholesky import SpdSolver, cholmod_available
 
 
@@ -30,7 +32,8 @@ class SchurSystem:
     """Column layout, normal equations and their solution for one problem structure."""
 
     def __init__(self, problem, pose_free, intr_free, point_free, *, linear_solver="auto", dense_max_size=1500,
-                 pcg_tolerance=1e-8, pcg_max_iterations=500, min_diagonal=1e-6, max_diagonal=1e32, nchunks=1,
+                 pcg_tolerance=1e-8, pcg_max_iterations=500, iterative_tolerance=0.1,
+                 auto_iterative_track_length=12.0, min_diagonal=1e-6, max_diagonal=1e32, nchunks=1,
                  sparse_backend="auto"):
         I = problem.num_images
         C = problem.num_cameras
@@ -85,6 +88,23 @@ class SchurSystem:
         self.pt_col = np.full(problem.num_points, -1, dtype=np.int64)
         self.pt_col[self.pt_free_idx] = np.arange(len(self.pt_free_idx))
         self.max_track = int(counts[self.pt_free_idx].max()) if len(self.pt_free_idx) else 1
+        if linear_solver == "auto":
+            t = counts[self.pt_free_idx].astype(np.float64)
+            weighted_track = float(t @ t / t.sum()) if t.sum() else 0.0
+            if n and weighted_track >= auto_iterative_track_length:
+                linear_solver = "iterative"
+            else:
+                linear_solver = "dense" if n <= dense_max_size else "sparse"
+        self.linear_solver = linear_solver
+        # nchunks > 1: the point kernels run as their parallel twins over that many chunks
+        self.nchunks = max(1, min(int(nchunks), len(self.pt_free_idx)))
+        self.model_decrease = None  # set by the iterative solver (its step is inexact)
+        if linear_solver == "iterative":  # S is never formed: no pairs, no pattern
+            self.mode = 2
+            self.size = 0
+            self.pair_col = np.zeros(0, np.int64)
+            self._implicit = ImplicitSchur(self, iterative_tolerance, pcg_max_iterations)
+            return
         # --- image pairs (ia <= ib) coupled through a free point, and each image with itself ---
         if I <= 8192:  # an I x I bitmap (<= 64 MB)
             mark = np.zeros((I, I), dtype=np.bool_)
@@ -98,9 +118,6 @@ class SchurSystem:
         self.pair_ptr = np.concatenate([[0], np.cumsum(np.bincount(ia, minlength=I))]).astype(np.int64)
         self.pair_col = ib.astype(np.int64)
         # --- storage mode of S ---
-        if linear_solver == "auto":
-            linear_solver = "dense" if n <= dense_max_size else "sparse"
-        self.linear_solver = linear_solver
         self.mode = 0 if linear_solver == "dense" else 1
         if self.mode == 0:
             self.gptr = np.zeros(2, np.int64)
@@ -112,12 +129,10 @@ class SchurSystem:
             self.diag_pos = np.arange(n) * (n + 1)
         else:
             self._build_pattern(problem, pose_grp, intr_grp, ia, ib)
-        # nchunks > 1: the point kernels run as their parallel twins over that many chunks
-        self.nchunks = max(1, min(int(nchunks), len(self.pt_free_idx)))
 
     @property
     def solver_name(self) -> str:
-        """"dense", "sparse/cholmod", "sparse/superlu" or "pcg"."""
+        """"dense", "sparse/cholmod", "sparse/superlu", "pcg" or "iterative"."""
         if self.linear_solver == "sparse":
             return "sparse/cholmod" if self.use_cholmod else "sparse/superlu"
         return self.linear_solver
@@ -206,6 +221,12 @@ class SchurSystem:
         not positive definite."""
         nf = len(self.pt_free_idx)
         I = len(self.img_nloc)
+        if self.mode == 2:
+            hc = self._implicit.solve(lam)
+            if hc is None or not np.isfinite(hc).all():
+                return None
+            self.model_decrease = self._implicit.model_decrease
+            return hc, self._back_substitute(hc)
         self.Vinv = np.empty((nf, 3, 3))
         B_parts = np.empty((self.nchunks, len(self.pair_col), self.L, self.L))
         b_parts = np.empty((self.nchunks, I, self.L))
@@ -227,14 +248,17 @@ class SchurSystem:
             hc = self._solve_dense(S.reshape(self.n, self.n), b) if self.mode == 0 else self._solve_sparse(S, b)
             if hc is None or not np.isfinite(hc).all():
                 return None
-        hp = np.empty((nf, 3))
+        return hc, self._back_substitute(hc)
+
+    def _back_substitute(self, hc):
+        hp = np.empty((len(self.pt_free_idx), 3))
         args = (hc, self.Jc, self.Jp, self.obs_img, self.img_nloc, self.img_loc_jc, self.img_loc_g, self.pt_ptr,
                 self.pt_obs, self.pt_free_idx, self.Vinv, self.gp, hp)
         if self.nchunks > 1:
             sk.back_substitute_parallel(*args, self.nchunks)
         else:
             sk.back_substitute(*args)
-        return hc, hp
+        return hp
 
     def _solve_dense(self, S, b):
         try:

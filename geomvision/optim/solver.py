@@ -71,7 +71,8 @@ class _BundleLM:
         self.system = SchurSystem(
             problem, pose_free, intr_free, point_free, linear_solver=options.linear_solver,
             dense_max_size=options.dense_max_size, pcg_tolerance=options.pcg_tolerance,
-            pcg_max_iterations=options.pcg_max_iterations, min_diagonal=options.min_diagonal,
+            pcg_max_iterations=options.pcg_max_iterations, iterative_tolerance=options.iterative_tolerance,
+            auto_iterative_track_length=options.auto_iterative_track_length, min_diagonal=options.min_diagonal,
             max_diagonal=options.max_diagonal, nchunks=self.nchunks, sparse_backend=options.sparse_backend,
         )
         M = problem.num_observations
@@ -89,8 +90,9 @@ class _BundleLM:
         s = self.system
         nf = len(s.pt_free_idx)
         pair_blocks = len(s.pair_col) * s.L * s.L * (1 + s.nchunks)
+        per_obs_blocks = len(s.pt_obs) * 3 * s.L if s.mode == 2 else 0  # the iterative solver's Jp^T Jc
         return int(self.r.nbytes + self.Jc.nbytes + self.Jp.nbytes + sum(a.nbytes for a in self.cand)
-                   + 8 * (s.size + pair_blocks + nf * (9 * 2 + 3 * 2) + s.n * 4))
+                   + 8 * (s.size + pair_blocks + per_obs_blocks + nf * (9 * 2 + 3 * 2) + s.n * 4))
 
     def _args(self):
         p = self.p
@@ -137,10 +139,12 @@ class _BundleLM:
             return None
         hc, hp = res
         s = self.system
+        self.step = (hc, hp)
+        if s.model_decrease is not None:  # an inexact (iterative) step: the system knows L(0) - L(h)
+            return float(np.sqrt(hc @ hc + np.einsum("qi,qi->", hp, hp))), s.model_decrease
         # L(0) - L(h) = 0.5 (lam h^T D h - g^T h) for the solution of (J^T J + lam D) h = -g
         hDh = float(hc @ (s.Dc * hc)) + float(np.einsum("qi,qi,qi->", hp, s.Dp, hp))
         gh = float(s.gc @ hc) + float(np.einsum("qi,qi->", s.gp, hp))
-        self.step = (hc, hp)
         return float(np.sqrt(hc @ hc + np.einsum("qi,qi->", hp, hp))), 0.5 * (lam * hDh - gh)
 
     def evaluate_candidate(self) -> float:
@@ -259,7 +263,7 @@ def problem_without_observations(problem: BAProblem, drop: np.ndarray) -> BAProb
 
 
 def warm_up(parallel: bool = False) -> float:
-    """Compile or load every bundle-adjustment kernel (dense, sparse and PCG paths; with
+    """Compile or load every bundle-adjustment kernel (dense, sparse, PCG and iterative paths; with
     ``parallel`` also the parallel twins); returns the seconds it took."""
     from ..geometry.rotation import so3_exp
 
@@ -275,7 +279,7 @@ def warm_up(parallel: bool = False) -> float:
     uv = 500.0 * Xc[:, :2] / Xc[:, 2:] + 1.0
     base = BAProblem.from_arrays(R, t, [0, 0, 1], ["RADIAL", "OPENCV"],
                                  [[500.0, 0, 0, 0, 0], [500.0, 500, 0, 0, 0, 0, 0, 0]], X, obs_img, obs_pt, uv)
-    for solver in ("dense", "sparse", "pcg"):
+    for solver in ("dense", "sparse", "pcg", "iterative"):
         solve_bundle(base.copy(), BAOptions(max_iterations=2, linear_solver=solver))
         if parallel:
             solve_bundle(base.copy(), BAOptions(max_iterations=2, linear_solver=solver, num_threads=2,

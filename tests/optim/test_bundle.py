@@ -97,7 +97,7 @@ def two_shared_cameras(p: BAProblem) -> BAProblem:
                                  [p.cam_params[0], p.cam_params[0]], p.X, p.obs_img, p.obs_pt, p.obs_uv)
 
 
-@pytest.mark.parametrize("solver", ["sparse/superlu", "sparse/cholmod", "pcg"])
+@pytest.mark.parametrize("solver", ["sparse/superlu", "sparse/cholmod", "pcg", "iterative"])
 def test_sparse_and_pcg_agree_with_dense(solver, rng):
     if solver == "sparse/cholmod":
         pytest.importorskip("sksparse.cholmod", reason="CHOLMOD is optional (scikit-sparse)")
@@ -116,12 +116,13 @@ def test_sparse_and_pcg_agree_with_dense(solver, rng):
     assert not np.allclose(a.cam_params[0], a.cam_params[1], rtol=1e-6)  # two cameras, each its own estimate
 
 
-def test_parallel_kernels_agree_with_the_serial_ones(rng):
+@pytest.mark.parametrize("solver", ["auto", "iterative"])
+def test_parallel_kernels_agree_with_the_serial_ones(solver, rng):
     _, gt = scene_problem(rng, n_images=6, n_points=300)
     start = perturb(gt, rng)
     a, b = start.copy(), start.copy()
-    ra = solve_bundle(a, BAOptions(num_threads=1))
-    rb = solve_bundle(b, BAOptions(num_threads=2, parallel_min_observations=0))
+    ra = solve_bundle(a, BAOptions(num_threads=1, linear_solver=solver))
+    rb = solve_bundle(b, BAOptions(num_threads=2, parallel_min_observations=0, linear_solver=solver))
     assert ra.iterations == rb.iterations
     assert rb.final_cost == pytest.approx(ra.final_cost, rel=1e-9)
     np.testing.assert_allclose(b.X, a.X, rtol=1e-7, atol=1e-9)
