@@ -235,8 +235,8 @@ class IncrementalMapper:
             n = 2**level
             cells = (np.clip((uv[:, 0] / wh[:, 0] * n).astype(np.int64), 0, n - 1) * n
                      + np.clip((uv[:, 1] / wh[:, 1] * n).astype(np.int64), 0, n - 1))
-            occupied = np.unique(k * (n * n) + cells) // (n * n)
-            scores += np.bincount(occupied, minlength=len(images)) * n * n
+            occupied = np.bincount(k * (n * n) + cells, minlength=len(images) * n * n) > 0
+            scores += occupied.reshape(len(images), n * n).sum(axis=1) * n * n
         return counts, scores
 
     def find_next_images(self) -> list[int]:
@@ -731,7 +731,7 @@ class IncrementalMapper:
         pts = pts[s.point_valid[pts]]
         if len(pts) == 0:
             return 0
-        obs = np.sort(s.observations_of_tracks(np.unique(pts)))
+        obs = s.observations_of_tracks(np.unique(pts))  # grouped by track (the order used below)
         obs = obs[s.obs_active[obs]]
         bad = s.sq_errors(obs) > o.filter_max_error_px**2
         s.deactivate_observations(obs[bad])
