@@ -2,11 +2,13 @@
 ITERATIVE_SCHUR with the SCHUR_JACOBI preconditioner).
 
 ``ImplicitSchur(system)`` reads the column layout of a ``SchurSystem`` and, per damping value,
-returns the camera step of ``S hc = b`` from preconditioned CG, where each product S x is two
+``solve(system, lam)`` returns the camera step of ``S hc = b`` from preconditioned CG, where each product S x is two
 passes over the observations (``_implicit_schur_kernels``): the cost of an iteration is O(number
 of observations) whatever the tracks' length, where forming S costs the sum over points of
 (track length)^2. The step is inexact (CG stops at ``tolerance`` relative residual), so the LM
-gain ratio uses the model decrease of the step actually taken (``model_decrease``).
+gain ratio uses the model decrease of the step actually taken (``model_decrease``). The system
+is passed to each call, not kept: a reference back to it would make a cycle that holds every
+finished problem's Jacobians until Python's cyclic collector runs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ class ImplicitSchur:
 
     def __init__(self, system, tolerance: float, max_iterations: int):
         s = system
-        self.s = s
         self.tolerance = tolerance
         self.max_iterations = max_iterations
         G = len(s.group_size)
@@ -47,14 +48,13 @@ class ImplicitSchur:
         self.model_decrease = float("nan")
 
     # --- pieces ---------------------------------------------------------------------------------
-    def _precondition(self, r: np.ndarray) -> np.ndarray:
-        s = self.s
+    def _precondition(self, s, r: np.ndarray) -> np.ndarray:
         x = np.zeros((len(s.group_size), self.kmax))
         x[s.col_grp, s.col_within] = r
         return np.einsum("gab,gb->ga", self.Minv, x)[s.col_grp, s.col_within]
 
-    def _product(self, x: np.ndarray, lam: float) -> np.ndarray:
-        s = self.s
+    def _product(self, s, x: np.ndarray, lam: float) -> np.ndarray:
+        """S x (n,) of system ``s`` at damping lam."""
         xi = np.append(x, 0.0)[s.img_loc_g]  # -1 (not free) reads the trailing 0
         if s.nchunks > 1:
             ik.reduced_product_parallel(xi, s.Uimg, self.Es, self.e_img, s.img_nloc, s.pt_ptr, s.pt_free_idx, s.Vinv,
@@ -66,10 +66,10 @@ class ImplicitSchur:
         return np.bincount(s.img_loc_g[s._valid], weights=out[s._valid], minlength=s.n) + lam * s.Dc * x
 
     # --- per damping value ------------------------------------------------------------------------
-    def solve(self, lam: float) -> np.ndarray | None:
-        """hc (n,) with S hc ~= b, or None when a damped point block is not positive definite.
-        Sets ``system.Vinv`` (for the back-substitution), ``iterations`` and ``model_decrease``."""
-        s = self.s
+    def solve(self, s, lam: float) -> np.ndarray | None:
+        """hc (n,) with S hc ~= b of system ``s``, or None when a damped point block is not
+        positive definite. Sets ``s.Vinv`` (for the back-substitution), ``iterations`` and
+        ``model_decrease``."""
         nf = len(s.pt_free_idx)
         I, L = s.img_loc_g.shape
         s.Vinv = np.empty((nf, 3, 3))
@@ -102,12 +102,12 @@ class ImplicitSchur:
         x = np.zeros(s.n)
         r = b.copy()
         bnorm = float(np.linalg.norm(b))
-        z = self._precondition(r)
+        z = self._precondition(s, r)
         p = z.copy()
         rz = float(r @ z)
         it = 0
         while it < self.max_iterations and np.linalg.norm(r) > self.tolerance * bnorm:
-            Ap = self._product(p, lam)
+            Ap = self._product(s, p, lam)
             pAp = float(p @ Ap)
             if not pAp > 0.0:
                 if it == 0:
@@ -117,7 +117,7 @@ class ImplicitSchur:
             x += alpha * p
             r -= alpha * Ap
             it += 1
-            z = self._precondition(r)
+            z = self._precondition(s, r)
             rz_new = float(r @ z)
             p = z + (rz_new / rz) * p
             rz = rz_new

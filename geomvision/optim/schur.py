@@ -222,7 +222,7 @@ class SchurSystem:
         nf = len(self.pt_free_idx)
         I = len(self.img_nloc)
         if self.mode == 2:
-            hc = self._implicit.solve(lam)
+            hc = self._implicit.solve(self, lam)
             if hc is None or not np.isfinite(hc).all():
                 return None
             self.model_decrease = self._implicit.model_decrease
