@@ -80,11 +80,10 @@ def _add_block(S, mode, N, ca_list, na, cb_list, nb, blk, transpose, col_grp, co
 
 
 @njit(cache=True)
-def accumulate_cameras(r, Jc, obs_img, img_nloc, img_loc_jc, Uimg, gimg):
-    """Per image: Uimg[i] = sum_o Jc_o^T Jc_o and gimg[i] = sum_o Jc_o^T r_o over its free local columns."""
+def _accumulate_cameras_range(lo, hi, r, Jc, obs_img, img_nloc, img_loc_jc, Uimg, gimg):
     Uimg[:] = 0.0
     gimg[:] = 0.0
-    for o in range(obs_img.shape[0]):
+    for o in range(lo, hi):
         i = obs_img[o]
         n = img_nloc[i]
         for a in range(n):
@@ -95,6 +94,23 @@ def accumulate_cameras(r, Jc, obs_img, img_nloc, img_loc_jc, Uimg, gimg):
             for b in range(n):
                 jb = img_loc_jc[i, b]
                 Uimg[i, a, b] += c0 * Jc[o, 0, jb] + c1 * Jc[o, 1, jb]
+
+
+@njit(cache=True)
+def accumulate_cameras(r, Jc, obs_img, img_nloc, img_loc_jc, Uimg, gimg):
+    """Per image: Uimg[i] = sum_o Jc_o^T Jc_o and gimg[i] = sum_o Jc_o^T r_o over its free local columns."""
+    _accumulate_cameras_range(0, obs_img.shape[0], r, Jc, obs_img, img_nloc, img_loc_jc, Uimg, gimg)
+
+
+@njit(cache=True, parallel=True)
+def accumulate_cameras_parallel(r, Jc, obs_img, img_nloc, img_loc_jc, U_parts, g_parts):
+    """``accumulate_cameras`` over ``len(U_parts)`` parallel chunks of observations, chunk k into
+    its own ``U_parts[k]``, ``g_parts[k]`` (the caller adds them up)."""
+    nchunks = U_parts.shape[0]
+    m = obs_img.shape[0]
+    for k in prange(nchunks):
+        _accumulate_cameras_range(k * m // nchunks, (k + 1) * m // nchunks, r, Jc, obs_img, img_nloc, img_loc_jc,
+                                  U_parts[k], g_parts[k])
 
 
 @njit(cache=True)

@@ -187,9 +187,15 @@ class SchurSystem:
         """Accumulate U, gc, V, gp from weighted residuals and Jacobians; returns (gc, gp)."""
         self.r, self.Jc, self.Jp = r, Jc, Jp
         I = len(self.img_nloc)
-        self.Uimg = np.empty((I, self.L, self.L))
-        gimg = np.empty((I, self.L))
-        sk.accumulate_cameras(r, Jc, self.obs_img, self.img_nloc, self.img_loc_jc, self.Uimg, gimg)
+        if self.nchunks > 1:
+            U_parts = np.empty((self.nchunks, I, self.L, self.L))
+            g_parts = np.empty((self.nchunks, I, self.L))
+            sk.accumulate_cameras_parallel(r, Jc, self.obs_img, self.img_nloc, self.img_loc_jc, U_parts, g_parts)
+            self.Uimg, gimg = U_parts.sum(axis=0), g_parts.sum(axis=0)
+        else:
+            self.Uimg = np.empty((I, self.L, self.L))
+            gimg = np.empty((I, self.L))
+            sk.accumulate_cameras(r, Jc, self.obs_img, self.img_nloc, self.img_loc_jc, self.Uimg, gimg)
         valid = np.arange(self.L)[None, :] < self.img_nloc[:, None]
         cols = self.img_loc_g[valid]
         self.gc = np.bincount(cols, weights=gimg[valid], minlength=self.n)
