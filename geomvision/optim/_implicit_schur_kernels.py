@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._schur_kernels import _inv3_sym
+from ._schur_kernels import _damped_point_inverse, _observation_blocks
 
 
 @njit(cache=True)
@@ -40,39 +40,16 @@ def _prepare_range(lo, hi, lam, Jc, Jp, obs_img, img_nloc, img_loc_jc, pt_ptr, p
     gvg = 0.0
     for q in range(lo, hi):
         j = pt_free_idx[q]
-        for a in range(3):
-            for b in range(3):
-                Vd[a, b] = V[q, a, b]
-            Vd[a, a] += lam * Dp[q, a]
-        if not _inv3_sym(Vd, Vi):
+        ok, y0, y1, y2 = _damped_point_inverse(q, lam, V, Dp, gp, Vd, Vi, Vinv)
+        if not ok:
             bad += 1
-            Vi[:, :] = 0.0
-        for a in range(3):
-            for b in range(3):
-                Vinv[q, a, b] = Vi[a, b]
-        y0 = Vi[0, 0] * gp[q, 0] + Vi[0, 1] * gp[q, 1] + Vi[0, 2] * gp[q, 2]
-        y1 = Vi[1, 0] * gp[q, 0] + Vi[1, 1] * gp[q, 1] + Vi[1, 2] * gp[q, 2]
-        y2 = Vi[2, 0] * gp[q, 0] + Vi[2, 1] * gp[q, 1] + Vi[2, 2] * gp[q, 2]
         gvg += gp[q, 0] * y0 + gp[q, 1] * y1 + gp[q, 2] * y2
         for e in range(pt_ptr[j], pt_ptr[j + 1]):
             o = pt_obs[e]
             i = obs_img[o]
             n = img_nloc[i]
             E = Es[e]
-            for c in range(n):
-                jc = img_loc_jc[i, c]
-                j0 = Jc[o, 0, jc]
-                j1 = Jc[o, 1, jc]
-                e0 = Jp[o, 0, 0] * j0 + Jp[o, 1, 0] * j1
-                e1 = Jp[o, 0, 1] * j0 + Jp[o, 1, 1] * j1
-                e2 = Jp[o, 0, 2] * j0 + Jp[o, 1, 2] * j1
-                E[0, c] = e0
-                E[1, c] = e1
-                E[2, c] = e2
-                F[0, c] = Vi[0, 0] * e0 + Vi[0, 1] * e1 + Vi[0, 2] * e2
-                F[1, c] = Vi[1, 0] * e0 + Vi[1, 1] * e1 + Vi[1, 2] * e2
-                F[2, c] = Vi[2, 0] * e0 + Vi[2, 1] * e1 + Vi[2, 2] * e2
-                bimg[i, c] += e0 * y0 + e1 * y1 + e2 * y2
+            _observation_blocks(o, i, n, Jc, Jp, img_loc_jc, Vi, y0, y1, y2, E, F, bimg)
             for a in range(n):
                 for b in range(n):
                     Pimg[i, a, b] -= E[0, a] * F[0, b] + E[1, a] * F[1, b] + E[2, a] * F[2, b]

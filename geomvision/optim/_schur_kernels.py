@@ -167,6 +167,45 @@ def _inv3_sym(A, out):
 
 
 @njit(cache=True, inline="always")
+def _damped_point_inverse(q, lam, V, Dp, gp, Vd, Vi, Vinv):
+    """Vi = Vinv[q] = (V_q + lam diag(Dp_q))^-1 (zero when not positive definite); returns
+    (whether it was positive definite, y = Vi gp_q as three numbers)."""
+    for a in range(3):
+        for b in range(3):
+            Vd[a, b] = V[q, a, b]
+        Vd[a, a] += lam * Dp[q, a]
+    ok = _inv3_sym(Vd, Vi)
+    if not ok:
+        Vi[:, :] = 0.0
+    for a in range(3):
+        for b in range(3):
+            Vinv[q, a, b] = Vi[a, b]
+    y0 = Vi[0, 0] * gp[q, 0] + Vi[0, 1] * gp[q, 1] + Vi[0, 2] * gp[q, 2]
+    y1 = Vi[1, 0] * gp[q, 0] + Vi[1, 1] * gp[q, 1] + Vi[1, 2] * gp[q, 2]
+    y2 = Vi[2, 0] * gp[q, 0] + Vi[2, 1] * gp[q, 1] + Vi[2, 2] * gp[q, 2]
+    return ok, y0, y1, y2
+
+
+@njit(cache=True, inline="always")
+def _observation_blocks(o, i, n, Jc, Jp, img_loc_jc, Vi, y0, y1, y2, E, F, bimg):
+    """E = Jp_o^T Jc_o (3 x n free local columns of image i) and F = Vd^-1 E; bimg[i] += E^T y."""
+    for c in range(n):
+        jc = img_loc_jc[i, c]
+        j0 = Jc[o, 0, jc]
+        j1 = Jc[o, 1, jc]
+        e0 = Jp[o, 0, 0] * j0 + Jp[o, 1, 0] * j1
+        e1 = Jp[o, 0, 1] * j0 + Jp[o, 1, 1] * j1
+        e2 = Jp[o, 0, 2] * j0 + Jp[o, 1, 2] * j1
+        E[0, c] = e0
+        E[1, c] = e1
+        E[2, c] = e2
+        F[0, c] = Vi[0, 0] * e0 + Vi[0, 1] * e1 + Vi[0, 2] * e2
+        F[1, c] = Vi[1, 0] * e0 + Vi[1, 1] * e1 + Vi[1, 2] * e2
+        F[2, c] = Vi[2, 0] * e0 + Vi[2, 1] * e1 + Vi[2, 2] * e2
+        bimg[i, c] += e0 * y0 + e1 * y1 + e2 * y2
+
+
+@njit(cache=True, inline="always")
 def _pair_index(pair_ptr, pair_col, ia, ib):
     lo = pair_ptr[ia]
     hi = pair_ptr[ia + 1] - 1
@@ -201,19 +240,9 @@ def _schur_range(lo, hi, lam, Jc, Jp, obs_img, img_nloc, img_loc_jc, pt_ptr, pt_
     bad = 0
     for q in range(lo, hi):
         j = pt_free_idx[q]
-        for a in range(3):
-            for b in range(3):
-                Vd[a, b] = V[q, a, b]
-            Vd[a, a] += lam * Dp[q, a]
-        if not _inv3_sym(Vd, Vi):
+        ok, y0, y1, y2 = _damped_point_inverse(q, lam, V, Dp, gp, Vd, Vi, Vinv)
+        if not ok:
             bad += 1
-            Vi[:, :] = 0.0
-        for a in range(3):
-            for b in range(3):
-                Vinv[q, a, b] = Vi[a, b]
-        y0 = Vi[0, 0] * gp[q, 0] + Vi[0, 1] * gp[q, 1] + Vi[0, 2] * gp[q, 2]
-        y1 = Vi[1, 0] * gp[q, 0] + Vi[1, 1] * gp[q, 1] + Vi[1, 2] * gp[q, 2]
-        y2 = Vi[2, 0] * gp[q, 0] + Vi[2, 1] * gp[q, 1] + Vi[2, 2] * gp[q, 2]
         k = 0
         for e in range(pt_ptr[j], pt_ptr[j + 1]):
             o = pt_obs[e]
@@ -222,21 +251,7 @@ def _schur_range(lo, hi, lam, Jc, Jp, obs_img, img_nloc, img_loc_jc, pt_ptr, pt_
             if n == 0:
                 continue
             img[k] = i
-            # E = Jp^T Jc (3 x n), F = Vd^-1 E
-            for c in range(n):
-                jc = img_loc_jc[i, c]
-                j0 = Jc[o, 0, jc]
-                j1 = Jc[o, 1, jc]
-                e0 = Jp[o, 0, 0] * j0 + Jp[o, 1, 0] * j1
-                e1 = Jp[o, 0, 1] * j0 + Jp[o, 1, 1] * j1
-                e2 = Jp[o, 0, 2] * j0 + Jp[o, 1, 2] * j1
-                E[k, 0, c] = e0
-                E[k, 1, c] = e1
-                E[k, 2, c] = e2
-                F[k, 0, c] = Vi[0, 0] * e0 + Vi[0, 1] * e1 + Vi[0, 2] * e2
-                F[k, 1, c] = Vi[1, 0] * e0 + Vi[1, 1] * e1 + Vi[1, 2] * e2
-                F[k, 2, c] = Vi[2, 0] * e0 + Vi[2, 1] * e1 + Vi[2, 2] * e2
-                bimg[i, c] += e0 * y0 + e1 * y1 + e2 * y2
+            _observation_blocks(o, i, n, Jc, Jp, img_loc_jc, Vi, y0, y1, y2, E[k], F[k], bimg)
             k += 1
         for a_ in range(k):
             ia = img[a_]
