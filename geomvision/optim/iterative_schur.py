@@ -1,11 +1,11 @@
 """The reduced camera system solved by conjugate gradients without forming it (Ceres's
 ITERATIVE_SCHUR with the SCHUR_JACOBI preconditioner).
 
-``ImplicitSchur(system)`` reads the column layout of a ``SchurSystem`` and, per damping value,
-``solve(system, lam)`` returns the camera step of ``S hc = b`` from preconditioned CG, where each product S x is two
-passes over the observations (``_implicit_schur_kernels``): the cost of an iteration is O(number
-of observations) whatever the tracks' length, where forming S costs the sum over points of
-(track length)^2. The step is inexact (CG stops at ``tolerance`` relative residual), so the LM
+``ImplicitSchur(system)`` reads the column layout of a ``SchurSystem``; per damping value,
+``solve(system, lam)`` returns the camera step of ``S hc = b`` from preconditioned CG, where each
+product S x is two passes over the observations (``_implicit_schur_kernels``): the cost of an
+iteration is O(number of observations) whatever the tracks' length, where forming S costs the
+sum over points of (track length)^2. The step is inexact (CG stops at ``tolerance`` relative residual), so the LM
 gain ratio uses the model decrease of the step actually taken (``model_decrease``). The system
 is passed to each call, not kept: a reference back to it would make a cycle that holds every
 finished problem's Jacobians until Python's cyclic collector runs.
