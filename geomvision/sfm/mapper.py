@@ -218,26 +218,54 @@ class IncrementalMapper:
     def visible_counts(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per image: number of its keypoints whose track has a point of the current model, and
         a visibility-pyramid score of their spread (COLMAP: occupied cells at 3 grid levels).
-        ``images`` (K,) distinct -> counts (K,) int, scores (K,)."""
-        s = self.s
+        ``images`` (K,) distinct -> counts (K,) int, scores (K,).
+
+        Kept up to date as COLMAP does: per image, the number of visible observations in each
+        cell of the 2x2, 4x4 and 8x8 grids; each call updates them from the tracks whose point
+        came or went since the last call (all recounted when the model, the tracks or the
+        observations' pixels changed), so a call costs O(tracks + changes), not O(observations)."""
         images = np.asarray(images, dtype=np.int64)
-        slot = np.full(s.n_images, -1, np.int64)
-        slot[images] = np.arange(len(images))
-        obs = np.flatnonzero(slot[s.obs_img] >= 0)
-        trk = s.obs_track[obs]
-        obs = obs[s.point_valid[trk] & (s.point_model[trk] == self.model)]
-        k = slot[s.obs_img[obs]]
-        counts = np.bincount(k, minlength=len(images))
+        counts, cells = self._visibility()
+        counts = counts[images]
+        occupied = cells[images] > 0
         scores = np.zeros(len(images))
+        for lo, n in ((0, 2), (4, 4), (20, 8)):
+            scores += occupied[:, lo:lo + n * n].sum(axis=1) * n * n
+        return counts, scores
+
+    def _visibility_cells(self, obs: np.ndarray) -> np.ndarray:
+        """(K, 3) pyramid cell of each observation at levels 2x2, 4x4, 8x8 (codes 0-3, 4-19, 20-83)."""
+        s = self.s
         wh = s.image_sizes[s.obs_img[obs]].astype(np.float64)
         uv = s.obs_uv[obs]
-        for level in range(1, 4):
-            n = 2**level
-            cells = (np.clip((uv[:, 0] / wh[:, 0] * n).astype(np.int64), 0, n - 1) * n
-                     + np.clip((uv[:, 1] / wh[:, 1] * n).astype(np.int64), 0, n - 1))
-            occupied = np.bincount(k * (n * n) + cells, minlength=len(images) * n * n) > 0
-            scores += occupied.reshape(len(images), n * n).sum(axis=1) * n * n
-        return counts, scores
+        out = np.empty((len(obs), 3), np.int64)
+        for k, (lo, n) in enumerate(((0, 2), (4, 4), (20, 8))):
+            out[:, k] = lo + (np.clip((uv[:, 0] / wh[:, 0] * n).astype(np.int64), 0, n - 1) * n
+                              + np.clip((uv[:, 1] / wh[:, 1] * n).astype(np.int64), 0, n - 1))
+        return out
+
+    def _visibility(self) -> tuple[np.ndarray, np.ndarray]:
+        """(visible observations per image (I,), per image and pyramid cell (I, 84)), updated."""
+        s = self.s
+        visible = s.point_valid & (s.point_model == self.model)
+        key = (self.model, s.n_images, s.num_tracks, s.num_observations, s._track_edits, s._uv_edits)
+        if getattr(self, "_vis_key", None) != key:
+            obs = np.flatnonzero(visible[s.obs_track])
+            sign = np.ones(len(obs), np.int64)
+            self._vis_counts = np.zeros(s.n_images, np.int64)
+            self._vis_cells = np.zeros((s.n_images, 84), np.int64)
+        else:
+            changed = np.flatnonzero(visible != self._vis_visible)
+            obs = s.observations_of_tracks(changed)
+            sign = np.where(visible[s.obs_track[obs]], 1, -1)
+        if len(obs):
+            img = s.obs_img[obs]
+            self._vis_counts += np.bincount(img, weights=sign, minlength=s.n_images).astype(np.int64)
+            codes = (img[:, None] * 84 + self._visibility_cells(obs)).ravel()
+            self._vis_cells += np.bincount(codes, weights=np.repeat(sign, 3),
+                                           minlength=s.n_images * 84).astype(np.int64).reshape(s.n_images, 84)
+        self._vis_key, self._vis_visible = key, visible
+        return self._vis_counts, self._vis_cells
 
     def find_next_images(self) -> list[int]:
         """Unregistered images to try next, best first: those with at least

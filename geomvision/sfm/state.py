@@ -153,6 +153,7 @@ class MapperState:
         self.kp_track = [np.array(tracks.track_of[tracks.offsets[i]: tracks.offsets[i + 1]], dtype=np.int64)
                          for i in range(n_images)]
         self._track_edits = 0  # bumped when observations move between tracks (merge_tracks)
+        self._uv_edits = 0  # bumped when observations move in their image (move_observations)
         self._tracks_indexed = None
         self._index_images()
         self._sync_camera_arrays()
@@ -318,6 +319,7 @@ class MapperState:
         keypoints, ``obs_uv`` and ``obs_xy`` change together."""
         obs = np.asarray(obs, dtype=np.int64)
         uv = np.asarray(uv, dtype=np.float64).reshape(len(obs), 2)
+        self._uv_edits += 1
         self.obs_uv[obs] = uv
         img, kp = self.obs_img[obs], self.obs_kp[obs]
         for i in np.unique(img):  # per image (few), vectorised over its keypoints
