@@ -44,6 +44,7 @@ class ImplicitSchur:
         self._pad_diag = (f // k) * k * k + (f % k) * (k + 1)
         self.e_img = s.obs_img[s.pt_obs]  # image of each observation slot (point order)
         self.nloc_max = int(s.img_nloc.max()) if I else 0
+        self.Es = np.empty((len(s.pt_obs), 3, max(self.nloc_max, 1)))  # filled by each solve's prepare pass
         self.iterations = 0
         self.model_decrease = float("nan")
 
@@ -75,8 +76,6 @@ class ImplicitSchur:
         s.Vinv = np.empty((nf, 3, 3))
         b_parts = np.empty((s.nchunks, I, L))
         P_parts = np.empty((s.nchunks, I, L, L))
-        if getattr(self, "Es", None) is None or self.Es.shape[0] != len(s.pt_obs):
-            self.Es = np.empty((len(s.pt_obs), 3, max(self.nloc_max, 1)))
         kernel = ik.prepare_parallel if s.nchunks > 1 else ik.prepare
         bad, gvg = kernel(lam, s.Jc, s.Jp, s.obs_img, s.img_nloc, s.img_loc_jc, s.pt_ptr, s.pt_obs, s.pt_free_idx,
                           s.V, s.Dp, s.gp, s.Vinv, b_parts, P_parts, self.Es)

@@ -90,6 +90,11 @@ class _Timer:
         self.log.add_time(self.key, time.perf_counter() - self.t0)
 
 
+# the visibility pyramid (COLMAP): (first cell code, grid side) of the 2x2, 4x4 and 8x8 levels
+_PYRAMID = ((0, 2), (4, 4), (20, 8))
+_PYRAMID_CELLS = 84
+
+
 class IncrementalMapper:
     """The mapper's verbs over a :class:`MapperState`.
 
@@ -113,6 +118,9 @@ class IncrementalMapper:
         self.log = MapperLog()
         self.trials = np.zeros(state.n_images, dtype=np.int64)
         self.model = -1
+        # visibility counts and pyramid cells per image, and what they were counted for (_visibility)
+        self._vis_key = None
+        self._vis_visible = self._vis_counts = self._vis_cells = None
         # images connected by a verified pair
         self.num_pairs = np.zeros(state.n_images, dtype=np.int64)
         for i, j in self.geoms:
@@ -229,7 +237,7 @@ class IncrementalMapper:
         counts = counts[images]
         occupied = cells[images] > 0
         scores = np.zeros(len(images))
-        for lo, n in ((0, 2), (4, 4), (20, 8)):
+        for lo, n in _PYRAMID:
             scores += occupied[:, lo:lo + n * n].sum(axis=1) * n * n
         return counts, scores
 
@@ -239,7 +247,7 @@ class IncrementalMapper:
         wh = s.image_sizes[s.obs_img[obs]].astype(np.float64)
         uv = s.obs_uv[obs]
         out = np.empty((len(obs), 3), np.int64)
-        for k, (lo, n) in enumerate(((0, 2), (4, 4), (20, 8))):
+        for k, (lo, n) in enumerate(_PYRAMID):
             out[:, k] = lo + (np.clip((uv[:, 0] / wh[:, 0] * n).astype(np.int64), 0, n - 1) * n
                               + np.clip((uv[:, 1] / wh[:, 1] * n).astype(np.int64), 0, n - 1))
         return out
@@ -249,11 +257,11 @@ class IncrementalMapper:
         s = self.s
         visible = s.point_valid & (s.point_model == self.model)
         key = (self.model, s.n_images, s.num_tracks, s.num_observations, s._track_edits, s._uv_edits)
-        if getattr(self, "_vis_key", None) != key:
+        if self._vis_key != key:
             obs = np.flatnonzero(visible[s.obs_track])
             sign = np.ones(len(obs), np.int64)
             self._vis_counts = np.zeros(s.n_images, np.int64)
-            self._vis_cells = np.zeros((s.n_images, 84), np.int64)
+            self._vis_cells = np.zeros((s.n_images, _PYRAMID_CELLS), np.int64)
         else:
             changed = np.flatnonzero(visible != self._vis_visible)
             obs = s.observations_of_tracks(changed)
@@ -261,9 +269,9 @@ class IncrementalMapper:
         if len(obs):
             img = s.obs_img[obs]
             self._vis_counts += np.bincount(img, weights=sign, minlength=s.n_images).astype(np.int64)
-            codes = (img[:, None] * 84 + self._visibility_cells(obs)).ravel()
-            self._vis_cells += np.bincount(codes, weights=np.repeat(sign, 3),
-                                           minlength=s.n_images * 84).astype(np.int64).reshape(s.n_images, 84)
+            codes = (img[:, None] * _PYRAMID_CELLS + self._visibility_cells(obs)).ravel()
+            cells = np.bincount(codes, weights=np.repeat(sign, 3), minlength=s.n_images * _PYRAMID_CELLS)
+            self._vis_cells += cells.astype(np.int64).reshape(s.n_images, _PYRAMID_CELLS)
         self._vis_key, self._vis_visible = key, visible
         return self._vis_counts, self._vis_cells
 
