@@ -80,3 +80,26 @@ def test_random_matches_fail_with_a_reason():
     assert "inliers" in g.message or "matrix" in g.message or "behind" in g.message
     few = verify_pair(x1, x2, m[:10], sc.camera, sc.camera, calibrated=True, options=VerificationOptions(), rng=0)
     assert few.config == "failed" and "10 matches" in few.message
+
+
+def test_median_triangulation_angle_is_that_of_the_true_points():
+    """The angle between the viewing rays is the triangulation angle: exact on noise-free
+    matches (against the angles at the true points), and within noise of triangulating first."""
+    from geomvision.geometry.triangulation import triangulation_angles_deg
+    from geomvision.sfm.verification import median_triangulation_angle_deg, two_view_structure
+
+    for noise in (0.0, 0.5):
+        sc = orbit_scene(n_images=2, n_points=300, noise_px=noise, arc_deg=25.0, rng=np.random.default_rng(5))
+        x1, x2, pts, _ = sc.pair(0, 1)
+        r1, r2 = sc.camera.cam_from_img(x1), sc.camera.cam_from_img(x2)
+        rel = sc.relative_pose(0, 1)
+        true = np.median(triangulation_angles_deg(sc.X_world[pts], sc.cams_from_world, np.r_[np.zeros(len(pts), int),
+                         np.ones(len(pts), int)], np.r_[np.arange(len(pts)), np.arange(len(pts))]))
+        got = median_triangulation_angle_deg(rel, r1, r2)
+        assert 10.0 < true < 30.0
+        if noise == 0.0:
+            assert got == pytest.approx(true, abs=1e-9)
+        else:
+            assert got == pytest.approx(two_view_structure(rel, r1, r2)[0], abs=0.05)
+            assert got == pytest.approx(true, abs=0.05)
+    assert np.isnan(median_triangulation_angle_deg(rel, r1[:0], r2[:0]))
