@@ -784,12 +784,13 @@ class IncrementalMapper:
         mean /= np.where(norm > 0, norm, 1.0)
         cosang = np.einsum("ij,ij->i", v[order], np.repeat(mean, cnt, axis=0))
         max_half = np.degrees(np.arccos(np.clip(np.minimum.reduceat(cosang, start), -1, 1)))
-        narrow = trk[(max_half * 2.0 < o.filter_min_tri_angle_deg) | (cnt < 2)]
-        removed_before = int(s.point_valid[pts].sum())
-        if len(narrow):
-            s.invalidate_points(narrow)
-        s.drop_weak_points(2)
-        return removed_before - int(s.point_valid[pts].sum())
+        keep = trk[~(max_half * 2.0 < o.filter_min_tri_angle_deg) & (cnt >= 2)]
+        # only observations of these points were deactivated: the points left with fewer than 2
+        # are among them (no scan of every track)
+        drop = np.setdiff1d(pts, keep)
+        if len(drop):
+            s.invalidate_points(drop)
+        return len(drop)
 
     # --- bundle adjustment --------------------------------------------------------------------
     def _ba_config(self, cams: np.ndarray, fixed_images: np.ndarray, refine_intrinsics: bool,
