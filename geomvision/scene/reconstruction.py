@@ -237,9 +237,15 @@ class Reconstruction:
         """Per observation: (image_ids (M,), point3D_ids (M,), error in pixels (M,); inf behind)."""
         iids, pids, uv = self.observations()
         err = np.empty(len(iids))
-        xyz = np.array([self.points3D[int(p)].xyz for p in pids]).reshape(-1, 3)
-        for iid in np.unique(iids):
-            m = iids == iid
+        ids = np.fromiter(self.points3D.keys(), np.int64, len(self.points3D))
+        order = np.argsort(ids)
+        xyz_all = np.array([pt.xyz for pt in self.points3D.values()]).reshape(-1, 3)
+        xyz = xyz_all[order[np.searchsorted(ids, pids, sorter=order)]] if len(pids) else np.zeros((0, 3))
+        # per image, over its run of observations (grouped by image; one pass, not one per image)
+        by_img = np.argsort(iids, kind="stable")
+        uniq, start = np.unique(iids[by_img], return_index=True)
+        for iid, lo, hi in zip(uniq, start, np.r_[start[1:], len(iids)]):
+            m = by_img[lo:hi]
             img = self.images[int(iid)]
             proj, depth = project_points(xyz[m], self.cameras[img.camera_id], img.cam_from_world)
             e = np.linalg.norm(proj - uv[m], axis=1)
