@@ -30,7 +30,8 @@ from .._progress import Progress
 from .._validation import check_int
 from ..imageio import decode_image
 from ._threads import blas_single_threaded, cv2_single_threaded
-from .cache import ArrayCache, bytes_digest, feature_key, features_from_arrays, match_key, matches_builder
+from .cache import (ArrayCache, DescriptorStore, bytes_digest, feature_key, features_from_arrays, match_key,
+                    matches_builder)
 from .matching import _match_unit, location_groups, match_groups, pair_groups, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .sift import extract_features
@@ -60,6 +61,9 @@ class ExtractionResult:
     keys : name -> feature cache key (image content + options) of every image read.
     image_sizes : name -> (width, height) in pixels of every image with features.
     num_cached : how many feature sets came from the cache.
+    descriptor_store : with a cache, where the features' descriptors are read from (they are
+        :class:`~.types.StreamedFeatures`: at most ``DESCRIPTOR_MEMORY_BYTES`` of descriptors
+        are held at once); None: in memory.
     image_dir, timings, digest, source, has_descriptors : what an SfM project records about the
         extraction (:mod:`geomvision.sfm.stage_extract`): the folder, seconds per step, the digest
         of ``features.json``, "sift" or "imported:<file>", and whether there are real descriptors
@@ -77,6 +81,7 @@ class ExtractionResult:
     digest: str | None = None
     source: str = "sift"
     has_descriptors: bool = True
+    descriptor_store: DescriptorStore | None = None
 
 
 def default_image_names(paths: Sequence[Path]) -> list[str]:
@@ -134,8 +139,17 @@ def _extract_one(path: Path, options: FeatureOptions, cache: ArrayCache | None):
     return feats, size, key, False, None
 
 
+def _streamed(outcome, store: DescriptorStore | None):
+    """An outcome of :func:`_extract_one` whose features, once in the cache, keep their
+    descriptors there (``store``) rather than in memory."""
+    feats, size, key, from_cache, reason = outcome
+    if store is None or feats is None or not store.cache.path(key).is_file():
+        return outcome
+    return store.stream(feats, key), size, key, from_cache, reason
+
+
 def _extract_on_cluster(client, paths: list[Path], options: FeatureOptions, cache: ArrayCache | None,
-                        outcomes: list, progress: bool) -> None:
+                        store: DescriptorStore | None, outcomes: list, progress: bool) -> None:
     """Fill ``outcomes`` (as :func:`_extract_one`'s) of the images the cache lacks, on the cluster."""
     from .distributed import run_tasks
 
@@ -148,15 +162,16 @@ def _extract_on_cluster(client, paths: list[Path], options: FeatureOptions, cach
                 continue  # reported by the local pass
             hit = cache.load(key, cached_entry)
             if hit is not None:
-                outcomes[k] = (hit[0], hit[1], key, True, None)
+                outcomes[k] = _streamed((hit[0], hit[1], key, True, None), store)
         todo = [k for k in todo if outcomes[k] is None]
     with Progress(len(todo), "features (cluster)", unit="img", enabled=progress) as bar:
 
         def done(t: int, outcome) -> None:
             k = todo[t]
-            feats, size, key, _, _ = outcomes[k] = outcome
+            feats, size, key, _, _ = outcome
             if cache is not None and feats is not None:
                 cache.save(key, {**feats.to_arrays(), "image_size": np.array(size, np.int64)})
+            outcomes[k] = _streamed(outcome, store)
             bar.update()
 
         run_tasks(client, _extract_one, [(paths[k], options, None) for k in todo], done)
@@ -200,10 +215,11 @@ def extract_all(
     if dupes:
         raise ValueError(f"image names must be unique; repeated: {dupes[:5]} (pass distinct names=)")
     cache = ArrayCache(cache_dir, "features") if cache_dir is not None else None
+    store = DescriptorStore(cache) if cache is not None else None
 
     outcomes: list = [None] * len(paths)
     if client is not None:
-        _extract_on_cluster(client, paths, options, cache, outcomes, progress)
+        _extract_on_cluster(client, paths, options, cache, store, outcomes, progress)
     one_image = len(paths) == 1  # then OpenCV's own threads are the only parallelism available
     with (
         Progress(len(paths), "features", unit="img", enabled=progress) as bar,
@@ -216,12 +232,12 @@ def extract_all(
                 return
             if stopping(stop):  # Ctrl-C: images not started are skipped, the running ones finish
                 return
-            outcomes[k] = _extract_one(paths[k], options, cache)
+            outcomes[k] = _streamed(_extract_one(paths[k], options, cache), store)
             bar.update()
 
         map_threads(work, len(paths), num_threads)
 
-    result = ExtractionResult(features={}, paths=dict(zip(names, paths)))
+    result = ExtractionResult(features={}, paths=dict(zip(names, paths)), descriptor_store=store)
     for name, path, (feats, size, key, from_cache, reason) in zip(names, paths, outcomes):
         if key is not None:
             result.keys[name] = key

@@ -21,6 +21,7 @@ import os
 import threading
 import warnings
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -30,9 +31,9 @@ import numpy as np
 
 from .._atomic import atomic_write, remove_stale_temp_files
 from .options import FeatureOptions, MatchOptions
-from .types import Features
+from .types import Features, StreamedFeatures
 
-__all__ = ["ArrayCache", "CacheWarning", "bytes_digest", "feature_key", "match_key"]
+__all__ = ["ArrayCache", "CacheWarning", "DescriptorStore", "bytes_digest", "feature_key", "match_key"]
 
 FORMAT_VERSION = 1
 T = TypeVar("T")
@@ -141,3 +142,80 @@ def matches_builder(n1: int, n2: int) -> Callable[[dict[str, np.ndarray]], np.nd
         return m
 
     return build
+
+
+# descriptors held in memory at once by a DescriptorStore: all of them up to ~8,000 images of
+# 1,000 SIFT features (or ~1,000 photos of 8,000); beyond, the least recently used are read again
+DESCRIPTOR_MEMORY_BYTES = 1 << 30
+
+
+def _descriptors_of(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    return features_from_arrays(arrays).descriptors
+
+
+class DescriptorStore:
+    """Descriptors read back from a features cache, the most recently used kept in memory up to
+    ``max_bytes`` in all (thread-safe). :meth:`stream` turns Features saved under a key into
+    :class:`StreamedFeatures` that read theirs through the store, so that a set of images holds
+    O(max_bytes) of descriptors whatever its size. Picklable (a copy starts empty)."""
+
+    def __init__(self, cache: ArrayCache, max_bytes: int | None = None) -> None:
+        self.cache = cache
+        self.max_bytes = int(DESCRIPTOR_MEMORY_BYTES if max_bytes is None else max_bytes)
+        self._init_memory()
+
+    def _init_memory(self) -> None:
+        self._held: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.num_reads = 0
+
+    def __getstate__(self):
+        return {"cache": self.cache, "max_bytes": self.max_bytes}
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+        self._init_memory()
+
+    def get(self, key: str) -> np.ndarray:
+        """The descriptors of the entry ``key``; ``ValueError`` when it is gone or corrupt."""
+        with self._lock:
+            d = self._held.get(key)
+            if d is not None:
+                self._held.move_to_end(key)
+                return d
+        d = self.cache.load(key, _descriptors_of)
+        if d is None:
+            raise ValueError(f"the descriptors of features entry {key} are missing from {self.cache.folder} or "
+                             "corrupt (was the cache cleared while running?): rerun the feature extraction")
+        with self._lock:
+            self.num_reads += 1
+            self._hold(key, d)
+        return d
+
+    def _hold(self, key: str, d: np.ndarray) -> None:
+        if key not in self._held:
+            self._held[key] = d
+            self._bytes += d.nbytes
+        self._held.move_to_end(key)
+        while self._bytes > self.max_bytes and len(self._held) > 1:
+            _, old = self._held.popitem(last=False)
+            self._bytes -= old.nbytes
+
+    def stream(self, features: Features, key: str) -> StreamedFeatures:
+        """``features`` (saved in the cache under ``key``) without their descriptors in memory:
+        the store keeps these while they are among the most recently used."""
+        if not isinstance(features, StreamedFeatures):
+            with self._lock:
+                self._hold(key, features.descriptors)
+        return StreamedFeatures(features, _StoredDescriptors(self, key))
+
+
+class _StoredDescriptors:
+    """``load()`` of a StreamedFeatures: its entry's descriptors through a DescriptorStore."""
+
+    def __init__(self, store: DescriptorStore, key: str) -> None:
+        self.store, self.key = store, key
+
+    def __call__(self) -> np.ndarray:
+        return self.store.get(self.key)

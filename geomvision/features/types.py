@@ -79,3 +79,38 @@ class Features:
         if missing:
             raise ValueError(f"feature arrays lack {missing}")
         return cls(*(arrays[f] for f in _FIELDS))
+
+
+class StreamedFeatures(Features):
+    """Features whose descriptors stay where they are stored (an on-disk cache entry) and are
+    read back on each access of ``descriptors`` through ``load()``; keypoints, scales,
+    orientations and colours stay in memory (40 bytes a feature against 128 for SIFT's
+    descriptors). ``base`` gives every array (its descriptors are not kept); ``load`` is a
+    picklable callable returning them ((N, D), ``base``'s dtype). Everything else behaves as
+    :class:`Features` (``subset`` returns in-memory Features)."""
+
+    def __init__(self, base: Features, load) -> None:  # noqa: D107 (no dataclass __init__: no descriptors field)
+        self.keypoints = base.keypoints
+        self.scales = base.scales
+        self.orientations_rad = base.orientations_rad
+        self.colors = base.colors
+        self._load = load
+        self._descriptor_spec = (base.descriptors.dtype, base.descriptors.shape)
+        self._digest: str | None = None
+
+    @property
+    def descriptors(self) -> np.ndarray:
+        d = self._load()
+        if (d.dtype, d.shape) != self._descriptor_spec:
+            raise ValueError(f"the stored descriptors changed: {d.dtype}{d.shape}, expected "
+                             f"{self._descriptor_spec[0]}{self._descriptor_spec[1]} (rerun the feature extraction)")
+        return d
+
+    def __repr__(self) -> str:
+        dtype, shape = self._descriptor_spec
+        return f"StreamedFeatures(n={len(self)}, descriptors={dtype}[{shape[1]}])"
+
+    def descriptor_digest(self) -> str:
+        if self._digest is None:
+            self._digest = super().descriptor_digest()
+        return self._digest

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..features import extract_all
 from ..features.batch import ExtractionResult, cached_entry
+from ..features.cache import DescriptorStore
 from ..features.distributed import cluster_client
 from ..features.pairs import natural_sort_key
 from .options import SfmOptions, sfm_options
@@ -89,12 +90,13 @@ def load_features(project: str | os.PathLike) -> ExtractionResult:
     """
     index, digest = read_feature_index(project)
     cache = feature_cache(project)
-    ex = ExtractionResult(features={}, skipped=dict(index.skipped))
+    store = DescriptorStore(cache)  # descriptors read back when needed, not all held
+    ex = ExtractionResult(features={}, skipped=dict(index.skipped), descriptor_store=store)
     for name, path, size, key in zip(index.names, index.paths, index.sizes, index.keys, strict=True):
         feats = cache.load(key, _features_only)
         if feats is None:
             raise ValueError(f"the features of {name} are missing from {cache.folder}: rerun `geomvision extract`")
-        ex.features[name] = feats
+        ex.features[name] = store.stream(feats, key)
         ex.paths[name] = Path(path)
         ex.keys[name] = key
         ex.image_sizes[name] = tuple(size)

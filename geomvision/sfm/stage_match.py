@@ -377,6 +377,20 @@ def _imported_selection(imported: dict[tuple[str, str], np.ndarray], names: list
 PAIRS_PER_VERIFICATION_TASK = 32
 
 
+class _ImageDescriptors:
+    """``[i]`` -> the descriptors of image ``names[i]``, read when asked (streamed features keep
+    theirs in the cache)."""
+
+    def __init__(self, features: Mapping[str, Features], names: list[str]) -> None:
+        self.features, self.names = features, names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.features[self.names[i]].descriptors
+
+
 def _verify_chunk(keypoints, pair_matches, jobs, options, seed: int, progress=None, descriptors=None,
                   match_options=None) -> list[TwoViewGeometry]:
     """``verify_pair`` of each job (i, j, camera_i, camera_j, calibrated) with its matches;
@@ -483,7 +497,7 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
         t0 = time.perf_counter()
         keypoints = [ex.features[n].keypoints for n in names]
         # guided matching needs the descriptors (imported features may have none: then it is skipped)
-        descriptors = ([ex.features[n].descriptors for n in names]
+        descriptors = (_ImageDescriptors(ex.features, names)
                        if options.verification.guided_matching and ex.has_descriptors else None)
         pair_matches = [matches[p] for p in name_pairs]
         with Progress(len(name_pairs), "verification", unit="pair", enabled=progress) as bar:

@@ -214,3 +214,36 @@ def test_opencv_failure_on_one_image_is_a_skip(three_images, monkeypatch):
     with pytest.warns(FeatureWarning, match="OpenCV failed"):
         res = extract_all(three_images[:2], FAST, progress=False)
     assert list(res.skipped) == [three_images[0].name] and list(res.features) == [three_images[1].name]
+
+
+def test_cached_features_stream_their_descriptors(three_images, tmp_path, monkeypatch):
+    """With a cache, the descriptors stay in it: the store holds at most ``max_bytes`` of them
+    (the least recently used are read again), every access gives the extracted descriptors,
+    matching gives the in-memory result, and a vanished entry is a clear error."""
+    import pickle
+
+    from geomvision.features.types import StreamedFeatures
+
+    monkeypatch.setattr("geomvision.features.cache.DESCRIPTOR_MEMORY_BYTES", 1)  # one entry at a time
+    ex = extract_all(three_images, FAST, cache_dir=tmp_path, num_threads=1, progress=False)
+    mem = extract_all(three_images, FAST, progress=False)
+    names = list(ex.features)
+    assert all(type(ex.features[n]) is StreamedFeatures for n in names)
+    assert not any(isinstance(f, StreamedFeatures) for f in mem.features.values())
+    store = ex.descriptor_store
+    assert len(store._held) == 1 and store.num_reads == 0  # the last image extracted
+    for n in names * 2:
+        np.testing.assert_array_equal(ex.features[n].descriptors, mem.features[n].descriptors)
+        assert len(store._held) == 1
+    assert store.num_reads == 2 * len(names)  # each access after the first image's read it back
+    assert ex.features[names[0]].equals(mem.features[names[0]])
+    copy = pickle.loads(pickle.dumps(ex.features[names[1]]))  # a cluster task's copy reads the cache too
+    np.testing.assert_array_equal(copy.descriptors, mem.features[names[1]].descriptors)
+    pairs = [(names[i], names[j]) for i, j in exhaustive_pairs(len(names))]
+    got, want = match_all(pairs, ex.features, progress=False), match_all(pairs, mem.features, progress=False)
+    assert all(np.array_equal(got[p], want[p]) for p in pairs)
+    for e in _entries(tmp_path, "features"):
+        e.unlink()
+    gone = next(n for n in names if ex.keys[n] not in store._held)
+    with pytest.raises(ValueError, match="missing from .* rerun the feature extraction"):
+        ex.features[gone].descriptors
