@@ -170,7 +170,7 @@ class IncrementalController:
             m.triangulate_image(i)
             m.adjust_local_bundle(i)
             if len(m.model_images) >= self.opt.global_ba_growth_ratio * self._last_global_size:
-                m.adjust_global_bundle()
+                m.adjust_global_bundle(function_tolerance=self.opt.ba_growth_function_tolerance)
                 self._last_global_size = len(m.model_images)
                 m.reset_trials()  # the model changed: failed images may now work
             self._report_progress()

@@ -224,3 +224,24 @@ def test_num_threads_reaches_the_bundle_adjustments(monkeypatch, small_scene):
     assert res.reconstructions[0].num_registered_images == 6
     assert len(seen) > 3 and set(seen) == {3}
     assert SfmOptions().num_threads == (os.cpu_count() or 1)
+
+
+def test_growth_adjustments_stop_at_their_own_tolerance_and_the_final_ones_converge():
+    """``ba_growth_function_tolerance`` stops the global adjustments while the model grows (a
+    loose 1e-2 cuts their iterations); the final adjustments still converge at 1e-6, so the
+    model is as accurate."""
+    scene = orbit_scene(n_images=12, n_points=600, noise_px=0.5, rng=4)
+    scale = np.linalg.norm(np.ptp([T.inverse().t for T in scene.cams_from_world], axis=0))
+    growth_iterations, errors = [], []
+    for tol in (1e-5, 1e-2):
+        opts = MapperOptions(init_min_tri_angle_deg=8.0, ba_growth_function_tolerance=tol)
+        mapper, masks, state = _reconstruct(scene, mapper=opts)
+        assert len(masks) == 1 and masks[0].all()
+        glob = [b for b in mapper.log.bundle_adjustments if b["kind"] == "global"]
+        growth_iterations.append(sum(b["iterations"] for b in glob[1:-2]))  # after the seed's, before the final two
+        errors.append(camera_errors([state.pose(i) for i in range(scene.num_images)],
+                                    scene.cams_from_world).mean_center_error / scale)
+    assert growth_iterations[1] < growth_iterations[0]
+    assert errors[1] < 5e-3 and errors[1] == pytest.approx(errors[0], rel=0.05, abs=1e-4)
+    with pytest.raises(ValueError, match="ba_growth_function_tolerance"):
+        MapperOptions(ba_growth_function_tolerance=0.0)
