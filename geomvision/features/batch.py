@@ -41,10 +41,55 @@ __all__ = ["ExtractionResult", "FeatureWarning", "MatchResults", "default_image_
 
 
 class MatchResults(dict):
-    """``{(name1, name2): (K,2) int64 matches}`` as returned by :func:`match_all`, plus
-    ``num_cached``: how many pairs came from the cache."""
+    """``{(name1, name2): (K,2) int64 matches}`` as returned by :func:`match_all` without a
+    cache, plus ``num_cached``: how many pairs came from the cache."""
 
     num_cached: int = 0
+
+    def count(self, pair: tuple[str, str]) -> int:
+        """Number of matches of ``pair``."""
+        return len(self[pair])
+
+
+@dataclass(frozen=True)
+class _StoredMatches:
+    key: str
+    n1: int
+    n2: int
+    count: int
+
+
+class StreamedMatchResults(Mapping):
+    """:class:`MatchResults` whose arrays stay in the on-disk match cache: each access reads
+    the pair's entry back (validated against both images' feature counts), so matching a set of
+    any size holds only the pairs' counts in memory. A pair whose entry could not be written is
+    held. ``ValueError`` when an entry vanished from the cache."""
+
+    def __init__(self, cache: ArrayCache, entries: dict) -> None:
+        self.cache = cache
+        self._entries = entries  # pair -> _StoredMatches or (K,2) array
+        self.num_cached = 0
+
+    def __getitem__(self, pair: tuple[str, str]) -> np.ndarray:
+        v = self._entries[pair]
+        if not isinstance(v, _StoredMatches):
+            return v
+        m = self.cache.load(v.key, matches_builder(v.n1, v.n2))
+        if m is None:
+            raise ValueError(f"the matches of {pair} are missing from {self.cache.folder} or corrupt (was the cache "
+                             "cleared while running?): rerun the matching")
+        return m
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def count(self, pair: tuple[str, str]) -> int:
+        """Number of matches of ``pair`` (without reading them)."""
+        v = self._entries[pair]
+        return v.count if isinstance(v, _StoredMatches) else len(v)
 
 
 class FeatureWarning(UserWarning):
@@ -294,6 +339,14 @@ def _match_digest(f: Features, options: MatchOptions) -> str:
     return d
 
 
+def _stored(cache: ArrayCache, key: str, pair: tuple[str, str], features, m: np.ndarray):
+    """Save the matches ``m`` of ``pair`` under ``key``: a reference to the entry, or ``m``
+    itself when it could not be written."""
+    if not cache.save(key, {"matches": m.astype(np.int32)}):
+        return m
+    return _StoredMatches(key, len(features[pair[0]]), len(features[pair[1]]), len(m))
+
+
 def _match_on_cluster(client, pair_list, features, options, cache, keys, results, hits, progress) -> None:
     """Fill ``results`` of the pairs the cache lacks, matched on the cluster."""
     from .distributed import run_tasks
@@ -304,7 +357,7 @@ def _match_on_cluster(client, pair_list, features, options, cache, keys, results
             a, b = pair_list[k]
             hit = cache.load(keys[k], matches_builder(len(features[a]), len(features[b])))
             if hit is not None:
-                results[k], hits[k] = hit, True
+                results[k], hits[k] = _StoredMatches(keys[k], len(features[a]), len(features[b]), len(hit)), True
         todo = [k for k in todo if results[k] is None]
     if not todo:
         return
@@ -324,7 +377,7 @@ def _match_on_cluster(client, pair_list, features, options, cache, keys, results
             for k, m in zip(chunks[c], matches):
                 results[k] = m
                 if cache is not None:
-                    cache.save(keys[k], {"matches": m.astype(np.int32)})
+                    results[k] = _stored(cache, keys[k], pair_list[k], features, m)
             bar.update(len(matches))
 
         run_tasks(client, _match_chunk, args, done)
@@ -339,8 +392,9 @@ def match_all(
     num_threads: int = 2,
     progress: bool = True,
     client=None,
-) -> MatchResults:
-    """Match descriptors for each pair of image names; -> {(name1, name2): (K,2) int64 indices}.
+) -> MatchResults | StreamedMatchResults:
+    """Match descriptors for each pair of image names; -> {(name1, name2): (K,2) int64 indices}
+    (with a cache, a :class:`StreamedMatchResults` that reads each pair's matches back from it).
 
     pairs : (name1, name2) tuples, e.g. ``[(names[i], names[j]) for i, j in exhaustive_pairs(n)]``;
         repeated pairs are matched once. The result keeps the order of first appearance.
@@ -387,7 +441,7 @@ def match_all(
                 key = match_key(digests[a], digests[b], options)
                 hit = cache.load(key, matches_builder(len(features[a]), len(features[b])))
                 if hit is not None:
-                    results[k] = hit
+                    results[k] = _StoredMatches(key, len(features[a]), len(features[b]), len(hit))
                     hits[k] = True
                     bar.update()
                     return
@@ -396,12 +450,11 @@ def match_all(
                 raise ValueError(f"descriptors of {a!r} and {b!r} differ in length: {A.shape[1]} vs {B.shape[1]}")
             g = pair_groups(groups(a), groups(b), len(A), len(B)) if options.location_px > 0 else None
             m = _match_unit(A, B, options, num_threads=inner_threads, stop=stop, groups=g)
-            if cache is not None:
-                cache.save(key, {"matches": m.astype(np.int32)})
-            results[k] = m
+            results[k] = m if cache is None else _stored(cache, key, (a, b), features, m)
             bar.update()
 
         map_threads(work, len(pair_list), min(num_threads if ok else 1, max(1, len(pair_list))))
-    out = MatchResults(zip(pair_list, results))
+    out = MatchResults(zip(pair_list, results)) if cache is None else StreamedMatchResults(cache, dict(zip(pair_list,
+                                                                                                           results)))
     out.num_cached = sum(hits)
     return out

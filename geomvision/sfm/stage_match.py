@@ -25,7 +25,7 @@ import numpy as np
 
 from .._progress import Progress
 from ..features import Features, exhaustive_pairs, match_all, sequential_pairs, union_pairs
-from ..features.batch import ExtractionResult
+from ..features.batch import ExtractionResult, MatchResults
 from ..features.distributed import cluster_client
 from ..features.pairs import is_numbered_sequence, spatial_pairs
 from ..features.retrieval import top_similar_pairs, train_vocabulary, vlad_descriptors
@@ -269,7 +269,7 @@ def _check_known_K(cameras, img_cam, sources, names, ex, matches, options: SfmOp
         if sources[c] != "K":
             continue
         pairs = [(a, b) for a, b in matches if img_cam[index[a]] == c and img_cam[index[b]] == c]
-        pairs.sort(key=lambda p: -len(matches[p]))
+        pairs.sort(key=lambda p: -matches.count(p))
         estimates = []
         tried = 0
         for a, b in pairs[:K_CHECK_MAX_PAIRS]:
@@ -365,7 +365,7 @@ def _imported_selection(imported: dict[tuple[str, str], np.ndarray], names: list
     unknown = sorted({n for pair in imported for n in pair if n not in index})
     if unknown:
         raise ValueError(f"imported matches name images without features: {unknown[:5]}; import their features too")
-    matches = {}
+    matches = MatchResults()
     for (a, b), m in imported.items():
         if index[a] > index[b]:
             a, b, m = b, a, m[:, ::-1]
@@ -377,18 +377,23 @@ def _imported_selection(imported: dict[tuple[str, str], np.ndarray], names: list
 PAIRS_PER_VERIFICATION_TASK = 32
 
 
-class _ImageDescriptors:
-    """``[i]`` -> the descriptors of image ``names[i]``, read when asked (streamed features keep
-    theirs in the cache)."""
+class _ReadWhenAsked:
+    """``[k]`` -> ``get(k)`` for k < n: per image or pair, what streamed features and matches
+    keep in the cache, read when a verification asks (not all held at once)."""
 
-    def __init__(self, features: Mapping[str, Features], names: list[str]) -> None:
-        self.features, self.names = features, names
+    def __init__(self, get, n: int) -> None:
+        self.get, self.n = get, n
 
     def __len__(self) -> int:
-        return len(self.names)
+        return self.n
 
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.features[self.names[i]].descriptors
+    def __getitem__(self, k: int):
+        if not 0 <= k < self.n:
+            raise IndexError(k)
+        return self.get(k)
+
+    def __iter__(self):
+        return (self.get(k) for k in range(self.n))
 
 
 def _verify_chunk(keypoints, pair_matches, jobs, options, seed: int, progress=None, descriptors=None,
@@ -497,9 +502,9 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
         t0 = time.perf_counter()
         keypoints = [ex.features[n].keypoints for n in names]
         # guided matching needs the descriptors (imported features may have none: then it is skipped)
-        descriptors = (_ImageDescriptors(ex.features, names)
+        descriptors = (_ReadWhenAsked(lambda i: ex.features[names[i]].descriptors, len(names))
                        if options.verification.guided_matching and ex.has_descriptors else None)
-        pair_matches = [matches[p] for p in name_pairs]
+        pair_matches = _ReadWhenAsked(lambda k: matches[name_pairs[k]], len(name_pairs))
         with Progress(len(name_pairs), "verification", unit="pair", enabled=progress) as bar:
             if client is None:
                 found = _verify_chunk(keypoints, pair_matches, jobs, options.verification, options.seed, bar.update,

@@ -247,3 +247,28 @@ def test_cached_features_stream_their_descriptors(three_images, tmp_path, monkey
     gone = next(n for n in names if ex.keys[n] not in store._held)
     with pytest.raises(ValueError, match="missing from .* rerun the feature extraction"):
         ex.features[gone].descriptors
+
+
+def test_cached_matches_are_read_back_per_pair(three_features, tmp_path):
+    """With a cache, match_all keeps only each pair's count: every access reads its entry back
+    (equal to the in-memory result), counts need no read, and a vanished entry is a clear error."""
+    from geomvision.features.batch import MatchResults, StreamedMatchResults
+
+    names = list(three_features)
+    pairs = [(names[i], names[j]) for i, j in exhaustive_pairs(len(names))]
+    mem = match_all(pairs, three_features, progress=False)
+    got = match_all(pairs, three_features, cache_dir=tmp_path, progress=False)
+    assert type(mem) is MatchResults and type(got) is StreamedMatchResults
+    assert all(isinstance(v, type(got._entries[pairs[0]])) and not isinstance(v, np.ndarray)
+               for v in got._entries.values())  # nothing held
+    assert list(got) == pairs and len(got) == 3
+    for p in pairs:
+        np.testing.assert_array_equal(got[p], mem[p])
+        assert got[p].dtype == np.int64 and got.count(p) == mem.count(p) == len(mem[p])
+    again = match_all(pairs, three_features, cache_dir=tmp_path, progress=False)
+    assert again.num_cached == 3 and all(np.array_equal(again[p], mem[p]) for p in pairs)
+    for e in _entries(tmp_path, "matches"):
+        e.unlink()
+    assert got.count(pairs[0]) == len(mem[pairs[0]])
+    with pytest.raises(ValueError, match="missing from .* rerun the matching"):
+        got[pairs[0]]
