@@ -53,10 +53,17 @@ class MatchResults(dict):
 
 @dataclass(frozen=True)
 class _StoredMatches:
+    """Where a pair's matches are in the cache: the entry's key, both images' feature counts
+    (what validates it when read back) and the number of matches."""
+
     key: str
     n1: int
     n2: int
     count: int
+
+    @classmethod
+    def of(cls, key: str, pair: tuple[str, str], features, m: np.ndarray) -> _StoredMatches:
+        return cls(key, len(features[pair[0]]), len(features[pair[1]]), len(m))
 
 
 class StreamedMatchResults(Mapping):
@@ -344,7 +351,7 @@ def _stored(cache: ArrayCache, key: str, pair: tuple[str, str], features, m: np.
     itself when it could not be written."""
     if not cache.save(key, {"matches": m.astype(np.int32)}):
         return m
-    return _StoredMatches(key, len(features[pair[0]]), len(features[pair[1]]), len(m))
+    return _StoredMatches.of(key, pair, features, m)
 
 
 def _match_on_cluster(client, pair_list, features, options, cache, keys, results, hits, progress) -> None:
@@ -357,7 +364,7 @@ def _match_on_cluster(client, pair_list, features, options, cache, keys, results
             a, b = pair_list[k]
             hit = cache.load(keys[k], matches_builder(len(features[a]), len(features[b])))
             if hit is not None:
-                results[k], hits[k] = _StoredMatches(keys[k], len(features[a]), len(features[b]), len(hit)), True
+                results[k], hits[k] = _StoredMatches.of(keys[k], (a, b), features, hit), True
         todo = [k for k in todo if results[k] is None]
     if not todo:
         return
@@ -375,9 +382,7 @@ def _match_on_cluster(client, pair_list, features, options, cache, keys, results
 
         def done(c: int, matches: list[np.ndarray]) -> None:
             for k, m in zip(chunks[c], matches):
-                results[k] = m
-                if cache is not None:
-                    results[k] = _stored(cache, keys[k], pair_list[k], features, m)
+                results[k] = m if cache is None else _stored(cache, keys[k], pair_list[k], features, m)
             bar.update(len(matches))
 
         run_tasks(client, _match_chunk, args, done)
@@ -441,7 +446,7 @@ def match_all(
                 key = match_key(digests[a], digests[b], options)
                 hit = cache.load(key, matches_builder(len(features[a]), len(features[b])))
                 if hit is not None:
-                    results[k] = _StoredMatches(key, len(features[a]), len(features[b]), len(hit))
+                    results[k] = _StoredMatches.of(key, (a, b), features, hit)
                     hits[k] = True
                     bar.update()
                     return
@@ -454,7 +459,7 @@ def match_all(
             bar.update()
 
         map_threads(work, len(pair_list), min(num_threads if ok else 1, max(1, len(pair_list))))
-    out = MatchResults(zip(pair_list, results)) if cache is None else StreamedMatchResults(cache, dict(zip(pair_list,
-                                                                                                           results)))
+    entries = dict(zip(pair_list, results))
+    out = MatchResults(entries) if cache is None else StreamedMatchResults(cache, entries)
     out.num_cached = sum(hits)
     return out

@@ -89,7 +89,7 @@ class StreamedFeatures(Features):
     picklable callable returning them ((N, D), ``base``'s dtype). Everything else behaves as
     :class:`Features` (``subset`` returns in-memory Features)."""
 
-    def __init__(self, base: Features, load) -> None:  # noqa: D107 (no dataclass __init__: no descriptors field)
+    def __init__(self, base: Features, load) -> None:  # not the dataclass's: descriptors is a property here
         self.keypoints = base.keypoints
         self.scales = base.scales
         self.orientations_rad = base.orientations_rad
