@@ -31,11 +31,11 @@ from .._validation import check_int
 from ..imageio import decode_image
 from ._threads import blas_single_threaded, cv2_single_threaded
 from .cache import (ArrayCache, DescriptorStore, bytes_digest, feature_key, features_from_arrays, match_key,
-                    matches_builder)
+                    matches_builder, stored_entry)
 from .matching import _match_unit, location_groups, match_groups, pair_groups, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .sift import extract_features
-from .types import Features
+from .types import Features, StreamedFeatures
 
 __all__ = ["ExtractionResult", "FeatureWarning", "MatchResults", "default_image_names", "extract_all", "match_all"]
 
@@ -327,10 +327,14 @@ PAIRS_PER_TASK = 64
 
 def _match_chunk(descriptors: dict[str, tuple[np.ndarray, np.ndarray]], pairs: list[tuple[str, str]],
                  options: MatchOptions) -> list[np.ndarray]:
-    """The matches of ``pairs`` from (unit descriptors, keypoints) by image name (a cluster task)."""
+    """The matches of ``pairs`` from (unit descriptors, keypoints) by image name (a cluster task);
+    in place of the unit descriptors, an image may give the StreamedFeatures whose descriptors
+    this worker reads from the shared cache."""
+    units = {n: (unit_descriptors(d.descriptors, f"features[{n!r}].descriptors") if isinstance(d, StreamedFeatures)
+                 else d, k) for n, (d, k) in descriptors.items()}
     out = []
     for a, b in pairs:
-        (A, ka), (B, kb) = descriptors[a], descriptors[b]
+        (A, ka), (B, kb) = units[a], units[b]
         if len(A) and len(B) and A.shape[1] != B.shape[1]:
             raise ValueError(f"descriptors of {a!r} and {b!r} differ in length: {A.shape[1]} vs {B.shape[1]}")
         out.append(_match_unit(A, B, options, groups=match_groups(ka, kb, len(A), len(B), options)))
@@ -354,6 +358,16 @@ def _stored(cache: ArrayCache, key: str, pair: tuple[str, str], features, m: np.
     return _StoredMatches.of(key, pair, features, m)
 
 
+def _workers_read_cache(client, features: list[Features]) -> bool:
+    """True when every features object is streamed from a cache entry that every worker of
+    ``client`` can open (a cache on a shared path, or workers on this machine)."""
+    entries = [stored_entry(f) for f in features]
+    if not entries or any(e is None for e in entries):
+        return False
+    found = client.run(os.path.isfile, os.fspath(entries[0]))
+    return bool(found) and all(found.values())
+
+
 def _match_on_cluster(client, pair_list, features, options, cache, keys, results, hits, progress) -> None:
     """Fill ``results`` of the pairs the cache lacks, matched on the cluster."""
     from .distributed import run_tasks
@@ -369,10 +383,15 @@ def _match_on_cluster(client, pair_list, features, options, cache, keys, results
     if not todo:
         return
     names = sorted({n for k in todo for n in pair_list[k]})
-    # a list, not a dict: the data get content-derived keys, never another run's under the same name
-    units = [(unit_descriptors(features[n].descriptors, f"features[{n!r}].descriptors"), features[n].keypoints)
-             for n in names]
-    scattered = dict(zip(names, client.scatter(units)))
+    if _workers_read_cache(client, [features[n] for n in names]):
+        # each task reads its images' descriptors from the shared cache: the client holds and
+        # sends none (their unit float32 form is 4x the cached bytes)
+        scattered = {n: (features[n], features[n].keypoints) for n in names}
+    else:
+        # a list, not a dict: the data get content-derived keys, never another run's under the same name
+        units = [(unit_descriptors(features[n].descriptors, f"features[{n!r}].descriptors"), features[n].keypoints)
+                 for n in names]
+        scattered = dict(zip(names, client.scatter(units)))
     chunks = [todo[c:c + PAIRS_PER_TASK] for c in range(0, len(todo), PAIRS_PER_TASK)]
     args = []
     for chunk in chunks:

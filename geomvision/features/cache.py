@@ -219,3 +219,10 @@ class _StoredDescriptors:
 
     def __call__(self) -> np.ndarray:
         return self.store.get(self.key)
+
+
+def stored_entry(features: Features) -> Path | None:
+    """The cache file that streamed ``features`` read their descriptors from (None when they are
+    held in memory or come from elsewhere)."""
+    load = getattr(features, "_load", None) if isinstance(features, StreamedFeatures) else None
+    return load.store.cache.path(load.key) if isinstance(load, _StoredDescriptors) else None

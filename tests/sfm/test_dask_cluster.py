@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from geomvision.features import exhaustive_pairs  # noqa: E402
+from geomvision.features import batch, exhaustive_pairs  # noqa: E402
 from geomvision.features.batch import extract_all, match_all  # noqa: E402
 from geomvision.features.distributed import dask_client, run_tasks  # noqa: E402
 from geomvision.sfm import CameraOptions, SfmOptions, run_sfm  # noqa: E402
@@ -31,6 +31,9 @@ def test_cluster_extraction_and_matching_equal_the_local_run(client, small_scene
         np.testing.assert_array_equal(ex.features[n].descriptors, f.descriptors)
     names = list(ex.features)
     pairs = [(names[i], names[j]) for i, j in exhaustive_pairs(len(names))]
+    # the workers read the descriptors from the cache (on this machine): the client sends none
+    assert batch._workers_read_cache(client, list(ex.features.values()))
+    assert not batch._workers_read_cache(client, list(local.features.values()))  # in memory: scattered
     m = match_all(pairs, ex.features, cache_dir=tmp_path, client=client, progress=False)
     m_local = match_all(pairs, local.features, progress=False)
     assert sum(len(v) for v in m.values()) > 1000
@@ -40,6 +43,21 @@ def test_cluster_extraction_and_matching_equal_the_local_run(client, small_scene
     again = extract_all(paths, cache_dir=tmp_path, client=client, progress=False)
     assert again.num_cached == len(paths)
     assert match_all(pairs, ex.features, cache_dir=tmp_path, client=client, progress=False).num_cached == len(pairs)
+
+
+def test_a_cache_the_workers_cannot_read_is_sent_to_them(client, small_scene, tmp_path, monkeypatch):
+    """Streamed features whose cache is not on the workers' file system: the client reads the
+    descriptors and scatters them, with the same matches."""
+    paths = sorted((small_scene / "images").iterdir())[:3]
+    ex = extract_all(paths, cache_dir=tmp_path / "a", progress=False)
+    names = list(ex.features)
+    pairs = [(names[i], names[j]) for i, j in exhaustive_pairs(len(names))]
+    want = match_all(pairs, ex.features, progress=False)
+    monkeypatch.setattr(batch, "stored_entry", lambda f: tmp_path / "elsewhere" / "entry.npz")
+    assert not batch._workers_read_cache(client, list(ex.features.values()))
+    got = match_all(pairs, ex.features, cache_dir=tmp_path / "b", client=client, progress=False)
+    for p in pairs:
+        np.testing.assert_array_equal(got[p], want[p])
 
 
 def test_run_sfm_on_workers_gives_the_local_model(small_scene, tmp_path, monkeypatch):
