@@ -96,7 +96,12 @@ def _detect_describe_at(gray: np.ndarray, options: FeatureOptions, contrast_thre
                     if options.affine_max_tilt > 1 else make(n_max))
         kps, desc = detector.detectAndCompute(gray, None)
         pts, size, angle, response = _keypoint_arrays(kps)
-        order = _strongest_first(pts, size, angle, response)[:n_max]
+        # the affine simulation maps some keypoints of its warped views back to just outside the
+        # image (up to ~2 px): no pixel was seen there, and the cache refuses such entries
+        h, w = gray.shape
+        inside = (pts[:, 0] >= -0.5) & (pts[:, 1] >= -0.5) & (pts[:, 0] <= w - 0.5) & (pts[:, 1] <= h - 0.5)
+        order = _strongest_first(pts, size, angle, response)
+        order = order[inside[order]][:n_max]
         desc = np.zeros((0, 128), np.float32) if desc is None else desc
         return pts[order], size[order], angle[order], desc[order]
     # Upright: one feature per location and scale (SIFT repeats a keypoint for each dominant
