@@ -98,6 +98,19 @@ class StreamedMatchResults(Mapping):
         v = self._entries[pair]
         return v.count if isinstance(v, _StoredMatches) else len(v)
 
+    def reader(self, pair: tuple[str, str]):
+        """A picklable callable giving ``self[pair]`` (what a cluster task that can open the
+        cache is sent instead of the array), or the array itself when it is held."""
+        v = self._entries[pair]
+        if not isinstance(v, _StoredMatches):
+            return v
+        return functools.partial(StreamedMatchResults(self.cache, {pair: v}).__getitem__, pair)
+
+    def stored_path(self):
+        """A cache file of these matches (None when every pair is held): what workers are probed with."""
+        v = next((v for v in self._entries.values() if isinstance(v, _StoredMatches)), None)
+        return None if v is None else self.cache.path(v.key)
+
 
 class FeatureWarning(UserWarning):
     """An input image was skipped (unreadable, not an image, corrupt)."""
@@ -361,11 +374,10 @@ def _stored(cache: ArrayCache, key: str, pair: tuple[str, str], features, m: np.
 def _workers_read_cache(client, features: list[Features]) -> bool:
     """True when every features object is streamed from a cache entry that every worker of
     ``client`` can open (a cache on a shared path, or workers on this machine)."""
+    from .distributed import workers_see
+
     entries = [stored_entry(f) for f in features]
-    if not entries or any(e is None for e in entries):
-        return False
-    found = client.run(os.path.isfile, os.fspath(entries[0]))
-    return bool(found) and all(found.values())
+    return bool(entries) and all(e is not None for e in entries) and workers_see(client, entries[0])
 
 
 def _match_on_cluster(client, pair_list, features, options, cache, keys, results, hits, progress) -> None:

@@ -12,6 +12,7 @@ another worker by the scheduler; one that raises is retried ``TASK_RETRIES`` tim
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["cluster_client", "dask_client", "run_tasks"]
@@ -60,3 +61,10 @@ def run_tasks(client, fn: Callable, args: Sequence, on_done: Callable[[int, obje
             on_done(index[fut.key], fut.result())
     finally:
         client.cancel(futures)
+
+
+def workers_see(client, path: str | os.PathLike) -> bool:
+    """True when every worker of ``client`` can open the file ``path`` (a cache on a shared
+    path, or workers on this machine): then tasks may read the cache instead of being sent data."""
+    found = client.run(os.path.isfile, os.fspath(path))
+    return bool(found) and all(found.values())

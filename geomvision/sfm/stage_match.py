@@ -25,8 +25,8 @@ import numpy as np
 
 from .._progress import Progress
 from ..features import Features, exhaustive_pairs, match_all, sequential_pairs, union_pairs
-from ..features.batch import ExtractionResult, MatchResults
-from ..features.distributed import cluster_client
+from ..features.batch import ExtractionResult, MatchResults, StreamedMatchResults
+from ..features.distributed import cluster_client, workers_see
 from ..features.pairs import is_numbered_sequence, spatial_pairs
 from ..features.retrieval import top_similar_pairs, train_vocabulary, vlad_descriptors
 from ..geometry.camera import Camera
@@ -403,6 +403,7 @@ def _verify_chunk(keypoints, pair_matches, jobs, options, seed: int, progress=No
     or a dict of the chunk's images on a worker)."""
     out = []
     for (i, j, cam_i, cam_j, calibrated), m in zip(jobs, pair_matches):
+        m = m() if callable(m) else m  # a cluster task may read the pair's matches from the cache itself
         desc = None if descriptors is None else (descriptors[i], descriptors[j])
         out.append(verify_pair(keypoints[i], keypoints[j], m, cam_i, cam_j, calibrated=calibrated, options=options,
                                rng=np.random.default_rng([seed, 0, i, j]), descriptors=desc,
@@ -510,6 +511,9 @@ def match_and_verify(project: str | os.PathLike | None = None, options: SfmOptio
                 found = _verify_chunk(keypoints, pair_matches, jobs, options.verification, options.seed, bar.update,
                                       descriptors, options.matching)
             else:
+                path = matches.stored_path() if isinstance(matches, StreamedMatchResults) else None
+                if path is not None and workers_see(client, path):  # the tasks read the matches themselves
+                    pair_matches = _ReadWhenAsked(lambda k: matches.reader(name_pairs[k]), len(name_pairs))
                 found = _verify_on_cluster(client, keypoints, pair_matches, jobs, options, bar.update, descriptors)
         geoms: dict[tuple[int, int], TwoViewGeometry] = {(job[0], job[1]): g for job, g in zip(jobs, found)}
         timings["verification"] = time.perf_counter() - t0

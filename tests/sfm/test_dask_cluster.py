@@ -11,7 +11,7 @@ pytest.importorskip("distributed")
 
 from geomvision.features import batch, exhaustive_pairs  # noqa: E402
 from geomvision.features.batch import extract_all, match_all  # noqa: E402
-from geomvision.features.distributed import dask_client, run_tasks  # noqa: E402
+from geomvision.features.distributed import dask_client, run_tasks, workers_see  # noqa: E402
 from geomvision.sfm import CameraOptions, SfmOptions, run_sfm  # noqa: E402
 
 
@@ -39,6 +39,10 @@ def test_cluster_extraction_and_matching_equal_the_local_run(client, small_scene
     assert sum(len(v) for v in m.values()) > 1000
     for p in pairs:
         np.testing.assert_array_equal(m[p], m_local[p])
+    # verification tasks may read each pair's matches from the cache too: what they are sent
+    assert workers_see(client, m.stored_path())
+    on_worker = client.submit(lambda read: read(), m.reader(pairs[0]), pure=False).result()
+    np.testing.assert_array_equal(on_worker, m_local[pairs[0]])
     # the client filled the cache: a rerun sends no task and reads everything back
     again = extract_all(paths, cache_dir=tmp_path, client=client, progress=False)
     assert again.num_cached == len(paths)
