@@ -35,7 +35,7 @@ from .cache import (ArrayCache, DescriptorStore, bytes_digest, feature_key, feat
 from .matching import _match_unit, location_groups, match_groups, pair_groups, unit_descriptors
 from .options import FeatureOptions, MatchOptions
 from .sift import extract_features
-from .types import Features, StreamedFeatures
+from .types import Features
 
 __all__ = ["ExtractionResult", "FeatureWarning", "MatchResults", "default_image_names", "extract_all", "match_all"]
 
@@ -341,10 +341,10 @@ PAIRS_PER_TASK = 64
 def _match_chunk(descriptors: dict[str, tuple[np.ndarray, np.ndarray]], pairs: list[tuple[str, str]],
                  options: MatchOptions) -> list[np.ndarray]:
     """The matches of ``pairs`` from (unit descriptors, keypoints) by image name (a cluster task);
-    in place of the unit descriptors, an image may give the StreamedFeatures whose descriptors
-    this worker reads from the shared cache."""
-    units = {n: (unit_descriptors(d.descriptors, f"features[{n!r}].descriptors") if isinstance(d, StreamedFeatures)
-                 else d, k) for n, (d, k) in descriptors.items()}
+    in place of the unit descriptors, an image may give the loader of its descriptors in the
+    shared cache, which this worker calls."""
+    units = {n: (unit_descriptors(d(), f"features[{n!r}].descriptors") if callable(d) else d, k)
+             for n, (d, k) in descriptors.items()}
     out = []
     for a, b in pairs:
         (A, ka), (B, kb) = units[a], units[b]
@@ -397,13 +397,14 @@ def _match_on_cluster(client, pair_list, features, options, cache, keys, results
     names = sorted({n for k in todo for n in pair_list[k]})
     if _workers_read_cache(client, [features[n] for n in names]):
         # each task reads its images' descriptors from the shared cache: the client holds and
-        # sends none (their unit float32 form is 4x the cached bytes)
-        scattered = {n: (features[n], features[n].keypoints) for n in names}
+        # sends none (their unit float32 form is 4x the cached bytes), only the loaders
+        units = [(features[n]._load, features[n].keypoints) for n in names]
     else:
-        # a list, not a dict: the data get content-derived keys, never another run's under the same name
         units = [(unit_descriptors(features[n].descriptors, f"features[{n!r}].descriptors"), features[n].keypoints)
                  for n in names]
-        scattered = dict(zip(names, client.scatter(units)))
+    # sent once per image; a list, not a dict: the data get content-derived keys, never another
+    # run's under the same name
+    scattered = dict(zip(names, client.scatter(units)))
     chunks = [todo[c:c + PAIRS_PER_TASK] for c in range(0, len(todo), PAIRS_PER_TASK)]
     args = []
     for chunk in chunks:
