@@ -66,6 +66,15 @@ class _StoredMatches:
         return cls(key, len(features[pair[0]]), len(features[pair[1]]), len(m))
 
 
+def _read_stored(cache: ArrayCache, stored: _StoredMatches, pair: tuple[str, str]) -> np.ndarray:
+    """The matches of ``pair`` read back from ``cache`` (validated); ``ValueError`` when gone."""
+    m = cache.load(stored.key, matches_builder(stored.n1, stored.n2))
+    if m is None:
+        raise ValueError(f"the matches of {pair} are missing from {cache.folder} or corrupt (was the cache "
+                         "cleared while running?): rerun the matching")
+    return m
+
+
 class StreamedMatchResults(Mapping):
     """:class:`MatchResults` whose arrays stay in the on-disk match cache: each access reads
     the pair's entry back (validated against both images' feature counts), so matching a set of
@@ -79,13 +88,7 @@ class StreamedMatchResults(Mapping):
 
     def __getitem__(self, pair: tuple[str, str]) -> np.ndarray:
         v = self._entries[pair]
-        if not isinstance(v, _StoredMatches):
-            return v
-        m = self.cache.load(v.key, matches_builder(v.n1, v.n2))
-        if m is None:
-            raise ValueError(f"the matches of {pair} are missing from {self.cache.folder} or corrupt (was the cache "
-                             "cleared while running?): rerun the matching")
-        return m
+        return _read_stored(self.cache, v, pair) if isinstance(v, _StoredMatches) else v
 
     def __iter__(self):
         return iter(self._entries)
@@ -102,9 +105,7 @@ class StreamedMatchResults(Mapping):
         """A picklable callable giving ``self[pair]`` (what a cluster task that can open the
         cache is sent instead of the array), or the array itself when it is held."""
         v = self._entries[pair]
-        if not isinstance(v, _StoredMatches):
-            return v
-        return functools.partial(StreamedMatchResults(self.cache, {pair: v}).__getitem__, pair)
+        return functools.partial(_read_stored, self.cache, v, pair) if isinstance(v, _StoredMatches) else v
 
     def stored_path(self):
         """A cache file of these matches (None when every pair is held): what workers are probed with."""

@@ -92,7 +92,7 @@ class _Timer:
 
 # the visibility pyramid (COLMAP): (first cell code, grid side) of the 2x2, 4x4 and 8x8 levels
 _PYRAMID = ((0, 2), (4, 4), (20, 8))
-_PYRAMID_CELLS = 84
+_PYRAMID_CELLS = sum(n * n for _, n in _PYRAMID)  # 84
 
 
 class IncrementalMapper:
