@@ -176,9 +176,10 @@ def match_descriptors(desc1, desc2, options: MatchOptions | None = None, *, num_
 
     With both images' keypoints (N1,2), (N2,2) and ``options.same_location_px`` > 0, descriptions
     of one location (:func:`location_groups`, strongest first) are not each other's rivals: the
-    ratio test compares the nearest neighbour with the nearest at another location, and the
-    mutual check accepts i when j's nearest neighbour is i or another description of i's location
-    (the pair kept is j's nearest).
+    ratio test compares the nearest neighbour with the nearest at another location, the
+    mutual check accepts i when j's nearest neighbour is i or another description of i's location,
+    and a match is reported between the two locations' heads (their strongest descriptions), one
+    per location, so that every match of a location names the same keypoint.
     """
     num_threads = check_int(num_threads, "num_threads", minimum=1)
     options = MatchOptions() if options is None else options
@@ -228,9 +229,19 @@ def _match_unit(A: np.ndarray, B: np.ndarray, options: MatchOptions, num_threads
         else:  # i or another description of its location; the pair kept is j's nearest, once
             keep = (groups[0][back] == groups[0][i]) & col_ok[j]
         i, j = back[keep], j[keep]
-        if groups is not None:  # each keypoint in one pair: the first of each j, then of each i
-            j, first = np.unique(j, return_index=True)
-            i = i[first]
-            i, first = np.unique(i, return_index=True)
-            j = j[first]
+    if groups is not None:
+        i, j = _one_pair_per_location(i, j, groups)
     return np.column_stack([i.astype(np.int64), j]).reshape(-1, 2)
+
+
+def _one_pair_per_location(i: np.ndarray, j: np.ndarray, groups: tuple[np.ndarray, np.ndarray]
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Matches (i, j) reported as the heads of their locations, at most one pair per location on
+    each side (the strongest description's first): every pair an image's location takes part in
+    then names the same keypoint, so tracks through it join (ASIFT describes a location ~3 times,
+    and otherwise one image's matches to two others often name two descriptions of one point)."""
+    i, j = groups[0][i], groups[1][j]
+    j, first = np.unique(j, return_index=True)
+    i = i[first]
+    i, first = np.unique(i, return_index=True)
+    return i, j[first]

@@ -234,8 +234,14 @@ def test_affine_simulation_matches_what_plain_sift_cannot(shared_data):
     grouped = match_descriptors(fa.descriptors, fb.descriptors, MatchOptions(same_location_px=1.5),
                                 keypoints1=fa.keypoints, keypoints2=fb.keypoints)
     inliers["grouped"] = verified(fa, fb, grouped)
-    # measured: 0 (14 matches) with SIFT, 34 with ASIFT, 72 with the grouped ratio test
-    assert inliers[0] < 15 and inliers[4] >= 30 and inliers["grouped"] >= 2 * inliers[4]
+    # measured: 0 (14 matches) with SIFT, 34 with ASIFT, 50 locations with the grouped ratio test
+    # (72 when a location's descriptions were counted apart, before matches named their heads)
+    assert inliers[0] < 15 and inliers[4] >= 30 and inliers["grouped"] >= 1.4 * inliers[4]
+    from geomvision.features.matching import location_groups
+
+    for k, f in enumerate((fa, fb)):  # each match names its location's head
+        heads = location_groups(f.keypoints, 1.5)
+        assert np.array_equal(heads[grouped[:, k]], grouped[:, k])
     with pytest.raises(ValueError, match="upright"):
         FeatureOptions(affine_max_tilt=4, upright=True)
     assert FeatureOptions(affine_max_tilt=0).fingerprint() == FeatureOptions().fingerprint()
