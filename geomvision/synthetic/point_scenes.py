@@ -136,15 +136,25 @@ def orbit_scene(
     noise_px: float = 0.0,
     outlier_ratio: float = 0.0,
     camera: Camera | None = None,
+    points: str = "cube",
     rng: RngLike = None,
 ) -> SyntheticScene:
-    """Points in a 2x2x2 cube at the origin; cameras on a circular arc of ``arc_deg`` degrees of
-    ``radius`` at ``height`` above the cube centre, each looking at the origin (z up)."""
+    """Cameras on a circular arc of ``arc_deg`` degrees of ``radius`` at ``height`` above the
+    origin, each looking at the origin (z up). ``points``: "cube", points filling a 2x2x2 cube
+    at the origin; "terrain", points on a smooth surface z = 0.3 sin(2x) cos(1.5y) - 0.5 over
+    the square |x|, |y| <= 2 (neighbouring pixels see neighbouring depths, as on real surfaces;
+    occlusion is not modelled: keep ``height`` well above the surface)."""
     n_images = check_int(n_images, "n_images", minimum=1)
     n_points = check_int(n_points, "n_points", minimum=1)
     radius = check_positive(radius, "radius")
     gen = as_rng(rng)
-    X = gen.uniform(-1.0, 1.0, size=(n_points, 3))
+    if points == "cube":
+        X = gen.uniform(-1.0, 1.0, size=(n_points, 3))
+    elif points == "terrain":
+        xy = gen.uniform(-2.0, 2.0, size=(n_points, 2))
+        X = np.column_stack([xy, 0.3 * np.sin(2.0 * xy[:, 0]) * np.cos(1.5 * xy[:, 1]) - 0.5])
+    else:
+        raise ValueError(f'points must be "cube" or "terrain", got {points!r}')
     angles = np.radians(np.linspace(-arc_deg / 2, arc_deg / 2, n_images)) if n_images > 1 else np.zeros(1)
     cams = []
     for a in angles:

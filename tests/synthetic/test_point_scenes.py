@@ -57,3 +57,12 @@ def test_bad_arguments():
         orbit_scene(n_images=0)
     with pytest.raises(ValueError, match="rng"):
         orbit_scene(rng="seed")
+
+
+def test_orbit_terrain_points_lie_on_their_surface():
+    scene = orbit_scene(n_points=300, height=4.0, points="terrain", rng=2)
+    x, y, z = scene.X_world.T
+    np.testing.assert_allclose(z, 0.3 * np.sin(2 * x) * np.cos(1.5 * y) - 0.5, atol=1e-12)
+    assert np.abs(scene.X_world[:, :2]).max() <= 2.0
+    with pytest.raises(ValueError, match="points must be"):
+        orbit_scene(points="sphere")
