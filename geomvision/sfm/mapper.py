@@ -35,6 +35,7 @@ from ..geometry.sim3 import Sim3
 from ..optim import BAConfig, BAOptions, solve_bundle
 from ..robust import estimate_absolute_pose, estimate_relative_pose, resolve_pose_ambiguity
 from .options import CameraOptions, MapperOptions
+from .hub_scale import scale_from_hub_depths
 from .planar import planar_pair_pose
 from .state import MapperState
 from .verification import TwoViewGeometry, median_triangulation_angle_deg
@@ -578,11 +579,16 @@ class IncrementalMapper:
         # tri_min_angle_deg (the singular values of the dimensionless rows are sines of angles)
         rank = int(np.sum(sv >= sv[0] * np.sin(np.radians(o.tri_min_angle_deg))))
         x0 = L @ (Vt[:rank].T @ ((U[:, :rank].T @ y) / sv[:rank]))
-        cross_obs = None
-        if rank == 3:  # the directions fix all but the scale about one place: 2D-3D correspondences do
-            x0, cross_obs = self._merge_scale_from_points(src, target, Q, x0, L @ Vt[3])
-            if x0 is None:
-                return cross_obs
+        cross_obs = depths = None
+        if rank == 3:  # the directions fix all but the scale about one place: 2D-3D correspondences do,
+            # or else the depths seen from the image where the pairs meet
+            x, cross_obs = self._merge_scale_from_points(src, target, Q, x0, L @ Vt[3])
+            if x is None:
+                x, depths = self._merge_scale_from_depths(src, target, Q, x0, L @ Vt[3], cross)
+                if x is None:
+                    return f"{cross_obs}; {depths}"
+                cross_obs = None
+            x0 = x
         elif rank < 3:
             return "the verified pairs between the models do not fix their relative position"
         scale, tau = float(x0[0]), x0[1:]
@@ -607,7 +613,7 @@ class IncrementalMapper:
                         f"{s.images.names[a]}, {s.images.names[b]}")
             used.append(f"{s.images.names[a]}-{s.images.names[b]} ({kept}/{total})")
         self.log.merges.append({"model": src, "into": target, "num_images": n_src, "scale": scale,
-                                "pairs": used, "cross_2d3d_inliers": cross_obs})
+                                "pairs": used, "cross_2d3d_inliers": cross_obs, "scale_from_depths": depths})
         log.info("model %d merged into model %d (%d images) through pairs %s", src, target, n_src, ", ".join(used))
         return None
 
@@ -678,6 +684,50 @@ class IncrementalMapper:
         best_in = inliers(cand[best])
         lm = -np.sum(u1[best_in] * v1[best_in]) / max(np.sum(v1[best_in] * v1[best_in]), 1e-300)
         return x0 + lm * v, int(inliers(lm).sum())
+
+    def _merge_scale_from_depths(self, src: int, target: int, Q: np.ndarray, x0: np.ndarray, v: np.ndarray,
+                                 cross: list):
+        """The one unknown left by pairs that all meet at one image (the hub), from the depths of
+        both models' points seen there (:func:`hub_scale.scale_from_hub_depths`): x = x0 + lam v
+        with x = (scale, tau) of ``target_from_src``. Returns (x, evidence) or (None, reason)."""
+        s = self.s
+        floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
+        hubs = {c[2] for c in cross} if len({c[2] for c in cross}) == 1 else {c[1] for c in cross}
+        if len(hubs) != 1:
+            return None, "the pairs between the models do not meet at one image"
+        hub = hubs.pop()
+        name = s.images.names[hub]
+        obs = s.observations_of_image(hub)
+        obs = obs[s.point_valid[s.obs_track[obs]]]
+        pm = s.point_model[s.obs_track[obs]]
+        own = obs[(pm == s.image_model[hub]) & s.obs_active[obs]]
+        other = obs[pm == (target if s.image_model[hub] == src else src)]
+        r3, t3 = s.R[hub][2], s.t[hub][2]
+        X_own, X_other = s.X[s.obs_track[own]], s.X[s.obs_track[other]]
+        # depths in the hub's frame as linear forms in x (rows: coefficients of scale, tau; constant)
+        if s.image_model[hub] == target:  # own depth fixed; a src point becomes scale Q X + tau
+            own_a = np.zeros((len(own), 4))
+            own_c = X_own @ r3 + t3
+            other_a = np.column_stack([X_other @ (Q.T @ r3), np.tile(r3, (len(other), 1))])
+            other_c = np.full(len(other), t3)
+        else:  # the hub is src's: its own depths scale; a target point seen from its camera in target
+            q = Q @ r3
+            own_a = np.zeros((len(own), 4))
+            own_a[:, 0] = X_own @ r3 + t3
+            own_c = np.zeros(len(own))
+            other_a = np.column_stack([np.full(len(other), t3), np.tile(-q, (len(other), 1))])
+            other_c = X_other @ q
+        own_d = np.column_stack([own_a @ x0 + own_c, own_a @ v])
+        other_d = np.column_stack([other_a @ x0 + other_c, other_a @ v])
+        cam = s.cameras[s.img_cam[hub]]
+        lam, support, n, rival = scale_from_hub_depths(s.obs_uv[own], own_d, s.obs_uv[other], other_d,
+                                                       float(np.hypot(cam.width, cam.height)), 2 * floor)
+        if lam is None:
+            return None, (f"nor do the depths seen from {name}: {support} of {n} neighbouring points of the two "
+                          f"models agree at one scale (need {2 * floor} and half), {rival} at another")
+        log.info("models %d and %d: the scale about %s from depths seen there (%d of %d neighbouring points agree)",
+                 src, target, name, support, n)
+        return x0 + lam * v, {"hub": name, "agreeing": support, "pairs": n}
 
     # --- triangulation ------------------------------------------------------------------------
     def triangulate_tracks(self, tracks: np.ndarray) -> int:
