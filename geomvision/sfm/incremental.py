@@ -106,6 +106,7 @@ class IncrementalController:
                 m.reset_trials()
                 return True
             log.info("model %d not merged into model %d: %s", src, target, why)
+            m.log.merge_refusals.append({"model": src, "into": target, "reason": why})
         return False
 
     # --- stages -------------------------------------------------------------------------------

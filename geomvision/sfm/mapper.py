@@ -71,6 +71,7 @@ class MapperLog:
     bundle_adjustments: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     merges: list[dict] = field(default_factory=list)  # models moved into another (merge_into)
+    merge_refusals: list[dict] = field(default_factory=list)  # merges tried and why refused (controller)
 
     def add_time(self, key: str, dt: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + dt
@@ -596,7 +597,8 @@ class IncrementalMapper:
             return "the verified pairs between the models give a negative scale"
         S = Sim3(scale, Q, tau, check=False)
         snap = s.snapshot()
-        n_src = int(np.sum(s.image_model == src))
+        merged = s.image_model == src
+        n_src = int(np.sum(merged))
         s.transform_model(src, S, target)
         self.model = target
         # the merged model is adjusted as a whole, then every pair used must keep half of its
@@ -613,6 +615,7 @@ class IncrementalMapper:
                         f"{s.images.names[a]}, {s.images.names[b]}")
             used.append(f"{s.images.names[a]}-{s.images.names[b]} ({kept}/{total})")
         self.log.merges.append({"model": src, "into": target, "num_images": n_src, "scale": scale,
+                                "images": [s.images.names[k] for k in np.flatnonzero(merged)],
                                 "pairs": used, "cross_2d3d_inliers": cross_obs, "scale_from_depths": depths})
         log.info("model %d merged into model %d (%d images) through pairs %s", src, target, n_src, ", ".join(used))
         return None

@@ -101,6 +101,10 @@ def build_report(image_dir, names, ex, geoms, tracks, n_refused, mapper, masks, 
         "images": per_image,
         "initial_pairs": [{**e, "pair": [names[e["pair"][0]], names[e["pair"][1]]]} for e in mapper.log.initial_pairs],
         "bundle_adjustments": mapper.log.bundle_adjustments,
+        # models moved into another during mapping (the evidence that fixed the similarity: the
+        # 2D-3D correspondences across them, or the depths seen from the image their pairs meet
+        # at) and the merges refused, with why
+        "model_merges": {"merged": mapper.log.merges, "refused": mapper.log.merge_refusals},
         "timings_s": {**{k: round(v, 3) for k, v in timings.items()},
                       **{f"mapping.{k}": round(v, 3) for k, v in mapper.log.timings.items()}},
         "options": options.to_dict(),

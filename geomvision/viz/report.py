@@ -78,6 +78,30 @@ def _loop_rows(report: dict) -> list[tuple[str, str]]:
              f"({p.get('config', '?')}), similarity {_fmt(p.get('similarity'))}") for p in pairs]
 
 
+def _merge_rows(report: dict) -> list[tuple[str, str]]:
+    """One row per model merge of an sfm report.json (done, then refused), with its evidence."""
+    merges = report.get("model_merges") or {}
+    rows = []
+    for m in merges.get("merged") or []:
+        if not isinstance(m, dict):
+            continue
+        depths = m.get("scale_from_depths")
+        if isinstance(depths, dict):
+            how = (f"scale from the depths seen from {depths.get('hub')}: {depths.get('agreeing')} of "
+                   f"{depths.get('pairs')} neighbouring points agree")
+        elif m.get("cross_2d3d_inliers") is not None:
+            how = f"scale from {m['cross_2d3d_inliers']} 2D-3D correspondences across the models"
+        else:
+            how = "similarity from the pairs' directions"
+        rows.append((f"merged: {', '.join(map(str, m.get('images') or []))}",
+                     f"into model {m.get('into')}, scale {_fmt(m.get('scale'))}; {how}; pairs "
+                     f"{', '.join(map(str, m.get('pairs') or []))}"))
+    for m in merges.get("refused") or []:
+        if isinstance(m, dict):
+            rows.append((f"refused: model {m.get('model')} into {m.get('into')}", str(m.get("reason", ""))))
+    return rows
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
@@ -230,6 +254,10 @@ def write_report(
         if loops:
             sections.append("<h2>Loop candidates</h2><p>Pairs proposed by image retrieval beyond the sequential "
                             "window, and whether two-view geometry verified them.</p>" + _table(loops))
+        merges = _merge_rows(model.report)
+        if merges:
+            sections.append("<h2>Model merges</h2><p>Models joined while mapping, with the evidence that fixed "
+                            "the similarity between them, and the merges refused.</p>" + _table(merges))
 
     if screenshots:
         try:

@@ -136,3 +136,23 @@ def test_report_lists_the_loop_candidates_of_an_sfm_run(tmp_path):
     first, second = page.index("01.png - 10.png"), page.index("a.png - b.png")
     assert first < second  # verified first
     assert "verified, 220 inliers (calibrated)" in page and "not verified, 0 inliers (failed)" in page
+
+
+def test_report_lists_the_model_merges_of_an_sfm_run(tmp_path):
+    import json
+
+    from geomvision.io import write_model
+
+    rec = orbit_scene(5, 150, rng=3).to_reconstruction()
+    out = tmp_path / "sfm"
+    write_model(rec, out / "sparse" / "0")
+    report = {"model_merges": {
+        "merged": [{"model": 1, "into": 0, "num_images": 2, "scale": 0.5, "images": ["01.png", "02.png"],
+                    "pairs": ["02.png-04.png (52/52)"], "cross_2d3d_inliers": None,
+                    "scale_from_depths": {"hub": "04.png", "agreeing": 19, "pairs": 19}}],
+        "refused": [{"model": 2, "into": 0, "reason": "1 verified pairs between the models (need 2)"}]}}
+    (out / "report.json").write_text(json.dumps(report))
+    page = write_report(out, tmp_path / "r", screenshots=False).read_text()
+    assert "<h2>Model merges</h2>" in page
+    assert "merged: 01.png, 02.png" in page and "the depths seen from 04.png: 19 of 19" in page
+    assert "refused: model 2 into 0" in page and "(need 2)" in page
