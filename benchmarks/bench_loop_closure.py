@@ -1,6 +1,7 @@
 """Loop closure: drift with and without it on a rendered loop, and the shared loop sequences.
 
     .venv/bin/python benchmarks/bench_loop_closure.py [--frames 160] [--width 320] [--skip-real]
+        [--only-real] [--pycolmap]
 
 1. A rendered walk once round the demo scene (``render_walk(N, arc_deg=360)``: the last frames
    revisit the first; exact poses), tracked by ``OnlineMapper`` with loop closure off and on,
@@ -17,9 +18,10 @@
    retrieval, its K): images registered, models, and for dino-ring the mean camera-centre error
    of the largest model after a similarity alignment (its ground truth).
 
-pycolmap is not run here: its sequential matcher's loop detection needs a vocabulary-tree file,
-which cannot be downloaded on this machine; ``../shared/README.md`` records COLMAP 4.2's result on
-both sequences (no model from desk-loop; 26 of 48 in 2 models from dino-ring, exhaustive).
+With ``--pycolmap``, pycolmap runs on the shared sequences too (same fixed intrinsics, exhaustive
+and sequential matching) in the same run. Its sequential matcher's loop detection needs a
+vocabulary-tree file, which cannot be downloaded on this machine, so it runs without it.
+``--only-real`` runs part 3 (and pycolmap) alone.
 """
 
 from __future__ import annotations
@@ -150,7 +152,43 @@ def batch(data: Path) -> list[dict]:
             C = np.array([im.cam_from_world.inverse().t for im in ims])
             G = np.array([gt[im.name]["C"] for im in ims])
             row["largest_mean_centre_error_mm"] = round(1000 * float(_align_errors(C, G).mean()), 2)
+        if models:  # without ground truth: how close the first and last frames end, per path length
+            ims = sorted((im for im in models[0].images.values() if im.cam_from_world is not None),
+                         key=lambda im: im.name)
+            C = np.array([im.cam_from_world.inverse().t for im in ims])
+            names = sorted(p.name for p in folder.iterdir())
+            if len(C) > 2 and ims[0].name == names[0] and ims[-1].name == names[-1]:
+                length = float(np.sum(np.linalg.norm(np.diff(C, axis=0), axis=1)))
+                row["first_last_gap_per_path_length"] = round(float(np.linalg.norm(C[0] - C[-1])) / length, 4)
         rows.append(row)
+    return rows
+
+
+def batch_pycolmap(data: Path) -> list[dict]:
+    """pycolmap 4 on the same sequences with the same fixed intrinsics (8,192 SIFT), exhaustive
+    and sequential matching (overlap 10, no vocabulary-tree loop detection: see above)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _workers import run_pycolmap_known_K
+
+    rows = []
+    for name, K in (("desk-loop", (520.0, 520.0, 319.5, 239.5)), ("dino-ring", None)):
+        folder = data / name / "images"
+        if K is None:
+            M = np.loadtxt(data / name / "K.txt")
+            K = (M[0, 0], M[1, 1], M[0, 2], M[1, 2])
+        for match in ("exhaustive", "sequential"):
+            out = run_pycolmap_known_K(str(folder), K, 2, match=match)
+            row = {"sequence": name, "pipeline": f"pycolmap {match}", "images": len(list(folder.iterdir())),
+                   "registered_largest": len(out["poses"]), "models": out["num_models"],
+                   "time_s": round(out["wall_s"], 1)}
+            gt_file = folder.parent / "gt_cameras.json"
+            if out["poses"] and gt_file.is_file():
+                gt = json.loads(gt_file.read_text())["cameras"]
+                names = sorted(out["poses"])
+                C = np.array([-np.array(out["poses"][n][0]).T @ np.array(out["poses"][n][1]) for n in names])
+                G = np.array([gt[n]["C"] for n in names])
+                row["largest_mean_centre_error_mm"] = round(1000 * float(_align_errors(C, G).mean()), 2)
+            rows.append(row)
     return rows
 
 
@@ -159,6 +197,8 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=160)
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--skip-real", action="store_true")
+    p.add_argument("--only-real", action="store_true", help="only the shared loop sequences (desk-loop, dino-ring)")
+    p.add_argument("--pycolmap", action="store_true", help="also pycolmap on the shared loop sequences")
     p.add_argument("--skip-batch", action="store_true", help="skip run_sfm on the rendered loop")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -169,8 +209,20 @@ def main(argv=None) -> int:
         p.error("the shared datasets were not found: set GEOMVISION_DATA or pass --skip-real")
     from geomvision.synthetic import render_walk
 
+    out = {}
+    if args.only_real:
+        out["batch"] = batch(data)
+        for r in out["batch"]:
+            print("batch", json.dumps(r))
+        if args.pycolmap:
+            out["pycolmap"] = batch_pycolmap(data)
+            for r in out["pycolmap"]:
+                print("pycolmap", json.dumps(r))
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1))
+        return 0
     views = render_walk(args.frames, width=args.width, height=args.width * 3 // 4, arc_deg=360.0)
-    out = {"online": online(views)}
+    out["online"] = online(views)
     for r in out["online"]:
         print("online", json.dumps(r))
     off, on = out["online"]
@@ -188,6 +240,10 @@ def main(argv=None) -> int:
         out["batch"] = batch(data)
         for r in out["batch"]:
             print("batch", json.dumps(r))
+        if args.pycolmap:
+            out["pycolmap"] = batch_pycolmap(data)
+            for r in out["pycolmap"]:
+                print("pycolmap", json.dumps(r))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
