@@ -188,6 +188,11 @@ def no_model_reason(report: dict) -> str:
     elif reasons:
         common = max(set(reasons), key=reasons.count)
         hints.append(f"no image pair could start a model ({reasons.count(common)} of {len(reasons)} images: {common})")
+    tilt = report.get("options", {}).get("features", {}).get("affine_max_tilt", 0) or 0
+    if tilt <= 1 and n_pairs and n_verified < 0.5 * n_pairs:
+        hints.append(f"only {n_verified} of the {n_pairs} matched pairs verified: where the views are far apart "
+                     "(a hand-held walk round an object), affine-simulated SIFT matches across them "
+                     "(--affine-max-tilt 4 --max-num-features 40000; desk-loop: 0 -> 9 of 10 frames)")
     if configs.get("panoramic"):
         hints.append(f"{configs['panoramic']} of the {n_verified} verified pairs are panoramic (the camera only "
                      "rotated between them): for a panorama use `geomvision stitch`")

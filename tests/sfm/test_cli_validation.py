@@ -141,6 +141,21 @@ def test_the_reason_suggests_stitch_when_pairs_are_panoramic():
     assert "1 of the 2 verified pairs are panoramic" in why and "use `geomvision stitch`" in why
 
 
+def test_the_reason_suggests_affine_features_when_most_pairs_fail():
+    """desk-loop with plain SIFT: 7 of 45 pairs verify and no model of 3 images forms."""
+    images = {f"{k:02d}.png": {"registered": k < 3, "reason": "its model was too small (2 images)"} for k in range(10)}
+    report = {"failure": None, "options": {"mapper": {"min_model_size": 3}, "features": {"affine_max_tilt": 0}},
+              "images": images, "pair_configs": {"calibrated": 8, "failed": 37},
+              "num_pairs_verified": 8, "num_pairs_matched": 45}
+    why = no_model_reason(report)
+    assert "only 8 of the 45 matched pairs verified" in why and "--affine-max-tilt 4" in why
+    report["options"]["features"]["affine_max_tilt"] = 4  # already affine: nothing more to suggest
+    assert "--affine-max-tilt" not in no_model_reason(report)
+    report["num_pairs_verified"] = 30
+    report["options"]["features"]["affine_max_tilt"] = 0  # most pairs verified: not the cause
+    assert "--affine-max-tilt" not in no_model_reason(report)
+
+
 def test_an_empty_images_argument_does_not_reconstruct_the_current_folder(small_scene, tmp_path, monkeypatch, capsys):
     for src in (small_scene / "images").glob("*.png"):
         shutil.copy(src, tmp_path)
