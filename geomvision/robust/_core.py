@@ -77,8 +77,10 @@ P_POLISH_SCALE = 3  # Cauchy scale of the polish as a fraction of the threshold
 S_BEST_SCORE = 4
 S_BEST_MIN_SCORE = 5
 S_PROSAC = 6  # the 4 entries of the PROSAC state
-S_BEST = 10  # the best model (model_dim entries)
-NUM_PARAMS_F = 10  # params_f holds NUM_PARAMS_F + model_dim entries
+S_DELTA = 10  # inlier rate of wrong minimal models (the pre-test's; 0 until measured)
+S_DELTA_SEEN = 11  # the rates measured on the first draws (PRETEST_MIN_SCORED entries)
+S_BEST = 36  # the best model (model_dim entries)
+NUM_PARAMS_F = 36  # params_f holds NUM_PARAMS_F + model_dim entries
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -205,6 +207,16 @@ def inlier_signature(errs, sq_threshold):
 
 
 SCORE_BLOCK = 256
+# pre-test of minimal models at low inlier ratios (Matas and Chum's sequential probability ratio
+# test, R-RANSAC with SPRT): a model is read block by block in a random order and dropped once
+# the likelihood ratio of "wrong model" to "half the best minimal model's inliers" exceeds
+# e^PRETEST_LOG_A = 100; a model at that bar is dropped with probability <= 1 %, a better one
+# less often
+PRETEST_LOG_A = math.log(100.0)
+PRETEST_BLOCK = 16  # points read per step (one kernel call), blocks in a random order
+# the wrong models' inlier rate: the median over the first draws of each draw's lowest-rate model
+# (a wrong root of the solver or the model of a sample with an outlier)
+PRETEST_MIN_SCORED = 25
 LO_STEP_TOL = 1e-9  # reweighting rounds stop once no model entry moves more than this,
 LO_SCORE_RTOL = 1e-6  # or the MSAC score changes by less than this fraction
 POLISH_STEP_TOL = 1e-7  # the polish stops once no model entry moves more than this (relative)
@@ -371,6 +383,98 @@ def polish(refine, sq_errors, data, model, errs, params_i, params_f):
     return cur
 
 
+@njit(cache=True)
+def probe_order(n, seed):
+    """A fixed pseudo-random permutation of range(n) (Fisher-Yates on its own splitmix64 stream
+    from ``seed``): the order in which the pre-test reads the blocks of points; chunked runs
+    rebuild the same one."""
+    perm = np.arange(n)
+    st = np.empty(1, dtype=np.uint64)
+    st[0] = np.uint64(seed) ^ np.uint64(0xD1B54A32D192ED03)
+    for i in range(n - 1, 0, -1):
+        j = random_index(st, i + 1)
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+@njit(cache=True)
+def probe_offset(it, n):
+    """Where draw ``it``'s pre-test starts in the probe order: a hash of ``it`` (the sampling
+    stream is left as it was)."""
+    z = np.uint64(it) * _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return int(z % np.uint64(n))
+
+
+@njit(cache=True)
+def sprt_steps(n, sq_thr, bar_score, delta):
+    """The log-likelihood steps of the pre-test (Matas and Chum's SPRT): (step per inlier, step
+    per outlier), for the hypothesis "a model with half the inliers ``bar_score`` implies" (rate
+    eps) against "a wrong model" (rate ``delta``, measured on the models scored so far); (0, 0)
+    when the two cannot be told apart cheaply (no bar yet, or delta above eps / 2)."""
+    if not bar_score < np.inf:
+        return 0.0, 0.0
+    eps = 0.5 * (n - bar_score / sq_thr) / n
+    if not (eps > 0.0 and delta > 0.0 and delta < 0.5 * eps and eps < 1.0):
+        return 0.0, 0.0
+    return math.log(delta / eps), math.log((1.0 - delta) / (1.0 - eps))
+
+
+@njit(inline="always")
+def wrong_rate(sq_errors, data, models, k, errs, sq_thr, s):
+    """The lowest inlier rate (beyond their own s sample points) of the first k models."""
+    n = errs.shape[0]
+    low = 1.0
+    for j in range(k):
+        sq_errors(data, models[j], 0, n, errs)
+        cnt = 0
+        for i in range(n):
+            if errs[i] < sq_thr:
+                cnt += 1
+        low = min(low, max(cnt - s, 0) / max(n - s, 1))
+    return low
+
+
+@njit(inline="always")
+def passes_pretest(sq_errors, data, model, errs, sq_thr, probe, off, step_in, step_out, in_sample):
+    """Whether ``model`` survives Wald's sequential test on blocks of PRETEST_BLOCK consecutive
+    points, the blocks in the order ``probe`` from ``off`` (the model's own sample points do not
+    count): rejected once the log-likelihood ratio of "wrong model" reaches PRETEST_LOG_A,
+    accepted once it reaches -PRETEST_LOG_A or the points run out."""
+    n = errs.shape[0]
+    nb = probe.shape[0]
+    log_l = 0.0
+    for j in range(nb):
+        b = off + j
+        if b >= nb:
+            b -= nb
+        start = probe[b] * PRETEST_BLOCK
+        stop = min(n, start + PRETEST_BLOCK)
+        sq_errors(data, model, start, stop, errs)
+        for i in range(start, stop):
+            if not in_sample[i]:
+                log_l += step_in if errs[i] < sq_thr else step_out
+        if log_l > PRETEST_LOG_A:
+            return False
+        if log_l < -PRETEST_LOG_A:  # as strong evidence the other way: score it
+            return True
+    return True
+
+
+@njit(inline="always")
+def keep_pretested(sq_errors, data, models, k, errs, sq_thr, probe, off, step_in, step_out, in_sample):
+    """Move the first k ``models`` that pass the pre-test to the front; returns their count."""
+    kept = 0
+    for j in range(k):
+        if passes_pretest(sq_errors, data, models[j], errs, sq_thr, probe, off, step_in, step_out, in_sample):
+            if kept != j:
+                models[kept] = models[j]
+            kept += 1
+    return kept
+
+
 @njit(inline="always")
 def pick_best(sq_errors, data, models, k, errs, sq_thr, bound, num_inl, out):
     """Copy into ``out`` the lowest-scoring of the first k ``models`` that scores below
@@ -424,6 +528,8 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
         required = max_iter
         pst = prosac_init(n, s, params_i[P_PROSAC_MAX])
         it = 0
+        delta = 0.0
+        params_f[S_DELTA_SEEN : S_DELTA_SEEN + PRETEST_MIN_SCORED] = 1.0  # draws without a model: "no test"
     else:  # continue a chunked run where the last chunk stopped
         state[0] = np.uint64(params_i[S_RNG])
         best_score = params_f[S_BEST_SCORE]
@@ -435,8 +541,11 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
         required = params_i[S_REQUIRED]
         pst = params_f[S_PROSAC : S_PROSAC + 4].copy()
         it = params_i[S_IT]
+        delta = params_f[S_DELTA]
         best[:] = params_f[S_BEST : S_BEST + dim]
     params_i[S_STARTED] = 1
+    probe = probe_order((n + PRETEST_BLOCK - 1) // PRETEST_BLOCK, seed)
+    in_sample = np.zeros(n, dtype=np.bool_)
     chunk = params_i[P_CHUNK_ITERS]
     chunk_end = it + chunk if chunk > 0 else max_iter
 
@@ -457,6 +566,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                 params_f[S_PROSAC : S_PROSAC + 4] = pst
                 params_i[S_IT] = it
                 params_f[S_BEST : S_BEST + dim] = best
+                params_f[S_DELTA] = delta
                 params_i[S_DONE] = 0
                 return best, best_score, best_inl, np.zeros(n, dtype=np.bool_), it, lo_runs, lo_improved, found
             it += 1
@@ -469,6 +579,21 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             if degenerate_sample(data, sample):
                 continue
             k = fit_minimal(data, sample, models)
+            # at low inlier ratios most minimal models are wrong: a sequential test on a few
+            # points spares them the full score, once the wrong models' inlier rate is measured
+            # on the first draws and where it is below half the best minimal model's
+            if delta == 0.0 and it <= PRETEST_MIN_SCORED and k > 0:
+                params_f[S_DELTA_SEEN + it - 1] = wrong_rate(sq_errors, data, models, k, errs, sq_thr, s)
+            if delta == 0.0 and it == PRETEST_MIN_SCORED:
+                delta = max(np.median(params_f[S_DELTA_SEEN : S_DELTA_SEEN + PRETEST_MIN_SCORED]), 0.5 / n)
+            step_in, step_out = sprt_steps(n, sq_thr, best_min_score if use_lo else best_score, delta)
+            if step_out != 0.0 and k > 0:
+                for j in range(s):
+                    in_sample[sample[j]] = True
+                k = keep_pretested(sq_errors, data, models, k, errs, sq_thr, probe, probe_offset(it, len(probe)),
+                                   step_in, step_out, in_sample)
+                for j in range(s):
+                    in_sample[sample[j]] = False
             # a candidate must beat the best model straight from a sample (with LO: the best
             # before LO, so that LO also runs from other promising basins), else the best overall;
             # with LO, one whose gain over the all-outlier score n t^2, not counting its own
