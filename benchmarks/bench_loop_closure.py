@@ -210,7 +210,8 @@ def main(argv=None) -> int:
     from geomvision.synthetic import render_walk
 
     out = {}
-    if args.only_real:
+
+    def real_sequences() -> None:
         out["batch"] = batch(data)
         for r in out["batch"]:
             print("batch", json.dumps(r))
@@ -218,6 +219,9 @@ def main(argv=None) -> int:
             out["pycolmap"] = batch_pycolmap(data)
             for r in out["pycolmap"]:
                 print("pycolmap", json.dumps(r))
+
+    if args.only_real:
+        real_sequences()
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=1))
         return 0
@@ -237,13 +241,7 @@ def main(argv=None) -> int:
             print(f"batch: end drift {off['end_drift_mm']} mm -> {on['end_drift_mm']} mm with loop detection "
                   f"({off['end_drift_mm'] / max(on['end_drift_mm'], 1e-9):.1f}x)")
     if not args.skip_real:
-        out["batch"] = batch(data)
-        for r in out["batch"]:
-            print("batch", json.dumps(r))
-        if args.pycolmap:
-            out["pycolmap"] = batch_pycolmap(data)
-            for r in out["pycolmap"]:
-                print("pycolmap", json.dumps(r))
+        real_sequences()
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

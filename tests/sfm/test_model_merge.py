@@ -19,6 +19,19 @@ def _two_models(scene, split: int, keep_cross=lambda i, j: True):
     for i, j in list(mapper.geoms):
         if (i < split) != (j < split) and not keep_cross(i, j):
             del mapper.geoms[(i, j)]
+
+    def between_models(s):  # model 1 gets its own points; 30 of model 0's stay visible across
+        seen = np.unique(s.obs_track[np.isin(s.obs_img, np.arange(split, n))])
+        s.invalidate_points(seen[s.point_valid[seen]][30:])
+
+    _grow_halves(mapper, split, n, between_models)
+    assert mapper.model == 1
+    return mapper
+
+
+def _grow_halves(mapper, split: int, n: int, between=None) -> None:
+    """Model 0 from images [0, split), then model 1 from [split, n), each grown from its first
+    two images and adjusted; ``between(state)`` runs after model 0."""
     for first, last in ((0, split), (split, n)):
         pose, _ = mapper.initial_pair_pose(first, first + 1)
         assert mapper.register_initial_pair(first, first + 1, pose, 50) is None
@@ -26,12 +39,8 @@ def _two_models(scene, split: int, keep_cross=lambda i, j: True):
             assert mapper.register_image(i), mapper.log.registration[i]
             mapper.triangulate_image(i)
         mapper.adjust_global_bundle()
-        if first == 0:  # model 1 gets its own points; 30 of model 0's stay visible across
-            s = mapper.state
-            seen = np.unique(s.obs_track[np.isin(s.obs_img, np.arange(split, n))])
-            s.invalidate_points(seen[s.point_valid[seen]][30:])
-    assert mapper.model == 1
-    return mapper
+        if first == 0 and between is not None:
+            between(mapper.state)
 
 
 def _errors(mapper, scene):
@@ -160,13 +169,7 @@ def _hinged_models(points: str, hub: int = 5, n_points: int = 2000):
     scene = replace(scene, obs_image_idx=img[keep], obs_point_idx=pt[keep], obs_uv=scene.obs_uv[keep],
                     obs_uv_true=scene.obs_uv_true[keep], obs_is_outlier=scene.obs_is_outlier[keep])
     mapper = _mapper(scene)
-    for first, last in ((0, 4), (4, 8)):
-        pose, _ = mapper.initial_pair_pose(first, first + 1)
-        assert mapper.register_initial_pair(first, first + 1, pose, 50) is None
-        for i in range(first + 2, last):
-            assert mapper.register_image(i), mapper.log.registration[i]
-            mapper.triangulate_image(i)
-        mapper.adjust_global_bundle()
+    _grow_halves(mapper, 4, 8)
     return scene, mapper
 
 
