@@ -34,8 +34,8 @@ from ..geometry.rotation import project_to_rotation, rotation_error_deg
 from ..geometry.sim3 import Sim3
 from ..optim import BAConfig, BAOptions, solve_bundle
 from ..robust import estimate_absolute_pose, estimate_relative_pose, resolve_pose_ambiguity
-from .options import CameraOptions, MapperOptions
 from .hub_scale import scale_from_hub_depths
+from .options import CameraOptions, MapperOptions
 from .planar import planar_pair_pose
 from .state import MapperState
 from .verification import TwoViewGeometry, median_triangulation_angle_deg
@@ -695,7 +695,8 @@ class IncrementalMapper:
         with x = (scale, tau) of ``target_from_src``. Returns (x, evidence) or (None, reason)."""
         s = self.s
         floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
-        hubs = {c[2] for c in cross} if len({c[2] for c in cross}) == 1 else {c[1] for c in cross}
+        in_target, in_src = {c[2] for c in cross}, {c[1] for c in cross}
+        hubs = in_target if len(in_target) == 1 else in_src
         if len(hubs) != 1:
             return None, "the pairs between the models do not meet at one image"
         hub = hubs.pop()
