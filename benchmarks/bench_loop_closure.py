@@ -44,6 +44,11 @@ def _align_errors(C: np.ndarray, G: np.ndarray, fit: slice | None = None) -> np.
     return np.linalg.norm(s * (C @ T.R.T + T.t) - G, axis=1)
 
 
+def _centres(poses: dict, names: list[str]) -> np.ndarray:
+    """Camera centres (N,3) of ``names`` from poses given as {name: (R, t) lists} (cam_from_world)."""
+    return np.array([-np.array(poses[n][0]).T @ np.array(poses[n][1]) for n in names])
+
+
 def _drift_figures(C: np.ndarray, G: np.ndarray) -> dict:
     """End drift (mean centre error of the last 10 frames, the first 20 aligned on the truth) and
     ATE (all frames aligned), in mm, of centres C against the true G (N,3)."""
@@ -130,7 +135,7 @@ def _pycolmap_on_walk(folder: Path, views, G: np.ndarray, pinhole: tuple) -> lis
                "models": out["num_models"], "time_s": round(out["wall_s"], 1)}
         if len(out["poses"]) == len(views.names):
             names = sorted(out["poses"], key=index.get)
-            C = np.array([-np.array(out["poses"][n][0]).T @ np.array(out["poses"][n][1]) for n in names])
+            C = _centres(out["poses"], names)
             row.update(_drift_figures(C, G))
         rows.append(row)
     return rows
@@ -207,7 +212,7 @@ def batch_pycolmap(data: Path) -> list[dict]:
             if out["poses"] and gt_file.is_file():
                 gt = json.loads(gt_file.read_text())["cameras"]
                 names = sorted(out["poses"])
-                C = np.array([-np.array(out["poses"][n][0]).T @ np.array(out["poses"][n][1]) for n in names])
+                C = _centres(out["poses"], names)
                 G = np.array([gt[n]["C"] for n in names])
                 row["largest_mean_centre_error_mm"] = round(1000 * float(_align_errors(C, G).mean()), 2)
             rows.append(row)

@@ -93,14 +93,18 @@ _INV53 = 1.0 / 9007199254740992.0  # 2^-53
 
 
 @njit(cache=True)
+def _mix64(z):
+    """splitmix64's output mix of the uint64 ``z``."""
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True)
 def next_uniform(state):
     """Uniform float in [0, 1) from a splitmix64 generator whose state is ``state[0]`` (uint64)."""
     state[0] += _GOLDEN
-    z = state[0]
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    z = z ^ (z >> _S31)
-    return float(z >> _S11) * _INV53
+    return float(_mix64(state[0]) >> _S11) * _INV53
 
 
 @njit(cache=True)
@@ -401,11 +405,7 @@ def probe_order(n, seed):
 def probe_offset(it, n):
     """Where draw ``it``'s pre-test starts in the probe order: a hash of ``it`` (the sampling
     stream is left as it was)."""
-    z = np.uint64(it) * _GOLDEN
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    z = z ^ (z >> _S31)
-    return int(z % np.uint64(n))
+    return int(_mix64(np.uint64(it) * _GOLDEN) % np.uint64(n))
 
 
 @njit(cache=True)
@@ -429,10 +429,7 @@ def wrong_rate(sq_errors, data, models, k, errs, sq_thr, s):
     low = 1.0
     for j in range(k):
         sq_errors(data, models[j], 0, n, errs)
-        cnt = 0
-        for i in range(n):
-            if errs[i] < sq_thr:
-                cnt += 1
+        cnt = msac_score(errs, sq_thr)[1]
         low = min(low, max(cnt - s, 0) / max(n - s, 1))
     return low
 
