@@ -3,8 +3,8 @@
 :func:`courtyard_scene` is an open rectangular courtyard: a cobbled ground and four facades of
 plain, faintly textured plaster with a grid of identical windows (a few differ, as curtains do),
 so that most features lie on repeated structure. :func:`courtyard_walk` gives the cameras of a
-closed walk inside it (an ellipse, each view looking across the courtyard at the facades) and
-:func:`render_courtyard` renders the views.
+closed walk inside it (an ellipse, each view looking across the courtyard at the facades, or
+outwards at the nearest one: ``facing="walls"``) and :func:`render_courtyard` renders the views.
 """
 
 from __future__ import annotations
@@ -63,9 +63,10 @@ def facade_texture(width_m: float, height_m: float, gen: np.random.Generator, *,
 
 
 def courtyard_scene(size_m: tuple[float, float] = (18.0, 13.0), wall_height_m: float = 10.0,
-                    rng: RngLike = 0) -> TexturedScene:
+                    rng: RngLike = 0, unique_fraction: float = 0.15) -> TexturedScene:
     """The courtyard: the ground ``size_m`` (x, y extents, centred at the origin, z up) and four
-    inward-facing facades ``wall_height_m`` high. Deterministic for a given ``rng``."""
+    inward-facing facades ``wall_height_m`` high, ``unique_fraction`` of their windows with tiles
+    of their own. Deterministic for a given ``rng``."""
     gen = as_rng(rng)
     sx, sy = (check_positive(v, "size_m") for v in size_m)
     hz = check_positive(wall_height_m, "wall_height_m")
@@ -80,34 +81,44 @@ def courtyard_scene(size_m: tuple[float, float] = (18.0, 13.0), wall_height_m: f
         length = sy if k % 2 == 0 else sx
         R = np.column_stack([np.cross(up, inward), up, inward])  # object z = inward normal
         centre = -half * inward + 0.5 * hz * up
-        shapes.append(Quad(Rigid3(R, centre), (length, hz), facade_texture(length, hz, gen)))
+        shapes.append(Quad(Rigid3(R, centre), (length, hz),
+                           facade_texture(length, hz, gen, unique_fraction=unique_fraction)))
     return TexturedScene(shapes)
 
 
 def courtyard_walk(n_views: int, *, size_m: tuple[float, float] = (18.0, 13.0), margin_m: float = 3.0,
-                   height_m: float = 1.6, look_up_deg: float = 12.0) -> list[Rigid3]:
+                   height_m: float = 1.6, look_up_deg: float = 12.0, facing: str = "across") -> list[Rigid3]:
     """``cam_from_world`` of ``n_views`` views at equal angles about the centre on a closed
-    elliptical walk ``margin_m`` inside the walls, each looking across the courtyard (towards the
-    far side of the centre, tilted up by ``look_up_deg``) at the facades; view 0 follows the last."""
+    elliptical walk ``margin_m`` inside the walls; view 0 follows the last. ``facing="across"``:
+    each view looks across the courtyard (towards the far side of the centre) at the facades;
+    ``"walls"``: each looks outwards at the nearest facade, so that a view overlaps only its
+    neighbours' and most pairs see one wall (a plane) and turn at the corners. Views are tilted
+    up by ``look_up_deg``."""
     n = check_int(n_views, "n_views", minimum=3)
+    if facing not in ("across", "walls"):
+        raise ValueError(f"facing must be 'across' or 'walls', got {facing!r}")
     ax, ay = 0.5 * size_m[0] - margin_m, 0.5 * size_m[1] - margin_m
     if ax <= 0 or ay <= 0:
         raise ValueError(f"margin_m {margin_m} leaves no room to walk in a {size_m} courtyard")
     th = 2.0 * math.pi * np.arange(n) / n
     centres = np.column_stack([ax * np.cos(th), ay * np.sin(th), np.full(n, height_m)])
-    # look across: at a point past the centre, turned a little so that views are not all radial
-    look = np.column_stack([-0.6 * ax * np.cos(th + 0.5), -0.6 * ay * np.sin(th + 0.5), np.zeros(n)])
+    if facing == "across":  # at a point past the centre, turned a little so that views are not all radial
+        look = np.column_stack([-0.6 * ax * np.cos(th + 0.5), -0.6 * ay * np.sin(th + 0.5), np.zeros(n)])
+    else:  # radially outwards, at a point well beyond the walls
+        look = centres + 20.0 * np.column_stack([np.cos(th), np.sin(th), np.zeros(n)])
     dist = np.linalg.norm(look[:, :2] - centres[:, :2], axis=1)
     look[:, 2] = height_m + dist * math.tan(math.radians(look_up_deg))
     return [Rigid3.look_at(c, t) for c, t in zip(centres, look)]
 
 
 def render_courtyard(n_views: int = 19, *, width: int = 800, height: int = 600, rng: RngLike = 0,
-                     supersample: int = 2, **walk) -> RenderedViews:
-    """Render :func:`courtyard_walk` (keywords ``walk`` pass on) in :func:`courtyard_scene` with
-    :func:`demo_camera` (``width`` x ``height``); views named ``view_000.png``, ... in walking order."""
+                     supersample: int = 2, size_m: tuple[float, float] = (18.0, 13.0), unique_fraction: float = 0.15,
+                     **walk) -> RenderedViews:
+    """Render :func:`courtyard_walk` (keywords ``walk`` pass on) in :func:`courtyard_scene` of
+    ``size_m`` with :func:`demo_camera` (``width`` x ``height``); views named ``view_000.png``, ...
+    in walking order."""
     camera = demo_camera(width, height)
-    poses = courtyard_walk(n_views, **walk)
-    scene = courtyard_scene(rng=rng)
+    poses = courtyard_walk(n_views, size_m=size_m, **walk)
+    scene = courtyard_scene(size_m, rng=rng, unique_fraction=unique_fraction)
     images = [render_image(scene, camera, T, supersample=supersample) for T in poses]
     return RenderedViews(images, camera, poses, [f"view_{i:03d}.png" for i in range(len(poses))])

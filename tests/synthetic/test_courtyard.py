@@ -34,3 +34,16 @@ def test_facades_repeat_one_window_tile():
     assert sum(same) >= 0.6 * n_cols
     with pytest.raises(ValueError, match="margin_m"):
         courtyard_walk(5, margin_m=7.0)
+
+
+def test_walk_facing_the_walls_looks_outwards_at_the_nearest_facade():
+    poses = courtyard_walk(12, size_m=(40.0, 30.0), margin_m=12.0, facing="walls")
+    C = np.array([-T.R.T @ T.t for T in poses])
+    axis = np.array([T.R[2] for T in poses])  # optical axes in the world
+    assert np.all(np.sum(axis[:, :2] * C[:, :2], axis=1) > 0)  # outwards, away from the centre
+    # the optical axis meets the wall it faces within 20 m (the across walk looks 25-35 m away)
+    half = np.array([20.0, 15.0])
+    hit = np.min((half - np.abs(C[:, :2])) / np.maximum(np.abs(axis[:, :2]), 1e-9), axis=1)
+    assert np.all(hit < 20.0)
+    with pytest.raises(ValueError, match="facing"):
+        courtyard_walk(5, facing="up")
