@@ -4,7 +4,9 @@
 (``mapper.py``) and calls nothing else; ``run_sfm`` uses it. Per model:
 
 1. initial pair, relaxing the requirements in four stages (inliers, median triangulation angle,
-   planar pairs allowed last); every pair tried is logged with the reason it was rejected;
+   planar pairs allowed last), never a pair whose rotation the triangles of verified pairs
+   through it contradict (``view_triangles``: repeated structure); every pair tried is logged
+   with the reason it was rejected;
 2. grow: register the best next image, triangulate its new tracks, adjust the local bundle, and
    adjust the global bundle whenever the model has grown by ``global_ba_growth_ratio``; when no
    image has enough 2D-3D correspondences, register one through a strong verified pair
@@ -137,6 +139,13 @@ class IncrementalController:
                     if pose is None:
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": "no relative pose"}
+                        continue
+                    agree, disagree = m.triangles.support(*pair)
+                    if disagree > agree:
+                        done.add(pair)
+                        rejected[pair] = {**entry, "rejected": (
+                            f"its rotation does not close the triangles of verified pairs through it (weight "
+                            f"{disagree:.0f} against {agree:.0f}): repeated structure?")}
                         continue
                     if angle < min_angle:
                         rejected[pair] = {**entry, "rejected": f"median triangulation angle {angle:.2f} deg < "

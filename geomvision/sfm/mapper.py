@@ -39,6 +39,7 @@ from .options import CameraOptions, MapperOptions
 from .planar import planar_pair_pose
 from .state import MapperState
 from .verification import TwoViewGeometry, median_triangulation_angle_deg
+from .view_triangles import TriangleSupport
 
 MAX_TRIANGULATION_PAIRS = 200
 # verified pairs whose rotations of a new image differ by more are not combined (a relative
@@ -48,19 +49,22 @@ log = logging.getLogger(__name__)
 
 
 def _rotation_consensus(Rs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The largest set of rotations (P,3,3) within ``MAX_PAIR_ROTATION_DISAGREEMENT_DEG`` of one
-    of them (each tried; ties to the first) and their weighted chordal mean: (indices, R)."""
+    """The set of rotations (P,3,3) within ``MAX_PAIR_ROTATION_DISAGREEMENT_DEG`` of one of them
+    with the most weight (each tried; ties to the first) and their weighted chordal mean:
+    (indices, R). By weight, not count: on repeated structure several weak pairs can agree on
+    one wrong rotation (the same shift of a window grid) against one strong right pair."""
     P = len(Rs)
     diff = rotation_error_deg(np.repeat(Rs, P, axis=0), np.tile(Rs, (P, 1, 1))).reshape(P, P)
     agree = diff <= MAX_PAIR_ROTATION_DISAGREEMENT_DEG
-    sel = np.flatnonzero(agree[int(np.argmax(agree.sum(axis=1)))])
+    sel = np.flatnonzero(agree[int(np.argmax(agree @ weights))])
     return sel, project_to_rotation(np.einsum("k,kij->ij", weights[sel], Rs[sel]))
 
 
 def _gives_pose(g: TwoViewGeometry, min_inliers: int = 0) -> bool:
-    """A verified pair whose relative pose may register or merge images: an E or F with at least
-    ``min_inliers`` inliers (a homography's pose has a two-fold ambiguity, and a rotation none)."""
-    return g.config in ("calibrated", "uncalibrated") and g.num_inliers >= min_inliers
+    """A verified pair whose relative pose may register or merge images: an E, F or H with at
+    least ``min_inliers`` inliers (a homography's two-fold ambiguity is resolved, or the pair
+    refused, by :func:`planar.planar_pair_pose`; a rotation gives no direction)."""
+    return g.config in ("calibrated", "uncalibrated", "planar") and g.num_inliers >= min_inliers
 
 
 @dataclass
@@ -114,6 +118,7 @@ class IncrementalMapper:
         self.s = state
         self.num_threads = num_threads  # of bundle adjustment (BAOptions.num_threads)
         self.geoms = {k: g for k, g in geometries.items() if g.verified}
+        self.triangles = TriangleSupport(self.geoms)  # loop consistency of the pairs' rotations
         self.opt = options
         self.cam_opt = camera_options
         self.seed = int(seed)
@@ -366,7 +371,10 @@ class IncrementalMapper:
            its two-view inliers within ``abs_pose_max_error_px`` of the epipolar lines of the
            resulting poses.
 
-        Counts a trial; the outcome is in ``log.registration``."""
+        Pairs (E, F, or H with its ambiguity resolved) whose rotations do not close their
+        triangles with other verified pairs are not used (:mod:`.view_triangles`), and the pose
+        found must keep half of the two-view inliers of all of i's verified pairs with the model
+        (:meth:`_pairs_agree`). Counts a trial; the outcome is in ``log.registration``."""
         s = self.s
         floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
         self.trials[i] += 1
@@ -377,6 +385,9 @@ class IncrementalMapper:
         if len(obs) >= floor:
             strong = [p for p in pairs if p[0] >= self.opt.abs_pose_min_num_inliers]
             found = self._baseline_from_points(i, strong[:3], obs, tried)
+            if found is not None and not self._pairs_agree(i, found[0]):
+                tried.append(0)
+                found = None
             if found is not None:
                 pose, inl, r, n_pair = found
                 s.register(i, pose, self.model)
@@ -386,6 +397,8 @@ class IncrementalMapper:
                 log.info("model %d: %s %s", self.model, s.images.names[i], self.log.registration[i])
                 return True
         found = self._centre_from_pairs(i, pairs)
+        if found is not None and not self._pairs_agree(i, found[0]):
+            found = None
         if found is not None:
             pose, used = found
             s.register(i, pose, self.model)
@@ -402,12 +415,13 @@ class IncrementalMapper:
         return False
 
     def _model_pairs(self, i: int) -> list[tuple[int, int, Rigid3]]:
-        """Verified pairs (E or F) of image i with images r of the current model, strongest
-        first: (inliers, r, cam_i_from_cam_r with unit translation)."""
+        """Verified pairs (E, F or H) of image i with images r of the current model whose
+        triangles do not contradict them, strongest first, with a pose (a planar pair's
+        ambiguity resolved): (inliers, r, cam_i_from_cam_r with unit translation)."""
         s, o = self.s, self.opt
         pairs = []
         for (a, b), g in self.geoms.items():
-            if i in (a, b) and _gives_pose(g):
+            if i in (a, b) and _gives_pose(g) and not self.triangles.contradicted(a, b):
                 r = b if a == i else a
                 if s.image_model[r] == self.model:
                     pairs.append((g.num_inliers, r, (a, b)))
@@ -499,6 +513,21 @@ class IncrementalMapper:
             used.append((r, kept, total))
         return pose, used
 
+    def _pairs_agree(self, i: int, pose: Rigid3) -> bool:
+        """Whether ``pose`` for image i keeps half of the two-view inliers of all its verified
+        pairs (E, F or H) with images of the current model, the pairs it was not computed from
+        included: a registration from a few weak pairs (e.g. agreeing on one wrong shift of a
+        repeated window grid) must not contradict the stronger evidence of the others."""
+        s = self.s
+        kept = total = 0
+        for (a, b), g in self.geoms.items():
+            if i in (a, b) and _gives_pose(g):
+                r = b if a == i else a
+                if s.image_model[r] == self.model:
+                    k, n = self._pair_inliers_kept(i, r, pose, s.pose(r))
+                    kept, total = kept + k, total + n
+        return kept >= 0.5 * total
+
     def _pair_inliers_kept(self, a: int, b: int, pose_a: Rigid3, pose_b: Rigid3) -> tuple[int, int]:
         """How many of the verified pair (a, b)'s two-view inliers lie within
         ``abs_pose_max_error_px`` (Sampson error) of the epipolar lines of the poses given, and
@@ -524,11 +553,14 @@ class IncrementalMapper:
         (at least ``abs_pose_min_num_inliers`` inliers) gives a's rotation in ``target``'s frame and
         the direction from b's centre to a's; the pairs whose rotations agree give the rotation
         of the similarity, and their directions constrain its scale and translation linearly.
-        When all pairs meet at one image (the directions fix where it is, not the scale about
-        it), the remaining unknown is fixed by the 2D-3D correspondences across the two models
-        (points of one seen in images of the other), as :meth:`register_image_from_pair` does:
-        at least ``ABS_POSE_MIN_NUM_INLIERS_FLOOR`` (6) must agree, and no other scale may have
-        half as much support. The merged model's tracks are completed and its bundle adjusted;
+        Pairs whose rotations do not close their triangles with other verified pairs
+        (:mod:`.view_triangles`: repeated structure) are not used. When the directions leave
+        one unknown (all pairs meet at one image, or the directions are parallel), it is fixed,
+        within the range where every pair's image lies ahead along its direction, by the 2D-3D
+        correspondences across the two models (points of one seen in images of the other), as
+        :meth:`register_image_from_pair` does: at least ``ABS_POSE_MIN_NUM_INLIERS_FLOOR`` (6)
+        must agree, and no other scale may have half as much support; or else by the depths seen
+        from the image where they meet. The merged model's tracks are completed and its bundle adjusted;
         every pair used must then keep half of its two-view inliers within
         ``abs_pose_max_error_px`` of the epipolar lines of the adjusted poses, or the merge is
         undone."""
@@ -538,7 +570,7 @@ class IncrementalMapper:
         # cross pairs: (inliers, a in src, b in target, cam_a_from_cam_b)
         cross = []
         for (i, j), g in self.geoms.items():
-            if not _gives_pose(g):
+            if not _gives_pose(g) or self.triangles.contradicted(i, j):
                 continue
             for a, b in ((i, j), (j, i)):
                 if s.image_model[a] == src and s.image_model[b] == target:
@@ -567,10 +599,11 @@ class IncrementalMapper:
         L[1:, 0] = -(Q @ m0) / d
         L[1:, 1:] = np.eye(3)
         # direction b -> a in target's frame: -R_a'^T t_ab; constraint P_w (scale Q c_a + tau - c_b) = 0
-        rows, rhs = [], []
+        rows, rhs, dirs = [], [], []
         for k, (_, a, b, rel) in enumerate(cross):
             w = -(Ra_dst[sel[k]].T @ rel.t)
             w /= np.linalg.norm(w)
+            dirs.append(w)
             P = np.eye(3) - np.outer(w, w)
             rows.append(w8[k] * (P @ np.c_[Q @ (centres[a] - m0) / d, np.eye(3)]))
             rhs.append(w8[k] * (P @ centres[b]))
@@ -583,9 +616,16 @@ class IncrementalMapper:
         cross_obs = depths = None
         if rank == 3:  # the directions fix all but the scale about one place: 2D-3D correspondences do,
             # or else the depths seen from the image where the pairs meet
-            x, cross_obs = self._merge_scale_from_points(src, target, Q, x0, L @ Vt[3])
+            v = L @ Vt[3]
+            # each a must lie ahead of its b along the pair's direction: a range of the unknown
+            a_k = np.array([(x0[0] * Q @ centres[a] + x0[1:] - centres[b]) @ w for (_, a, b, _), w in zip(cross, dirs)])
+            b_k = np.array([(v[0] * Q @ centres[a] + v[1:]) @ w for (_, a, _, _), w in zip(cross, dirs)])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bound = -a_k / b_k
+            ahead = (max(bound[b_k > 0], default=-np.inf), min(bound[b_k < 0], default=np.inf))
+            x, cross_obs = self._merge_scale_from_points(src, target, Q, x0, v, ahead)
             if x is None:
-                x, depths = self._merge_scale_from_depths(src, target, Q, x0, L @ Vt[3], cross)
+                x, depths = self._merge_scale_from_depths(src, target, Q, x0, v, cross)
                 if x is None:
                     return f"{cross_obs}; {depths}"
                 cross_obs = None
@@ -595,6 +635,11 @@ class IncrementalMapper:
         scale, tau = float(x0[0]), x0[1:]
         if not scale > 0:
             return "the verified pairs between the models give a negative scale"
+        # the lines of the directions are met; each a must also lie ahead of its b (the epipolar
+        # check below cannot tell a baseline from its opposite)
+        ahead = [float((scale * Q @ centres[a] + tau - centres[b]) @ w) for (_, a, b, _), w in zip(cross, dirs)]
+        if min(ahead) <= 0:
+            return "the merged position lies behind the direction of a verified pair between the models"
         S = Sim3(scale, Q, tau, check=False)
         snap = s.snapshot()
         merged = s.image_model == src
@@ -620,10 +665,12 @@ class IncrementalMapper:
         log.info("model %d merged into model %d (%d images) through pairs %s", src, target, n_src, ", ".join(used))
         return None
 
-    def _merge_scale_from_points(self, src: int, target: int, Q: np.ndarray, x0: np.ndarray, v: np.ndarray):
-        """The one unknown left by pairs that all meet at one image: x = x0 + lam v with x =
-        (scale, tau) of ``target_from_src``, from the 2D-3D correspondences across the models.
-        Returns (x, number of inliers) or (None, reason)."""
+    def _merge_scale_from_points(self, src: int, target: int, Q: np.ndarray, x0: np.ndarray, v: np.ndarray,
+                                 ahead: tuple[float, float] = (-np.inf, np.inf)):
+        """The one unknown left by pairs whose directions are one line (they meet at one image,
+        or are parallel): x = x0 + lam v with x = (scale, tau) of ``target_from_src``, lam within
+        ``ahead`` (where every pair's image lies ahead along its direction), from the 2D-3D
+        correspondences across the models. Returns (x, number of inliers) or (None, reason)."""
         s, o = self.s, self.opt
         floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
         obs = np.flatnonzero(s.point_valid[s.obs_track])
@@ -632,7 +679,7 @@ class IncrementalMapper:
         bwd = obs[(img_m == target) & (pt_m == src)]  # src's points in target's images
         n = len(fwd) + len(bwd)
         if n < floor:
-            return None, (f"the verified pairs between the models meet at one image and only {n} 2D-3D "
+            return None, (f"the directions of the verified pairs between the models leave one unknown and only {n} 2D-3D "
                           f"correspondences across them fix the scale (need {floor})")
         # each correspondence: cross(ray, M x + m) = 0 with x = (scale, tau) of target_from_src
         M = np.zeros((n, 3, 4))
@@ -666,9 +713,9 @@ class IncrementalMapper:
             x_cam = base + lm * dirv
             ok = x_cam[:, 2] > 0
             e = np.sum((x_cam[:, :2] / np.where(ok, x_cam[:, 2], 1.0)[:, None] - rays[:, :2]) ** 2, axis=1)
-            return ok & (e <= thr2) & (x0[0] + lm * v[0] > 0)
+            return ok & (e <= thr2) & (x0[0] + lm * v[0] > 0) & (ahead[0] < lm < ahead[1])
 
-        cand = np.unique(lam[np.isfinite(lam)])
+        cand = np.unique(lam[np.isfinite(lam) & (lam > ahead[0]) & (lam < ahead[1])])
         if len(cand) > 400:
             cand = cand[np.linspace(0, len(cand) - 1, 400).astype(np.int64)]
         counts = np.array([int(inliers(lm).sum()) for lm in cand] or [0])
@@ -681,7 +728,7 @@ class IncrementalMapper:
         far = np.abs(scales / scales[best] - 1.0) >= 0.1 if len(cand) else np.zeros(0, bool)
         rival = int(counts[far].max()) if far.any() else 0
         if best_n < floor or 2 * rival > best_n:
-            return None, (f"the verified pairs between the models meet at one image and the 2D-3D "
+            return None, (f"the directions of the verified pairs between the models leave one unknown and the 2D-3D "
                           f"correspondences across them do not fix the scale: {best_n} of {n} agree on one "
                           f"(need {floor}), {rival} on another")
         best_in = inliers(cand[best])

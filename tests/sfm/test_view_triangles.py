@@ -1,0 +1,49 @@
+"""Loop consistency of verified pairs (sfm/view_triangles.py) and the weighted rotation consensus."""
+
+import numpy as np
+
+from geomvision.geometry.rigid import Rigid3
+from geomvision.geometry.rotation import rotation_error_deg
+from geomvision.sfm.mapper import _rotation_consensus
+from geomvision.sfm.verification import TwoViewGeometry
+from geomvision.sfm.view_triangles import TriangleSupport
+
+
+def _rot(axis: np.ndarray, deg: float) -> np.ndarray:
+    return Rigid3.from_rotvec(np.radians(deg) * np.asarray(axis, float) / np.linalg.norm(axis), np.zeros(3)).R
+
+
+def _geoms(poses: list[Rigid3], inliers: dict[tuple[int, int], int], wrong: dict[tuple[int, int], np.ndarray]):
+    out = {}
+    for (i, j), n in inliers.items():
+        rel = poses[j] @ poses[i].inverse()
+        R = wrong.get((i, j), np.eye(3)) @ rel.R
+        out[(i, j)] = TwoViewGeometry("calibrated", np.zeros((n, 2), np.int64), n, Rigid3(R, rel.t))
+    return out
+
+
+def test_a_weak_wrong_pair_is_contradicted_and_a_strong_right_one_is_not():
+    rng = np.random.default_rng(0)
+    poses = [Rigid3.from_rotvec(rng.normal(0, 0.3, 3), rng.normal(0, 1, 3)) for _ in range(4)]
+    inliers = {(0, 1): 500, (1, 2): 400, (0, 2): 60, (2, 3): 300, (0, 3): 40, (1, 3): 350}
+    # (0, 2) verified on a shifted window grid: its rotation is 9 degrees off
+    geoms = _geoms(poses, inliers, {(0, 2): _rot([0, 1, 0], 9.0)})
+    tri = TriangleSupport(geoms)
+    agree, disagree = tri.support(0, 2)
+    # via 1 (legs 500 and 400); via 3 the weakest leg is (0, 3) with 40 inliers, which takes the blame
+    assert agree == 0 and disagree == 400 and tri.contradicted(0, 2)
+    # the strong pairs through the wrong one are not blamed for it (it is the weakest leg)
+    assert not tri.contradicted(0, 1) and not tri.contradicted(1, 2)
+    assert tri.support(0, 1) == (40.0, 0.0)  # closes via 3 (min(40, 350)); via 2 it is not the weakest
+    assert tri.support(0, 3) == (350.0, 60.0) and not tri.contradicted(0, 3)
+    # a pair without triangles, or without a pose, is not contradicted
+    geoms[(4, 5)] = TwoViewGeometry("planar", np.zeros((30, 2), np.int64), 30)
+    assert TriangleSupport(geoms).support(4, 5) == (0.0, 0.0)
+
+
+def test_rotation_consensus_is_by_weight_not_count():
+    R_true = _rot([0, 0, 1], 30.0)
+    R_wrong = _rot([0, 0, 1], 40.0)
+    Rs = np.array([R_true, R_wrong, R_wrong @ _rot([1, 0, 0], 1.0)])
+    sel, R = _rotation_consensus(Rs, np.array([329.0, 57.0, 48.0]))
+    assert list(sel) == [0] and rotation_error_deg(R, R_true) < 1e-9
