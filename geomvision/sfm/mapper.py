@@ -452,7 +452,8 @@ class IncrementalMapper:
             u = np.cross(rays, X @ R.T + base)
             v = np.cross(rays, np.broadcast_to(d, rays.shape))
             lam = -np.einsum("ij,ij->i", u, v) / np.maximum(np.einsum("ij,ij->i", v, v), 1e-300)
-            cand = np.unique(lam[np.isfinite(lam)])
+            # along the pair's direction, not its opposite (the epipolar geometry cannot tell them apart)
+            cand = np.unique(lam[np.isfinite(lam) & (lam > 0)])
             if len(cand) > 200:
                 cand = cand[np.linspace(0, len(cand) - 1, 200).astype(np.int64)]
 
@@ -469,7 +470,7 @@ class IncrementalMapper:
                 continue
             lm = -np.sum(u[best_in] * v[best_in]) / max(np.sum(v[best_in] * v[best_in]), 1e-300)
             inl = inliers(lm)
-            if inl.sum() >= max(floor, 0.5 * len(obs)):
+            if lm > 0 and inl.sum() >= max(floor, 0.5 * len(obs)):
                 return Rigid3(R, base + lm * d, check=False), inl, r, n_pair
         return None
 
@@ -564,7 +565,7 @@ class IncrementalMapper:
         every pair used must then keep half of its two-view inliers within
         ``abs_pose_max_error_px`` of the epipolar lines of the adjusted poses, or the merge is
         undone."""
-        s, o = self.s, self.opt
+        s = self.s
         floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
         src = self.model
         # cross pairs: (inliers, a in src, b in target, cam_a_from_cam_b)
@@ -586,7 +587,45 @@ class IncrementalMapper:
         sel, Q = _rotation_consensus(Qs, np.array([c[0] for c in cross], dtype=np.float64))
         if len(sel) < 2:
             return "the verified pairs between the models disagree on their relative rotation"
-        cross = [cross[k] for k in sel]
+        cross, Ra_dst = [cross[k] for k in sel], Ra_dst[sel]
+        while True:  # a weak pair may point wrong (repeated structure): without it, if need be
+            found = self._merge_similarity(src, target, cross, Ra_dst, Q)
+            if not isinstance(found, str) or len(cross) <= 2:
+                break
+            cross, Ra_dst = cross[:-1], Ra_dst[:-1]
+        if isinstance(found, str):
+            return found
+        scale, tau, cross_obs, depths = found
+        S = Sim3(scale, Q, tau, check=False)
+        snap = s.snapshot()
+        merged = s.image_model == src
+        n_src = int(np.sum(merged))
+        s.transform_model(src, S, target)
+        self.model = target
+        # the merged model is adjusted as a whole, then every pair used must keep half of its
+        # two-view inliers on the epipolar lines of the adjusted poses; else the merge is undone
+        self.complete_tracks()
+        self.adjust_global_bundle()
+        used = []
+        for _, a, b, _ in cross:
+            kept, total = self._pair_inliers_kept(a, b, s.pose(a), s.pose(b))
+            if kept < max(floor, 0.5 * total):
+                s.restore(snap)
+                self.model = src
+                return (f"the merged and adjusted poses keep {kept} of the {total} two-view inliers of "
+                        f"{s.images.names[a]}, {s.images.names[b]}")
+            used.append(f"{s.images.names[a]}-{s.images.names[b]} ({kept}/{total})")
+        self.log.merges.append({"model": src, "into": target, "num_images": n_src, "scale": scale,
+                                "images": [s.images.names[k] for k in np.flatnonzero(merged)],
+                                "pairs": used, "cross_2d3d_inliers": cross_obs, "scale_from_depths": depths})
+        log.info("model %d merged into model %d (%d images) through pairs %s", src, target, n_src, ", ".join(used))
+        return None
+
+    def _merge_similarity(self, src: int, target: int, cross: list, Ra_dst: np.ndarray, Q: np.ndarray):
+        """Scale and translation of ``target_from_src`` (rotation ``Q``) from the directions of
+        the ``cross`` pairs (:meth:`merge_into`): (scale, tau, 2D-3D inliers or None, depth
+        evidence or None), or the reason it is not fixed."""
+        s, o = self.s, self.opt
         w8 = np.sqrt(np.array([c[0] for c in cross], dtype=np.float64))
         centres = s.centers()
         # unknowns x = (scale, tau) of target_from_src, solved as (scale * d, tau + scale Q m) with
@@ -601,7 +640,7 @@ class IncrementalMapper:
         # direction b -> a in target's frame: -R_a'^T t_ab; constraint P_w (scale Q c_a + tau - c_b) = 0
         rows, rhs, dirs = [], [], []
         for k, (_, a, b, rel) in enumerate(cross):
-            w = -(Ra_dst[sel[k]].T @ rel.t)
+            w = -(Ra_dst[k].T @ rel.t)
             w /= np.linalg.norm(w)
             dirs.append(w)
             P = np.eye(3) - np.outer(w, w)
@@ -640,30 +679,7 @@ class IncrementalMapper:
         ahead = [float((scale * Q @ centres[a] + tau - centres[b]) @ w) for (_, a, b, _), w in zip(cross, dirs)]
         if min(ahead) <= 0:
             return "the merged position lies behind the direction of a verified pair between the models"
-        S = Sim3(scale, Q, tau, check=False)
-        snap = s.snapshot()
-        merged = s.image_model == src
-        n_src = int(np.sum(merged))
-        s.transform_model(src, S, target)
-        self.model = target
-        # the merged model is adjusted as a whole, then every pair used must keep half of its
-        # two-view inliers on the epipolar lines of the adjusted poses; else the merge is undone
-        self.complete_tracks()
-        self.adjust_global_bundle()
-        used = []
-        for _, a, b, _ in cross:
-            kept, total = self._pair_inliers_kept(a, b, s.pose(a), s.pose(b))
-            if kept < max(floor, 0.5 * total):
-                s.restore(snap)
-                self.model = src
-                return (f"the merged and adjusted poses keep {kept} of the {total} two-view inliers of "
-                        f"{s.images.names[a]}, {s.images.names[b]}")
-            used.append(f"{s.images.names[a]}-{s.images.names[b]} ({kept}/{total})")
-        self.log.merges.append({"model": src, "into": target, "num_images": n_src, "scale": scale,
-                                "images": [s.images.names[k] for k in np.flatnonzero(merged)],
-                                "pairs": used, "cross_2d3d_inliers": cross_obs, "scale_from_depths": depths})
-        log.info("model %d merged into model %d (%d images) through pairs %s", src, target, n_src, ", ".join(used))
-        return None
+        return scale, tau, cross_obs, depths
 
     def _merge_scale_from_points(self, src: int, target: int, Q: np.ndarray, x0: np.ndarray, v: np.ndarray,
                                  ahead: tuple[float, float] = (-np.inf, np.inf)):

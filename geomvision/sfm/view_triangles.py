@@ -19,6 +19,7 @@ from ..geometry.rotation import rotation_error_deg
 from .verification import TwoViewGeometry
 
 MAX_TRIANGLE_ERROR_DEG = 5.0  # a triangle closes when its composed rotation is within this of identity
+MAX_TREE_PATH = 4  # longest chain of the strongest pairs compared with a pair (rotation error adds up)
 
 
 class TriangleSupport:
@@ -36,6 +37,8 @@ class TriangleSupport:
                 self._adj.setdefault(i, set()).add(j)
                 self._adj.setdefault(j, set()).add(i)
         self._cache: dict[tuple[int, int], tuple[float, float]] = {}
+        self._tree: dict[int, list[int]] | None = None
+        self._parents: dict[int, dict[int, int]] = {}
 
     def _rot(self, a: int, b: int) -> np.ndarray:
         """cam_b_from_cam_a rotation of a pair with a pose."""
@@ -66,7 +69,74 @@ class TriangleSupport:
         self._cache[key] = out
         return out
 
+    def tree_disagreement(self, i: int, j: int) -> tuple[float, float]:
+        """(rotation difference in degrees, weakest inliers along the path) between the pair's
+        rotation and the one composed along the path from i to j in the maximum spanning tree of
+        the pairs (by inliers: the strongest evidence); (0, 0) when the pair is a tree edge, has no
+        pose, or its ends are not connected within ``MAX_TREE_PATH`` edges."""
+        key = (min(i, j), max(i, j))
+        if key not in self._R:
+            return 0.0, 0.0
+        parent = self._tree_parents(key[0])
+        path = [key[1]]
+        while path[-1] != key[0] and len(path) <= MAX_TREE_PATH + 1:
+            p = parent.get(path[-1])
+            if p is None:
+                return 0.0, 0.0
+            path.append(p)
+        if len(path) <= 2 or path[-1] != key[0]:
+            return 0.0, 0.0
+        path = path[::-1]  # key[0] ... key[1]
+        R = np.eye(3)
+        for a, b in zip(path[:-1], path[1:]):
+            R = self._rot(a, b) @ R
+        weakest = min(self._inliers(a, b) for a, b in zip(path[:-1], path[1:]))
+        return float(rotation_error_deg(R, self._R[key])), float(weakest)
+
+    def _tree_parents(self, root: int) -> dict[int, int]:
+        """Parent of each image on its tree path to ``root`` (breadth-first, cached per root)."""
+        if self._tree is None:
+            self._tree = _max_spanning_tree(self._n)
+        if root not in self._parents:
+            parent, frontier = {root: root}, [root]
+            while frontier:
+                nxt = []
+                for a in frontier:
+                    for b in self._tree.get(a, ()):
+                        if b not in parent:
+                            parent[b] = a
+                            nxt.append(b)
+                frontier = nxt
+            self._parents[root] = parent
+        return self._parents[root]
+
     def contradicted(self, i: int, j: int) -> bool:
-        """Whether more triangle weight contradicts the pair's rotation than confirms it."""
+        """Whether more triangle weight contradicts the pair's rotation than confirms it, or the
+        strongest pairs' chain between its images (a short path of the maximum spanning tree,
+        every pair on it stronger than this one) turns by more than ``MAX_TRIANGLE_ERROR_DEG``
+        otherwise."""
         agree, disagree = self.support(i, j)
-        return disagree > agree
+        if disagree > agree:
+            return True
+        err, weakest = self.tree_disagreement(i, j)
+        return err > MAX_TRIANGLE_ERROR_DEG and weakest >= self._inliers(i, j)
+
+
+def _max_spanning_tree(inliers: dict[tuple[int, int], int]) -> dict[int, list[int]]:
+    """Adjacency of the maximum spanning forest of the pairs weighted by inliers (Kruskal)."""
+    root: dict[int, int] = {}
+
+    def find(a: int) -> int:
+        while root.setdefault(a, a) != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        return a
+
+    adj: dict[int, list[int]] = {}
+    for (a, b), _ in sorted(inliers.items(), key=lambda kv: (-kv[1], kv[0])):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            root[ra] = rb
+            adj.setdefault(a, []).append(b)
+            adj.setdefault(b, []).append(a)
+    return adj

@@ -47,3 +47,21 @@ def test_rotation_consensus_is_by_weight_not_count():
     Rs = np.array([R_true, R_wrong, R_wrong @ _rot([1, 0, 0], 1.0)])
     sel, R = _rotation_consensus(Rs, np.array([329.0, 57.0, 48.0]))
     assert list(sel) == [0] and rotation_error_deg(R, R_true) < 1e-9
+
+
+def test_a_wrong_pair_without_triangles_is_caught_by_the_chain_of_the_strongest_pairs():
+    rng = np.random.default_rng(1)
+    poses = [Rigid3.from_rotvec(rng.normal(0, 0.3, 3), rng.normal(0, 1, 3)) for _ in range(5)]
+    chain = {(0, 1): 600, (1, 2): 500, (2, 3): 550, (3, 4): 450}
+    geoms = _geoms(poses, {**chain, (0, 3): 45, (1, 4): 40},
+                   {(0, 3): _rot([0, 0, 1], 8.0), (1, 4): _rot([0, 0, 1], 2.0)})
+    tri = TriangleSupport(geoms)
+    assert tri.support(0, 3) == (0.0, 0.0)  # no triangle: (0, 2) and (1, 3) were not verified
+    err, weakest = tri.tree_disagreement(0, 3)
+    assert abs(err - 8.0) < 1e-6 and weakest == 500 and tri.contradicted(0, 3)
+    assert not tri.contradicted(1, 4)  # 2 degrees: within the tolerance
+    assert tri.tree_disagreement(1, 2) == (0.0, 0.0) and not tri.contradicted(1, 2)  # a tree edge
+    # a pair stronger than the chain between its views is not blamed on the chain's word
+    geoms[(0, 3)] = _geoms(poses, {(0, 3): 900}, {(0, 3): _rot([0, 0, 1], 8.0)})[(0, 3)]
+    tri = TriangleSupport(geoms)
+    assert tri.tree_disagreement(0, 3)[0] == 0.0  # it is now a tree edge itself
