@@ -11,8 +11,9 @@
    adjust the global bundle whenever the model has grown by ``global_ba_growth_ratio``; when no
    image has enough 2D-3D correspondences, register one through a strong verified pair
    (``register_image_from_pair``: weak overlaps);
-3. finish: give failed images another chance, then twice (complete tracks, retriangulate, global
-   bundle adjustment, up to 100 iterations).
+3. finish: give failed images another chance, remove the images whose poses contradict their
+   verified pairs in the model (``drop_contradicted_images``), then twice (complete tracks,
+   retriangulate, global bundle adjustment, up to 100 iterations).
 
 Images that do not connect to a model seed further models, until no initial pair is left. The
 controller keeps the multi-model bookkeeping (``mapper.log.models``, ``log.initial_pairs``),
@@ -191,6 +192,7 @@ class IncrementalController:
         m = self.mapper
         m.reset_trials()
         self.grow()
+        m.drop_contradicted_images()
         for _ in range(2):
             m.complete_tracks()
             m.retriangulate()

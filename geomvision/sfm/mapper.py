@@ -418,18 +418,23 @@ class IncrementalMapper:
         """Verified pairs (E, F or H) of image i with images r of the current model whose
         triangles do not contradict them, strongest first, with a pose (a planar pair's
         ambiguity resolved): (inliers, r, cam_i_from_cam_r with unit translation)."""
-        s, o = self.s, self.opt
+        s = self.s
         pairs = []
+        strongest = 0
         for (a, b), g in self.geoms.items():
-            if i in (a, b) and _gives_pose(g) and not self.triangles.contradicted(a, b):
+            if i in (a, b) and _gives_pose(g):
+                strongest = max(strongest, g.num_inliers)
                 r = b if a == i else a
-                if s.image_model[r] == self.model:
+                if s.image_model[r] == self.model and not self.triangles.contradicted(a, b):
                     pairs.append((g.num_inliers, r, (a, b)))
+        # only pairs of at least half the inliers of i's strongest pair (with any image): while
+        # the views of its strong pairs are not mapped, a weak pair alone must not place it
+        pairs = [p for p in pairs if 2 * p[0] >= strongest]
         pairs.sort(key=lambda p: (-p[0], p[1]))
         out = []
         for n, r, (a, b) in pairs:
             rel, _ = self.initial_pair_pose(a, b)  # cam_b_from_cam_a
-            if rel is not None:
+            if rel is not None and not self.triangles.contradicted(a, b, rel.R):
                 out.append((n, r, rel if a == r else rel.inverse()))
         return out
 
@@ -544,6 +549,43 @@ class IncrementalMapper:
         kept = int(np.sum(sampson_sq_errors(E, xb, xa) * focal2 <= self.opt.abs_pose_max_error_px**2))
         return kept, len(g.inlier_matches)
 
+    def drop_contradicted_images(self) -> list[int]:
+        """Remove from the current model the images whose poses keep less than half of the
+        two-view inliers of their verified pairs (E, F or H) with the model's other images: a
+        view placed by wrong evidence (a weak pair verified on a window grid shifted by one
+        window, with a right rotation and a wrong baseline) contradicts its stronger pairs. The
+        worst image goes first and the others are judged again without its pairs (its wrong pose
+        also costs its right neighbours inliers). Points left with fewer than two observations
+        are dropped; the images removed keep no registration attempts in this model. Returns
+        them."""
+        s = self.s
+        imgs = set(self.model_images.tolist())
+        pairs = []  # (a, b, kept, total) of the verified pairs inside the model
+        for (a, b), g in self.geoms.items():
+            if a in imgs and b in imgs and _gives_pose(g):
+                pairs.append((a, b, *self._pair_inliers_kept(a, b, s.pose(a), s.pose(b))))
+        dropped: list[int] = []
+        while True:
+            kept: dict[int, int] = {}
+            total: dict[int, int] = {}
+            for a, b, k, n in pairs:
+                for i in (a, b):
+                    kept[i], total[i] = kept.get(i, 0) + k, total.get(i, 0) + n
+            ratio = {i: kept[i] / total[i] for i in total if total[i] > 0}
+            worst = min(ratio, key=lambda i: (ratio[i], i), default=None)
+            if worst is None or ratio[worst] >= 0.5:
+                break
+            dropped.append(worst)
+            self.log.registration[worst] = (f"removed from model {self.model}: its pose keeps {kept[worst]} of the "
+                                            f"{total[worst]} two-view inliers of its verified pairs in the model")
+            log.info("model %d: %s %s", self.model, s.images.names[worst], self.log.registration[worst])
+            pairs = [p for p in pairs if worst not in p[:2]]
+        if dropped:
+            s.deregister(dropped)
+            s.drop_weak_points()
+            self.trials[dropped] = self.opt.max_register_trials
+        return dropped
+
     # --- merging models -----------------------------------------------------------------------
     def merge_into(self, target: int) -> str | None:
         """Move the current model into model ``target`` (an earlier one) when verified pairs
@@ -576,7 +618,7 @@ class IncrementalMapper:
             for a, b in ((i, j), (j, i)):
                 if s.image_model[a] == src and s.image_model[b] == target:
                     rel, _ = self.initial_pair_pose(i, j)  # cam_j_from_cam_i
-                    if rel is not None:
+                    if rel is not None and not self.triangles.contradicted(i, j, rel.R):
                         cross.append((g.num_inliers, a, b, rel if b == i else rel.inverse()))
         if len(cross) < 2:
             return f"{len(cross)} verified pairs between the models (need 2)"

@@ -23,20 +23,21 @@ MAX_TREE_PATH = 4  # longest chain of the strongest pairs compared with a pair (
 
 
 class TriangleSupport:
-    """Triangle evidence for the verified pairs of ``geoms`` ((i, j) with i < j) that have a
-    relative pose (``cam2_from_cam1``); built once, queried per pair (cached)."""
+    """Triangle and spanning-tree evidence for the verified pairs of ``geoms`` ((i, j) with
+    i < j); the pairs with a relative pose (``cam2_from_cam1``) form the triangles and the tree.
+    Built once, queried per pair: the verified rotation (cached), or another candidate ``R``
+    (``cam_j_from_cam_i`` for i < j, e.g. a planar pair's chosen decomposition)."""
 
     def __init__(self, geoms: dict[tuple[int, int], TwoViewGeometry]) -> None:
         self._R: dict[tuple[int, int], np.ndarray] = {}
-        self._n: dict[tuple[int, int], int] = {}
+        self._n = {k: int(g.num_inliers) for k, g in geoms.items() if g.verified}
         self._adj: dict[int, set[int]] = {}
         for (i, j), g in geoms.items():
             if g.verified and g.cam2_from_cam1 is not None and g.config in ("calibrated", "uncalibrated", "planar"):
                 self._R[(i, j)] = g.cam2_from_cam1.R
-                self._n[(i, j)] = int(g.num_inliers)
                 self._adj.setdefault(i, set()).add(j)
                 self._adj.setdefault(j, set()).add(i)
-        self._cache: dict[tuple[int, int], tuple[float, float]] = {}
+        self._cache: dict[tuple[int, int], bool] = {}
         self._tree: dict[int, list[int]] | None = None
         self._parents: dict[int, dict[int, int]] = {}
 
@@ -47,35 +48,35 @@ class TriangleSupport:
     def _inliers(self, a: int, b: int) -> int:
         return self._n[(min(a, b), max(a, b))]
 
-    def support(self, i: int, j: int) -> tuple[float, float]:
-        """(weight of the triangles through (i, j) that close, weight of those that do not);
-        (0, 0) when the pair has no pose or no triangle."""
-        key = (min(i, j), max(i, j))
-        if key in self._cache:
-            return self._cache[key]
-        out = (0.0, 0.0)
-        if key in self._R:
-            a, b = key
-            ks = sorted(self._adj.get(a, set()) & self._adj.get(b, set()))
-            if ks:
-                composed = np.array([self._rot(k, b) @ self._rot(a, k) for k in ks])
-                err = rotation_error_deg(composed, np.broadcast_to(self._R[key], composed.shape))
-                w = np.array([min(self._inliers(a, k), self._inliers(k, b)) for k in ks], dtype=np.float64)
-                close = err <= MAX_TRIANGLE_ERROR_DEG
-                # a triangle that does not close has a wrong leg, most likely its weakest: it
-                # counts against this pair only when this pair is that leg
-                weakest = self._n[key] <= w
-                out = (float(w[close].sum()), float(w[~close & weakest].sum()))
-        self._cache[key] = out
-        return out
+    def _judged(self, key: tuple[int, int], R: np.ndarray | None) -> np.ndarray | None:
+        return self._R.get(key) if R is None else np.asarray(R, dtype=np.float64)
 
-    def tree_disagreement(self, i: int, j: int) -> tuple[float, float]:
+    def support(self, i: int, j: int, R: np.ndarray | None = None) -> tuple[float, float]:
+        """(weight of the triangles through (i, j) that close, weight of those that do not);
+        (0, 0) when the pair has no rotation to judge or no triangle."""
+        key = (min(i, j), max(i, j))
+        Rk = self._judged(key, R)
+        a, b = key
+        ks = sorted(self._adj.get(a, set()) & self._adj.get(b, set()))
+        if Rk is None or not ks:
+            return 0.0, 0.0
+        composed = np.array([self._rot(k, b) @ self._rot(a, k) for k in ks])
+        err = rotation_error_deg(composed, np.broadcast_to(Rk, composed.shape))
+        w = np.array([min(self._inliers(a, k), self._inliers(k, b)) for k in ks], dtype=np.float64)
+        close = err <= MAX_TRIANGLE_ERROR_DEG
+        # a triangle that does not close has a wrong leg, most likely its weakest: it counts
+        # against this pair only when this pair is that leg
+        weakest = self._n[key] <= w
+        return float(w[close].sum()), float(w[~close & weakest].sum())
+
+    def tree_disagreement(self, i: int, j: int, R: np.ndarray | None = None) -> tuple[float, float]:
         """(rotation difference in degrees, weakest inliers along the path) between the pair's
         rotation and the one composed along the path from i to j in the maximum spanning tree of
         the pairs (by inliers: the strongest evidence); (0, 0) when the pair is a tree edge, has no
-        pose, or its ends are not connected within ``MAX_TREE_PATH`` edges."""
+        rotation to judge, or its ends are not connected within ``MAX_TREE_PATH`` edges."""
         key = (min(i, j), max(i, j))
-        if key not in self._R:
+        Rk = self._judged(key, R)
+        if Rk is None:
             return 0.0, 0.0
         parent = self._tree_parents(key[0])
         path = [key[1]]
@@ -87,16 +88,16 @@ class TriangleSupport:
         if len(path) <= 2 or path[-1] != key[0]:
             return 0.0, 0.0
         path = path[::-1]  # key[0] ... key[1]
-        R = np.eye(3)
+        Rc = np.eye(3)
         for a, b in zip(path[:-1], path[1:]):
-            R = self._rot(a, b) @ R
+            Rc = self._rot(a, b) @ Rc
         weakest = min(self._inliers(a, b) for a, b in zip(path[:-1], path[1:]))
-        return float(rotation_error_deg(R, self._R[key])), float(weakest)
+        return float(rotation_error_deg(Rc, Rk)), float(weakest)
 
     def _tree_parents(self, root: int) -> dict[int, int]:
         """Parent of each image on its tree path to ``root`` (breadth-first, cached per root)."""
         if self._tree is None:
-            self._tree = _max_spanning_tree(self._n)
+            self._tree = _max_spanning_tree({k: self._n[k] for k in self._R})
         if root not in self._parents:
             parent, frontier = {root: root}, [root]
             while frontier:
@@ -110,16 +111,26 @@ class TriangleSupport:
             self._parents[root] = parent
         return self._parents[root]
 
-    def contradicted(self, i: int, j: int) -> bool:
-        """Whether more triangle weight contradicts the pair's rotation than confirms it, or the
-        strongest pairs' chain between its images (a short path of the maximum spanning tree,
-        every pair on it stronger than this one) turns by more than ``MAX_TRIANGLE_ERROR_DEG``
-        otherwise."""
-        agree, disagree = self.support(i, j)
-        if disagree > agree:
-            return True
-        err, weakest = self.tree_disagreement(i, j)
-        return err > MAX_TRIANGLE_ERROR_DEG and weakest >= self._inliers(i, j)
+    def contradicted(self, i: int, j: int, R: np.ndarray | None = None) -> bool:
+        """Whether more triangle weight contradicts the pair's rotation (the verified one, or
+        ``R``: cam_j_from_cam_i for i < j) than confirms it, or the strongest pairs' chain between
+        its images (a short path of the maximum spanning tree, every pair on it stronger than
+        this one) turns by more than ``MAX_TRIANGLE_ERROR_DEG`` otherwise. An ``R`` that differs
+        from the verified rotation by more than that is contradicted when fewer triangles close
+        with it than with the verified one."""
+        key = (min(i, j), max(i, j))
+        if R is None and key in self._cache:
+            return self._cache[key]
+        agree, disagree = self.support(i, j, R)
+        if R is not None and key in self._R and rotation_error_deg(R, self._R[key]) > MAX_TRIANGLE_ERROR_DEG:
+            # two candidates for one pair (e.g. a plane's two decompositions): the triangles choose
+            if agree < self.support(i, j)[0]:
+                return True
+        err, weakest = self.tree_disagreement(i, j, R)
+        out = disagree > agree or (err > MAX_TRIANGLE_ERROR_DEG and weakest >= self._inliers(*key))
+        if R is None:
+            self._cache[key] = out
+        return out
 
 
 def _max_spanning_tree(inliers: dict[tuple[int, int], int]) -> dict[int, list[int]]:

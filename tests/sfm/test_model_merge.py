@@ -199,3 +199,28 @@ def test_models_hinged_at_one_image_stay_apart_when_its_depths_do_not_agree():
     why = mapper.merge_into(0)
     assert why is not None and "nor do the depths seen from 005" in why, why
     assert mapper.model == 1 and list(mapper.state.image_model) == [0] * 4 + [1] * 4
+
+
+def test_a_view_whose_pose_contradicts_its_verified_pairs_leaves_the_model():
+    """A model of 6 orbit views, one of them then moved along the orbit (as a pair verified on a
+    window grid shifted by one window places it): its pairs with the others no longer fit the
+    poses, and it alone leaves the model; a right model loses nothing."""
+    from geomvision.geometry.rigid import Rigid3
+
+    scene = orbit_scene(n_images=6, n_points=500, noise_px=0.5, rng=3)
+    mapper = _mapper(scene)
+    s = mapper.state
+    pose, _ = mapper.initial_pair_pose(0, 1)
+    assert mapper.register_initial_pair(0, 1, pose, 50) is None
+    for i in range(2, 6):
+        assert mapper.register_image(i), mapper.log.registration[i]
+        mapper.triangulate_image(i)
+    mapper.adjust_global_bundle()
+    assert mapper.drop_contradicted_images() == []
+    T = s.pose(5)
+    s.register(5, Rigid3(T.R, T.t + np.array([0.8, 0.0, 0.0]) * np.linalg.norm(T.t)), 0)
+    assert mapper.drop_contradicted_images() == [5]
+    assert s.image_model[5] == -1 and (s.image_model[:5] == 0).all()
+    assert "removed from model 0" in mapper.log.registration[5]
+    assert mapper.find_next_images() == []  # no attempts left in this model
+    s.check_invariants()
