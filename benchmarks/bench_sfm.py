@@ -1,9 +1,11 @@
 """End-to-end SfM: geomvision's ``run_sfm`` next to pycolmap on the same real images, in one run.
 
 Scenes: the three Strecha scenes and dino-ring (48 views of a weakly textured object on a closed
-ring, issue 15), all with ground-truth cameras in ``../shared``; and ``courtyard``: 19 views of a
-closed walk in a courtyard of repeated windows (``geomvision.synthetic.render_courtyard``, exact
-cameras; issue 15), rendered once into ``benchmarks/_cache/courtyard``.
+ring, issue 15), all with ground-truth cameras in ``../shared``; ``courtyard``: 19 views of a
+closed walk in a courtyard of repeated windows, each looking across it, and ``courtyard-walls``:
+19 views of a walk in a larger one, each facing the nearest wall (mostly planar pairs that overlap
+only their neighbours; ``geomvision.synthetic.render_courtyard``, exact cameras; issue 15),
+rendered once into ``benchmarks/_cache/<scene>``.
 
 Both pipelines get the known K (PINHOLE, kept fixed), 8,192 SIFT features per image, exhaustive
 matching and incremental mapping, 2 threads, CPU. Each run is a fresh subprocess (so peak memory
@@ -33,10 +35,13 @@ from _workers import peak_rss_mb
 from _workers import run_ours_timed, run_pycolmap_known_K
 from _workers import spawn as _spawn
 
-SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10", "dino-ring", "courtyard")
+SCENES = ("fountain-P11", "Herz-Jesus-P8", "entry-P10", "dino-ring", "courtyard", "courtyard-walls")
 
-
-RENDERED = {"courtyard"}
+# rendered scenes: keywords of ``render_courtyard`` (19 views each)
+RENDERED = {
+    "courtyard": {},
+    "courtyard-walls": {"size_m": (40.0, 30.0), "margin_m": 12.0, "look_up_deg": 10.0, "facing": "walls"},
+}
 
 
 def scene_dir(root: Path, scene: str) -> Path:
@@ -48,7 +53,9 @@ def scene_dir(root: Path, scene: str) -> Path:
             from geomvision.synthetic import write_strecha_layout
             from geomvision.synthetic.courtyard import render_courtyard
 
-            write_strecha_layout(render_courtyard(19), d, source="geomvision.synthetic.render_courtyard(19)")
+            kw = RENDERED[scene]
+            args = "".join(f", {k}={v!r}" for k, v in kw.items())
+            write_strecha_layout(render_courtyard(19, **kw), d, source=f"geomvision.synthetic.render_courtyard(19{args})")
         return d
     d = root / "strecha" / scene
     return d if d.is_dir() else root / scene
