@@ -141,12 +141,13 @@ class IncrementalController:
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": "no relative pose"}
                         continue
-                    agree, disagree = m.triangles.support(*pair)
-                    if disagree > agree:
+                    if m.triangles.contradicted(*pair):
+                        agree, against = m.triangles.support(*pair)
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": (
-                            f"its rotation does not close the triangles of verified pairs through it (weight "
-                            f"{disagree:.0f} against {agree:.0f}): repeated structure?")}
+                            f"the verified pairs around it contradict its rotation (triangles that do not close "
+                            f"and blame it weigh {against:.0f}, those that close {agree:.0f}; or the chain of the "
+                            f"strongest pairs turns otherwise): repeated structure?")}
                         continue
                     if angle < min_angle:
                         rejected[pair] = {**entry, "rejected": f"median triangulation angle {angle:.2f} deg < "

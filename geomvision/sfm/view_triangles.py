@@ -5,8 +5,9 @@ period: a consistent epipolar geometry with a wrong relative pose. Such a pair r
 triangles it forms with other verified pairs: for images i, j and a third image k with pairs
 (i, k) and (k, j), ``R_kj R_ik`` should equal ``R_ij``. :class:`TriangleSupport` weighs, for one
 pair, the triangles that close (within ``MAX_TRIANGLE_ERROR_DEG``) against those that do not
-and in which it is the weakest leg (the likeliest wrong one), each by the inliers of its weaker
-other leg. The mapper does not drop contradicted pairs (their
+and blame it, each by the inliers of its weaker other leg. A triangle that does not close blames
+the leg whose own triangles close least (a wrong pair's rarely do, whatever its inliers), the
+weakest of those equally doubtful. The mapper does not drop contradicted pairs (their
 matches may still be right and 2D-3D registration rejects the wrong ones); it only refuses to
 seed a model or place an image from their relative pose alone.
 """
@@ -39,6 +40,7 @@ class TriangleSupport:
                 self._adj.setdefault(j, set()).add(i)
         self._cache: dict[tuple[int, int], bool] = {}
         self._tree: dict[int, list[int]] | None = None
+        self._ratio: dict[tuple[int, int], float] = {}
         self._parents: dict[int, dict[int, int]] = {}
 
     def _rot(self, a: int, b: int) -> np.ndarray:
@@ -51,23 +53,43 @@ class TriangleSupport:
     def _judged(self, key: tuple[int, int], R: np.ndarray | None) -> np.ndarray | None:
         return self._R.get(key) if R is None else np.asarray(R, dtype=np.float64)
 
-    def support(self, i: int, j: int, R: np.ndarray | None = None) -> tuple[float, float]:
-        """(weight of the triangles through (i, j) that close, weight of those that do not);
-        (0, 0) when the pair has no rotation to judge or no triangle."""
-        key = (min(i, j), max(i, j))
-        Rk = self._judged(key, R)
+    def _triangles(self, key: tuple[int, int], Rk: np.ndarray):
+        """Third images k of the triangles through pair ``key`` (rotation ``Rk``), whether each
+        closes, and its weight (the inliers of its weaker other leg)."""
         a, b = key
         ks = sorted(self._adj.get(a, set()) & self._adj.get(b, set()))
-        if Rk is None or not ks:
-            return 0.0, 0.0
+        if not ks:
+            return ks, np.zeros(0, bool), np.zeros(0)
         composed = np.array([self._rot(k, b) @ self._rot(a, k) for k in ks])
-        err = rotation_error_deg(composed, np.broadcast_to(Rk, composed.shape))
+        close = rotation_error_deg(composed, np.broadcast_to(Rk, composed.shape)) <= MAX_TRIANGLE_ERROR_DEG
         w = np.array([min(self._inliers(a, k), self._inliers(k, b)) for k in ks], dtype=np.float64)
-        close = err <= MAX_TRIANGLE_ERROR_DEG
-        # a triangle that does not close has a wrong leg, most likely its weakest: it counts
-        # against this pair only when this pair is that leg
-        weakest = self._n[key] <= w
-        return float(w[close].sum()), float(w[~close & weakest].sum())
+        return ks, close, w
+
+    def _closing_ratio(self, key: tuple[int, int]) -> float:
+        """Share of the weight of a verified pair's triangles that close (0.5 without any)."""
+        if key not in self._ratio:
+            _, close, w = self._triangles(key, self._R[key])
+            self._ratio[key] = float(w[close].sum() / w.sum()) if w.sum() > 0 else 0.5
+        return self._ratio[key]
+
+    def support(self, i: int, j: int, R: np.ndarray | None = None) -> tuple[float, float]:
+        """(weight of the triangles through (i, j) that close, weight of those that do not and
+        blame it); zeros when the pair has no rotation to judge or no triangle. A triangle that
+        does not close has a wrong leg: the one whose own triangles close least (by weight),
+        the weakest of those equally doubtful."""
+        key = (min(i, j), max(i, j))
+        Rk = self._judged(key, R)
+        if Rk is None:
+            return 0.0, 0.0
+        ks, close, w = self._triangles(key, Rk)
+        if not len(ks):
+            return 0.0, 0.0
+        own = (float(w[close].sum() / w.sum()), self._n[key])
+        a, b = key
+        blamed = np.array([not c and own <= min((self._closing_ratio(leg), self._n[leg])
+                                                for leg in ((min(a, k), max(a, k)), (min(k, b), max(k, b))))
+                           for k, c in zip(ks, close)], dtype=bool)
+        return float(w[close].sum()), float(w[blamed].sum())
 
     def tree_disagreement(self, i: int, j: int, R: np.ndarray | None = None) -> tuple[float, float]:
         """(rotation difference in degrees, weakest inliers along the path) between the pair's
@@ -97,7 +119,9 @@ class TriangleSupport:
     def _tree_parents(self, root: int) -> dict[int, int]:
         """Parent of each image on its tree path to ``root`` (breadth-first, cached per root)."""
         if self._tree is None:
-            self._tree = _max_spanning_tree({k: self._n[k] for k in self._R})
+            # of the pairs whose triangles do not blame them: a strong wrong pair must not carry
+            # the chain that judges the others
+            self._tree = _max_spanning_tree({k: self._n[k] for k in self._R}, self._triangles_accept)
         if root not in self._parents:
             parent, frontier = {root: root}, [root]
             while frontier:
@@ -110,6 +134,10 @@ class TriangleSupport:
                 frontier = nxt
             self._parents[root] = parent
         return self._parents[root]
+
+    def _triangles_accept(self, key: tuple[int, int]) -> bool:
+        agree, disagree = self.support(*key)
+        return disagree <= agree
 
     def contradicted(self, i: int, j: int, R: np.ndarray | None = None) -> bool:
         """Whether more triangle weight contradicts the pair's rotation (the verified one, or
@@ -133,8 +161,9 @@ class TriangleSupport:
         return out
 
 
-def _max_spanning_tree(inliers: dict[tuple[int, int], int]) -> dict[int, list[int]]:
-    """Adjacency of the maximum spanning forest of the pairs weighted by inliers (Kruskal)."""
+def _max_spanning_tree(inliers: dict[tuple[int, int], int], usable) -> dict[int, list[int]]:
+    """Adjacency of the maximum spanning forest of the pairs weighted by inliers (Kruskal), of
+    the pairs for which ``usable(pair)`` holds (asked only of pairs that would join the tree)."""
     root: dict[int, int] = {}
 
     def find(a: int) -> int:
@@ -146,7 +175,7 @@ def _max_spanning_tree(inliers: dict[tuple[int, int], int]) -> dict[int, list[in
     adj: dict[int, list[int]] = {}
     for (a, b), _ in sorted(inliers.items(), key=lambda kv: (-kv[1], kv[0])):
         ra, rb = find(a), find(b)
-        if ra != rb:
+        if ra != rb and usable((a, b)):
             root[ra] = rb
             adj.setdefault(a, []).append(b)
             adj.setdefault(b, []).append(a)

@@ -29,16 +29,17 @@ def test_a_weak_wrong_pair_is_contradicted_and_a_strong_right_one_is_not():
     # (0, 2) verified on a shifted window grid: its rotation is 9 degrees off
     geoms = _geoms(poses, inliers, {(0, 2): _rot([0, 1, 0], 9.0)})
     tri = TriangleSupport(geoms)
-    agree, disagree = tri.support(0, 2)
-    # via 1 (legs 500 and 400); via 3 the weakest leg is (0, 3) with 40 inliers, which takes the blame
-    assert agree == 0 and disagree == 400 and tri.contradicted(0, 2)
-    # the strong pairs through the wrong one are not blamed for it (it is the weakest leg)
-    assert not tri.contradicted(0, 1) and not tri.contradicted(1, 2)
-    assert tri.support(0, 1) == (40.0, 0.0)  # closes via 3 (min(40, 350)); via 2 it is not the weakest
-    assert tri.support(0, 3) == (350.0, 60.0) and not tri.contradicted(0, 3)
+    # none of its triangles closes (via 1: legs 500 / 400; via 3: 40 / 300), so it is the leg
+    # that closes least in each and takes the blame of both
+    assert tri.support(0, 2) == (0.0, 400.0 + 40.0) and tri.contradicted(0, 2)
+    # the pairs of its triangles close elsewhere and are not blamed for it
+    assert tri.support(0, 1) == (40.0, 0.0)  # closes via 3 (min(40, 350))
+    assert tri.support(0, 3) == (350.0, 0.0) and tri.support(1, 2) == (300.0, 0.0)
+    assert not any(tri.contradicted(*p) for p in inliers if p != (0, 2))
     # a pair without triangles, or without a pose, is not contradicted
     geoms[(4, 5)] = TwoViewGeometry("planar", np.zeros((30, 2), np.int64), 30)
     assert TriangleSupport(geoms).support(4, 5) == (0.0, 0.0)
+    assert not TriangleSupport(geoms).contradicted(4, 5)
 
 
 def test_rotation_consensus_is_by_weight_not_count():
@@ -65,3 +66,15 @@ def test_a_wrong_pair_without_triangles_is_caught_by_the_chain_of_the_strongest_
     geoms[(0, 3)] = _geoms(poses, {(0, 3): 900}, {(0, 3): _rot([0, 0, 1], 8.0)})[(0, 3)]
     tri = TriangleSupport(geoms)
     assert tri.tree_disagreement(0, 3)[0] == 0.0  # it is now a tree edge itself
+
+
+def test_a_strong_wrong_pair_is_blamed_when_its_triangles_close_least():
+    # (0, 1) verified on a wrong consensus with many inliers, stronger than some legs of its
+    # triangles: none of its triangles closes, while each of their other legs closes elsewhere
+    rng = np.random.default_rng(2)
+    poses = [Rigid3.from_rotvec(rng.normal(0, 0.3, 3), rng.normal(0, 1, 3)) for _ in range(5)]
+    inliers = {(0, 1): 262, (0, 2): 126, (1, 2): 392, (0, 3): 252, (1, 3): 143, (2, 3): 200, (2, 4): 300,
+               (0, 4): 200, (3, 4): 250}
+    tri = TriangleSupport(_geoms(poses, inliers, {(0, 1): _rot([1, 0, 0], 20.0)}))
+    assert tri.support(0, 1) == (0.0, 126.0 + 143.0) and tri.contradicted(0, 1)
+    assert not any(tri.contradicted(*p) for p in inliers if p != (0, 1))
