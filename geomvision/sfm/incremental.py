@@ -15,7 +15,8 @@
    verified pairs in the model (``drop_contradicted_images``), then twice (complete tracks,
    retriangulate, global bundle adjustment, up to 100 iterations).
 
-Images that do not connect to a model seed further models, until no initial pair is left. The
+Images that do not connect to a model seed further models, until no initial pair is left; a
+model that does not grow past ``min_model_size`` images gives them back (``discard_model``). The
 controller keeps the multi-model bookkeeping (``mapper.log.models``, ``log.initial_pairs``),
 progress reporting and the time of the initial-pair search; it does no file I/O.
 """
@@ -51,6 +52,8 @@ class IncrementalController:
         # intrinsics a finished model's adjustments left are kept for its reconstruction
         self._initial_cameras = list(mapper.state.cameras)
         self._model_cameras: dict[int, list[Camera]] = {}
+        self._seed: tuple[int, int] | None = None  # initial pair of the current model
+        self._failed_seeds: set[tuple[int, int]] = set()  # initial pairs whose models did not grow
 
     @property
     def log(self) -> MapperLog:
@@ -69,6 +72,8 @@ class IncrementalController:
             while self.merge():
                 self.grow()
                 self.finish()
+            if len(m.model_images) < self.opt.min_model_size:
+                self.discard_model()
             if not np.any((s.image_model < 0) & (m.num_pairs > 0)):
                 break
         masks = []
@@ -112,6 +117,25 @@ class IncrementalController:
             m.log.merge_refusals.append({"model": src, "into": target, "reason": why})
         return False
 
+    def discard_model(self) -> None:
+        """Give the images of a model that did not grow past ``min_model_size`` back to the
+        others (as COLMAP does): its initial pair may be wrong (on repeated structure a pair can
+        verify with a wrong baseline) and would otherwise hold both images. The pair is not
+        tried again."""
+        m, s = self.mapper, self.mapper.state
+        imgs = m.model_images
+        names = s.images.names
+        for i in imgs:
+            m.log.registration[int(i)] = (f"its model was too small (fewer than min_model_size images): its initial "
+                                          f"pair {names[self._seed[0]]}, {names[self._seed[1]]} did not grow past "
+                                          f"{len(imgs)} images")
+        log.info("model %d: discarded (%d images, did not grow); its images go back to the others", m.model,
+                 len(imgs))
+        s.invalidate_points(np.flatnonzero(s.point_model == m.model))
+        s.deregister(imgs)
+        self._failed_seeds.add(self._seed)
+        m.reset_trials()
+
     # --- stages -------------------------------------------------------------------------------
     def start_model(self) -> bool:
         """Find and reconstruct an initial pair among unregistered images, relaxing the
@@ -130,7 +154,7 @@ class IncrementalController:
         with self.log.timed("initial_pair"):
             for stage, (min_inl, min_angle, planar) in enumerate(stages):
                 for pair in m.find_initial_pairs(min_inl, planar):
-                    if pair in done:
+                    if pair in done or pair in self._failed_seeds:
                         continue
                     if pair not in poses:
                         poses[pair] = m.initial_pair_pose(*pair)
@@ -157,6 +181,7 @@ class IncrementalController:
                     self._use_cameras(self._initial_cameras)
                     why = m.register_initial_pair(*pair, pose, min_inl)
                     if why is None:
+                        self._seed = pair
                         self._last_global_size = len(m.model_images)  # the seed ends with a global BA
                         self._report_progress()
                         self.log.initial_pairs.extend(rejected.values())

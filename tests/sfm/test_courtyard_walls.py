@@ -37,7 +37,7 @@ def test_planar_pairs_join_the_walk_into_one_model(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("unique_fraction", "rng"), [(0.5, 0), (0.15, 0), (0.3, 1)])
+@pytest.mark.parametrize(("unique_fraction", "rng"), [(0.5, 0), (0.15, 0), (0.3, 1), (0.15, 1)])
 def test_repeated_windows_give_no_wrong_model(tmp_path_factory, unique_fraction, rng):
     # pairs two or three views apart verify on a window grid shifted by a window (rotations
     # 8-45 degrees off, or a right rotation and a wrong baseline), and now and then a strong
@@ -46,8 +46,10 @@ def test_repeated_windows_give_no_wrong_model(tmp_path_factory, unique_fraction,
     # pair that its triangles blame (none closes, the other legs close elsewhere), or that the
     # chain of the strongest unblamed pairs between its views contradicts, seeds, places and
     # merges nothing; a weak pair alone places no view whose strong pairs' views are not mapped;
-    # and a view whose pose contradicts its verified pairs in the model leaves it (now: 19 views
-    # at 30 mm; 9 + 9 at 11 / 16 mm; 19 at 16 mm)
+    # and a view whose pose contradicts its verified pairs in the model leaves it. With 15 %
+    # unique windows and seed 1 a wrong initial pair (8-11: right rotation, wrong baseline) held
+    # its two views in a model that did not grow; such a model now gives them back (9 -> 16 views
+    # registered). Now: 19 views at 30 mm; 9 + 9 at 11 / 16 mm; 19 at 16 mm; 9 + 7 at 13 / 8 mm
     errors = _map(tmp_path_factory, unique_fraction, rng)
     assert sum(n for n, _, _ in errors) >= 15
     assert all(mean < 0.05 for _, mean, _ in errors), errors
