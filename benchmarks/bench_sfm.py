@@ -55,7 +55,8 @@ def scene_dir(root: Path, scene: str) -> Path:
 
             kw = RENDERED[scene]
             args = "".join(f", {k}={v!r}" for k, v in kw.items())
-            write_strecha_layout(render_courtyard(19, **kw), d, source=f"geomvision.synthetic.render_courtyard(19{args})")
+            source = f"geomvision.synthetic.render_courtyard(19{args})"
+            write_strecha_layout(render_courtyard(19, **kw), d, source=source)
         return d
     d = root / "strecha" / scene
     return d if d.is_dir() else root / scene

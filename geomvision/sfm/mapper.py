@@ -414,6 +414,12 @@ class IncrementalMapper:
         self.log.registration[i] = why
         return False
 
+    def _pairs_of(self, i: int):
+        """The verified pairs (E, F or H) of image i: (other image, geometry, (a, b) key)."""
+        for (a, b), g in self.geoms.items():
+            if i in (a, b) and _gives_pose(g):
+                yield (b if a == i else a), g, (a, b)
+
     def _model_pairs(self, i: int) -> list[tuple[int, int, Rigid3]]:
         """Verified pairs (E, F or H) of image i with images r of the current model whose
         triangles do not contradict them, strongest first, with a pose (a planar pair's
@@ -421,12 +427,10 @@ class IncrementalMapper:
         s = self.s
         pairs = []
         strongest = 0
-        for (a, b), g in self.geoms.items():
-            if i in (a, b) and _gives_pose(g):
-                strongest = max(strongest, g.num_inliers)
-                r = b if a == i else a
-                if s.image_model[r] == self.model and not self.triangles.contradicted(a, b):
-                    pairs.append((g.num_inliers, r, (a, b)))
+        for r, g, (a, b) in self._pairs_of(i):
+            strongest = max(strongest, g.num_inliers)
+            if s.image_model[r] == self.model and not self.triangles.contradicted(a, b):
+                pairs.append((g.num_inliers, r, (a, b)))
         # only pairs of at least half the inliers of i's strongest pair (with any image): while
         # the views of its strong pairs are not mapped, a weak pair alone must not place it
         pairs = [p for p in pairs if 2 * p[0] >= strongest]
@@ -526,12 +530,10 @@ class IncrementalMapper:
         repeated window grid) must not contradict the stronger evidence of the others."""
         s = self.s
         kept = total = 0
-        for (a, b), g in self.geoms.items():
-            if i in (a, b) and _gives_pose(g):
-                r = b if a == i else a
-                if s.image_model[r] == self.model:
-                    k, n = self._pair_inliers_kept(i, r, pose, s.pose(r))
-                    kept, total = kept + k, total + n
+        for r, _, _ in self._pairs_of(i):
+            if s.image_model[r] == self.model:
+                k, n = self._pair_inliers_kept(i, r, pose, s.pose(r))
+                kept, total = kept + k, total + n
         return kept >= 0.5 * total
 
     def _pair_inliers_kept(self, a: int, b: int, pose_a: Rigid3, pose_b: Rigid3) -> tuple[int, int]:
@@ -680,11 +682,15 @@ class IncrementalMapper:
         L[1:, 0] = -(Q @ m0) / d
         L[1:, 1:] = np.eye(3)
         # direction b -> a in target's frame: -R_a'^T t_ab; constraint P_w (scale Q c_a + tau - c_b) = 0
-        rows, rhs, dirs = [], [], []
+        # and how far each a lies ahead of its b along it: A_ahead x - c_ahead (must be > 0; the
+        # epipolar checks cannot tell a baseline from its opposite)
+        rows, rhs = [], []
+        A_ahead, c_ahead = np.zeros((len(cross), 4)), np.zeros(len(cross))
         for k, (_, a, b, rel) in enumerate(cross):
             w = -(Ra_dst[k].T @ rel.t)
             w /= np.linalg.norm(w)
-            dirs.append(w)
+            A_ahead[k] = np.r_[(Q @ centres[a]) @ w, w]
+            c_ahead[k] = centres[b] @ w
             P = np.eye(3) - np.outer(w, w)
             rows.append(w8[k] * (P @ np.c_[Q @ (centres[a] - m0) / d, np.eye(3)]))
             rhs.append(w8[k] * (P @ centres[b]))
@@ -699,8 +705,7 @@ class IncrementalMapper:
             # or else the depths seen from the image where the pairs meet
             v = L @ Vt[3]
             # each a must lie ahead of its b along the pair's direction: a range of the unknown
-            a_k = np.array([(x0[0] * Q @ centres[a] + x0[1:] - centres[b]) @ w for (_, a, b, _), w in zip(cross, dirs)])
-            b_k = np.array([(v[0] * Q @ centres[a] + v[1:]) @ w for (_, a, _, _), w in zip(cross, dirs)])
+            a_k, b_k = A_ahead @ x0 - c_ahead, A_ahead @ v
             with np.errstate(divide="ignore", invalid="ignore"):
                 bound = -a_k / b_k
             ahead = (max(bound[b_k > 0], default=-np.inf), min(bound[b_k < 0], default=np.inf))
@@ -716,10 +721,7 @@ class IncrementalMapper:
         scale, tau = float(x0[0]), x0[1:]
         if not scale > 0:
             return "the verified pairs between the models give a negative scale"
-        # the lines of the directions are met; each a must also lie ahead of its b (the epipolar
-        # check below cannot tell a baseline from its opposite)
-        ahead = [float((scale * Q @ centres[a] + tau - centres[b]) @ w) for (_, a, b, _), w in zip(cross, dirs)]
-        if min(ahead) <= 0:
+        if np.min(A_ahead @ x0 - c_ahead) <= 0:  # the lines are met, but behind a pair's direction
             return "the merged position lies behind the direction of a verified pair between the models"
         return scale, tau, cross_obs, depths
 
@@ -737,8 +739,8 @@ class IncrementalMapper:
         bwd = obs[(img_m == target) & (pt_m == src)]  # src's points in target's images
         n = len(fwd) + len(bwd)
         if n < floor:
-            return None, (f"the directions of the verified pairs between the models leave one unknown and only {n} 2D-3D "
-                          f"correspondences across them fix the scale (need {floor})")
+            return None, (f"the directions of the verified pairs between the models leave one unknown and only "
+                          f"{n} 2D-3D correspondences across them fix the scale (need {floor})")
         # each correspondence: cross(ray, M x + m) = 0 with x = (scale, tau) of target_from_src
         M = np.zeros((n, 3, 4))
         m = np.zeros((n, 3))
