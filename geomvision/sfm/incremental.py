@@ -122,17 +122,16 @@ class IncrementalController:
         others (as COLMAP does): its initial pair may be wrong (on repeated structure a pair can
         verify with a wrong baseline) and would otherwise hold both images. The pair is not
         tried again."""
-        m, s = self.mapper, self.mapper.state
+        m = self.mapper
         imgs = m.model_images
-        names = s.images.names
+        names = m.state.images.names
         for i in imgs:
             m.log.registration[int(i)] = (f"its model was too small (fewer than min_model_size images): its initial "
                                           f"pair {names[self._seed[0]]}, {names[self._seed[1]]} did not grow past "
                                           f"{len(imgs)} images")
         log.info("model %d: discarded (%d images, did not grow); its images go back to the others", m.model,
                  len(imgs))
-        s.invalidate_points(np.flatnonzero(s.point_model == m.model))
-        s.deregister(imgs)
+        m.dissolve_model()
         self._failed_seeds.add(self._seed)
         m.reset_trials()
 
@@ -149,12 +148,13 @@ class IncrementalController:
         ]
         poses: dict[tuple[int, int], tuple[Rigid3 | None, float]] = {}
         rejected: dict[tuple[int, int], dict] = {}
-        done: set[tuple[int, int]] = set()  # reconstruction attempted (or impossible): not retried
+        # reconstruction attempted (or impossible), or a model that did not grow: not retried
+        done: set[tuple[int, int]] = set(self._failed_seeds)
         names = m.state.images.names
         with self.log.timed("initial_pair"):
             for stage, (min_inl, min_angle, planar) in enumerate(stages):
                 for pair in m.find_initial_pairs(min_inl, planar):
-                    if pair in done or pair in self._failed_seeds:
+                    if pair in done:
                         continue
                     if pair not in poses:
                         poses[pair] = m.initial_pair_pose(*pair)

@@ -223,11 +223,18 @@ class IncrementalMapper:
         if n_pts >= max(min_points // 2, 15):
             self.log.registration[i] = self.log.registration[j] = "registered (initial pair)"
             return None
-        # undo
-        s.invalidate_points(np.flatnonzero(s.point_model == self.model))
-        s.deregister([i, j])
+        self.dissolve_model()  # undo
         self.model -= 1
         return f"only {n_pts} points triangulated from the pair"
+
+    def dissolve_model(self) -> np.ndarray:
+        """Remove the current model: its points, and its images from registration (they are free
+        for other models). Returns those images."""
+        s = self.s
+        imgs = self.model_images
+        s.invalidate_points(np.flatnonzero(s.point_model == self.model))
+        s.deregister(imgs)
+        return imgs
 
     # --- growth -------------------------------------------------------------------------------
     def visible_counts(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
