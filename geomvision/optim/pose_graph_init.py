@@ -104,6 +104,64 @@ def _chordal_rotations(R, ri, rj, Rz, w, free_row, F, backend) -> np.ndarray:
     return np.stack([np.stack([c, -sn], -1), np.stack([sn, c], -1)], -2)
 
 
+def _graduated_rotations(R, ri, rj, Rz, w, sigma, schedule, free_row, F, backend):
+    """Rotations (N,m,m) of the chordal solve repeated with Cauchy weights of the edges' residuals
+    (in units of ``sigma`` (E,) radians) at the scales of ``schedule`` (graduated non-convexity),
+    and the last weights (E,). An empty schedule is the plain least-squares solve."""
+    R_out, w_rot = R.copy(), w.copy()
+    free = free_row >= 0
+    for round_ in range(1 + len(schedule)):
+        R_out[free] = _chordal_rotations(R, ri, rj, Rz, w_rot, free_row, F, backend)
+        if round_ == len(schedule):
+            break
+        # chordal distance |R_j - R_i R_ij|_F ~ sqrt(2) * angle; Cauchy weights
+        resid = np.linalg.norm(R_out[rj] - R_out[ri] @ Rz, axis=(1, 2)) / (np.sqrt(2.0) * sigma)
+        w_rot = w / (1.0 + (resid / schedule[round_]) ** 2)
+    return R_out, w_rot
+
+
+def average_rotations(num_nodes: int, ri: np.ndarray, rj: np.ndarray, R_rel: np.ndarray, weights: np.ndarray,
+                      robust_scale_deg: float = 2.0, rounds: int = 8,
+                      backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Robust rotation averaging: node rotations R (N,3,3) with ``R[rj] ~= R[ri] @ R_rel`` for
+    each edge (R_rel (E,3,3); e.g. R = world_from_cam and R_rel = cam_i_from_cam_j), and each
+    edge's residual angle in degrees (E,). The chordal relaxation is solved repeatedly with
+    Cauchy weights whose scale shrinks from 1000x to ``robust_scale_deg`` (graduated
+    non-convexity), so that edges that disagree with the weight of the others (``weights`` (E,),
+    e.g. inlier counts) stop pulling. The first node of each connected component keeps the
+    identity (the gauge)."""
+    from scipy.sparse.csgraph import connected_components
+
+    ri, rj = np.asarray(ri, np.int64), np.asarray(rj, np.int64)
+    w = np.asarray(weights, np.float64)
+    if len(w) and not np.all(w > 0):
+        raise ValueError("average_rotations: every edge weight must be positive (drop the edges without evidence)")
+    graph = scipy.sparse.coo_matrix((np.ones(len(ri)), (ri, rj)), shape=(num_nodes, num_nodes))
+    _, label = connected_components(graph, directed=False)
+    anchor = np.zeros(num_nodes, bool)
+    anchor[np.unique(label, return_index=True)[1]] = True
+    free_row = np.full(num_nodes, -1, np.int64)
+    free_row[~anchor] = np.arange(int((~anchor).sum()))
+    R0 = np.repeat(np.eye(3)[None], num_nodes, axis=0)
+    schedule = np.radians(robust_scale_deg) * np.geomspace(1e3, 1.0, rounds)
+    w = w / np.median(w) if len(w) else w
+    R_rel = np.asarray(R_rel, np.float64)
+    F = int((~anchor).sum())
+    R, _ = _graduated_rotations(R0, ri, rj, R_rel, w, np.ones(len(w)), schedule, free_row, F, backend)
+    # a last solve on the edges within 3 scales (the others keep a trace of weight, so that no node
+    # is left without an edge): the Cauchy tails of the outliers no longer pull
+    resid = _angle_deg(R[rj], R[ri] @ R_rel)
+    R, _ = _graduated_rotations(R0, ri, rj, R_rel, np.where(resid <= 3.0 * robust_scale_deg, w, 1e-6 * w),
+                                np.ones(len(w)), [], free_row, F, backend)
+    return R, _angle_deg(R[rj], R[ri] @ R_rel)
+
+
+def _angle_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Angles (degrees) between rotations A and B (E,3,3)."""
+    cos = (np.einsum("eij,eij->e", A, B) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
 def chordal_initialization(kind: str, R: np.ndarray, t: np.ndarray, s: np.ndarray, ri: np.ndarray, rj: np.ndarray,
                            Rz: np.ndarray, tz: np.ndarray, sz: np.ndarray, information: np.ndarray,
                            free_row: np.ndarray, backend: str = "auto", robust_scale: float | None = None,
@@ -126,19 +184,12 @@ def chordal_initialization(kind: str, R: np.ndarray, t: np.ndarray, s: np.ndarra
     med_t = np.median(w_t) if len(w_t) else 1.0
     w_t = w_t / med_t
     w_r = w_r / med_r
-    R_out, t_out, s_out = R.copy(), t.copy(), s.copy()
     # --- rotations (reweighted when robust: edges far off the relaxed solution lose weight)
     sigma_r = 1.0 / np.sqrt(w_r * med_r)  # radians, per edge
-    w_rot = w_r.copy()
     # graduated: the Cauchy scale shrinks from 1000x to 1x robust_scale over the rounds
     schedule = robust_scale * np.geomspace(1e3, 1.0, robust_rounds) if robust_scale is not None else []
-    for round_ in range(1 + len(schedule)):
-        R_out[free] = _chordal_rotations(R, ri, rj, Rz, w_rot, free_row, F, backend)
-        if round_ == len(schedule):
-            break
-        # chordal distance |R_j - R_i R_ij|_F ~ sqrt(2) * angle; Cauchy weights
-        resid = np.linalg.norm(R_out[rj] - R_out[ri] @ Rz, axis=(1, 2)) / (np.sqrt(2.0) * sigma_r)
-        w_rot = w_r / (1.0 + (resid / schedule[round_]) ** 2)
+    R_out, w_rot = _graduated_rotations(R, ri, rj, Rz, w_r, sigma_r, schedule, free_row, F, backend)
+    t_out, s_out = t.copy(), s.copy()
     ones = np.ones((len(ri), 1, 1))
     # --- scales (Sim(3))
     if kind == "sim3":

@@ -4,8 +4,8 @@
 (``mapper.py``) and calls nothing else; ``run_sfm`` uses it. Per model:
 
 1. initial pair, relaxing the requirements in four stages (inliers, median triangulation angle,
-   planar pairs allowed last), never a pair whose rotation the triangles of verified pairs
-   through it contradict (``view_triangles``: repeated structure); every pair tried is logged
+   planar pairs allowed last), never a pair whose rotation is off the rotations averaged over
+   all verified pairs (``view_rotations``: repeated structure); every pair tried is logged
    with the reason it was rejected;
 2. grow: register the best next image, triangulate its new tracks, adjust the local bundle, and
    adjust the global bundle whenever the model has grown by ``global_ba_growth_ratio``; when no
@@ -165,13 +165,11 @@ class IncrementalController:
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": "no relative pose"}
                         continue
-                    if m.triangles.contradicted(*pair):
-                        agree, against = m.triangles.support(*pair)
+                    if m.rotations.contradicted(*pair):
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": (
-                            f"the verified pairs around it contradict its rotation (triangles that do not close "
-                            f"and blame it weigh {against:.0f}, those that close {agree:.0f}; or the chain of the "
-                            f"strongest pairs turns otherwise): repeated structure?")}
+                            f"its rotation is {m.rotations.residual_deg(*pair):.1f} deg off the rotations "
+                            f"averaged over all verified pairs: repeated structure?")}
                         continue
                     if angle < min_angle:
                         rejected[pair] = {**entry, "rejected": f"median triangulation angle {angle:.2f} deg < "

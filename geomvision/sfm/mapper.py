@@ -39,7 +39,7 @@ from .options import CameraOptions, MapperOptions
 from .planar import planar_pair_pose
 from .state import MapperState
 from .verification import TwoViewGeometry, median_triangulation_angle_deg
-from .view_triangles import TriangleSupport
+from .view_rotations import RotationConsistency
 
 MAX_TRIANGULATION_PAIRS = 200
 # verified pairs whose rotations of a new image differ by more are not combined (a relative
@@ -118,7 +118,7 @@ class IncrementalMapper:
         self.s = state
         self.num_threads = num_threads  # of bundle adjustment (BAOptions.num_threads)
         self.geoms = {k: g for k, g in geometries.items() if g.verified}
-        self.triangles = TriangleSupport(self.geoms)  # loop consistency of the pairs' rotations
+        self.rotations = RotationConsistency(self.geoms)  # the pairs' rotations against their average
         self.opt = options
         self.cam_opt = camera_options
         self.seed = int(seed)
@@ -378,8 +378,8 @@ class IncrementalMapper:
            its two-view inliers within ``abs_pose_max_error_px`` of the epipolar lines of the
            resulting poses.
 
-        Pairs (E, F, or H with its ambiguity resolved) whose rotations do not close their
-        triangles with other verified pairs are not used (:mod:`.view_triangles`), and the pose
+        Pairs (E, F, or H with its ambiguity resolved) whose rotations are off the rotations
+        averaged over all verified pairs are not used (:mod:`.view_rotations`), and the pose
         found must keep half of the two-view inliers of all of i's verified pairs with the model
         (:meth:`_pairs_agree`). Counts a trial; the outcome is in ``log.registration``."""
         s = self.s
@@ -419,6 +419,7 @@ class IncrementalMapper:
             why += f"; from its strongest verified pairs the baseline was confirmed by {tried} of them (min {floor} and half)"
         why += f"; {len(pairs)} verified pairs with the model, whose directions did not fix its centre"
         self.log.registration[i] = why
+        log.info("%s: %s", s.images.names[i], why)
         return False
 
     def _pairs_of(self, i: int):
@@ -429,14 +430,14 @@ class IncrementalMapper:
 
     def _model_pairs(self, i: int) -> list[tuple[int, int, Rigid3]]:
         """Verified pairs (E, F or H) of image i with images r of the current model whose
-        triangles do not contradict them, strongest first, with a pose (a planar pair's
+        rotations agree with the averaged ones, strongest first, with a pose (a planar pair's
         ambiguity resolved): (inliers, r, cam_i_from_cam_r with unit translation)."""
         s = self.s
         pairs = []
         strongest = 0
         for r, g, (a, b) in self._pairs_of(i):
             strongest = max(strongest, g.num_inliers)
-            if s.image_model[r] == self.model and not self.triangles.contradicted(a, b):
+            if s.image_model[r] == self.model and not self.rotations.contradicted(a, b):
                 pairs.append((g.num_inliers, r, (a, b)))
         # only pairs of at least half the inliers of i's strongest pair (with any image): while
         # the views of its strong pairs are not mapped, a weak pair alone must not place it
@@ -445,7 +446,7 @@ class IncrementalMapper:
         out = []
         for n, r, (a, b) in pairs:
             rel, _ = self.initial_pair_pose(a, b)  # cam_b_from_cam_a
-            if rel is not None and not self.triangles.contradicted(a, b, rel.R):
+            if rel is not None and not self.rotations.contradicted(a, b, rel.R):
                 out.append((n, r, rel if a == r else rel.inverse()))
         return out
 
@@ -605,8 +606,8 @@ class IncrementalMapper:
         (at least ``abs_pose_min_num_inliers`` inliers) gives a's rotation in ``target``'s frame and
         the direction from b's centre to a's; the pairs whose rotations agree give the rotation
         of the similarity, and their directions constrain its scale and translation linearly.
-        Pairs whose rotations do not close their triangles with other verified pairs
-        (:mod:`.view_triangles`: repeated structure) are not used. When the directions leave
+        Pairs whose rotations are off the rotations averaged over all verified pairs
+        (:mod:`.view_rotations`: repeated structure) are not used. When the directions leave
         one unknown (all pairs meet at one image, or the directions are parallel), it is fixed,
         within the range where every pair's image lies ahead along its direction, by the 2D-3D
         correspondences across the two models (points of one seen in images of the other), as
@@ -622,12 +623,12 @@ class IncrementalMapper:
         # cross pairs: (inliers, a in src, b in target, cam_a_from_cam_b)
         cross = []
         for (i, j), g in self.geoms.items():
-            if not _gives_pose(g) or self.triangles.contradicted(i, j):
+            if not _gives_pose(g) or self.rotations.contradicted(i, j):
                 continue
             for a, b in ((i, j), (j, i)):
                 if s.image_model[a] == src and s.image_model[b] == target:
                     rel, _ = self.initial_pair_pose(i, j)  # cam_j_from_cam_i
-                    if rel is not None and not self.triangles.contradicted(i, j, rel.R):
+                    if rel is not None and not self.rotations.contradicted(i, j, rel.R):
                         cross.append((g.num_inliers, a, b, rel if b == i else rel.inverse()))
         if len(cross) < 2:
             return f"{len(cross)} verified pairs between the models (need 2)"

@@ -28,28 +28,29 @@ def _map(tmp_path_factory, unique_fraction: float, rng: int = 0):
 
 
 @pytest.mark.slow
-def test_planar_pairs_join_the_walk_into_one_model(tmp_path_factory):
-    # every window its own: each half of the walk maps, and the two only meet in planar pairs
-    # (views of one wall) at the corners; those pairs now register and merge (before: 2 models)
-    errors = _map(tmp_path_factory, 1.0)
-    assert len(errors) == 1 and errors[0][0] == 19
-    assert errors[0][1] < 0.02 and errors[0][2] < 0.05  # metres, on a 35 m walk (measured 6.3 / 15 mm)
+@pytest.mark.parametrize(("unique_fraction", "rng"), [(1.0, 0), (0.5, 0), (0.15, 0), (0.3, 1)])
+def test_the_walk_maps_into_one_right_model(tmp_path_factory, unique_fraction, rng):
+    # every window its own (1.0): each half of the walk maps, and the two only meet in planar
+    # pairs (views of one wall) at the corners; those pairs now register and merge (before: 2
+    # models). With repeated windows, pairs two or three views apart verify on the window grid
+    # shifted by a window (rotations 5-70 degrees off, or a right rotation and a wrong baseline)
+    # and agree with each other (one view shifted by a window explains all of its weak pairs),
+    # so loop tests on triangles blamed the right strong pairs between them and the walk split
+    # (15 %, seed 0: 9 + 9 views); the rotations averaged over all pairs, weighted by inliers,
+    # find every wrong rotation and no right one there. Before the pair checks, models were
+    # metres off at 0.04 px (50 %: 11 views 3.64 m off; 15 %: 16 views 3.57 m off; 30 %, seed 1:
+    # 11 views 2.89 m off). Measured now: 6.3 / 29.6 / 14.3 / 16.0 mm mean.
+    errors = _map(tmp_path_factory, unique_fraction, rng)
+    assert len(errors) == 1 and errors[0][0] == 19, errors
+    assert errors[0][1] < 0.05 and errors[0][2] < 0.12, errors  # metres, on a 35 m walk
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("unique_fraction", "rng"), [(0.5, 0), (0.15, 0), (0.3, 1), (0.15, 1)])
-def test_repeated_windows_give_no_wrong_model(tmp_path_factory, unique_fraction, rng):
-    # pairs two or three views apart verify on a window grid shifted by a window (rotations
-    # 8-45 degrees off, or a right rotation and a wrong baseline), and now and then a strong
-    # neighbouring pair too. Before, such pairs seeded or placed views of models metres off
-    # everywhere with reprojection errors of 0.04 px (11, 16 and 11 views 3.5-3.6 m off). Now a
-    # pair that its triangles blame (none closes, the other legs close elsewhere), or that the
-    # chain of the strongest unblamed pairs between its views contradicts, seeds, places and
-    # merges nothing; a weak pair alone places no view whose strong pairs' views are not mapped;
-    # and a view whose pose contradicts its verified pairs in the model leaves it. With 15 %
-    # unique windows and seed 1 a wrong initial pair (8-11: right rotation, wrong baseline) held
-    # its two views in a model that did not grow; such a model now gives them back (9 -> 16 views
-    # registered). Now: 19 views at 30 mm; 9 + 9 at 11 / 16 mm; 19 at 16 mm; 9 + 7 at 13 / 8 mm
-    errors = _map(tmp_path_factory, unique_fraction, rng)
+def test_repeated_windows_give_no_wrong_model(tmp_path_factory):
+    # 15 % unique windows, seed 1: a strong neighbouring pair (11-12, 641 inliers) verified 3.6
+    # degrees off and pairs with a right rotation and the opposite baseline (8-11) remain; the
+    # walk splits (10 + 7 views), but no model is wrong. A wrong initial pair (8-11) held its two
+    # views in a model that did not grow; such a model gives them back (9 -> 17 views registered)
+    errors = _map(tmp_path_factory, 0.15, 1)
     assert sum(n for n, _, _ in errors) >= 15
     assert all(mean < 0.05 for _, mean, _ in errors), errors
