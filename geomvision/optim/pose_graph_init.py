@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
+from ..geometry.rotation import rotation_error_deg
 from .sparse_cholesky import SpdSolver
 
 
@@ -150,16 +151,10 @@ def average_rotations(num_nodes: int, ri: np.ndarray, rj: np.ndarray, R_rel: np.
     R, _ = _graduated_rotations(R0, ri, rj, R_rel, w, np.ones(len(w)), schedule, free_row, F, backend)
     # a last solve on the edges within 3 scales (the others keep a trace of weight, so that no node
     # is left without an edge): the Cauchy tails of the outliers no longer pull
-    resid = _angle_deg(R[rj], R[ri] @ R_rel)
+    resid = rotation_error_deg(R[rj], R[ri] @ R_rel)
     R, _ = _graduated_rotations(R0, ri, rj, R_rel, np.where(resid <= 3.0 * robust_scale_deg, w, 1e-6 * w),
                                 np.ones(len(w)), [], free_row, F, backend)
-    return R, _angle_deg(R[rj], R[ri] @ R_rel)
-
-
-def _angle_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Angles (degrees) between rotations A and B (E,3,3)."""
-    cos = (np.einsum("eij,eij->e", A, B) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    return R, np.atleast_1d(rotation_error_deg(R[rj], R[ri] @ R_rel))
 
 
 def chordal_initialization(kind: str, R: np.ndarray, t: np.ndarray, s: np.ndarray, ri: np.ndarray, rj: np.ndarray,
