@@ -1,18 +1,23 @@
 """Relative pose on real Strecha pairs: geomvision vs OpenCV (RANSAC, USAC_MAGSAC) vs PoseLib.
 
     .venv/bin/python benchmarks/bench_relative_pose.py [--quick] [--threshold 1.0] [--seed 0] [--seeds 1]
-                                                       [--sets easy,hard-strecha,hard-repeated]
+                                                       [--sets easy,hard-strecha,hard-repeated,rendered-walls]
                                                        [--methods geomvision,PoseLib]
 
-Sets (``--sets``, default all three, in one run):
+Sets (``--sets``, default all four, in one run):
 - ``easy``: every pair (i, j) with 0 < j - i <= 3 in each scene of ../shared/datasets/strecha;
 - ``hard-strecha`` (issue 15): the wide-baseline pairs 3 <= j - i <= 6 of the same scenes;
 - ``hard-repeated`` (issue 15): 24 synthetic wide-baseline pairs of two repetitive facades
   (``geomvision.synthetic.repeated_structure_pair``: 460-1,330 matches, 10-30 % inliers, the
   outliers mostly wrong matches between neighbouring windows, i.e. competing consistent
   consensus sets, the rest uniform), exact ground truth, 0.5 px noise.
-On the Strecha sets: OpenCV SIFT (8,000 features), brute-force 2-NN matching with Lowe's ratio
-test 0.8, then on the same matches, in one run:
+- ``rendered-walls`` (issue 15): the pairs (i, j) 1-3 views apart (the walk is closed) of two
+  rendered walks round a courtyard facing its walls, whose windows repeat (``bench_sfm``'s
+  ``courtyard-walls``, 15 % unique windows, and the same walk with seed 1): real SIFT matches on
+  rendered images with exact cameras; matches shifted by a window along the baseline are a
+  second consistent geometry (see ``benchmarks/RESULTS.md``).
+On the Strecha and rendered sets: OpenCV SIFT (8,000 features), brute-force 2-NN matching with
+Lowe's ratio test 0.8, then on the same matches, in one run:
 - geomvision ``estimate_relative_pose(max_error=1 px)`` (defaults: min_iterations=100);
 - OpenCV ``findEssentialMat`` (method RANSAC and USAC_MAGSAC, threshold 1 px, prob 0.9999) and
   ``recoverPose``;
@@ -199,7 +204,8 @@ def run_poselib(x1, x2, cam1, cam2, thr, seed):
     return pose.R, pose.t
 
 
-SETS = ("easy", "hard-strecha", "hard-repeated")
+SETS = ("easy", "hard-strecha", "hard-repeated", "rendered-walls")
+WALLS_SCENES = ("courtyard-walls", "courtyard-walls-seed1")
 HARD_GAPS = (3, 6)
 REPEATED_PAIRS = 24
 
@@ -207,13 +213,15 @@ REPEATED_PAIRS = 24
 def strecha_pairs(scene, gaps: tuple[int, int]) -> list[tuple]:
     """(x1, x2, camera1, camera2, cam2_from_cam1) of the pairs (i, j) with gaps[0] <= j - i <= gaps[1]."""
     names = scene.image_names
-    out = []
-    for i in range(len(names)):
-        for j in range(i + gaps[0], min(len(names), i + gaps[1] + 1)):
-            x1, x2, _ = ratio_matches(scene.image_dir / names[i], scene.image_dir / names[j])
-            gt = scene.cams_from_world[names[j]] @ scene.cams_from_world[names[i]].inverse()
-            out.append((x1, x2, scene.cameras[names[i]], scene.cameras[names[j]], gt))
-    return out
+    return [_scene_pair(scene, names[i], names[j])
+            for i in range(len(names)) for j in range(i + gaps[0], min(len(names), i + gaps[1] + 1))]
+
+
+def _scene_pair(scene, a: str, b: str) -> tuple:
+    """(x1, x2, camera1, camera2, cam2_from_cam1) of views a, b of a scene with ground truth."""
+    x1, x2, _ = ratio_matches(scene.image_dir / a, scene.image_dir / b)
+    gt = scene.cams_from_world[b] @ scene.cams_from_world[a].inverse()
+    return x1, x2, scene.cameras[a], scene.cameras[b], gt
 
 
 def repeated_pairs(count: int) -> list[tuple]:
@@ -230,6 +238,20 @@ def repeated_pairs(count: int) -> list[tuple]:
     return out
 
 
+def walls_pairs(max_gap: int = MAX_GAP) -> list[tuple]:
+    """The pairs 1..max_gap views apart round each closed walk of ``WALLS_SCENES`` (rendered into
+    benchmarks/_cache on first use, by ``bench_sfm.scene_dir``)."""
+    from bench_sfm import scene_dir
+
+    out = []
+    for name in WALLS_SCENES:
+        scene = load_strecha_scene(scene_dir(data_root(), name))
+        names = scene.image_names
+        n = len(names)
+        out += [_scene_pair(scene, names[i], names[(i + g) % n]) for i in range(n) for g in range(1, max_gap + 1)]
+    return out
+
+
 def problem_sets(names: list[str], quick: bool) -> list[tuple[str, list[tuple]]]:
     """[(set label, pairs)] for the requested sets."""
     sets = []
@@ -237,6 +259,9 @@ def problem_sets(names: list[str], quick: bool) -> list[tuple[str, list[tuple]]]
     for name in names:
         if name == "hard-repeated":
             sets.append(("repeated facades (synthetic)", repeated_pairs(REPEATED_PAIRS // (3 if quick else 1))))
+            continue
+        if name == "rendered-walls":
+            sets.append(("walls walks (rendered)", walls_pairs()))
             continue
         gaps = (1, MAX_GAP) if name == "easy" else HARD_GAPS
         for scene in scenes:

@@ -42,6 +42,8 @@ RENDERED = {
     "courtyard": {},
     "courtyard-walls": {"size_m": (40.0, 30.0), "margin_m": 12.0, "look_up_deg": 10.0, "facing": "walls"},
 }
+# the same walk with another seed: only bench_relative_pose's rendered-walls set uses it
+RENDERED["courtyard-walls-seed1"] = {**RENDERED["courtyard-walls"], "rng": 1}
 
 
 def scene_dir(root: Path, scene: str) -> Path:
