@@ -25,15 +25,13 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 from threadpoolctl import threadpool_limits
 
 from ..scene.pose_graph import PoseGraph
 from . import _pose_graph_kernels as pk
 from .lm import IterationLog, levenberg_marquardt
 from .losses import LOSS_IDS
-from .pose_graph_init import chordal_initialization
+from .pose_graph_init import chordal_initialization, graph_components
 from .sparse_cholesky import BACKENDS, SpdSolver
 
 INITS = ("auto", "file", "chordal")
@@ -292,11 +290,6 @@ def _sqrt_information(information: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(lam, 0.0))[:, :, None] * np.swapaxes(V, 1, 2)
 
 
-def _components(num_nodes: int, ri: np.ndarray, rj: np.ndarray) -> tuple[int, np.ndarray]:
-    adj = scipy.sparse.coo_matrix((np.ones(len(ri)), (ri, rj)), shape=(num_nodes, num_nodes))
-    return scipy.sparse.csgraph.connected_components(adj, directed=False)
-
-
 def optimize_pose_graph(graph: PoseGraph, options: PoseGraphOptions | None = None, *,
                         printer=None) -> tuple[PoseGraph, PoseGraphReport]:
     """Optimise ``graph``'s node poses; returns (a new optimised PoseGraph, report).
@@ -334,7 +327,7 @@ def _optimize(graph: PoseGraph, options: PoseGraphOptions, printer) -> tuple[Pos
         raise ValueError("init='file': the graph has no node poses of its own (a g2o file without VERTEX lines); "
                          "use init='chordal' or 'auto'")
     ri, rj = graph.edge_node_rows()
-    ncomp, labels = _components(N, ri, rj)
+    ncomp, labels = graph_components(N, ri, rj)
     fixed_rows = [k for k, node_id in enumerate(ids.tolist()) if node_id in graph.fixed]
     have = set(labels[fixed_rows].tolist()) if fixed_rows else set()
     first_of = np.unique(labels, return_index=True)[1]

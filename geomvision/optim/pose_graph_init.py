@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse
+import scipy.sparse.csgraph
 
 from ..geometry.rotation import rotation_error_deg
 from .sparse_cholesky import SpdSolver
@@ -121,6 +122,13 @@ def _graduated_rotations(R, ri, rj, Rz, w, sigma, schedule, free_row, F, backend
     return R_out, w_rot
 
 
+def graph_components(num_nodes: int, ri: np.ndarray, rj: np.ndarray) -> tuple[int, np.ndarray]:
+    """(number of connected components, component label of each node (N,)) of the undirected
+    graph with edges (ri, rj)."""
+    adj = scipy.sparse.coo_matrix((np.ones(len(ri)), (ri, rj)), shape=(num_nodes, num_nodes))
+    return scipy.sparse.csgraph.connected_components(adj, directed=False)
+
+
 def average_rotations(num_nodes: int, ri: np.ndarray, rj: np.ndarray, R_rel: np.ndarray, weights: np.ndarray,
                       robust_scale_deg: float = 2.0, rounds: int = 8,
                       backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
@@ -131,14 +139,11 @@ def average_rotations(num_nodes: int, ri: np.ndarray, rj: np.ndarray, R_rel: np.
     non-convexity), so that edges that disagree with the weight of the others (``weights`` (E,),
     e.g. inlier counts) stop pulling. The first node of each connected component keeps the
     identity (the gauge)."""
-    from scipy.sparse.csgraph import connected_components
-
     ri, rj = np.asarray(ri, np.int64), np.asarray(rj, np.int64)
     w = np.asarray(weights, np.float64)
     if len(w) and not np.all(w > 0):
         raise ValueError("average_rotations: every edge weight must be positive (drop the edges without evidence)")
-    graph = scipy.sparse.coo_matrix((np.ones(len(ri)), (ri, rj)), shape=(num_nodes, num_nodes))
-    _, label = connected_components(graph, directed=False)
+    _, label = graph_components(num_nodes, ri, rj)
     anchor = np.zeros(num_nodes, bool)
     anchor[np.unique(label, return_index=True)[1]] = True
     free_row = np.full(num_nodes, -1, np.int64)
