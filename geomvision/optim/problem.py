@@ -192,6 +192,14 @@ class BAProblem:
             self.obs_img, self.obs_pt, self.obs_uv, self.cheirality,
         )
 
+    def noise_sigma(self) -> float:
+        """The noise the residuals show, robustly: the per-axis standard deviation of a 2-D
+        Gaussian with their median squared norm (``median / (2 ln 2)``, square-rooted), each
+        residual in units of its observation's sigma (``obs_inv_sigma``); NaN when none projects."""
+        e = self.sq_errors() * self.obs_inv_sigma**2
+        e = e[np.isfinite(e)]
+        return float(np.sqrt(np.median(e) / (2.0 * np.log(2.0)))) if len(e) else float("nan")
+
     def rms_px(self) -> float:
         """Root mean square over observations of the 2-D reprojection error norm (pixels)."""
         e = self.sq_errors()

@@ -116,8 +116,8 @@ def adjust_with_fixed_poses(state: MapperState, obs: np.ndarray, fixed_images: n
     config = BAConfig(refine_poses=not np.isin(imgs, fixed_images).all(),
                       fixed_images=np.flatnonzero(np.isin(imgs, fixed_images)).tolist(),
                       fixed_cameras=list(range(problem.num_cameras)))
-    solve_bundle(problem, BAOptions(loss=mo.ba_loss, loss_scale=mo.ba_loss_scale, max_iterations=max_iterations),
-                 config)
+    solve_bundle(problem, BAOptions(loss=mo.ba_loss, loss_scale=mo.loss_scale(problem.noise_sigma()),
+                                    max_iterations=max_iterations), config)
     state.write_back(problem, imgs, trks)
 
 

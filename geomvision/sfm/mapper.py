@@ -989,16 +989,18 @@ class IncrementalMapper:
         fixed = np.flatnonzero(~np.isin(imgs, local)) if local is not None else np.zeros(0, np.int64)
         held = np.zeros(0, np.int64) if held_tracks is None else np.searchsorted(trks, held_tracks)
         config = self._ba_config(cams, fixed, refine_intrinsics, held)
-        options = BAOptions(loss=self.opt.ba_loss, loss_scale=self.opt.ba_loss_scale,
+        scale = self.opt.loss_scale(problem.noise_sigma())
+        options = BAOptions(loss=self.opt.ba_loss, loss_scale=scale,
                             max_iterations=max_iterations, function_tolerance=function_tolerance,
                             num_threads=self.num_threads)
         with self._timed(f"{kind}_ba"):
             report = solve_bundle(problem, options, config)
         s.write_back(problem, imgs, trks)
-        log.info("%s BA: %d images, %d points, %d iterations, rms %.3f -> %.3f px (%.2f s)", kind, len(imgs),
-                 len(trks), report.iterations, report.initial_rms_px, report.final_rms_px, report.solve_s)
+        log.info("%s BA: %d images, %d points, %d iterations, loss scale %.3g, rms %.3f -> %.3f px (%.2f s)", kind,
+                 len(imgs), len(trks), report.iterations, scale, report.initial_rms_px, report.final_rms_px,
+                 report.solve_s)
         self.log.bundle_adjustments.append({
-            "kind": kind, "images": len(imgs), "points": len(trks), "held_points": len(held),
+            "kind": kind, "images": len(imgs), "points": len(trks), "held_points": len(held), "loss_scale": scale,
             "observations": len(obs), "iterations": report.iterations, "initial_rms_px": report.initial_rms_px,
             "final_rms_px": report.final_rms_px, "solve_s": round(report.solve_s, 4),
         })

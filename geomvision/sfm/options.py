@@ -9,6 +9,7 @@ entry in its class docstring (``name : text``) is the flag's help, so every fiel
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -118,9 +119,17 @@ class MapperOptions:
 
     ba_loss, ba_loss_scale : loss of every bundle adjustment, applied to each residual divided by
         its keypoint's standard deviation (``scale_weight_exponent``); the scale is in those units.
-        Cauchy at 1 sigma: the tail of 1-4 px residuals that survives filtering biased the squared
-        loss by several millimetres on real scenes (entry-P10: 12.9 mm mean camera error with the
-        squared loss, 5.9 mm with Cauchy). Loss: squared, huber, cauchy or soft_l1; scale > 0.
+        Cauchy: the tail of 1-4 px residuals that survives filtering biased the squared loss by
+        several millimetres on real scenes (entry-P10: 12.9 mm mean camera error with the squared
+        loss, 5.9 mm with Cauchy). Loss: squared, huber, cauchy or soft_l1; scale > 0: the largest
+        scale (see ``ba_loss_noise_multiple``).
+    ba_loss_noise_multiple : each adjustment's loss scale is this multiple of the noise its
+        residuals show at the start (:meth:`geomvision.optim.BAProblem.noise_sigma`), within
+        [``ba_loss_scale`` / 100, ``ba_loss_scale``]; 0 keeps ``ba_loss_scale``. Refined keypoints
+        are good to ~0.05 px, and wrong matches on repeated structure that reproject within
+        0.3-4 px pulled as hard as the true ones at a fixed 1 px scale: walks along repeated
+        facades bent by 6-30 mm (benchmarks/RESULTS.md). Noisier keypoints give a larger noise
+        and the scale stays at ``ba_loss_scale``. >= 0.
     scale_weight_exponent : a keypoint detected at scale s (pixels) gets the standard deviation
         ``max(s, 1) ** exponent`` (relative units); 0 weighs all observations alike.
     abs_pose_min_num_inliers : 2D-3D inliers an image needs to be registered (COLMAP's 30 by
@@ -182,6 +191,7 @@ class MapperOptions:
     ba_growth_function_tolerance: float = 1e-5
     ba_loss: str = "cauchy"
     ba_loss_scale: float = 1.0
+    ba_loss_noise_multiple: float = 8.0
     scale_weight_exponent: float = 0.5
     max_register_trials: int = 2
     min_model_size: int = 3
@@ -201,11 +211,18 @@ class MapperOptions:
                      "ba_growth_function_tolerance"):
             check_positive(getattr(self, name), f"MapperOptions.{name}")
         check_positive(self.scale_weight_exponent, "MapperOptions.scale_weight_exponent", allow_zero=True)
+        check_positive(self.ba_loss_noise_multiple, "MapperOptions.ba_loss_noise_multiple", allow_zero=True)
         check_probability(self.abs_pose_min_inlier_ratio, "MapperOptions.abs_pose_min_inlier_ratio")
         if not self.global_ba_growth_ratio > 1.0:
             raise ValueError(f"MapperOptions.global_ba_growth_ratio must be > 1, got {self.global_ba_growth_ratio!r}")
         if self.ba_loss not in ("squared", "huber", "cauchy", "soft_l1"):
             raise ValueError(f"MapperOptions.ba_loss must be squared, huber, cauchy or soft_l1, got {self.ba_loss!r}")
+
+    def loss_scale(self, noise_sigma: float) -> float:
+        """The loss scale of an adjustment whose residuals show ``noise_sigma`` (``ba_loss_noise_multiple``)."""
+        if self.ba_loss_noise_multiple == 0 or not math.isfinite(noise_sigma):
+            return self.ba_loss_scale
+        return min(max(self.ba_loss_noise_multiple * noise_sigma, self.ba_loss_scale / 100), self.ba_loss_scale)
 
 
 @dataclass(frozen=True)

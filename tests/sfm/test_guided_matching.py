@@ -93,7 +93,9 @@ def test_guided_rematching_improves_a_small_courtyard_walk(courtyard, tmp_path):
         out[guided] = (np.mean([len(p.track) for p in rec.points3D.values()]), 1000 * err.mean_center_error)
     (track_off, err_off), (track_on, err_on) = out[False], out[True]
     assert track_on > 1.05 * track_off  # measured: 2.83 -> 3.12 views per point
-    assert err_on < 0.8 * err_off and err_on < 8.0  # measured: 9.6 -> 5.9 mm (views 5-12 of a 30 m walk)
+    # measured (views 5-12 of a 30 m walk): 9.6 -> 5.9 mm with the loss at a fixed 1 px scale;
+    # 1.06 -> 0.88 mm with it at 8 x the residuals' noise, which took most of the wrong matches' pull
+    assert err_on < 0.9 * err_off and err_on < 1.5
 
 
 def test_guided_matching_runs_inside_the_verification_tasks_of_a_cluster(small_scene, tmp_path):

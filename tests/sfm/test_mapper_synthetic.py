@@ -245,3 +245,22 @@ def test_growth_adjustments_stop_at_their_own_tolerance_and_the_final_ones_conve
     assert errors[1] < 5e-3 and errors[1] == pytest.approx(errors[0], rel=0.05, abs=1e-4)
     with pytest.raises(ValueError, match="ba_growth_function_tolerance"):
         MapperOptions(ba_growth_function_tolerance=0.0)
+
+
+def test_the_loss_scale_follows_the_noise_the_residuals_show():
+    o = MapperOptions()  # Cauchy, at most 1 sigma of the keypoint, 8 x the measured noise
+    assert o.loss_scale(0.05) == pytest.approx(0.4)  # refined keypoints: wrong matches at 0.4-4 px lose their pull
+    assert o.loss_scale(0.5) == 1.0  # noisy keypoints: the largest scale
+    assert o.loss_scale(1e-9) == pytest.approx(0.01)  # noise-free data: 1/100 of it at least
+    assert o.loss_scale(float("nan")) == 1.0
+    assert MapperOptions(ba_loss_noise_multiple=0).loss_scale(0.05) == 1.0  # fixed scale
+    with pytest.raises(ValueError, match="ba_loss_noise_multiple"):
+        MapperOptions(ba_loss_noise_multiple=-1.0)
+
+
+def test_each_adjustment_logs_its_loss_scale():
+    scene = orbit_scene(n_images=6, n_points=400, noise_px=0.5, outlier_ratio=0.1, rng=2)
+    mapper, masks, _ = _reconstruct(scene)
+    scales = [ba["loss_scale"] for ba in mapper.log.bundle_adjustments]
+    # 0.5 px of noise on unit keypoint scales: 8 x 0.5 caps at the largest scale, 1
+    assert scales and all(s == 1.0 for s in scales)
