@@ -7,8 +7,9 @@ Points on one plane leave the geometry ambiguous where a general scene does not:
   both cameras (:func:`geomvision.solvers.homography.relative_poses_from_homography`), which
   explain every point on the plane exactly; an essential matrix fitted to those points is either
   of them, at random. :func:`planar_pair_pose` chooses by all the evidence: the pair's matches
-  (points off the plane), then further views: the points triangulated by each candidate must be
-  seen by a third camera with the intrinsics it has, and only the true plane is (the wrong one
+  (points off the plane) when they tell the two apart, else further views as well: the points
+  triangulated by each candidate must be seen by a third camera with the intrinsics it has,
+  and only the true plane is (the wrong one
   is the true plane seen through a perspectivity from camera 1: no camera with those
   intrinsics images it exactly). The choice needs the better candidate to be
   ``AMBIGUITY_LIKELIHOOD_RATIO`` times as likely as the other; else the pair is refused.
@@ -79,20 +80,27 @@ def _msac(sq: np.ndarray, t2: float) -> float:
 
 def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, *, max_error: float,
                      abs_pose_max_error: float, min_view_correspondences: int,
-                     rng: np.random.Generator, camera_of: Callable[[int], Camera] | None = None) -> PlanarPairPose:
+                     rng: np.random.Generator, camera_of: Callable[[int], Camera] | None = None,
+                     pair_first: bool = True) -> PlanarPairPose:
     """The relative pose ``cam_j_from_cam_i`` of a planar pair (i, j), chosen among the
     decompositions of its homography by all the evidence (module docstring).
 
     The homography is refitted on the rays of the pair's matches that the verified pixel
     homography explains within ``max_error`` (lens distortion removed by the cameras' current
     intrinsics). Each candidate is scored by the MSAC cost (threshold ``max_error``) of the
-    pixel Sampson errors of all the pair's matches, plus, for each of up to ``MAX_THIRD_VIEWS``
+    pixel Sampson errors of all the pair's matches; when those off the plane tell the
+    candidates apart (:func:`_decided_by_pair`) the best is chosen. Else (or
+    with ``pair_first=False``) each cost is added, for each of up to ``MAX_THIRD_VIEWS``
     further images that see at least ``min_view_correspondences`` of the tracks of i and j, the
     MSAC cost (threshold ``abs_pose_max_error``) of its best pose (RANSAC, then both planar pose
     minima) against the candidate's triangulated points. The lowest total wins when it is
     ``AMBIGUITY_LIKELIHOOD_RATIO`` times as likely as the next (Gaussian noise of the variance
-    the winner's residuals show); else the pair is refused. ``camera_of(image)`` overrides the
-    state's cameras (:func:`focal_from_plane` tries focal lengths with it).
+    the winner's residuals show); else the pair is refused. The pair's matches come first: on
+    repeated structure the further views' tracks hold wrong matches, and views close together
+    (along a facade) see the wrong plane almost as well as the true one, so their costs can
+    outweigh the pair's clear evidence by chance. ``camera_of(image)`` overrides the state's
+    cameras (:func:`focal_from_plane` tries focal lengths with it, on the totals:
+    ``pair_first=False``).
     """
     s = state
     camera_of = camera_of or (lambda k: s.cameras[s.img_cam[k]])
@@ -122,6 +130,13 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
     pair_sq = [est.sq_errors(p) for p in cands]
     costs = np.array([_msac(e, t2) for e in pair_sq])
     info = [{"pair_cost": round(float(c), 3), "views": {}} for c in costs]
+    if pair_first and len(cands) > 1:
+        decided = _decided_by_pair(pair_sq, ~on_plane[ok], t2)
+        if decided is not None:
+            best, noise = decided
+            pose = cands[best]
+            return PlanarPairPose(pose, median_triangulation_angle_deg(pose, r1[ok], r2[ok]), candidates=info,
+                                  cost=float(costs[best]), noise_sq_px=noise)
     # --- further views: each candidate's points must be seen by a camera with its intrinsics
     view_costs, view_sq = _third_view_costs(s, i, j, cands, abs_pose_max_error, min_view_correspondences, rng,
                                             camera_of)
@@ -150,6 +165,26 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
     pose = cands[best]
     angle = median_triangulation_angle_deg(pose, r1[ok], r2[ok])
     return PlanarPairPose(pose, angle, **scored)
+
+
+def _decided_by_pair(pair_sq: list[np.ndarray], off_plane: np.ndarray, t2: float) -> tuple[int, float] | None:
+    """(best candidate, noise variance) when the pair's matches off the plane (``off_plane``
+    (M,) over ``pair_sq``'s matches; the plane's own fit both decompositions, up to the bias of
+    the homography fitted to them) tell the candidates apart: the best's MSAC cost below every
+    other's by more than one match's worth (``t2``: a wrong match on repeated structure can move
+    a cost by no more) and by a likelihood ratio of ``AMBIGUITY_LIKELIHOOD_RATIO`` under the
+    noise the best's residuals show; else None."""
+    costs = np.array([_msac(e[off_plane], t2) for e in pair_sq])
+    order = np.argsort(costs, kind="stable")
+    best = int(order[0])
+    e = pair_sq[best][pair_sq[best] <= t2]
+    if not len(e):
+        return None
+    noise = float(np.median(e)) / _MEDIAN_CHI2_1DOF
+    gap = float(costs[order[1]] - costs[best])
+    if gap > max(t2, 2.0 * math.log(AMBIGUITY_LIKELIHOOD_RATIO) * noise):
+        return best, noise
+    return None
 
 
 def _third_view_costs(s: MapperState, i: int, j: int, cands: list[Rigid3], max_error: float, min_corr: int,
@@ -348,7 +383,7 @@ def focal_from_plane(state: MapperState, geometries: dict[tuple[int, int], TwoVi
             trial = camera_with_focal(cam, float(np.exp(log_f)))
             return planar_pair_pose(s, geometries[(i, j)], i, j, rng=np.random.default_rng([seed, 3, i, j]),
                                     camera_of=lambda k: trial if s.img_cam[k] == camera else s.cameras[s.img_cam[k]],
-                                    **kw)
+                                    pair_first=False, **kw)
 
         grid = np.linspace(np.log(PLANE_FOCAL_RANGE[0] * size), np.log(PLANE_FOCAL_RANGE[1] * size), PLANE_FOCAL_GRID)
         first = run(grid[PLANE_FOCAL_GRID // 2])

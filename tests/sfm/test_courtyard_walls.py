@@ -28,7 +28,7 @@ def _map(tmp_path_factory, unique_fraction: float, rng: int = 0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("unique_fraction", "rng"), [(1.0, 0), (0.5, 0), (0.15, 0), (0.3, 1)])
+@pytest.mark.parametrize(("unique_fraction", "rng"), [(1.0, 0), (0.5, 0), (0.15, 0), (0.3, 1), (0.5, 8)])
 def test_the_walk_maps_into_one_right_model(tmp_path_factory, unique_fraction, rng):
     # every window its own (1.0): each half of the walk maps, and the two only meet in planar
     # pairs (views of one wall) at the corners; those pairs now register and merge (before: 2
@@ -42,7 +42,9 @@ def test_the_walk_maps_into_one_right_model(tmp_path_factory, unique_fraction, r
     # 11 views 2.89 m off). With the loss at a fixed 1 px scale, wrong window matches that
     # reproject within 0.4-4 px pulled as hard as the true ones and bent the walk: 6.3 / 29.6 /
     # 14.3 / 16.0 mm mean (max 15-84 mm); with the scale at 8 x the residuals' noise: 2.0 / 2.9 /
-    # 3.0 / 3.9 mm (max 4-15 mm).
+    # 3.0 / 3.9 mm (max 4-15 mm). 50 %, seed 8: the planar pair 16-17 took its plane's wrong
+    # decomposition (8.6 deg off) where its own matches off the plane chose the true one (MSAC 12
+    # against 295 px^2) and three further views outvoted them: 10 + 7 views; now 19 (4.0 mm).
     errors = _map(tmp_path_factory, unique_fraction, rng)
     assert len(errors) == 1 and errors[0][0] == 19, errors
     assert errors[0][1] < 0.006 and errors[0][2] < 0.02, errors  # metres, on a 35 m walk
