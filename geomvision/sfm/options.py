@@ -127,7 +127,7 @@ class MapperOptions:
         residuals show at the start (:meth:`geomvision.optim.BAProblem.noise_sigma`), within
         [``ba_loss_scale`` / 100, ``ba_loss_scale``]; 0 keeps ``ba_loss_scale``. Refined keypoints
         are good to ~0.05 px, and wrong matches on repeated structure that reproject within
-        0.3-4 px pulled as hard as the true ones at a fixed 1 px scale: walks along repeated
+        0.4-4 px pulled as hard as the true ones at a fixed 1 px scale: walks along repeated
         facades bent by 6-30 mm (benchmarks/RESULTS.md). Noisier keypoints give a larger noise
         and the scale stays at ``ba_loss_scale``. >= 0.
     scale_weight_exponent : a keypoint detected at scale s (pixels) gets the standard deviation

@@ -7,11 +7,10 @@ Points on one plane leave the geometry ambiguous where a general scene does not:
   both cameras (:func:`geomvision.solvers.homography.relative_poses_from_homography`), which
   explain every point on the plane exactly; an essential matrix fitted to those points is either
   of them, at random. :func:`planar_pair_pose` chooses by all the evidence: the pair's matches
-  (points off the plane) when they tell the two apart, else further views as well: the points
-  triangulated by each candidate must be seen by a third camera with the intrinsics it has,
-  and only the true plane is (the wrong one
-  is the true plane seen through a perspectivity from camera 1: no camera with those
-  intrinsics images it exactly). The choice needs the better candidate to be
+  off the plane when they tell the two apart, else further views as well: the points
+  triangulated by each candidate must be seen by a third camera with the intrinsics it has, and
+  only the true plane is (the wrong one is the true plane seen through a perspectivity from
+  camera 1: no camera with those intrinsics images it exactly). The choice needs the better candidate to be
   ``AMBIGUITY_LIKELIHOOD_RATIO`` times as likely as the other; else the pair is refused.
 - **one view of known points** (registration): two poses (IPPE); resolved by
   :func:`geomvision.robust.resolve_pose_ambiguity`.
@@ -60,9 +59,10 @@ class PlanarPairPose:
     pose : ``cam_j_from_cam_i`` (unit translation) or None when refused (``reason`` says why).
     tri_angle_deg : median triangulation angle of the pair's matches under ``pose``.
     candidates : per decomposition: its cost on the pair and on each further view (pixels^2).
-    cost : the lowest total MSAC cost (pixels^2; inf when no candidate was scored).
+    cost : the chosen candidate's MSAC cost: the pair's, plus the further views' when they were
+        asked (pixels^2; inf when no candidate was scored).
     noise_sq_px : the noise variance its residuals show (pixels^2).
-    num_views : further views that judged the candidates.
+    num_views : further views that judged the candidates (0 when the pair's own matches decided).
     """
 
     pose: Rigid3 | None
@@ -150,8 +150,7 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
         e = e[e <= abs_pose_max_error**2]
         noise = float(np.median(e)) / _MEDIAN_CHI2_2DOF if len(e) else float("nan")
     else:
-        e = pair_sq[best][pair_sq[best] <= t2]
-        noise = float(np.median(e)) / _MEDIAN_CHI2_1DOF if len(e) else float("nan")
+        noise = _pair_noise(pair_sq[best], t2)
     for k, c in enumerate(costs):
         info[k]["total_cost"] = round(float(c), 3)
     n_views = len(view_costs[best][1])
@@ -167,6 +166,12 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
     return PlanarPairPose(pose, angle, **scored)
 
 
+def _pair_noise(sq: np.ndarray, t2: float) -> float:
+    """Noise variance (pixels^2) that a candidate's Sampson errors ``sq`` within ``t2`` show; NaN without any."""
+    e = sq[sq <= t2]
+    return float(np.median(e)) / _MEDIAN_CHI2_1DOF if len(e) else float("nan")
+
+
 def _decided_by_pair(pair_sq: list[np.ndarray], off_plane: np.ndarray, t2: float) -> tuple[int, float] | None:
     """(best candidate, noise variance) when the pair's matches off the plane (``off_plane``
     (M,) over ``pair_sq``'s matches; the plane's own fit both decompositions, up to the bias of
@@ -177,10 +182,9 @@ def _decided_by_pair(pair_sq: list[np.ndarray], off_plane: np.ndarray, t2: float
     costs = np.array([_msac(e[off_plane], t2) for e in pair_sq])
     order = np.argsort(costs, kind="stable")
     best = int(order[0])
-    e = pair_sq[best][pair_sq[best] <= t2]
-    if not len(e):
+    noise = _pair_noise(pair_sq[best], t2)
+    if not np.isfinite(noise):
         return None
-    noise = float(np.median(e)) / _MEDIAN_CHI2_1DOF
     gap = float(costs[order[1]] - costs[best])
     if gap > max(t2, 2.0 * math.log(AMBIGUITY_LIKELIHOOD_RATIO) * noise):
         return best, noise
