@@ -10,8 +10,9 @@ Points on one plane leave the geometry ambiguous where a general scene does not:
   off the plane when they tell the two apart, else further views as well: the points
   triangulated by each candidate must be seen by a third camera with the intrinsics it has, and
   only the true plane is (the wrong one is the true plane seen through a perspectivity from
-  camera 1: no camera with those intrinsics images it exactly). The choice needs the better candidate to be
-  ``AMBIGUITY_LIKELIHOOD_RATIO`` times as likely as the other; else the pair is refused.
+  camera 1: no camera with those intrinsics images it exactly). The choice needs the better
+  candidate to be ``AMBIGUITY_LIKELIHOOD_RATIO`` times as likely as the other; else the pair
+  is refused.
 - **one view of known points** (registration): two poses (IPPE); resolved by
   :func:`geomvision.robust.resolve_pose_ambiguity`.
 - **self-calibration**: a fundamental matrix is undetermined by a plane, so the focal length
@@ -157,13 +158,19 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
     scored = dict(candidates=info, cost=float(costs[best]), noise_sq_px=noise, num_views=n_views)
     if len(cands) > 1:
         gap = float(costs[order[1]] - costs[best])
-        if not gap > 2.0 * math.log(AMBIGUITY_LIKELIHOOD_RATIO) * noise:
+        if not gap > _decisive_gap(noise):
             return PlanarPairPose(None, reason=(
                 f"the two poses this plane allows explain the pair and {n_views} further view(s) about equally well "
                 f"(costs {costs[best]:.3g} and {costs[order[1]]:.3g} px^2, noise {math.sqrt(noise):.2g} px)"), **scored)
     pose = cands[best]
     angle = median_triangulation_angle_deg(pose, r1[ok], r2[ok])
     return PlanarPairPose(pose, angle, **scored)
+
+
+def _decisive_gap(noise_sq: float) -> float:
+    """The MSAC cost gap (pixels^2) by which a candidate is ``AMBIGUITY_LIKELIHOOD_RATIO`` times
+    as likely as another under Gaussian noise of variance ``noise_sq``."""
+    return 2.0 * math.log(AMBIGUITY_LIKELIHOOD_RATIO) * noise_sq
 
 
 def _pair_noise(sq: np.ndarray, t2: float) -> float:
@@ -186,7 +193,7 @@ def _decided_by_pair(pair_sq: list[np.ndarray], off_plane: np.ndarray, t2: float
     if not np.isfinite(noise):
         return None
     gap = float(costs[order[1]] - costs[best])
-    if gap > max(t2, 2.0 * math.log(AMBIGUITY_LIKELIHOOD_RATIO) * noise):
+    if gap > max(t2, _decisive_gap(noise)):
         return best, noise
     return None
 
@@ -403,7 +410,7 @@ def focal_from_plane(state: MapperState, geometries: dict[tuple[int, int], TwoVi
         best = run(best_log)
         if not np.isfinite(best.noise_sq_px):
             continue
-        limit = best.cost + 2.0 * math.log(AMBIGUITY_LIKELIHOOD_RATIO) * best.noise_sq_px
+        limit = best.cost + _decisive_gap(best.noise_sq_px)
 
         def edge(direction: int) -> float:
             """The focal length where the cost crosses ``limit`` on one side (bisection between
