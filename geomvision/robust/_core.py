@@ -79,8 +79,9 @@ S_BEST_MIN_SCORE = 5
 S_PROSAC = 6  # the 4 entries of the PROSAC state
 S_DELTA = 10  # inlier rate of wrong minimal models (the pre-test's; 0 until measured)
 S_DELTA_SEEN = 11  # the rates measured on the first draws (PRETEST_MIN_SCORED entries)
-S_BEST = 36  # the best model (model_dim entries)
-NUM_PARAMS_F = 36  # params_f holds NUM_PARAMS_F + model_dim entries
+P_SCORE_SCALE = 36  # Geman-McClure scale of the score as a fraction of the threshold (0: MSAC)
+S_BEST = 37  # the best model (model_dim entries)
+NUM_PARAMS_F = 37  # params_f holds NUM_PARAMS_F + model_dim entries
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -184,15 +185,28 @@ def sample_prosac(state, st, n, sample_size, out):
         sample_uniform(state, m - 1, out, 1)
 
 
+@njit(inline="always")
+def point_cost(e, sq_threshold, scale):
+    """The score of a point with squared error ``e`` below the threshold: ``e`` (MSAC) when
+    ``scale`` is 0, else the Geman-McClure cost ``e / (e + c^2)`` at ``c = scale * t``, rescaled
+    to reach ``t^2`` at the threshold (where an outlier's cost begins)."""
+    if scale <= 0.0:
+        return e
+    c2 = scale * scale * sq_threshold
+    return (sq_threshold + c2) * e / (e + c2)
+
+
 @njit(cache=True)
-def msac_score(errs, sq_threshold):
-    """(MSAC score = sum of min(e^2, t^2), number of points with e^2 < t^2)."""
+def msac_score(errs, sq_threshold, scale=0.0):
+    """(score, number of points with e^2 < t^2): the sum over the points of
+    ``point_cost(e^2)`` below the threshold and t^2 above it (with ``scale`` 0 the MSAC score,
+    sum of min(e^2, t^2))."""
     score = 0.0
     k = 0
     for i in range(errs.shape[0]):
         e = errs[i]
         if e < sq_threshold:
-            score += e
+            score += point_cost(e, sq_threshold, scale)
             k += 1
         else:
             score += sq_threshold
@@ -231,10 +245,10 @@ OTHER_BASIN_ROUNDS = 5  # and may run this many times the usual rounds
 
 
 @njit(inline="always")
-def score_model(sq_errors, data, model, errs, sq_threshold, bound):
-    """MSAC score of ``model`` and its inlier count, computing errors block by block and giving
-    up (returning (inf, 0)) as soon as the partial score exceeds ``bound``; on a full pass
-    ``errs`` holds every squared error."""
+def score_model(sq_errors, data, model, errs, sq_threshold, bound, scale):
+    """Score of ``model`` (:func:`msac_score` with ``scale``) and its inlier count, computing
+    errors block by block and giving up (returning (inf, 0)) as soon as the partial score
+    exceeds ``bound``; on a full pass ``errs`` holds every squared error."""
     n = errs.shape[0]
     score = 0.0
     k = 0
@@ -244,7 +258,7 @@ def score_model(sq_errors, data, model, errs, sq_threshold, bound):
         for i in range(start, stop):
             e = errs[i]
             if e < sq_threshold:
-                score += e
+                score += point_cost(e, sq_threshold, scale)
                 k += 1
             else:
                 score += sq_threshold
@@ -309,7 +323,7 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             w = np.ones(idx.shape[0])
             k = fit_nonminimal(data, idx, w, models)
             for j in range(k):
-                sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, score)
+                sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, score, params_f[P_SCORE_SCALE])
                 if sc < score:
                     score, num_inl = sc, ni
                     best[:] = models[j]
@@ -338,7 +352,7 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             step = max(step, abs(cand[j] - cur[j]))
         cur[:] = cand
         sq_errors(data, cur, 0, errs.shape[0], errs)
-        sc, ni = msac_score(errs, sq_thr)
+        sc, ni = msac_score(errs, sq_thr, params_f[P_SCORE_SCALE])
         if sc < score:
             score, num_inl = sc, ni
             best[:] = cur
@@ -473,12 +487,12 @@ def keep_pretested(sq_errors, data, models, k, errs, sq_thr, probe, off, step_in
 
 
 @njit(inline="always")
-def pick_best(sq_errors, data, models, k, errs, sq_thr, bound, num_inl, out):
+def pick_best(sq_errors, data, models, k, errs, sq_thr, bound, num_inl, out, scale):
     """Copy into ``out`` the lowest-scoring of the first k ``models`` that scores below
     ``bound``. Returns (its score or ``bound``, its inliers or ``num_inl``, whether one did)."""
     picked = False
     for j in range(k):
-        sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, bound)
+        sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, bound, scale)
         if sc < bound:
             bound, num_inl = sc, ni
             out[:] = models[j]
@@ -502,6 +516,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     use_lo = params_i[P_LO] != 0
     sq_thr = params_f[P_SQ_THRESHOLD]
     conf = params_f[P_CONFIDENCE]
+    score_scale = params_f[P_SCORE_SCALE]
 
     state = np.empty(1, dtype=np.uint64)
     models = np.zeros((params_i[P_MAX_MODELS], dim))
@@ -602,13 +617,15 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                     bound = max(best_min_score, 0.5 * (n * sq_thr + best_min_score - s * sq_thr))
             else:
                 bound = best_score
-            bound, cand_inl, picked = pick_best(sq_errors, data, models, k, errs, sq_thr, bound, cand_inl, cand)
+            bound, cand_inl, picked = pick_best(sq_errors, data, models, k, errs, sq_thr, bound, cand_inl, cand,
+                                                score_scale)
             if not picked:
                 continue
             # estimator-specific degeneracy handling (e.g. DEGENSAC) of the new minimal model
             sq_errors(data, cand, 0, n, errs)
             kr = repair(data, sample, cand, errs, sq_thr, lo_models)
-            bound, cand_inl, _ = pick_best(sq_errors, data, lo_models, kr, errs, sq_thr, bound, cand_inl, cand)
+            bound, cand_inl, _ = pick_best(sq_errors, data, lo_models, kr, errs, sq_thr, bound, cand_inl, cand,
+                                           score_scale)
             other_basin = use_lo and bound >= best_min_score
             if other_basin:
                 # Not a new best minimal model, but a promising one: LO from it when most of
@@ -671,7 +688,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             best = polish(refine, sq_errors, data, best, errs, params_i, params_f)
         sq_errors(data, best, 0, errs.shape[0], errs)
         if polished:
-            best_score, best_inl = msac_score(errs, sq_thr)
+            best_score, best_inl = msac_score(errs, sq_thr, score_scale)
         for i in range(n):
             mask[i] = errs[i] < sq_thr
     params_i[S_DONE] = 1

@@ -5,8 +5,9 @@ Design
 An estimator (a subclass of :class:`Estimator`) says *what* is estimated: its sample size, how a
 minimal sample becomes 0..k models, the squared error of every point under a model, how to refit
 on many points and refine on weighted inliers, which samples are degenerate. The engine says *how*:
-uniform or PROSAC sampling, MSAC scoring, LO-RANSAC, the adaptive stopping rule, min / max
-iterations. A new model is a new estimator class; the engine never branches on the model type.
+uniform or PROSAC sampling, MSAC scoring (or a Geman-McClure-shaped variant, ``score_scale``),
+LO-RANSAC, the adaptive stopping rule, min / max iterations. A new model is a new estimator
+class; the engine never branches on the model type.
 
 The whole loop runs in numba (``_core.ransac_core``). Measured on the 2-core development machine
 for a 1000-point line: the numba loop costs 2.1 us per iteration including the scoring; a Python
@@ -66,8 +67,9 @@ class RansacStats:
     """What a RANSAC run did.
 
     ``iterations`` samples drawn; ``num_inliers`` / ``inlier_ratio`` of the returned model;
-    ``score`` its MSAC score (sum of min(e^2, t^2), in squared error units); ``lo_runs`` local
-    optimisations (including the final refinement) and ``lo_improvements`` accepted LO steps;
+    ``score`` its score (MSAC: sum of min(e^2, t^2), in squared error units; see
+    ``RansacOptions.score_scale``); ``lo_runs`` local optimisations (including the final
+    refinement) and ``lo_improvements`` accepted LO steps;
     ``success`` False when no model has at least ``min_num_inliers`` inliers;
     ``message`` says why when it failed (or what was noticed, e.g. a degeneracy).
     """
@@ -102,7 +104,8 @@ class Estimator:
 
     Class attributes: ``sample_size`` (points per minimal sample), ``model_dim`` (length of the
     flat model vector), ``max_models`` (models a minimal sample can give), ``name``,
-    ``default_max_iterations`` (the cap on draws when the options leave it to the estimator).
+    ``default_max_iterations`` (the cap on draws when the options leave it to the estimator),
+    ``default_score_scale`` (the score's Geman-McClure scale when the options leave it to the estimator).
     Numba kernels (module-level ``@njit`` functions, see ``_core``): ``k_fit_minimal``,
     ``k_fit_nonminimal``, ``k_refine``, ``k_sq_errors`` (over a range of points), ``k_degenerate_sample``, ``k_repair``,
     and ``k_run`` (the estimator's cached RANSAC loop). Instances hold ``data``, the tuple of
@@ -114,6 +117,7 @@ class Estimator:
 
     name = "estimator"
     default_max_iterations = 10_000  # RansacOptions.max_iterations=None takes this
+    default_score_scale = 0.0  # RansacOptions.score_scale=None takes this (0: MSAC)
     sample_size: int
     model_dim: int
     max_models: int
@@ -207,7 +211,7 @@ def ransac(
     rng: RngLike = None,
     quality: np.ndarray | None = None,
 ) -> RansacResult:
-    """Robustly fit ``estimator``'s model with MSAC scoring at ``sq_threshold`` (squared error
+    """Robustly fit ``estimator``'s model with MSAC-type scoring at ``sq_threshold`` (squared error
     units of the estimator). ``quality`` (N,), higher is better, orders PROSAC's samples."""
     if not isinstance(estimator, Estimator):
         raise ValueError(f"estimator must be a geomvision.robust.Estimator, got {type(estimator).__name__}")
@@ -249,6 +253,7 @@ def ransac(
     params_f[core.P_CONFIDENCE] = opts.confidence
     params_f[core.P_LO_THRESHOLD_MULT] = opts.lo_threshold_mult
     params_f[core.P_POLISH_SCALE] = opts.polish_scale
+    params_f[core.P_SCORE_SCALE] = estimator.default_score_scale if opts.score_scale is None else opts.score_scale
     seed = int(gen.integers(0, 2**63 - 1))
 
     while True:  # chunks of CHUNK_ITERATIONS draws; Ctrl-C is seen between them

@@ -53,6 +53,14 @@ class RansacOptions:
       AUC@5 +0.1, absolute pose AUC@0.1deg +0.3); on purely Gaussian synthetic noise it is
       slightly less efficient than least squares (mean rotation error +7 %). The final
       reweighted rounds stop early once the inlier set is stable when a polish follows.
+    - ``score_scale``: the shape of the score every model is judged by. 0 is MSAC: a point costs
+      its squared error below the threshold t and t^2 above it. c > 0 gives a point below the
+      threshold the Geman-McClure cost e^2 / (e^2 + (c t)^2), rescaled to reach t^2 at the
+      threshold: the steeper cost near zero prefers the model that fits its inliers closely
+      over one that gathers more points just under the threshold (a division per point; the
+      Cauchy cost's logarithm took 6x as long and scored no better). None takes the estimator's
+      ``default_score_scale`` (0.5 for the 5-point relative pose, the polish's scale; 0 for the
+      others).
     - ``min_num_inliers``: fewer inliers than this means failure (``success=False``); None takes
       the estimator's sample size + 1 (a model supported only by its own sample is no model).
     """
@@ -71,6 +79,7 @@ class RansacOptions:
     final_refine_iterations: int = 1
     polish_rounds: int = 10
     polish_scale: float = 0.5
+    score_scale: float | None = None
     min_num_inliers: int | None = None
 
     def __post_init__(self) -> None:
@@ -99,6 +108,8 @@ class RansacOptions:
         check_int(self.polish_rounds, "polish_rounds", minimum=0)
         scale = check_positive(self.polish_scale, "polish_scale", allow_zero=True)
         object.__setattr__(self, "polish_scale", scale)
+        if self.score_scale is not None:
+            object.__setattr__(self, "score_scale", check_positive(self.score_scale, "score_scale", allow_zero=True))
         if self.min_num_inliers is not None:
             check_int(self.min_num_inliers, "min_num_inliers", minimum=1)
 

@@ -253,7 +253,13 @@ def _verify_pair(x1, x2, matches, camera1, camera2, *, calibrated, options, rng)
     pose = None
     F = None
     if calibrated:
-        res = estimate_relative_pose(p1, p2, camera1, camera2, max_error=options.max_error_px, rng=gen, **ransac_kw)
+        # the epipolar MSAC of COLMAP's verification, not estimate_relative_pose's defaults: the
+        # pair's configuration compares E's inlier count with H's (planar pairs), and the
+        # cheirality and Geman-McClure-shaped scores that make the pose itself more accurate on
+        # repeated facades move that comparison and the pairs' rotations there (rendered walls
+        # walks: a wrong initial pair seeded a 4-view model 0.7 m off; benchmarks/RESULTS.md)
+        res = estimate_relative_pose(p1, p2, camera1, camera2, max_error=options.max_error_px, rng=gen,
+                                     in_front=False, score_scale=0.0, **ransac_kw)
         if res.model is not None and not camera1.has_distortion and not camera2.has_distortion:
             F = fundamental_from_essential(essential_from_pose(res.model), camera1, camera2)
         pose = res.model

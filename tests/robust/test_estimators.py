@@ -260,7 +260,10 @@ def test_pure_rotation_is_not_a_confident_pose(rng):
 
 
 def test_result_is_consistent_with_the_estimators_errors(rng):
-    """``inliers`` is exactly ``sq_errors(model) < max_error^2`` and the stats agree with it."""
+    """``inliers`` is exactly ``sq_errors(model) < max_error^2`` and the stats agree with it (the
+    score is the estimator's: MSAC, or Geman-McClure-shaped for the relative pose, whose errors are
+    those of the inliers-in-front estimator)."""
+    from geomvision.robust._core import msac_score
     from geomvision.robust import AbsolutePoseEstimator, FundamentalEstimator, HomographyEstimator
 
     x1, x2, _, sc = _orbit_pair(rng, noise=0.5)
@@ -270,7 +273,8 @@ def test_result_is_consistent_with_the_estimators_errors(rng):
     hx1, hx2, _ = _rotation_pair(rng, noise=0.5)
     hx2c, _ = _corrupt(rng, hx2, 0.4)
     cases = [
-        (gv.estimate_relative_pose(x1, x2c, CAM, CAM, max_error=1.0, rng=rng), RelativePoseEstimator(x1, x2c, CAM, CAM)),
+        (gv.estimate_relative_pose(x1, x2c, CAM, CAM, max_error=1.0, rng=rng),
+         RelativePoseEstimator(x1, x2c, CAM, CAM, in_front_within=1.0)),
         (gv.estimate_fundamental(x1, x2c, max_error=1.0, rng=rng), FundamentalEstimator(x1, x2c)),
         (gv.estimate_homography(hx1, hx2c, max_error=1.0, rng=rng), HomographyEstimator(hx1, hx2c)),
         (gv.estimate_absolute_pose(uvc, X, CAM, max_error=1.0, rng=rng), AbsolutePoseEstimator(uvc, X, CAM)),
@@ -281,7 +285,7 @@ def test_result_is_consistent_with_the_estimators_errors(rng):
         assert np.array_equal(res.inliers, e < 1.0)
         assert res.stats.num_inliers == res.inliers.sum()
         assert res.stats.inlier_ratio == pytest.approx(res.inliers.mean())
-        assert res.stats.score == pytest.approx(np.minimum(e, 1.0).sum(), rel=1e-9)
+        assert res.stats.score == pytest.approx(msac_score(e, 1.0, est.default_score_scale)[0], rel=1e-9)
 
 
 def test_cauchy_polish_helps_under_heavy_tailed_noise():
