@@ -187,9 +187,11 @@ def sample_prosac(state, st, n, sample_size, out):
 
 @njit(inline="always")
 def point_cost(e, sq_threshold, scale):
-    """The score of a point with squared error ``e`` below the threshold: ``e`` (MSAC) when
-    ``scale`` is 0, else the Geman-McClure cost ``e / (e + c^2)`` at ``c = scale * t``, rescaled
-    to reach ``t^2`` at the threshold (where an outlier's cost begins)."""
+    """The score of a point with squared error ``e``: ``t^2`` at or above the threshold (or NaN),
+    below it ``e`` (MSAC) when ``scale`` is 0, else the Geman-McClure cost ``e / (e + c^2)`` at
+    ``c = scale * t``, rescaled to reach ``t^2`` at the threshold."""
+    if not e < sq_threshold:
+        return sq_threshold
     if scale <= 0.0:
         return e
     c2 = scale * scale * sq_threshold
@@ -204,12 +206,8 @@ def msac_score(errs, sq_threshold, scale=0.0):
     score = 0.0
     k = 0
     for i in range(errs.shape[0]):
-        e = errs[i]
-        if e < sq_threshold:
-            score += point_cost(e, sq_threshold, scale)
-            k += 1
-        else:
-            score += sq_threshold
+        score += point_cost(errs[i], sq_threshold, scale)
+        k += errs[i] < sq_threshold
     return score, k
 
 
@@ -256,12 +254,8 @@ def score_model(sq_errors, data, model, errs, sq_threshold, bound, scale):
         stop = min(n, start + SCORE_BLOCK)
         sq_errors(data, model, start, stop, errs)
         for i in range(start, stop):
-            e = errs[i]
-            if e < sq_threshold:
-                score += point_cost(e, sq_threshold, scale)
-                k += 1
-            else:
-                score += sq_threshold
+            score += point_cost(errs[i], sq_threshold, scale)
+            k += errs[i] < sq_threshold
         if score > bound:
             return np.inf, 0
     return score, k
@@ -313,6 +307,7 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
     stop as soon as it is below ``target_score``.
     Returns (model, score, num_inliers, improvements)."""
     sq_thr = params_f[P_SQ_THRESHOLD]
+    scale = params_f[P_SCORE_SCALE]
     sq_lo = sq_thr * params_f[P_LO_THRESHOLD_MULT] ** 2
     best = model.copy()
     improved = 0
@@ -323,7 +318,7 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             w = np.ones(idx.shape[0])
             k = fit_nonminimal(data, idx, w, models)
             for j in range(k):
-                sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, score, params_f[P_SCORE_SCALE])
+                sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, score, scale)
                 if sc < score:
                     score, num_inl = sc, ni
                     best[:] = models[j]
@@ -352,7 +347,7 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             step = max(step, abs(cand[j] - cur[j]))
         cur[:] = cand
         sq_errors(data, cur, 0, errs.shape[0], errs)
-        sc, ni = msac_score(errs, sq_thr, params_f[P_SCORE_SCALE])
+        sc, ni = msac_score(errs, sq_thr, scale)
         if sc < score:
             score, num_inl = sc, ni
             best[:] = cur
