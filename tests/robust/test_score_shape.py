@@ -10,43 +10,30 @@ other way.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
+from _pair_helpers import pose_error_deg, sift_ratio_matches
 
 import geomvision as gv
-from geomvision.geometry.rotation import rotation_error_deg
 from geomvision.imageio import read_image
 from geomvision.io.datasets import load_strecha_scene
 from geomvision.robust import _core as core
-
-
-def _pose_error_deg(pose: gv.Rigid3, gt: gv.Rigid3) -> float:
-    c = np.dot(pose.t, gt.t) / (np.linalg.norm(pose.t) * np.linalg.norm(gt.t))
-    return max(rotation_error_deg(pose.R, gt.R), float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))))
 
 
 @pytest.fixture(scope="module")
 def entry_pair(shared_data):
     scene = load_strecha_scene(shared_data / "strecha" / "entry-P10")
     a, b = scene.image_names[3], scene.image_names[5]
-    sift = cv2.SIFT_create(nfeatures=8000)
-    feats = []
-    for name in (a, b):
-        gray = cv2.cvtColor(read_image(scene.image_dir / name), cv2.COLOR_RGB2GRAY)
-        kp, desc = sift.detectAndCompute(gray, None)
-        feats.append((np.array([p.pt for p in kp]), desc))
-    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(feats[0][1], feats[1][1], k=2)
-    m = np.array([(p.queryIdx, p.trainIdx) for p, q in knn if p.distance < 0.8 * q.distance])
+    x1, x2 = sift_ratio_matches(read_image(scene.image_dir / a), read_image(scene.image_dir / b))
     gt = scene.cams_from_world[b] @ scene.cams_from_world[a].inverse()
-    return feats[0][0][m[:, 0]], feats[1][0][m[:, 1]], scene.cameras[a], scene.cameras[b], gt
+    return x1, x2, scene.cameras[a], scene.cameras[b], gt
 
 
 def test_shaped_score_prefers_the_closer_fit(entry_pair):
     x1, x2, cam1, cam2, gt = entry_pair
-    shaped = [_pose_error_deg(gv.estimate_relative_pose(x1, x2, cam1, cam2, max_error=1.0, rng=s).model, gt)
+    shaped = [pose_error_deg(gv.estimate_relative_pose(x1, x2, cam1, cam2, max_error=1.0, rng=s).model, gt)
               for s in range(8)]
-    msac = [_pose_error_deg(gv.estimate_relative_pose(x1, x2, cam1, cam2, max_error=1.0, rng=s,
+    msac = [pose_error_deg(gv.estimate_relative_pose(x1, x2, cam1, cam2, max_error=1.0, rng=s,
                                                       score_scale=0.0).model, gt) for s in range(8)]
     assert sum(e < 0.2 for e in shaped) >= 7, shaped
     assert sum(e > 0.5 for e in msac) >= 4, msac  # MSAC's optimum is the worse pose

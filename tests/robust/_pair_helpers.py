@@ -1,0 +1,28 @@
+"""Helpers of the relative-pose tests on real and rendered image pairs."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+import geomvision as gv
+from geomvision.geometry.rotation import rotation_error_deg
+
+
+def pose_error_deg(pose: gv.Rigid3, gt: gv.Rigid3) -> float:
+    """max(rotation error, angle between the translation directions) in degrees."""
+    c = np.dot(pose.t, gt.t) / (np.linalg.norm(pose.t) * np.linalg.norm(gt.t))
+    return max(rotation_error_deg(pose.R, gt.R), float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))))
+
+
+def sift_ratio_matches(rgb1: np.ndarray, rgb2: np.ndarray, ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """Matched pixels (M,2) of two RGB images: OpenCV SIFT (8,000 features) and 2-NN matches
+    passing Lowe's ratio test, as in ``benchmarks/bench_relative_pose.py``."""
+    sift = cv2.SIFT_create(nfeatures=8000)
+    feats = []
+    for rgb in (rgb1, rgb2):
+        kp, desc = sift.detectAndCompute(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), None)
+        feats.append((np.array([p.pt for p in kp]), desc))
+    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(feats[0][1], feats[1][1], k=2)
+    m = np.array([(p.queryIdx, p.trainIdx) for p, q in knn if p.distance < ratio * q.distance])
+    return feats[0][0][m[:, 0]], feats[1][0][m[:, 1]]
