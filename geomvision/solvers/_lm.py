@@ -80,8 +80,8 @@ def lm_minimise(system, retract, x, data, max_iter, ftol, xtol, gtol):
         lam = max(lam * 0.1, 1e-12)
         dec = cost - cn
         x = xn
-        if dec <= ftol * cn or norm(d) <= xtol * (1.0 + scale_n):
-            cost = cn
+        if dec <= ftol * cn or norm(d) <= xtol * (1.0 + scale_n) or it >= max_iter:
+            cost = cn  # (no Jacobian at the last point: nothing would use it)
             break
         cost, valid, JtJ, Jtr, _ = system(x, data, True)
     return x, it, cost0, cost
