@@ -49,24 +49,34 @@ def pose_to_vec(R, t, out):
 
 
 @njit(cache=True)
-def sampson_px_sq_errors(model, rays1, rays2, inv_f2, start, stop, out):
+def sampson_px_sq_errors(model, cols, inv_f2, sq_gate, start, stop, out):
     """Pixel Sampson errors of points start..stop-1 under the pose ``model`` ([R|t] row-major)
-    on z = 1 rays; ``inv_f2 = (1/fx1^2, 1/fy1^2, 1/fx2^2, 1/fy2^2)``."""
+    on z = 1 rays given as columns ``cols`` (6, N): (x1, y1, z1, x2, y2, z2);
+    ``inv_f2 = (1/fx1^2, 1/fy1^2, 1/fx2^2, 1/fy2^2)``. With ``sq_gate >= 0`` a point whose error
+    is at most ``sq_gate`` but whose rays meet behind either camera at a parallax above
+    ``BEHIND_MIN_PARALLAX_PX`` pixels gets inf; nearly parallel rays (far points) keep their
+    error, as the noise decides their side. Columns and a branch-free body let the loop run on
+    SIMD lanes (half the time of rows with a second pass for the side)."""
+    m0, m1, m2, m3, m4, m5, m6, m7, m8 = (model[0], model[1], model[2], model[3], model[4], model[5],
+                                          model[6], model[7], model[8])
     t0, t1, t2 = model[9], model[10], model[11]
     # E = [t]_x R
-    e00 = t1 * model[6] - t2 * model[3]
-    e01 = t1 * model[7] - t2 * model[4]
-    e02 = t1 * model[8] - t2 * model[5]
-    e10 = t2 * model[0] - t0 * model[6]
-    e11 = t2 * model[1] - t0 * model[7]
-    e12 = t2 * model[2] - t0 * model[8]
-    e20 = t0 * model[3] - t1 * model[0]
-    e21 = t0 * model[4] - t1 * model[1]
-    e22 = t0 * model[5] - t1 * model[2]
+    e00 = t1 * m6 - t2 * m3
+    e01 = t1 * m7 - t2 * m4
+    e02 = t1 * m8 - t2 * m5
+    e10 = t2 * m0 - t0 * m6
+    e11 = t2 * m1 - t0 * m7
+    e12 = t2 * m2 - t0 * m8
+    e20 = t0 * m3 - t1 * m0
+    e21 = t0 * m4 - t1 * m1
+    e22 = t0 * m5 - t1 * m2
     g1x, g1y, g2x, g2y = inv_f2[0], inv_f2[1], inv_f2[2], inv_f2[3]
+    g = max(max(g1x, g1y), max(g2x, g2y)) * BEHIND_MIN_PARALLAX_PX**2
+    xs, ys, zs, us, vs, ws = cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]
+    gated = sq_gate >= 0.0
     for i in range(start, stop):
-        x, y, z = rays1[i, 0], rays1[i, 1], rays1[i, 2]
-        u, v, w = rays2[i, 0], rays2[i, 1], rays2[i, 2]
+        x, y, z = xs[i], ys[i], zs[i]
+        u, v, w = us[i], vs[i], ws[i]
         a0 = e00 * x + e01 * y + e02 * z
         a1 = e10 * x + e11 * y + e12 * z
         a2 = e20 * x + e21 * y + e22 * z
@@ -74,35 +84,22 @@ def sampson_px_sq_errors(model, rays1, rays2, inv_f2, start, stop, out):
         b1 = e01 * u + e11 * v + e21 * w
         c = u * a0 + v * a1 + w * a2
         den = a0 * a0 * g2x + a1 * a1 * g2y + b0 * b0 * g1x + b1 * b1 * g1y
-        out[i] = c * c / den if den > 0.0 else np.inf
-
-
-@njit(cache=True)
-def reject_behind(model, rays1, rays2, inv_f2, sq_gate, start, stop, out):
-    """Set ``out[i]`` to inf for each point i in start..stop-1 with ``out[i] <= sq_gate`` whose
-    rays under the pose ``model`` meet behind either camera at a parallax above
-    ``BEHIND_MIN_PARALLAX_PX`` pixels; nearly parallel rays (far points) keep their error, as the
-    noise decides their side."""
-    g = max(max(inv_f2[0], inv_f2[1]), max(inv_f2[2], inv_f2[3])) * BEHIND_MIN_PARALLAX_PX**2
-    t0, t1, t2 = model[9], model[10], model[11]
-    for i in range(start, stop):
-        if not out[i] <= sq_gate:
-            continue
-        a0, a1, a2 = rays1[i, 0], rays1[i, 1], rays1[i, 2]
-        b0, b1, b2 = rays2[i, 0], rays2[i, 1], rays2[i, 2]
-        # ray 1 in camera 2: d1 = R a; the depths (l1, l2) of l1 d1 + t = l2 b solve a 2x2 system
-        d0 = model[0] * a0 + model[1] * a1 + model[2] * a2
-        d1 = model[3] * a0 + model[4] * a1 + model[5] * a2
-        d2 = model[6] * a0 + model[7] * a1 + model[8] * a2
-        aa = d0 * d0 + d1 * d1 + d2 * d2
-        bb = b0 * b0 + b1 * b1 + b2 * b2
-        ab = d0 * b0 + d1 * b1 + d2 * b2
-        if aa * bb - ab * ab <= g * aa * bb:  # sin^2 of the parallax angle
-            continue
-        p = -(d0 * t0 + d1 * t1 + d2 * t2)
-        q = b0 * t0 + b1 * t1 + b2 * t2
-        if bb * p + ab * q <= 0.0 or ab * p + aa * q <= 0.0:  # l1 or l2 (times the positive det) <= 0
-            out[i] = np.inf
+        e = c * c / den if den > 0.0 else np.inf
+        if gated:
+            # ray 1 in camera 2: d = R a; the depths (l1, l2) of l1 d + t = l2 b solve a 2x2
+            # system whose determinant |d|^2 |b|^2 - (d.b)^2 (sin^2 of the parallax) is >= 0
+            d0 = m0 * x + m1 * y + m2 * z
+            d1 = m3 * x + m4 * y + m5 * z
+            d2 = m6 * x + m7 * y + m8 * z
+            aa = d0 * d0 + d1 * d1 + d2 * d2
+            bb = u * u + v * v + w * w
+            ab = d0 * u + d1 * v + d2 * w
+            p = -(d0 * t0 + d1 * t1 + d2 * t2)
+            q = u * t0 + v * t1 + w * t2
+            behind = (bb * p + ab * q <= 0.0) | (ab * p + aa * q <= 0.0)  # l1 or l2 (times det) <= 0
+            if behind & (aa * bb - ab * ab > g * aa * bb) & (e <= sq_gate):
+                e = np.inf
+        out[i] = e
 
 
 BEHIND_MIN_PARALLAX_PX = 2.0  # rays closer to parallel than this (in pixels) keep their error
@@ -110,9 +107,7 @@ BEHIND_MIN_PARALLAX_PX = 2.0  # rays closer to parallel than this (in pixels) ke
 
 @njit(cache=True)
 def _sq_errors(data, model, start, stop, out):
-    sampson_px_sq_errors(model, data[0], data[1], data[2], start, stop, out)
-    if data[3][0] >= 0.0:
-        reject_behind(model, data[0], data[1], data[2], data[3][0], start, stop, out)
+    sampson_px_sq_errors(model, data[4], data[2], data[3][0], start, stop, out)
 
 
 @njit(cache=True)
@@ -235,7 +230,8 @@ class RelativePoseEstimator(PoseEstimator):
             [camera1.focal_length_x, camera1.focal_length_y, camera2.focal_length_x, camera2.focal_length_y]
         ) ** 2
         gate = -1.0 if in_front_within is None else check_positive(in_front_within, "in_front_within") ** 2
-        super().__init__((r1, r2, inv_f2, np.array([gate])), len(a))
+        cols = np.ascontiguousarray(np.hstack([r1, r2]).T)  # (6, N) for the error loop
+        super().__init__((r1, r2, inv_f2, np.array([gate]), cols), len(a))
 
 
 def estimate_relative_pose(
