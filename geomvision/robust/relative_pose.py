@@ -122,13 +122,10 @@ def _fit_minimal(data, sample, models):
     # which then need not be scored; an all-inlier sample keeps its true pose (Nister 2004)
     r1 = gather_rows(data[0], sample)
     r2 = gather_rows(data[1], sample)
-    Rs, ts, n = relative_pose_5pt_nb(r1, r2, False)
-    k = 0
+    Rs, ts, n = relative_pose_5pt_nb(r1, r2, False, True)
     for j in range(n):
-        if count_in_front_nb(Rs[j], ts[j], r1, r2) == r1.shape[0]:
-            pose_to_vec(Rs[j], ts[j], models[k])
-            k += 1
-    return k
+        pose_to_vec(Rs[j], ts[j], models[j])
+    return n
 
 
 @njit(cache=True)

@@ -15,8 +15,9 @@ numba cores (callable from other ``@njit`` code):
   dropped. Es[:n] have unit Frobenius norm. Near pure rotation the cubic system degenerates
   (every [t]_x R fits): with 2 % parallax 0.3-0.7 % of exact samples miss the true E (PoseLib
   2.0.5: about 4.6 %).
-- ``relative_pose_5pt_nb(rays1, rays2, always_polish=True) -> (Rs (10,3,3), ts (10,3), n)`` — the 5-point solver
-  followed, for each E, by the decomposition with most sample points in front of both cameras.
+- ``relative_pose_5pt_nb(rays1, rays2, always_polish=True, all_in_front=False) -> (Rs (10,3,3), ts (10,3), n)``
+  — the 5-point solver followed, for each E, by the decomposition with most sample points in
+  front of both cameras (with ``all_in_front`` only decompositions with all five in front).
 - ``essential_8pt_nb(rays1 (N,3), rays2 (N,3), w (N,)) -> (E (3,3), ok)`` — weighted linear
   8-point solver on conditioned rays, projected onto the essential space (singular values 1,1,0).
 - ``decompose_essential_nb(E) -> (Rs (4,3,3), ts (4,3), ok)`` — the four (R, t) of an E (SVD).
@@ -420,7 +421,7 @@ def _decompose_exact(E, Rs, ts):
 
 
 @njit(cache=True)
-def relative_pose_5pt_nb(rays1, rays2, always_polish=True):
+def relative_pose_5pt_nb(rays1, rays2, always_polish=True, all_in_front=False):
     Rs = np.zeros((10, 3, 3))
     ts = np.zeros((10, 3))
     Es, ne = essential_5pt_nb(rays1, rays2, always_polish)
@@ -430,23 +431,43 @@ def relative_pose_5pt_nb(rays1, rays2, always_polish=True):
     for k in range(ne):
         if not _decompose_exact(Es[k], cR, ct):
             continue
-        best = 0
-        bi = -1
-        for c in range(4):
-            cnt = 0
-            for i in range(5):
-                if _in_front(
-                    cR[c], ct[c], rays1[i, 0], rays1[i, 1], rays1[i, 2], rays2[i, 0], rays2[i, 1], rays2[i, 2]
-                ):
-                    cnt += 1
-            if cnt > best:
-                best = cnt
-                bi = c
+        bi = _all_in_front(cR, ct, rays1, rays2) if all_in_front else _most_in_front(cR, ct, rays1, rays2)
         if bi >= 0:
             Rs[n] = cR[bi]
             ts[n] = ct[bi]
             n += 1
     return Rs, ts, n
+
+
+@njit(cache=True)
+def _most_in_front(cR, ct, rays1, rays2):
+    """The candidate (of four) with the most of the five ray pairs in front (-1: none)."""
+    best = 0
+    bi = -1
+    for c in range(4):
+        cnt = 0
+        for i in range(5):
+            if _in_front(cR[c], ct[c], rays1[i, 0], rays1[i, 1], rays1[i, 2], rays2[i, 0], rays2[i, 1], rays2[i, 2]):
+                cnt += 1
+        if cnt > best:
+            best = cnt
+            bi = c
+    return bi
+
+
+@njit(cache=True)
+def _all_in_front(cR, ct, rays1, rays2):
+    """The candidate (of four) with all five ray pairs in front, or -1: the first pair is in
+    front under exactly one candidate (the four cover its four depth signs), so only that one
+    is checked on the others."""
+    for c in range(4):
+        if _in_front(cR[c], ct[c], rays1[0, 0], rays1[0, 1], rays1[0, 2], rays2[0, 0], rays2[0, 1], rays2[0, 2]):
+            for i in range(1, 5):
+                if not _in_front(cR[c], ct[c], rays1[i, 0], rays1[i, 1], rays1[i, 2], rays2[i, 0], rays2[i, 1],
+                                 rays2[i, 2]):
+                    return -1
+            return c
+    return -1
 
 
 @njit(cache=True)
