@@ -13,7 +13,7 @@ C-contiguous float64 arrays; minimal cores read only the first k rows):
 | ``homography.homography_4pt_nb`` | ``(x1 (>=4,2), x2 (>=4,2)) -> (H (3,3), ok)`` |
 | ``homography.homography_dlt_nb`` | ``(x1 (N,2), x2 (N,2), w (N,)) -> (H (3,3), ok)`` |
 | ``essential.essential_5pt_nb`` | ``(rays1 (>=5,3), rays2 (>=5,3)) -> (Es (10,3,3), n)`` |
-| ``essential.relative_pose_5pt_nb`` | ``(rays1, rays2) -> (Rs (10,3,3), ts (10,3), n)`` cam2_from_cam1 |
+| ``essential.relative_pose_5pt_nb`` | ``(rays1, rays2, always_polish, all_in_front) -> (Rs (10,3,3), ts (10,3), n)`` cam2_from_cam1 |
 | ``essential.essential_8pt_nb`` | ``(rays1 (N,3), rays2 (N,3), w (N,)) -> (E (3,3), ok)`` |
 | ``essential.decompose_essential_nb`` | ``(E) -> (Rs (4,3,3), ts (4,3), ok)`` |
 | ``essential.count_in_front_nb`` | ``(R, t, rays1 (N,3), rays2 (N,3)) -> int`` |
