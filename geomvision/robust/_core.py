@@ -80,8 +80,9 @@ S_PROSAC = 6  # the 4 entries of the PROSAC state
 S_DELTA = 10  # inlier rate of wrong minimal models (the pre-test's; 0 until measured)
 S_DELTA_SEEN = 11  # the rates measured on the first draws (PRETEST_MIN_SCORED entries)
 P_SCORE_SCALE = 36  # Geman-McClure scale of the score as a fraction of the threshold (0: MSAC)
-S_BEST = 37  # the best model (model_dim entries)
-NUM_PARAMS_F = 37  # params_f holds NUM_PARAMS_F + model_dim entries
+P_RELAX_MULT = 37  # radius of the relaxation as a multiple of the threshold (0: none)
+S_BEST = 38  # the best model (model_dim entries)
+NUM_PARAMS_F = 38  # params_f holds NUM_PARAMS_F + model_dim entries
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -368,17 +369,21 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
 
 
 @njit(inline="always")
-def polish(refine, sq_errors, data, model, errs, params_i, params_f):
-    """M-estimate of the final model on its inliers (error below the threshold, selected once):
-    iteratively reweighted refinement with Cauchy weights 1 / (1 + e^2 / c^2), c = the polish
-    scale times the threshold, until the model stops moving. Returns the polished model."""
+def polish(refine, sq_errors, data, model, errs, params_i, params_f, sq_select, max_points, step_tol):
+    """M-estimate of ``model`` on the points with squared error below ``sq_select`` (selected
+    once): iteratively reweighted refinement with Cauchy weights 1 / (1 + e^2 / c^2), c = the
+    polish scale times the threshold, until the model stops moving. Returns the polished model.
+    On the final model's inliers (``sq_select`` = t^2) this is the final polish; on a wider
+    selection it is the relaxation that lets the final refinement leave a local optimum."""
     sq_thr = params_f[P_SQ_THRESHOLD]
     c2 = sq_thr * params_f[P_POLISH_SCALE] ** 2
     cur = model.copy()
     sq_errors(data, cur, 0, errs.shape[0], errs)
-    idx = select_below(errs, sq_thr)
+    idx = select_below(errs, sq_select)
     if idx.shape[0] <= params_i[P_SAMPLE_SIZE]:
         return cur
+    if max_points > 0 and idx.shape[0] > max_points:
+        idx = thin_evenly(idx, max_points)
     w = np.empty(idx.shape[0])
     for _ in range(params_i[P_POLISH_ROUNDS]):
         for j in range(idx.shape[0]):
@@ -390,10 +395,31 @@ def polish(refine, sq_errors, data, model, errs, params_i, params_f):
             step = max(step, abs(cand[j] - cur[j]))
             size = max(size, abs(cur[j]))
         cur[:] = cand
-        if step <= POLISH_STEP_TOL * size:
+        if step <= step_tol * size:
             break
         sq_errors(data, cur, 0, errs.shape[0], errs)
     return cur
+
+
+RELAX_MAX_POINTS = 100  # the relaxation finds the basin on at most this many points spread evenly
+RELAX_STEP_TOL = 1e-4  # and stops once no model entry moves more than this (relative)
+
+
+@njit(inline="always")
+def relax(refine, sq_errors, data, model, score, num_inl, errs, params_i, params_f):
+    """The relaxation of ``model`` (score ``score``): its polish on the points within
+    ``P_RELAX_MULT`` thresholds, taken when it scores lower. Two optima that share most of
+    their inliers (0.4 degrees apart on a Strecha pair) are separate minima of the refinement
+    at the threshold but not of the smooth Cauchy cost over the wider selection. Returns
+    (model, score, num_inliers)."""
+    sq_thr = params_f[P_SQ_THRESHOLD]
+    m = polish(refine, sq_errors, data, model, errs, params_i, params_f, params_f[P_RELAX_MULT] ** 2 * sq_thr,
+               RELAX_MAX_POINTS, RELAX_STEP_TOL)
+    sq_errors(data, m, 0, errs.shape[0], errs)
+    sc, ni = msac_score(errs, sq_thr, params_f[P_SCORE_SCALE])
+    if sc < score:
+        return m, sc, ni
+    return model, score, num_inl
 
 
 @njit(cache=True)
@@ -512,6 +538,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     sq_thr = params_f[P_SQ_THRESHOLD]
     conf = params_f[P_CONFIDENCE]
     score_scale = params_f[P_SCORE_SCALE]
+    relaxing = use_lo and params_f[P_RELAX_MULT] > 0.0 and params_f[P_POLISH_SCALE] > 0.0 and params_i[P_POLISH_ROUNDS] > 0
 
     state = np.empty(1, dtype=np.uint64)
     models = np.zeros((params_i[P_MAX_MODELS], dim))
@@ -559,6 +586,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     # one loop for the draws and, as its last pass, the final refinement, so that the (inlined)
     # LO code appears once in the compiled function
     final_done = params_i[P_FINAL_ITERS] == 0
+    other_basin = False
     while True:
         if it < max_iter and (it < min_iter or it < required):
             if it >= chunk_end:  # save the state; the next call continues from here
@@ -658,6 +686,9 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             final_done = True
             cand[:] = best
             bound, cand_inl = best_score, best_inl
+            if relaxing:  # the final refinement starts from the relaxed best model when it scores lower
+                m, bound, cand_inl = relax(refine, sq_errors, data, best, bound, cand_inl, errs, params_i, params_f)
+                cand[:] = m
             rounds, iters, nonmin = params_i[P_FINAL_ITERS], params_i[P_FINAL_REFINE_ITERS], not use_lo
             max_points = 0
             # the polish re-estimates on the inliers: the rounds only need to settle that set
@@ -670,6 +701,9 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                                             stable_stop, abort_score, target_score)
         lo_runs += 1
         lo_improved += imp
+        if relaxing and not final_done and other_basin:
+            # an LO from another consensus set often ends in a local optimum next to a better one
+            m, sc, ni = relax(refine, sq_errors, data, m, sc, ni, errs, params_i, params_f)
         if sc < best_score:
             best[:] = m
             best_score, best_inl = sc, ni
@@ -680,7 +714,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     if found:
         polished = best_inl > s and params_i[P_POLISH_ROUNDS] > 0
         if polished:
-            best = polish(refine, sq_errors, data, best, errs, params_i, params_f)
+            best = polish(refine, sq_errors, data, best, errs, params_i, params_f, sq_thr, 0, POLISH_STEP_TOL)
         sq_errors(data, best, 0, errs.shape[0], errs)
         if polished:
             best_score, best_inl = msac_score(errs, sq_thr, score_scale)

@@ -105,7 +105,8 @@ class Estimator:
     Class attributes: ``sample_size`` (points per minimal sample), ``model_dim`` (length of the
     flat model vector), ``max_models`` (models a minimal sample can give), ``name``,
     ``default_max_iterations`` (the cap on draws when the options leave it to the estimator),
-    ``default_score_scale`` (the score's Geman-McClure scale when the options leave it to the estimator).
+    ``default_score_scale`` (the score's Geman-McClure scale when the options leave it to the estimator),
+    ``default_relax_radius`` (the radius of the relaxation of local optima, likewise).
     Numba kernels (module-level ``@njit`` functions, see ``_core``): ``k_fit_minimal``,
     ``k_fit_nonminimal``, ``k_refine``, ``k_sq_errors`` (over a range of points), ``k_degenerate_sample``, ``k_repair``,
     and ``k_run`` (the estimator's cached RANSAC loop). Instances hold ``data``, the tuple of
@@ -118,6 +119,7 @@ class Estimator:
     name = "estimator"
     default_max_iterations = 10_000  # RansacOptions.max_iterations=None takes this
     default_score_scale = 0.0  # RansacOptions.score_scale=None takes this (0: MSAC)
+    default_relax_radius = 0.0  # RansacOptions.relax_radius=None takes this (0: none)
     sample_size: int
     model_dim: int
     max_models: int
@@ -254,6 +256,7 @@ def ransac(
     params_f[core.P_LO_THRESHOLD_MULT] = opts.lo_threshold_mult
     params_f[core.P_POLISH_SCALE] = opts.polish_scale
     params_f[core.P_SCORE_SCALE] = estimator.default_score_scale if opts.score_scale is None else opts.score_scale
+    params_f[core.P_RELAX_MULT] = estimator.default_relax_radius if opts.relax_radius is None else opts.relax_radius
     seed = int(gen.integers(0, 2**63 - 1))
 
     while True:  # chunks of CHUNK_ITERATIONS draws; Ctrl-C is seen between them

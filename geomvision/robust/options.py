@@ -61,6 +61,13 @@ class RansacOptions:
       Cauchy cost's logarithm took 6x as long and scored no better). None takes the estimator's
       ``default_score_scale`` (0.5 for the 5-point relative pose, the polish's scale; 0 for the
       others).
+    - ``relax_radius``: the relaxation of a model is its polish on the points within
+      ``relax_radius`` times the threshold (on at most 100 of them), kept when it scores lower.
+      Two optima that share most of their inliers are separate minima of the refinement at the
+      threshold but not of the smoother, wider cost. With LO, the best model is relaxed before
+      the final refinement, and so is each LO result from another consensus set (0: never).
+      None takes the estimator's ``default_relax_radius`` (5 for the 5-point relative pose, 0
+      for the others).
     - ``min_num_inliers``: fewer inliers than this means failure (``success=False``); None takes
       the estimator's sample size + 1 (a model supported only by its own sample is no model).
     """
@@ -80,6 +87,7 @@ class RansacOptions:
     polish_rounds: int = 10
     polish_scale: float = 0.5
     score_scale: float | None = None
+    relax_radius: float | None = None
     min_num_inliers: int | None = None
 
     def __post_init__(self) -> None:
@@ -110,6 +118,8 @@ class RansacOptions:
         object.__setattr__(self, "polish_scale", scale)
         if self.score_scale is not None:
             object.__setattr__(self, "score_scale", check_positive(self.score_scale, "score_scale", allow_zero=True))
+        if self.relax_radius is not None:
+            object.__setattr__(self, "relax_radius", check_positive(self.relax_radius, "relax_radius", allow_zero=True))
         if self.min_num_inliers is not None:
             check_int(self.min_num_inliers, "min_num_inliers", minimum=1)
 

@@ -257,9 +257,10 @@ def _verify_pair(x1, x2, matches, camera1, camera2, *, calibrated, options, rng)
         # pair's configuration compares E's inlier count with H's (planar pairs), and the
         # cheirality and Geman-McClure-shaped scores that make the pose itself more accurate on
         # repeated facades move that comparison and the pairs' rotations there (rendered walls
-        # walks: a wrong initial pair seeded a 4-view model 0.7 m off; benchmarks/RESULTS.md)
+        # walks: a wrong initial pair seeded a 4-view model 0.7 m off; benchmarks/RESULTS.md);
+        # the relaxation of the pose's local optima is left out with them (not measured in SfM)
         res = estimate_relative_pose(p1, p2, camera1, camera2, max_error=options.max_error_px, rng=gen,
-                                     in_front=False, score_scale=0.0, **ransac_kw)
+                                     in_front=False, score_scale=0.0, relax_radius=0.0, **ransac_kw)
         if res.model is not None and not camera1.has_distortion and not camera2.has_distortion:
             F = fundamental_from_essential(essential_from_pose(res.model), camera1, camera2)
         pose = res.model
