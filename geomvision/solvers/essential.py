@@ -445,10 +445,7 @@ def _most_in_front(cR, ct, rays1, rays2):
     best = 0
     bi = -1
     for c in range(4):
-        cnt = 0
-        for i in range(5):
-            if _in_front(cR[c], ct[c], rays1[i, 0], rays1[i, 1], rays1[i, 2], rays2[i, 0], rays2[i, 1], rays2[i, 2]):
-                cnt += 1
+        cnt = count_in_front_nb(cR[c], ct[c], rays1[:5], rays2[:5])
         if cnt > best:
             best = cnt
             bi = c

@@ -7,6 +7,8 @@ import numpy as np
 
 import geomvision as gv
 from geomvision.geometry.rotation import rotation_error_deg
+from geomvision.imageio import read_image
+from geomvision.io.datasets import load_strecha_scene
 
 
 def pose_error_deg(pose: gv.Rigid3, gt: gv.Rigid3) -> float:
@@ -26,3 +28,13 @@ def sift_ratio_matches(rgb1: np.ndarray, rgb2: np.ndarray, ratio: float = 0.8) -
     knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(feats[0][1], feats[1][1], k=2)
     m = np.array([(p.queryIdx, p.trainIdx) for p, q in knn if p.distance < ratio * q.distance])
     return feats[0][0][m[:, 0]], feats[1][0][m[:, 1]]
+
+
+def strecha_pair(root, scene_name: str, i: int, j: int) -> tuple:
+    """(x1, x2, camera1, camera2, cam2_from_cam1) of views i and j of a Strecha scene under
+    ``root`` (the shared ``strecha`` folder), matched with :func:`sift_ratio_matches`."""
+    scene = load_strecha_scene(root / scene_name)
+    a, b = scene.image_names[i], scene.image_names[j]
+    x1, x2 = sift_ratio_matches(read_image(scene.image_dir / a), read_image(scene.image_dir / b))
+    gt = scene.cams_from_world[b] @ scene.cams_from_world[a].inverse()
+    return x1, x2, scene.cameras[a], scene.cameras[b], gt

@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pair_helpers import pose_error_deg, sift_ratio_matches
+from _pair_helpers import pose_error_deg, strecha_pair
 
 import geomvision as gv
-from geomvision.imageio import read_image
-from geomvision.io.datasets import load_strecha_scene
 
 SEEDS = range(100)
 
 
 @pytest.fixture(scope="module")
 def fountain_pair(shared_data):
-    scene = load_strecha_scene(shared_data / "strecha" / "fountain-P11")
-    a, b = scene.image_names[5], scene.image_names[10]
-    x1, x2 = sift_ratio_matches(read_image(scene.image_dir / a), read_image(scene.image_dir / b))
-    gt = scene.cams_from_world[b] @ scene.cams_from_world[a].inverse()
-    return x1, x2, scene.cameras[a], scene.cameras[b], gt
+    return strecha_pair(shared_data / "strecha", "fountain-P11", 5, 10)
 
 
 def _errors(pair, **options) -> np.ndarray:

@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _pair_helpers import pose_error_deg, sift_ratio_matches
+from _pair_helpers import pose_error_deg, strecha_pair
 
 import geomvision as gv
-from geomvision.imageio import read_image
-from geomvision.io.datasets import load_strecha_scene
 from geomvision.robust import _core as core
 
 
 @pytest.fixture(scope="module")
 def entry_pair(shared_data):
-    scene = load_strecha_scene(shared_data / "strecha" / "entry-P10")
-    a, b = scene.image_names[3], scene.image_names[5]
-    x1, x2 = sift_ratio_matches(read_image(scene.image_dir / a), read_image(scene.image_dir / b))
-    gt = scene.cams_from_world[b] @ scene.cams_from_world[a].inverse()
-    return x1, x2, scene.cameras[a], scene.cameras[b], gt
+    return strecha_pair(shared_data / "strecha", "entry-P10", 3, 5)
 
 
 def test_shaped_score_prefers_the_closer_fit(entry_pair):
