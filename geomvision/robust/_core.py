@@ -403,18 +403,20 @@ def polish(refine, sq_errors, data, model, errs, params_i, params_f, sq_select, 
 
 RELAX_MAX_POINTS = 100  # the relaxation finds the basin on at most this many points spread evenly
 RELAX_STEP_TOL = 1e-4  # and stops once no model entry moves more than this (relative)
+LO_RELAX_MAX_POINTS = 50  # after each LO run it is cheaper: fewer points, a looser stop (on the easy
+LO_RELAX_STEP_TOL = 1e-3  # Strecha sets most of ~7 LO runs per pair are new bests)
 
 
 @njit(inline="always")
-def relax(refine, sq_errors, data, model, score, num_inl, errs, params_i, params_f):
-    """The relaxation of ``model`` (score ``score``): its polish on the points within
-    ``P_RELAX_MULT`` thresholds, taken when it scores lower. Two optima that share most of
-    their inliers (0.4 degrees apart on a Strecha pair) are separate minima of the refinement
-    at the threshold but not of the smooth Cauchy cost over the wider selection. Returns
-    (model, score, num_inliers)."""
+def relax(refine, sq_errors, data, model, score, num_inl, errs, params_i, params_f, max_points, step_tol):
+    """The relaxation of ``model`` (score ``score``): its polish on at most ``max_points`` of the
+    points within ``P_RELAX_MULT`` thresholds, to a relative step ``step_tol``, taken when it
+    scores lower. Two optima that share most of their inliers (0.4 degrees apart on a Strecha
+    pair) are separate minima of the refinement at the threshold but not of the smooth Cauchy
+    cost over the wider selection. Returns (model, score, num_inliers)."""
     sq_thr = params_f[P_SQ_THRESHOLD]
     m = polish(refine, sq_errors, data, model, errs, params_i, params_f, params_f[P_RELAX_MULT] ** 2 * sq_thr,
-               RELAX_MAX_POINTS, RELAX_STEP_TOL)
+               max_points, step_tol)
     sq_errors(data, m, 0, errs.shape[0], errs)
     sc, ni = msac_score(errs, sq_thr, params_f[P_SCORE_SCALE])
     if sc < score:
@@ -586,7 +588,6 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     # one loop for the draws and, as its last pass, the final refinement, so that the (inlined)
     # LO code appears once in the compiled function
     final_done = params_i[P_FINAL_ITERS] == 0
-    other_basin = False
     while True:
         if it < max_iter and (it < min_iter or it < required):
             if it >= chunk_end:  # save the state; the next call continues from here
@@ -687,7 +688,8 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             cand[:] = best
             bound, cand_inl = best_score, best_inl
             if relaxing:  # the final refinement starts from the relaxed best model when it scores lower
-                m, bound, cand_inl = relax(refine, sq_errors, data, best, bound, cand_inl, errs, params_i, params_f)
+                m, bound, cand_inl = relax(refine, sq_errors, data, best, bound, cand_inl, errs, params_i, params_f,
+                                           RELAX_MAX_POINTS, RELAX_STEP_TOL)
                 cand[:] = m
             rounds, iters, nonmin = params_i[P_FINAL_ITERS], params_i[P_FINAL_REFINE_ITERS], not use_lo
             max_points = 0
@@ -701,9 +703,10 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                                             stable_stop, abort_score, target_score)
         lo_runs += 1
         lo_improved += imp
-        if relaxing and not final_done and other_basin:
-            # an LO from another consensus set often ends in a local optimum next to a better one
-            m, sc, ni = relax(refine, sq_errors, data, m, sc, ni, errs, params_i, params_f)
+        if relaxing and not final_done:
+            # at low inlier ratios LO often ends in a local optimum next to a better one
+            m, sc, ni = relax(refine, sq_errors, data, m, sc, ni, errs, params_i, params_f, LO_RELAX_MAX_POINTS,
+                              LO_RELAX_STEP_TOL)
         if sc < best_score:
             best[:] = m
             best_score, best_inl = sc, ni

@@ -65,7 +65,7 @@ class RansacOptions:
       ``relax_radius`` times the threshold (on at most 100 of them), kept when it scores lower.
       Two optima that share most of their inliers are separate minima of the refinement at the
       threshold but not of the smoother, wider cost. With LO, the best model is relaxed before
-      the final refinement, and so is each LO result from another consensus set (0: never).
+      the final refinement, and each LO result on at most 50 points with a looser stop (0: never).
       None takes the estimator's ``default_relax_radius`` (5 for the 5-point relative pose, 0
       for the others).
     - ``min_num_inliers``: fewer inliers than this means failure (``success=False``); None takes
