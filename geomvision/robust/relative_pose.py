@@ -30,6 +30,7 @@ from ..geometry.epipolar import essential_from_pose
 from ..solvers.essential import (
     count_in_front_nb,
     essential_8pt_nb,
+    essential_from_pose_nb,
     relative_pose_5pt_nb,
     relative_pose_from_essential_nb,
 )
@@ -160,18 +161,11 @@ def _refine(data, model, idx, weights, max_iters):
         # the Sampson error is blind to the sign of t: in the flat valleys of near-planar scenes
         # the refinement can end at (R, -t) or the twisted pair; keep the decomposition of the
         # refined E with the most points in front of both cameras
-        R2, t2, n2 = relative_pose_from_essential_nb(_essential(R, t), r1, r2)
+        R2, t2, n2 = relative_pose_from_essential_nb(essential_from_pose_nb(R, t), r1, r2)
         if n2 > count_in_front_nb(R, t, r1, r2):
             R, t = R2, t2
     pose_to_vec(R, t, out)
     return out
-
-
-@njit(cache=True)
-def _essential(R, t):
-    """E = [t]_x R."""
-    tx = np.array([[0.0, -t[2], t[1]], [t[2], 0.0, -t[0]], [-t[1], t[0], 0.0]])
-    return tx @ R
 
 
 @njit(cache=True)

@@ -43,9 +43,10 @@ from ..geometry._rotation_kernels import so3_exp
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays, point_pair, weights_of
+from .essential import essential_from_pose_nb
 from ._lm import lm_minimise
 from ._lm import norm as _norm
-from ._numeric import det3, matmul3, normalise_points, svd
+from ._numeric import cross_matrix, det3, matmul3, normalise_points, svd
 
 
 @dataclass(frozen=True)
@@ -411,28 +412,13 @@ def _inv_T(Ai):
 @njit(cache=True)
 def _essential_jacobian(R, t, Bt, dE):
     """Rows of dE (5, 9): dE/d dw_k = [t]_x R [e_k]_x and dE/d dt_j = [B_j]_x R."""
-    tx = np.zeros((3, 3))
-    tx[0, 1] = -t[2]
-    tx[0, 2] = t[1]
-    tx[1, 0] = t[2]
-    tx[1, 2] = -t[0]
-    tx[2, 0] = -t[1]
-    tx[2, 1] = t[0]
-    E = matmul3(tx, R)
+    E = essential_from_pose_nb(R, t)
     for k in range(3):
         D = _hat_times(k, E, False)
         for m in range(9):
             dE[k, m] = D[m // 3, m % 3]
     for j in range(2):
-        bx = np.zeros((3, 3))
-        b0, b1, b2 = Bt[0, j], Bt[1, j], Bt[2, j]
-        bx[0, 1] = -b2
-        bx[0, 2] = b1
-        bx[1, 0] = b2
-        bx[1, 2] = -b0
-        bx[2, 0] = -b1
-        bx[2, 1] = b0
-        D = matmul3(bx, R)
+        D = matmul3(cross_matrix(Bt[:, j]), R)
         for m in range(9):
             dE[3 + j, m] = D[m // 3, m % 3]
     return E

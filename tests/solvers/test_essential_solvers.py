@@ -16,7 +16,8 @@ from geomvision.solvers import (
     relative_pose_5pt,
     relative_pose_from_essential,
 )
-from geomvision.solvers.essential import count_in_front_nb
+from geomvision.solvers._numeric import cross_matrix
+from geomvision.solvers.essential import count_in_front_nb, essential_from_pose_nb
 
 
 def _assert_essential(E, rays1, rays2):
@@ -173,3 +174,17 @@ def test_decompose_essential_property(rotvec, t, scale):
     assert min(_pose_error(P, T) for P in poses) < 1e-9
     for P in poses:
         assert np.isclose(np.linalg.det(P.R), 1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rotvec=st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3),
+    t=st.lists(st.floats(-5.0, 5.0), min_size=3, max_size=3),
+)
+def test_essential_from_pose_kernel_matches_the_public_one(rotvec, t):
+    """The kernels' E = [t]_x R (RANSAC's decomposition check, the refinement's Jacobian) equal
+    the public essential_from_pose, and [t]_x u = t x u."""
+    T = Rigid3.from_rotvec(np.array(rotvec), np.array(t))
+    assert np.allclose(essential_from_pose_nb(T.R, T.t), essential_from_pose(T), rtol=0, atol=1e-12)
+    u = np.array([0.3, -1.2, 2.5])
+    assert np.allclose(cross_matrix(T.t) @ u, np.cross(T.t, u), rtol=0, atol=1e-12)
