@@ -1,5 +1,5 @@
 """numba kernels of SO(3) used inside other kernels (bundle adjustment, solver refinement, pose graphs):
-exp, log and the left / right Jacobians.
+hat, exp, log and the left / right Jacobians.
 
 The numpy versions for Python callers are in ``rotation.py``; this is the same Rodrigues
 formula, written once for code that runs inside numba.
@@ -9,6 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+
+@njit(cache=True)
+def hat_nb(v):
+    """[v]_x (3, 3) with [v]_x u = v x u (``rotation.hat`` for one vector, inside numba)."""
+    M = np.zeros((3, 3))
+    M[0, 1] = -v[2]
+    M[0, 2] = v[1]
+    M[1, 0] = v[2]
+    M[1, 2] = -v[0]
+    M[2, 0] = -v[1]
+    M[2, 1] = v[0]
+    return M
 
 
 @njit(cache=True, inline="always")

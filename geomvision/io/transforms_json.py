@@ -45,6 +45,7 @@ import numpy as np
 from .._atomic import atomic_write_text
 from .._validation import check_writer_arguments
 from ..geometry.camera import Camera
+from ..geometry.rotation import hat
 from ..scene.reconstruction import Reconstruction
 
 __all__ = ["write_instant_ngp", "write_nerfstudio"]
@@ -147,7 +148,7 @@ def _rotation_onto_z(up: np.ndarray) -> np.ndarray:
     c = float(up @ z)
     if c < -1.0 + 1e-12:
         return np.diag([1.0, -1.0, -1.0])
-    K = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    K = hat(v)
     return np.eye(3) + K + K @ K / (1.0 + c)
 
 

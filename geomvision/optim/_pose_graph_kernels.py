@@ -28,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..geometry._rotation_kernels import so3_exp_into, so3_left_jacobian, so3_log_into, so3_right_jacobian_inverse
+from ..geometry._rotation_kernels import (hat_nb, so3_exp_into, so3_left_jacobian, so3_log_into,
+                                          so3_right_jacobian_inverse)
 from .losses import loss_rho
 
 SE3 = 0
@@ -101,9 +102,7 @@ def edge_error_jacobians(kind, R, t, s, i, j, Rz, tz, sz, e, Ai, Aj, want_jac):
         Aj[2, 2] = 1.0
         return
     # de_t/dw_i = k R_z^T [v]x
-    vx = np.zeros((3, 3))
-    vx[0, 1], vx[0, 2], vx[1, 2] = -v[2], v[1], -v[0]
-    vx[1, 0], vx[2, 0], vx[2, 1] = v[2], -v[1], v[0]
+    vx = hat_nb(v)
     for a in range(3):
         for b in range(3):
             acc = 0.0

@@ -452,19 +452,6 @@ def matmul3(A, B):
 
 
 @njit(cache=True)
-def cross_matrix(v):
-    """[v]_x (3, 3): [v]_x u = v x u for the 3-vector ``v``."""
-    M = np.zeros((3, 3))
-    M[0, 1] = -v[2]
-    M[0, 2] = v[1]
-    M[1, 0] = v[2]
-    M[1, 2] = -v[0]
-    M[2, 0] = -v[1]
-    M[2, 1] = v[0]
-    return M
-
-
-@njit(cache=True)
 def frobenius_normalise(M):
     s = 0.0
     for i in range(3):

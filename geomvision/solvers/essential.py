@@ -35,8 +35,8 @@ from numba import njit
 from .._validation import as_array
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays, point_pair, weights_of
-from ._numeric import (cross_matrix, det3, epipolar_nullvector, frobenius_normalise, matmul3, null_space_qr,
-                       poly_real_roots, svd)
+from ..geometry._rotation_kernels import hat_nb
+from ._numeric import det3, epipolar_nullvector, frobenius_normalise, matmul3, null_space_qr, poly_real_roots, svd
 
 # --- monomial bookkeeping for the 10 cubic constraints --------------------------------------------
 # degree-1 polynomials in (x, y, z): coefficients of [x, y, z, 1]
@@ -578,7 +578,7 @@ def decompose_essential_nb(E):
 @njit(cache=True)
 def essential_from_pose_nb(R, t):
     """E = [t]_x R (3, 3) of the relative pose (R, t)."""
-    return matmul3(cross_matrix(t), R)
+    return matmul3(hat_nb(t), R)
 
 
 @njit(cache=True)

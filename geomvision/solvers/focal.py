@@ -20,7 +20,8 @@ import numpy as np
 from numba import njit
 
 from .._validation import as_array, check_positive
-from ._numeric import cross_matrix, cubic_roots, frobenius_normalise, matmul3
+from ..geometry._rotation_kernels import hat_nb
+from ._numeric import cubic_roots, frobenius_normalise, matmul3
 
 
 @njit(cache=True)
@@ -49,7 +50,7 @@ def _bougnoux_f2(F, p1, p2):
     # [e2]_x I~ F with I~ = diag(1, 1, 0)
     IF = F.copy()
     IF[2, :] = 0.0
-    A = matmul3(cross_matrix(e2), IF)  # [e2]_x I~ F
+    A = matmul3(hat_nb(e2), IF)  # [e2]_x I~ F
     p2A = np.zeros(3)
     for j in range(3):
         p2A[j] = p2[0] * A[0, j] + p2[1] * A[1, j] + p2[2] * A[2, j]

@@ -39,14 +39,14 @@ from numba import njit
 
 from .._validation import as_array, check_int, check_positive, check_same_length
 from ..geometry._camera_kernels import project_one
-from ..geometry._rotation_kernels import so3_exp
+from ..geometry._rotation_kernels import hat_nb, so3_exp
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays, point_pair, weights_of
-from .essential import essential_from_pose_nb
 from ._lm import lm_minimise
 from ._lm import norm as _norm
-from ._numeric import cross_matrix, det3, matmul3, normalise_points, svd
+from ._numeric import det3, matmul3, normalise_points, svd
+from .essential import essential_from_pose_nb
 
 
 @dataclass(frozen=True)
@@ -418,7 +418,7 @@ def _essential_jacobian(R, t, Bt, dE):
         for m in range(9):
             dE[k, m] = D[m // 3, m % 3]
     for j in range(2):
-        D = matmul3(cross_matrix(Bt[:, j]), R)
+        D = matmul3(hat_nb(Bt[:, j]), R)
         for m in range(9):
             dE[3 + j, m] = D[m // 3, m % 3]
     return E
