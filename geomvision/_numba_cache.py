@@ -39,9 +39,9 @@ def cache_root() -> Path:
     return cache_dir_for(PACKAGE / "_numba_cache.py")
 
 
-def kernel_sources() -> list[Path]:
-    """The package's source files that define numba kernels."""
-    return [p for p in sorted(PACKAGE.rglob("*.py")) if b"njit" in p.read_bytes()]
+def kernel_sources(root: Path | None = None) -> list[Path]:
+    """The source files under ``root`` (default: the package) that define numba kernels."""
+    return [p for p in sorted(Path(PACKAGE if root is None else root).rglob("*.py")) if b"njit" in p.read_bytes()]
 
 
 def _sources_digest() -> str:
@@ -52,9 +52,11 @@ def _sources_digest() -> str:
     return h.hexdigest()
 
 
-def drop_stale_cache() -> int:
+def drop_stale_cache(also: tuple[Path, ...] = ()) -> int:
     """Delete the package's numba cache files (and the warm-up stamp) if kernel sources changed;
-    returns the number of files deleted."""
+    returns the number of files deleted. ``also``: folders of other code whose cached kernels
+    call the package's (a test suite's): their caches go too, as they hold the same stale code
+    (and numba may link that stale copy in place of the fresh one in the same process)."""
     stamp = cache_root() / "numba-sources.sha256"
     digest = _sources_digest()
     try:
@@ -63,7 +65,8 @@ def drop_stale_cache() -> int:
     except OSError:
         pass
     removed = 0
-    for folder in {cache_dir_for(src) for src in kernel_sources()}:
+    sources = kernel_sources() + [src for root in also for src in kernel_sources(root)]
+    for folder in {cache_dir_for(src) for src in sources}:
         for pattern in ("*.nbi", "*.nbc"):
             for f in folder.glob(pattern):
                 f.unlink(missing_ok=True)

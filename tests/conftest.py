@@ -23,7 +23,7 @@ def pytest_configure(config):
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         from geomvision._numba_cache import drop_stale_cache
 
-        drop_stale_cache()
+        drop_stale_cache(also=(Path(__file__).parent,))
 
 
 @pytest.fixture

@@ -64,6 +64,24 @@ def test_stamp_follows_sources_and_cache(fake_package, monkeypatch):
     assert not _warmup.is_warm()
 
 
+def test_changed_package_drops_the_caches_of_code_that_calls_it(fake_package, tmp_path):
+    # a test module's cached kernel holds its own copy of the package kernels it calls: when the
+    # package changes that copy is stale too (numba may even link it in place of the fresh one)
+    pkg, cache = fake_package
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_k.py").write_text("from numba import njit\n")
+    (cache / "suite").mkdir()
+    stale = cache / "suite" / "test_k.g-3.py311.nbi"
+    stale.write_bytes(b"index")
+    _numba_cache.drop_stale_cache(also=(suite,))  # first call: no stamp yet, so everything goes
+    assert not stale.exists() and not (cache / "pkg" / "a.f-2.py311.nbi").exists()
+    stale.write_bytes(b"index")
+    assert _numba_cache.drop_stale_cache(also=(suite,)) == 0 and stale.exists()  # nothing changed
+    (pkg / "a.py").write_text("from numba import njit\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+    assert _numba_cache.drop_stale_cache(also=(suite,)) == 1 and not stale.exists()
+
+
 def test_first_run_compiles_with_progress_and_later_runs_do_nothing(fake_package, monkeypatch):
     runs = []
     real = _warmup.warm_up

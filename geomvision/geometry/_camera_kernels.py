@@ -296,25 +296,22 @@ def _in_invertible_region(kind, p, k0, x, y, xd, yd):
 
 
 @njit(cache=True)
-def unproject_points(model_id, p, uv, tol_px):
-    """(N,2) pixels -> (N,2) normalised coordinates (x, y) with X_cam ~ (x, y, 1).
+def unproject_rays(model_id, p, uv, tol_px):
+    """(N,2) pixels -> (N,3) camera-frame rays (x, y, 1) on the plane z = 1.
 
     Distortion is inverted to ``tol_px`` pixels; rows that do not converge (outside the
-    invertible region of the lens model) are NaN.
+    invertible region of the lens model) get x = y = NaN.
     """
     kind, k0, single_f, has_skew = _layout(model_id)
     fx, fy, sk, cx, cy = _affine(model_id, p)
     tol = tol_px / max(abs(fx), abs(fy))
     n = uv.shape[0]
-    out = np.empty((n, 2))
+    out = np.empty((n, 3))
     for i in range(n):
         yd = (uv[i, 1] - cy) / fy
         xd = (uv[i, 0] - cx - sk * yd) / fx
         x, y, ok = undistort_one(kind, p, k0, xd, yd, tol)
-        if ok:
-            out[i, 0] = x
-            out[i, 1] = y
-        else:
-            out[i, 0] = np.nan
-            out[i, 1] = np.nan
+        out[i, 0] = x if ok else np.nan
+        out[i, 1] = y if ok else np.nan
+        out[i, 2] = 1.0
     return out

@@ -171,8 +171,7 @@ class Camera:
         pixels outside the invertible region of the lens model give NaN rows.
         """
         uv = as_points(uv, "uv", 2)
-        xy = kern.unproject_points(self.model_id, self.params, uv, UNPROJECT_TOL_PX)
-        return np.hstack([xy, np.ones((len(xy), 1))])
+        return kern.unproject_rays(self.model_id, self.params, uv, UNPROJECT_TOL_PX)
 
     def bearings_from_img(self, uv: np.ndarray) -> np.ndarray:
         """Unit bearing vectors (N,3) of pixels (N,2): ``cam_from_img`` normalised."""

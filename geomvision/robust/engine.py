@@ -55,7 +55,7 @@ from .._interrupt import check as check_interrupt
 from .._validation import RngLike, as_array, as_points, as_rng, check_positive, check_same_length
 from ..geometry.rigid import Rigid3
 from . import _core as core
-from .options import RansacOptions
+from .options import RansacOptions, resolve_options
 
 # draws per kernel call: a fundamental matrix on 8192 matches takes ~0.2 ms per draw, so a chunk
 # is ~50 ms and Ctrl-C is seen within it (the chunks give the same result as one call)
@@ -217,9 +217,7 @@ def ransac(
     units of the estimator). ``quality`` (N,), higher is better, orders PROSAC's samples."""
     if not isinstance(estimator, Estimator):
         raise ValueError(f"estimator must be a geomvision.robust.Estimator, got {type(estimator).__name__}")
-    opts = RansacOptions() if options is None else options
-    if not isinstance(opts, RansacOptions):
-        raise ValueError(f"options must be a RansacOptions, got {type(opts).__name__}")
+    opts = resolve_options(options, {})
     sq_threshold = check_positive(sq_threshold, "sq_threshold")
     n = estimator.num_points
     s = estimator.sample_size

@@ -28,12 +28,12 @@ from .._validation import RngLike, as_points, check_positive, check_same_length
 from ..geometry.camera import Camera
 from ..geometry.epipolar import essential_from_pose
 from ..solvers.essential import (
-    count_in_front_nb,
+    best_cheirality_nb,
     essential_8pt_nb,
-    essential_from_pose_nb,
     relative_pose_5pt_nb,
     relative_pose_from_essential_nb,
 )
+from ..solvers._numeric import det3, matmul3, svd
 from ..solvers.refine import refine_relative_pose_nb
 from . import _core as core
 from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_parallel_rays, gather_rows
@@ -161,9 +161,7 @@ def _refine(data, model, idx, weights, max_iters):
         # the Sampson error is blind to the sign of t: in the flat valleys of near-planar scenes
         # the refinement can end at (R, -t) or the twisted pair; keep the decomposition of the
         # refined E with the most points in front of both cameras
-        R2, t2, n2 = relative_pose_from_essential_nb(essential_from_pose_nb(R, t), r1, r2)
-        if n2 > count_in_front_nb(R, t, r1, r2):
-            R, t = R2, t2
+        R, t, _ = best_cheirality_nb(R, t, r1, r2)
     pose_to_vec(R, t, out)
     return out
 
@@ -177,11 +175,11 @@ def _run(data, order, params_i, params_f, seed):
 def _rays(uv: np.ndarray, camera: Camera, name: str) -> np.ndarray:
     if not isinstance(camera, Camera):
         raise ValueError(f"{name} must be a geomvision.Camera, got {type(camera).__name__}")
-    rays = camera.cam_from_img(uv)
-    bad = ~np.isfinite(rays).all(axis=1)
+    rays = camera.cam_from_img(uv)  # finite pixels: a ray is finite or has x = y = NaN
+    bad = np.isnan(rays[:, 0])
     if bad.any():  # outside the lens model's invertible region: never an inlier
         rays[bad] = 0.0
-    return np.ascontiguousarray(rays)
+    return rays
 
 
 class RelativePoseEstimator(PoseEstimator):
@@ -225,7 +223,9 @@ class RelativePoseEstimator(PoseEstimator):
             [camera1.focal_length_x, camera1.focal_length_y, camera2.focal_length_x, camera2.focal_length_y]
         ) ** 2
         gate = -1.0 if in_front_within is None else check_positive(in_front_within, "in_front_within") ** 2
-        cols = np.ascontiguousarray(np.hstack([r1, r2]).T)  # (6, N) for the error loop
+        cols = np.empty((6, len(a)))  # (6, N) for the error loop
+        cols[:3] = r1.T
+        cols[3:] = r2.T
         super().__init__((r1, r2, inv_f2, np.array([gate]), cols), len(a))
 
 
@@ -276,25 +276,48 @@ def count_parallax_points(rays1: np.ndarray, rays2: np.ndarray, focal2: tuple[fl
     bearings). ``rays1``, ``rays2`` (N,3) are matched rays (z = 1 plane) of the two cameras,
     ``focal2 = (fx2, fy2)`` converts camera-2 plane units to pixels. Fewer than
     ``MIN_PARALLAX_INLIERS`` means the matches do not determine a translation."""
-    if len(rays1) == 0:
-        return 0
-    b1 = rays1 / np.linalg.norm(rays1, axis=1, keepdims=True)
-    b2 = rays2 / np.linalg.norm(rays2, axis=1, keepdims=True)
-    U, _, Vt = np.linalg.svd(b2.T @ b1)
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    R = U @ D @ Vt  # argmin sum |b2 - R b1|^2
-    p = b1 @ R.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        du = (p[:, 0] / p[:, 2] - rays2[:, 0] / rays2[:, 2]) * focal2[0]
-        dv = (p[:, 1] / p[:, 2] - rays2[:, 1] / rays2[:, 2]) * focal2[1]
-    moved = ~(du * du + dv * dv <= (2.0 * max_error) ** 2)  # NaN (behind the camera) counts as moved
-    return int(np.count_nonzero(moved))
+    r1 = np.ascontiguousarray(rays1, dtype=np.float64)
+    r2 = np.ascontiguousarray(rays2, dtype=np.float64)
+    return int(_count_parallax(r1, r2, np.ones(len(r1), dtype=np.bool_), float(focal2[0]), float(focal2[1]),
+                               float(max_error)))
+
+
+@njit(cache=True)
+def _count_parallax(rays1, rays2, mask, fx2, fy2, max_error):
+    """:func:`count_parallax_points` on the rows of ``mask``; a row with a non-finite or zero ray
+    counts as moved."""
+    M = np.zeros((3, 3))
+    for i in range(rays1.shape[0]):
+        if mask[i]:
+            n1 = np.sqrt(rays1[i, 0] ** 2 + rays1[i, 1] ** 2 + rays1[i, 2] ** 2)
+            n2 = np.sqrt(rays2[i, 0] ** 2 + rays2[i, 1] ** 2 + rays2[i, 2] ** 2)
+            if n1 > 0.0 and n2 > 0.0 and np.isfinite(n1 + n2):
+                for r in range(3):
+                    for c in range(3):
+                        M[r, c] += (rays2[i, r] / n2) * (rays1[i, c] / n1)
+    U, _, Vt = svd(M)
+    if det3(U) * det3(Vt) < 0.0:
+        for r in range(3):
+            U[r, 2] = -U[r, 2]
+    R = matmul3(U, Vt)  # argmin sum |b2 - R b1|^2
+    gate = (2.0 * max_error) ** 2
+    moved = 0
+    for i in range(rays1.shape[0]):
+        if not mask[i]:
+            continue
+        p0 = R[0, 0] * rays1[i, 0] + R[0, 1] * rays1[i, 1] + R[0, 2] * rays1[i, 2]
+        p1 = R[1, 0] * rays1[i, 0] + R[1, 1] * rays1[i, 1] + R[1, 2] * rays1[i, 2]
+        p2 = R[2, 0] * rays1[i, 0] + R[2, 1] * rays1[i, 1] + R[2, 2] * rays1[i, 2]
+        du = (p0 / p2 - rays2[i, 0] / rays2[i, 2]) * fx2 if p2 != 0.0 and rays2[i, 2] != 0.0 else np.nan
+        dv = (p1 / p2 - rays2[i, 1] / rays2[i, 2]) * fy2 if p2 != 0.0 and rays2[i, 2] != 0.0 else np.nan
+        if not du * du + dv * dv <= gate:  # NaN (behind the camera) counts as moved
+            moved += 1
+    return moved
 
 
 def _parallax_inliers(est: RelativePoseEstimator, inliers: np.ndarray, max_error: float) -> int:
     r1, r2, inv_f2 = est.data[:3]
-    focal2 = (1.0 / np.sqrt(inv_f2[2]), 1.0 / np.sqrt(inv_f2[3]))
-    return count_parallax_points(r1[inliers], r2[inliers], focal2, max_error)
+    return int(_count_parallax(r1, r2, inliers, 1.0 / np.sqrt(inv_f2[2]), 1.0 / np.sqrt(inv_f2[3]), float(max_error)))
 
 
 def estimate_essential(

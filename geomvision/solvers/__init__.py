@@ -18,6 +18,7 @@ C-contiguous float64 arrays; minimal cores read only the first k rows):
 | ``essential.decompose_essential_nb`` | ``(E) -> (Rs (4,3,3), ts (4,3), ok)`` |
 | ``essential.count_in_front_nb`` | ``(R, t, rays1 (N,3), rays2 (N,3)) -> int`` |
 | ``essential.relative_pose_from_essential_nb`` | ``(E, rays1, rays2) -> (R, t, n_in_front)`` |
+| ``essential.best_cheirality_nb`` | ``(R, t, rays1, rays2) -> (R, t, n_in_front)`` of the 4 poses of [t]_x R |
 | ``fundamental.fundamental_7pt_nb`` | ``(x1 (>=7,2), x2 (>=7,2)) -> (Fs (3,3,3), n)`` |
 | ``fundamental.fundamental_8pt_nb`` | ``(x1 (N,2), x2 (N,2), w (N,)) -> (F (3,3), ok)`` |
 | ``absolute.p3p_nb`` | ``(rays (>=3,3), X_world (>=3,3)) -> (Rs (4,3,3), ts (4,3), n)`` cam_from_world |

@@ -25,6 +25,8 @@ numba cores (callable from other ``@njit`` code):
   both cameras (mid-point depths of the two rays).
 - ``relative_pose_from_essential_nb(E, rays1, rays2) -> (R, t, n_in_front)`` — the decomposition
   with most points in front (n_in_front = 0 and R = I when E is degenerate).
+- ``best_cheirality_nb(R, t, rays1, rays2) -> (R, t, n_in_front)`` — of the four poses sharing
+  the essential matrix of (R, t), the one with most points in front ((R, t) on ties); no SVD.
 """
 
 from __future__ import annotations
@@ -579,6 +581,51 @@ def decompose_essential_nb(E):
 def essential_from_pose_nb(R, t):
     """E = [t]_x R (3, 3) of the relative pose (R, t)."""
     return matmul3(hat_nb(t), R)
+
+
+@njit(cache=True)
+def best_cheirality_nb(R, t, rays1, rays2):
+    """Of the four poses with the essential matrix of (R, t) (unit t): (R, t), (R, -t), (H R, t),
+    (H R, -t) with H = 2 t t^T - I (the rotation by pi about t), the one with the most rays in
+    front of both cameras; (R, t) unless another has strictly more. One pass and no SVD: for the
+    twisted pair the mid-point system shares p = -(Ra).t and only (Ra).b changes, to
+    2 (Ra.t)(b.t) - (Ra).b; negating t negates both depths. Returns (R, t, n_in_front)."""
+    t0, t1, t2 = t[0], t[1], t[2]
+    counts = np.zeros(4, dtype=np.int64)
+    for i in range(rays1.shape[0]):
+        a0, a1, a2 = rays1[i, 0], rays1[i, 1], rays1[i, 2]
+        b0, b1, b2 = rays2[i, 0], rays2[i, 1], rays2[i, 2]
+        ra0 = R[0, 0] * a0 + R[0, 1] * a1 + R[0, 2] * a2
+        ra1 = R[1, 0] * a0 + R[1, 1] * a1 + R[1, 2] * a2
+        ra2 = R[2, 0] * a0 + R[2, 1] * a1 + R[2, 2] * a2
+        aa = ra0 * ra0 + ra1 * ra1 + ra2 * ra2
+        bb = b0 * b0 + b1 * b1 + b2 * b2
+        ab = ra0 * b0 + ra1 * b1 + ra2 * b2
+        p = -(ra0 * t0 + ra1 * t1 + ra2 * t2)
+        q = b0 * t0 + b1 * t1 + b2 * t2
+        l1 = bb * p + ab * q
+        l2 = ab * p + aa * q
+        ab_tw = -2.0 * p * q - ab
+        m1 = bb * p + ab_tw * q
+        m2 = ab_tw * p + aa * q
+        counts[0] += l1 > 0.0 and l2 > 0.0
+        counts[1] += l1 < 0.0 and l2 < 0.0
+        counts[2] += m1 > 0.0 and m2 > 0.0
+        counts[3] += m1 < 0.0 and m2 < 0.0
+    bi = 0
+    for c in range(1, 4):
+        if counts[c] > counts[bi]:
+            bi = c
+    if bi == 0:
+        return R.copy(), t.copy(), counts[0]
+    Rb = R.copy()
+    if bi >= 2:
+        for c in range(3):
+            d = t0 * R[0, c] + t1 * R[1, c] + t2 * R[2, c]
+            for r in range(3):
+                Rb[r, c] = 2.0 * t[r] * d - R[r, c]
+    tb = -t if bi != 2 else t.copy()
+    return Rb, tb, counts[bi]
 
 
 @njit(cache=True)
