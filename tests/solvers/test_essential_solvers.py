@@ -17,7 +17,7 @@ from geomvision.solvers import (
     relative_pose_from_essential,
 )
 from geomvision.geometry._rotation_kernels import hat_nb
-from geomvision.solvers.essential import count_in_front_nb, essential_from_pose_nb
+from geomvision.solvers.essential import best_cheirality_nb, count_in_front_nb, essential_from_pose_nb
 
 
 def _assert_essential(E, rays1, rays2):
@@ -120,6 +120,24 @@ def test_decompose_essential_gives_the_four_poses(rng):
         assert n == 20 and _pose_error(P, T) < 1e-10
         counts = sorted(count_in_front_nb(Q.R, Q.t, r1, r2) for Q in poses)
         assert counts[-1] == 20 and counts[-2] < 20
+
+
+def test_best_cheirality_finds_the_pose_from_any_of_the_four(rng):
+    # from each of the four poses of E, the one-pass check (no SVD) returns the true pose with
+    # its count; with a point moved behind a camera the count says so and the pose stays
+    for omni in (False, True):
+        for _ in range(20):
+            T, r1, r2 = relative_case(rng, 30, omni=omni)
+            counts = {}
+            for P in decompose_essential(essential_from_pose(T)):
+                R, t, n = best_cheirality_nb(P.R, P.t, r1, r2)
+                assert n == 30 and _pose_error(Rigid3(R, t), T) < 1e-12
+                counts[count_in_front_nb(P.R, P.t, r1, r2)] = P
+            assert max(counts) == 30
+            r2b = r2.copy()
+            r2b[0] = -r2b[0]
+            R, t, n = best_cheirality_nb(T.R, T.t, r1, r2b)
+            assert n == 29 and n == count_in_front_nb(T.R, T.t, r1, r2b) and _pose_error(Rigid3(R, t), T) < 1e-12
 
 
 def test_cheirality_with_wide_angle_rays(rng):
