@@ -5,14 +5,16 @@ work for every camera model including fisheye. Poses are ``cam2_from_cam1`` with
 
 numba cores (callable from other ``@njit`` code):
 
-- ``essential_5pt_nb(rays1 (>=5,3), rays2 (>=5,3), always_polish=True) -> (Es (10,3,3), n)`` — Nister's 5-point
+- ``essential_5pt_nb(rays1 (>=5,3), rays2 (>=5,3), always_polish=True, same_side=False) -> (Es (10,3,3), n)`` — Nister's 5-point
   solver (first 5 rows): 4-dim null space by Householder QR, the 10x20 cubic constraint
   system reduced by Gauss-Jordan elimination, the degree-10 polynomial in z (Nister's
   3x3 determinant) solved by Sturm sequences, each root polished by Gauss-Newton on the ten
   cubic constraints (with ``always_polish=False`` only the roots not already within 1e-10 of
   the essential manifold: RANSAC's samples); a candidate off the essential manifold
   (|2EE^TE - tr(EE^T)E| >= 1e-10: a spurious root, or a hopelessly ill-conditioned one) is
-  dropped. Es[:n] have unit Frobenius norm. Near pure rotation the cubic system degenerates
+  dropped; with ``same_side`` so is, before that check, a root under which the five points'
+  depth ratios differ in sign (no pose of it has them all in front). Es[:n] have unit
+  Frobenius norm. Near pure rotation the cubic system degenerates
   (every [t]_x R fits): with 2 % parallax 0.3-0.7 % of exact samples miss the true E (PoseLib
   2.0.5: about 4.6 %).
 - ``relative_pose_5pt_nb(rays1, rays2, always_polish=True, all_in_front=False) -> (Rs (10,3,3), ts (10,3), n)``
@@ -274,7 +276,38 @@ def _polish_xyz(M0, x, y, z):
 
 
 @njit(cache=True)
-def essential_5pt_nb(rays1, rays2, always_polish=True):
+def _depth_signs_mixed(E, rays1, rays2):
+    """True when no pose with essential matrix E puts all five ray pairs in front of both cameras:
+    lambda2 (t x b) = lambda1 E a gives (t x b).(E a) = (lambda2 / lambda1) |t x b|^2, so the
+    depth ratios of the five points have the signs of (t x b).(E a) with t the left null vector
+    of E (the four poses share them up to one common sign); mixed signs rule out every pose."""
+    best = -1.0
+    t0 = t1 = t2 = 0.0
+    for a in range(3):
+        b = (a + 1) % 3
+        cx = E[1, a] * E[2, b] - E[2, a] * E[1, b]
+        cy = E[2, a] * E[0, b] - E[0, a] * E[2, b]
+        cz = E[0, a] * E[1, b] - E[1, a] * E[0, b]
+        nn = cx * cx + cy * cy + cz * cz
+        if nn > best:
+            best = nn
+            t0, t1, t2 = cx, cy, cz
+    pos = False
+    neg = False
+    for i in range(5):
+        a0, a1, a2 = rays1[i, 0], rays1[i, 1], rays1[i, 2]
+        b0, b1, b2 = rays2[i, 0], rays2[i, 1], rays2[i, 2]
+        e0 = E[0, 0] * a0 + E[0, 1] * a1 + E[0, 2] * a2
+        e1 = E[1, 0] * a0 + E[1, 1] * a1 + E[1, 2] * a2
+        e2 = E[2, 0] * a0 + E[2, 1] * a1 + E[2, 2] * a2
+        v = (t1 * b2 - t2 * b1) * e0 + (t2 * b0 - t0 * b2) * e1 + (t0 * b1 - t1 * b0) * e2
+        pos = pos or v > 0.0
+        neg = neg or v < 0.0
+    return pos and neg
+
+
+@njit(cache=True)
+def essential_5pt_nb(rays1, rays2, always_polish=True, same_side=False):
     Es = np.zeros((10, 3, 3))
     N, M0, P, Q, R, poly, ok = _five_point_system(rays1, rays2)
     if not ok:
@@ -317,6 +350,8 @@ def essential_5pt_nb(rays1, rays2, always_polish=True):
             sc = frobenius_normalise(Es[n])
             if not (sc > 0.0 and np.isfinite(sc)):
                 break
+            if same_side and _depth_signs_mixed(Es[n], rays1, rays2):
+                break  # (most roots of RANSAC samples): no need to check or polish it
             if _essential_residual(Es[n]) < 1e-10:
                 n += 1
                 break
@@ -427,7 +462,7 @@ def _decompose_exact(E, Rs, ts):
 def relative_pose_5pt_nb(rays1, rays2, always_polish=True, all_in_front=False):
     Rs = np.zeros((10, 3, 3))
     ts = np.zeros((10, 3))
-    Es, ne = essential_5pt_nb(rays1, rays2, always_polish)
+    Es, ne = essential_5pt_nb(rays1, rays2, always_polish, all_in_front)
     cR = np.empty((4, 3, 3))
     ct = np.empty((4, 3))
     n = 0

@@ -17,7 +17,12 @@ from geomvision.solvers import (
     relative_pose_from_essential,
 )
 from geomvision.geometry._rotation_kernels import hat_nb
-from geomvision.solvers.essential import best_cheirality_nb, count_in_front_nb, essential_from_pose_nb
+from geomvision.solvers.essential import (
+    best_cheirality_nb,
+    count_in_front_nb,
+    essential_5pt_nb,
+    essential_from_pose_nb,
+)
 
 
 def _assert_essential(E, rays1, rays2):
@@ -48,6 +53,33 @@ def test_5pt_recovers_ground_truth(rng, omni):
         assert min(_pose_error(P, T) for P in poses) < 1e-8
         for P in poses:
             assert np.isclose(np.linalg.det(P.R), 1.0) and np.isclose(np.linalg.norm(P.t), 1.0)
+
+
+def test_5pt_same_side_drops_exactly_the_roots_no_pose_can_use(rng):
+    # RANSAC's filter: a root whose five depth ratios differ in sign is dropped before it is
+    # checked and decomposed. The true E of an all-in-front sample survives it; with one point
+    # moved behind camera 2 (its ray reversed: still on the epipolar plane) the true E fits the
+    # sample but no pose of it has all five in front, and the filter drops it
+    kept = total = 0
+    for _ in range(100):
+        T, r1, r2 = relative_case(rng, 5)
+        E = essential_from_pose(T)
+        Es, n = essential_5pt_nb(r1, r2, False, True)
+        assert min(scale_sign_error(G, E) for G in Es[:n]) < 1e-8
+        Es_all, n_all = essential_5pt_nb(r1, r2, False, False)
+        assert n <= n_all
+        kept += n
+        total += n_all
+        for G in Es_all[:n_all]:  # what it drops has no pose with all five in front
+            if min((scale_sign_error(G, H) for H in Es[:n]), default=1.0) > 1e-12:
+                assert max(count_in_front_nb(P.R, P.t, r1, r2) for P in decompose_essential(G)) < 5
+        r2b = r2.copy()
+        r2b[2] = -r2b[2]
+        Es, n = essential_5pt_nb(r1, r2b, False, False)
+        assert min(scale_sign_error(G, E) for G in Es[:n]) < 1e-8
+        Es, n = essential_5pt_nb(r1, r2b, False, True)
+        assert n == 0 or min(scale_sign_error(G, E) for G in Es[:n]) > 1e-3
+    assert kept < total
 
 
 def test_5pt_short_baseline(rng):
