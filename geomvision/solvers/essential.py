@@ -78,12 +78,24 @@ def _null_space_5x9(rays1, rays2):
 
 
 @njit(cache=True)
-def _poly_mul(a, b):
-    out = np.zeros(a.shape[0] + b.shape[0] - 1)
+def _poly_mul_into(a, b, out):
+    """out[:len(a) + len(b) - 1] = the product of the polynomials a and b (coefficients low -> high)."""
+    m = a.shape[0] + b.shape[0] - 1
+    for k in range(m):
+        out[k] = 0.0
     for i in range(a.shape[0]):
         for j in range(b.shape[0]):
             out[i + j] += a[i] * b[j]
-    return out
+
+
+@njit(cache=True)
+def _poly_mul_diff(a, b, c, d, out, scratch):
+    """out = a b - c d (polynomials, low -> high; len(a) + len(b) == len(c) + len(d)), without
+    allocating: ``scratch`` holds c d."""
+    _poly_mul_into(a, b, out)
+    _poly_mul_into(c, d, scratch)
+    for k in range(a.shape[0] + b.shape[0] - 1):
+        out[k] -= scratch[k]
 
 
 @njit(cache=True)
@@ -188,12 +200,16 @@ def _five_point_system(rays1, rays2):
         R[m, 2] = M[u, 17] - M[v, 18]
         R[m, 3] = M[u, 16] - M[v, 17]
         R[m, 4] = -M[v, 16]
-    # det of the 3x3 polynomial matrix: degree 10
-    t0 = _poly_mul(Q[1], R[2]) - _poly_mul(Q[2], R[1])
-    t1 = _poly_mul(P[1], R[2]) - _poly_mul(P[2], R[1])
-    t2 = _poly_mul(P[1], Q[2]) - _poly_mul(P[2], Q[1])
-    poly = _poly_mul(P[0], t0) - _poly_mul(Q[0], t1)
-    poly += _poly_mul(R[0], t2)
+    # det of the 3x3 polynomial matrix (degree 10) by its first row's cofactors
+    buf = np.empty(48)
+    t0, t1, t2, tmp = buf[:8], buf[8:16], buf[16:23], buf[23:34]
+    _poly_mul_diff(Q[1], R[2], Q[2], R[1], t0, tmp)
+    _poly_mul_diff(P[1], R[2], P[2], R[1], t1, tmp)
+    _poly_mul_diff(P[1], Q[2], P[2], Q[1], t2, tmp)
+    _poly_mul_diff(P[0], t0, Q[0], t1, poly, tmp)
+    _poly_mul_into(R[0], t2, tmp)
+    for k in range(11):
+        poly[k] += tmp[k]
     return N, M0, P, Q, R, poly, True
 
 
@@ -276,11 +292,9 @@ def _polish_xyz(M0, x, y, z):
 
 
 @njit(cache=True)
-def _depth_signs_mixed(E, rays1, rays2):
-    """True when no pose with essential matrix E puts all five ray pairs in front of both cameras:
-    lambda2 (t x b) = lambda1 E a gives (t x b).(E a) = (lambda2 / lambda1) |t x b|^2, so the
-    depth ratios of the five points have the signs of (t x b).(E a) with t the left null vector
-    of E (the four poses share them up to one common sign); mixed signs rule out every pose."""
+def _left_null_vector(E):
+    """t with E^T t = 0 (unnormalised) and |t|^2: t is orthogonal to every column of E, so the
+    largest cross product of two columns. Returns (t0, t1, t2, |t|^2)."""
     best = -1.0
     t0 = t1 = t2 = 0.0
     for a in range(3):
@@ -292,6 +306,16 @@ def _depth_signs_mixed(E, rays1, rays2):
         if nn > best:
             best = nn
             t0, t1, t2 = cx, cy, cz
+    return t0, t1, t2, best
+
+
+@njit(cache=True)
+def _depth_signs_mixed(E, rays1, rays2):
+    """True when no pose with essential matrix E puts all five ray pairs in front of both cameras:
+    lambda2 (t x b) = lambda1 E a gives (t x b).(E a) = (lambda2 / lambda1) |t x b|^2, so the
+    depth ratios of the five points have the signs of (t x b).(E a) with t the left null vector
+    of E (the four poses share them up to one common sign); mixed signs rule out every pose."""
+    t0, t1, t2, _ = _left_null_vector(E)
     pos = False
     neg = False
     for i in range(5):
@@ -414,18 +438,8 @@ def _decompose_exact(E, Rs, ts):
     for i in range(3):
         for j in range(3):
             En[i, j] *= r2
-    # t: E^T t = 0, i.e. t is orthogonal to every column: the largest cross product of two columns
-    best = -1.0
-    t = np.zeros(3)
-    for a in range(3):
-        b = (a + 1) % 3
-        cx = En[1, a] * En[2, b] - En[2, a] * En[1, b]
-        cy = En[2, a] * En[0, b] - En[0, a] * En[2, b]
-        cz = En[0, a] * En[1, b] - En[1, a] * En[0, b]
-        nn = cx * cx + cy * cy + cz * cz
-        if nn > best:
-            best = nn
-            t[0], t[1], t[2] = cx, cy, cz
+    t = np.empty(3)
+    t[0], t[1], t[2], best = _left_null_vector(En)
     if not best > 0.0:
         return False
     nt = np.sqrt(best)
