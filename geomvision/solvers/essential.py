@@ -400,17 +400,25 @@ def _essential_residual(E):
 
 
 @njit(cache=True)
-def _in_front(R, t, a0, a1, a2, b0, b1, b2):
-    """True when the rays a (camera 1) and b (camera 2) meet in front of both cameras."""
+def _midpoint_system(R, t, a0, a1, a2, b0, b1, b2):
+    """The mid-point triangulation of the rays a (camera 1) and b (camera 2) under (R, t):
+    minimising |l1 R a + t - l2 b|^2 gives [aa, -ab; -ab, bb] (l1, l2) = (p, q) with p = -(Ra).t,
+    q = b.t. Returns (aa, bb, ab, p, q)."""
     ra0 = R[0, 0] * a0 + R[0, 1] * a1 + R[0, 2] * a2
     ra1 = R[1, 0] * a0 + R[1, 1] * a1 + R[1, 2] * a2
     ra2 = R[2, 0] * a0 + R[2, 1] * a1 + R[2, 2] * a2
-    # minimise |l1 R a + t - l2 b|^2: [aa, -ab; -ab, bb] (l1, l2) = (-Ra.t, b.t)
     aa = ra0 * ra0 + ra1 * ra1 + ra2 * ra2
     bb = b0 * b0 + b1 * b1 + b2 * b2
     ab = ra0 * b0 + ra1 * b1 + ra2 * b2
     p = -(ra0 * t[0] + ra1 * t[1] + ra2 * t[2])
     q = b0 * t[0] + b1 * t[1] + b2 * t[2]
+    return aa, bb, ab, p, q
+
+
+@njit(cache=True)
+def _in_front(R, t, a0, a1, a2, b0, b1, b2):
+    """True when the rays a (camera 1) and b (camera 2) meet in front of both cameras."""
+    aa, bb, ab, p, q = _midpoint_system(R, t, a0, a1, a2, b0, b1, b2)
     # solution times the positive determinant aa bb - ab^2
     l1 = bb * p + ab * q
     l2 = ab * p + aa * q
@@ -642,16 +650,8 @@ def best_cheirality_nb(R, t, rays1, rays2):
     t0, t1, t2 = t[0], t[1], t[2]
     counts = np.zeros(4, dtype=np.int64)
     for i in range(rays1.shape[0]):
-        a0, a1, a2 = rays1[i, 0], rays1[i, 1], rays1[i, 2]
-        b0, b1, b2 = rays2[i, 0], rays2[i, 1], rays2[i, 2]
-        ra0 = R[0, 0] * a0 + R[0, 1] * a1 + R[0, 2] * a2
-        ra1 = R[1, 0] * a0 + R[1, 1] * a1 + R[1, 2] * a2
-        ra2 = R[2, 0] * a0 + R[2, 1] * a1 + R[2, 2] * a2
-        aa = ra0 * ra0 + ra1 * ra1 + ra2 * ra2
-        bb = b0 * b0 + b1 * b1 + b2 * b2
-        ab = ra0 * b0 + ra1 * b1 + ra2 * b2
-        p = -(ra0 * t0 + ra1 * t1 + ra2 * t2)
-        q = b0 * t0 + b1 * t1 + b2 * t2
+        aa, bb, ab, p, q = _midpoint_system(R, t, rays1[i, 0], rays1[i, 1], rays1[i, 2], rays2[i, 0], rays2[i, 1],
+                                            rays2[i, 2])
         l1 = bb * p + ab * q
         l2 = ab * p + aa * q
         ab_tw = -2.0 * p * q - ab
