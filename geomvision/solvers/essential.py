@@ -201,7 +201,7 @@ def _five_point_system(rays1, rays2):
         R[m, 3] = M[u, 16] - M[v, 17]
         R[m, 4] = -M[v, 16]
     # det of the 3x3 polynomial matrix (degree 10) by its first row's cofactors
-    buf = np.empty(48)
+    buf = np.empty(34)  # t0 (8), t1 (8), t2 (7), scratch (11)
     t0, t1, t2, tmp = buf[:8], buf[8:16], buf[16:23], buf[23:34]
     _poly_mul_diff(Q[1], R[2], Q[2], R[1], t0, tmp)
     _poly_mul_diff(P[1], R[2], P[2], R[1], t1, tmp)
