@@ -130,15 +130,17 @@ def graph_components(num_nodes: int, ri: np.ndarray, rj: np.ndarray) -> tuple[in
 
 
 def average_rotations(num_nodes: int, ri: np.ndarray, rj: np.ndarray, R_rel: np.ndarray, weights: np.ndarray,
-                      robust_scale_deg: float = 2.0, rounds: int = 8,
-                      backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+                      robust_scale_deg: float = 2.0, rounds: int = 8, backend: str = "auto",
+                      start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Robust rotation averaging: node rotations R (N,3,3) with ``R[rj] ~= R[ri] @ R_rel`` for
     each edge (R_rel (E,3,3); e.g. R = world_from_cam and R_rel = cam_i_from_cam_j), and each
     edge's residual angle in degrees (E,). The chordal relaxation is solved repeatedly with
     Cauchy weights whose scale shrinks from 1000x to ``robust_scale_deg`` (graduated
     non-convexity), so that edges that disagree with the weight of the others (``weights`` (E,),
     e.g. inlier counts) stop pulling. The first node of each connected component keeps the
-    identity (the gauge)."""
+    identity (the gauge). ``start`` (N,3,3): rotations averaged before over these edges and
+    others (e.g. all of them, to average again without one): the schedule is replaced by one
+    solve with the Cauchy weights of its residuals at the last scale."""
     ri, rj = np.asarray(ri, np.int64), np.asarray(rj, np.int64)
     w = np.asarray(weights, np.float64)
     if len(w) and not np.all(w > 0):
@@ -153,7 +155,13 @@ def average_rotations(num_nodes: int, ri: np.ndarray, rj: np.ndarray, R_rel: np.
     w = w / np.median(w) if len(w) else w
     R_rel = np.asarray(R_rel, np.float64)
     F = int((~anchor).sum())
-    R, _ = _graduated_rotations(R0, ri, rj, R_rel, w, np.ones(len(w)), schedule, free_row, F, backend)
+    if start is None:
+        R, _ = _graduated_rotations(R0, ri, rj, R_rel, w, np.ones(len(w)), schedule, free_row, F, backend)
+    else:
+        start = np.asarray(start, np.float64)
+        resid = np.radians(rotation_error_deg(start[rj], start[ri] @ R_rel))
+        R, _ = _graduated_rotations(R0, ri, rj, R_rel, w / (1.0 + (resid / schedule[-1]) ** 2), np.ones(len(w)), [],
+                                    free_row, F, backend)
     # a last solve on the edges within 3 scales (the others keep a trace of weight, so that no node
     # is left without an edge): the Cauchy tails of the outliers no longer pull
     resid = rotation_error_deg(R[rj], R[ri] @ R_rel)

@@ -118,7 +118,8 @@ class IncrementalMapper:
         self.s = state
         self.num_threads = num_threads  # of bundle adjustment (BAOptions.num_threads)
         self.geoms = {k: g for k, g in geometries.items() if g.verified}
-        self.rotations = RotationConsistency(self.geoms)  # the pairs' rotations against their average
+        # the pairs' rotations against their average (a planar pair's as its own matches decide it)
+        self.rotations = RotationConsistency(self.geoms, planar_rotation=self._planar_rotation)
         self.opt = options
         self.cam_opt = camera_options
         self.seed = int(seed)
@@ -181,15 +182,17 @@ class IncrementalMapper:
         """Relative pose ``cam_j_from_cam_i`` of a verified pair (its verified E when the camera
         is calibrated, else re-estimated with the current intrinsics; None when that fails) and
         the median triangulation angle (degrees) of its inliers. A planar pair's pose is the
-        decomposition of its homography that all the evidence supports
-        (:func:`planar.planar_pair_pose`; None when the plane's two-fold ambiguity stays)."""
+        decomposition of its homography that all the evidence supports, the other pairs'
+        averaged rotations included (:func:`planar.planar_pair_pose`; None when the plane's
+        two-fold ambiguity stays)."""
         g = self.geoms[(i, j)]
         s = self.s
         if g.config == "planar":
             o = self.opt
             choice = planar_pair_pose(s, g, i, j, max_error=o.init_max_error_px,
                                       abs_pose_max_error=o.abs_pose_max_error_px,
-                                      min_view_correspondences=o.abs_pose_min_num_inliers, rng=self._rng(1, i, j))
+                                      min_view_correspondences=o.abs_pose_min_num_inliers, rng=self._rng(1, i, j),
+                                      rotation_residual_deg=lambda R: self.rotations.residual_without_pair_deg(i, j, R))
             if choice.pose is None:
                 log.info("planar pair %s, %s: %s", s.images.names[i], s.images.names[j], choice.reason)
             return choice.pose, choice.tri_angle_deg
@@ -204,6 +207,16 @@ class IncrementalMapper:
             pose = res.model
             x1, x2 = x1[res.inliers], x2[res.inliers]
         return pose, median_triangulation_angle_deg(pose, ci.cam_from_img(x1), cj.cam_from_img(x2))
+
+    def _planar_rotation(self, key: tuple[int, int]) -> np.ndarray | None:
+        """The rotation (cam_j_from_cam_i) of planar pair ``key`` when its own matches decide
+        between its homography's decompositions, else None."""
+        (i, j), o = key, self.opt
+        choice = planar_pair_pose(self.s, self.geoms[key], i, j, max_error=o.init_max_error_px,
+                                  abs_pose_max_error=o.abs_pose_max_error_px,
+                                  min_view_correspondences=o.abs_pose_min_num_inliers, rng=self._rng(1, i, j),
+                                  pair_only=True)
+        return None if choice.pose is None else choice.pose.R
 
     def register_initial_pair(self, i: int, j: int, cam_j_from_cam_i: Rigid3, min_points: int) -> str | None:
         """Seed a new model: image i at the origin, image j at ``cam_j_from_cam_i`` (the scale

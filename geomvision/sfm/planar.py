@@ -7,7 +7,9 @@ Points on one plane leave the geometry ambiguous where a general scene does not:
   both cameras (:func:`geomvision.solvers.homography.relative_poses_from_homography`), which
   explain every point on the plane exactly; an essential matrix fitted to those points is either
   of them, at random. :func:`planar_pair_pose` chooses by all the evidence: the pair's matches
-  off the plane when they tell the two apart, else further views as well: the points
+  off the plane when they tell the two apart; else the rotations of the other verified pairs
+  averaged (the pair's own left out) when one candidate is far nearer them; else further views
+  as well: the points
   triangulated by each candidate must be seen by a third camera with the intrinsics it has, and
   only the true plane is (the wrong one is the true plane seen through a perspectivity from
   camera 1: no camera with those intrinsics images it exactly). The choice needs the better
@@ -40,6 +42,7 @@ from ..robust.absolute_pose import AMBIGUITY_LIKELIHOOD_RATIO
 from ..solvers.homography import homography_dlt, relative_poses_from_homography
 from .state import MapperState
 from .verification import TwoViewGeometry, median_triangulation_angle_deg
+from .view_rotations import MAX_ROTATION_RESIDUAL_DEG
 
 MAX_THIRD_VIEWS = 3  # further views that judge the two candidates of a planar pair (most shared tracks first)
 _MEDIAN_CHI2_1DOF = 0.4549  # median of e^2 / sigma^2 for a 1-D Gaussian error (Sampson distance)
@@ -82,7 +85,9 @@ def _msac(sq: np.ndarray, t2: float) -> float:
 def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, *, max_error: float,
                      abs_pose_max_error: float, min_view_correspondences: int,
                      rng: np.random.Generator, camera_of: Callable[[int], Camera] | None = None,
-                     pair_first: bool = True) -> PlanarPairPose:
+                     pair_first: bool = True,
+                     rotation_residual_deg: Callable[[np.ndarray], float | None] | None = None,
+                     pair_only: bool = False) -> PlanarPairPose:
     """The relative pose ``cam_j_from_cam_i`` of a planar pair (i, j), chosen among the
     decompositions of its homography by all the evidence (module docstring).
 
@@ -90,7 +95,13 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
     homography explains within ``max_error`` (lens distortion removed by the cameras' current
     intrinsics). Each candidate is scored by the MSAC cost (threshold ``max_error``) of the
     pixel Sampson errors of all the pair's matches; when those off the plane tell the
-    candidates apart (:func:`_decided_by_pair`) the best is chosen. Else (or
+    candidates apart (:func:`_decided_by_pair`) the best is chosen. Else, given
+    ``rotation_residual_deg(R)`` (degrees between a candidate rotation and the one the other
+    verified pairs' averaged rotations give the pair, or None when none join its views), the
+    candidate nearest them is chosen when every other is farther by more than
+    ``MAX_ROTATION_RESIDUAL_DEG`` and twice as far: at a corner of a walk, where each pair sees
+    one wall, the loop of the other pairs knows the rotation (to a few degrees) that one further
+    view on repeated windows may not. Else (or
     with ``pair_first=False``) each cost is added, for each of up to ``MAX_THIRD_VIEWS``
     further images that see at least ``min_view_correspondences`` of the tracks of i and j, the
     MSAC cost (threshold ``abs_pose_max_error``) of its best pose (RANSAC, then both planar pose
@@ -99,7 +110,8 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
     the winner's residuals show); else the pair is refused. The pair's matches come first: on
     repeated structure the further views' tracks hold wrong matches, and views close together
     (along a facade) see the wrong plane almost as well as the true one, so their costs can
-    outweigh the pair's clear evidence by chance. ``camera_of(image)`` overrides the state's
+    outweigh the pair's clear evidence by chance. ``pair_only``: the pair's own matches decide
+    or the pose is None. ``camera_of(image)`` overrides the state's
     cameras (:func:`focal_from_plane` tries focal lengths with it, on the totals:
     ``pair_first=False``).
     """
@@ -138,6 +150,24 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
             pose = cands[best]
             return PlanarPairPose(pose, median_triangulation_angle_deg(pose, r1[ok], r2[ok]), candidates=info,
                                   cost=float(costs[best]), noise_sq_px=noise)
+    if pair_only:
+        if len(cands) == 1:
+            return PlanarPairPose(cands[0], median_triangulation_angle_deg(cands[0], r1[ok], r2[ok]),
+                                  candidates=info, cost=float(costs[0]))
+        return PlanarPairPose(None, reason="the pair's matches do not tell the plane's two poses apart",
+                              candidates=info)
+    # --- the other verified pairs' rotations: when one candidate is nearer their average by far
+    if rotation_residual_deg is not None and len(cands) > 1:
+        resid = [rotation_residual_deg(p.R) for p in cands]
+        if all(r is not None for r in resid):
+            for k, r in enumerate(resid):
+                info[k]["rotation_residual_deg"] = round(float(r), 2)
+            order = np.argsort(resid, kind="stable")
+            best, near, far = int(order[0]), resid[order[0]], resid[order[1]]
+            if far - near > MAX_ROTATION_RESIDUAL_DEG and far > 2.0 * near:
+                pose = cands[best]
+                return PlanarPairPose(pose, median_triangulation_angle_deg(pose, r1[ok], r2[ok]), candidates=info,
+                                      cost=float(costs[best]), noise_sq_px=_pair_noise(pair_sq[best], t2))
     # --- further views: each candidate's points must be seen by a camera with its intrinsics
     view_costs, view_sq = _third_view_costs(s, i, j, cands, abs_pose_max_error, min_view_correspondences, rng,
                                             camera_of)

@@ -28,7 +28,7 @@ def _map(tmp_path_factory, unique_fraction: float, rng: int = 0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("unique_fraction", "rng"), [(1.0, 0), (0.5, 0), (0.15, 0), (0.3, 1), (0.5, 8)])
+@pytest.mark.parametrize(("unique_fraction", "rng"), [(1.0, 0), (0.5, 0), (0.15, 0), (0.3, 1), (0.5, 8), (0.15, 1)])
 def test_the_walk_maps_into_one_right_model(tmp_path_factory, unique_fraction, rng):
     # every window its own (1.0): each half of the walk maps, and the two only meet in planar
     # pairs (views of one wall) at the corners; those pairs now register and merge (before: 2
@@ -45,6 +45,11 @@ def test_the_walk_maps_into_one_right_model(tmp_path_factory, unique_fraction, r
     # 3.0 / 3.9 mm (max 4-15 mm). 50 %, seed 8: the planar pair 16-17 took its plane's wrong
     # decomposition (8.6 deg off) where its own matches off the plane chose the true one (MSAC 12
     # against 295 px^2) and three further views outvoted them: 10 + 7 views; now 19 (4.0 mm).
+    # 15 %, seed 1: the planar pair at a corner (12-13: its matches all on the wall, its costs
+    # equal) took the decomposition 10 degrees off that one further view preferred, views 13-14
+    # were not placed and the walk split (10 + 7 views); the rotations averaged over the other
+    # pairs (its own left out) are 7.5 degrees from the true decomposition and 17.5 from the
+    # other: now 19 views (2.5 mm).
     errors = _map(tmp_path_factory, unique_fraction, rng)
     assert len(errors) == 1 and errors[0][0] == 19, errors
     assert errors[0][1] < 0.006 and errors[0][2] < 0.02, errors  # metres, on a 35 m walk
@@ -52,10 +57,12 @@ def test_the_walk_maps_into_one_right_model(tmp_path_factory, unique_fraction, r
 
 @pytest.mark.slow
 def test_repeated_windows_give_no_wrong_model(tmp_path_factory):
-    # 15 % unique windows, seed 1: a strong neighbouring pair (11-12, 641 inliers) verified 3.6
-    # degrees off and pairs with a right rotation and the opposite baseline (8-11) remain; the
-    # walk splits (10 + 7 views), but no model is wrong. A wrong initial pair (8-11) held its two
-    # views in a model that did not grow; such a model gives them back (9 -> 17 views registered)
-    errors = _map(tmp_path_factory, 0.15, 1)
+    # 15 % unique windows, seed 5: the walk splits at two corners (8 + 7 views), but no model is
+    # wrong (at a fixed loss scale 9.6 and 2.9 mm; now 3.3 and 1.3 mm); a model seeded by a
+    # weak pair (13-16) does not grow and gives its views back. (Until a corner's planar pair was
+    # judged by the other pairs' rotations, this test ran seed 1, 10 + 7 views, where a wrong
+    # initial pair with the opposite baseline, 8-11, had held its two views: 9 -> 17 registered
+    # once such models gave them back.)
+    errors = _map(tmp_path_factory, 0.15, 5)
     assert sum(n for n, _, _ in errors) >= 15
-    assert all(mean < 0.006 for _, mean, _ in errors), errors  # 25.8 and 8.4 mm at a fixed loss scale; 3.5, 0.7
+    assert all(mean < 0.006 for _, mean, _ in errors), errors

@@ -93,3 +93,38 @@ def test_wrong_pairs_that_agree_with_each_other_do_not_outvote_the_strong_right_
     rot = RotationConsistency(geoms)
     assert all(rot.contradicted(*p) and abs(rot.residual_deg(*p) - 9.0) < 1.0 for p in wrong)
     assert not any(rot.contradicted(*p) for p in ring) and not rot.contradicted(5, 7)
+
+
+def test_a_strong_pair_is_judged_by_the_other_pairs_without_its_own_vote():
+    # a walk round a courtyard: a ring of 8 views, each pair seeing one wall; (3, 4) holds the
+    # most inliers and its rotation is a plane's other decomposition, 10 degrees off. With its
+    # own vote the average bends towards it; without it, the rest of the ring says where the
+    # true rotation is
+    poses = _poses(8, 4)
+    ring = {(k, k + 1): 300 for k in range(7)} | {(0, 7): 300, (3, 4): 2000}
+    wrong = _rot([0, 1, 0], 10.0)
+    rot = RotationConsistency(_geoms(poses, ring, {(3, 4): wrong}))
+    true = (poses[4] @ poses[3].inverse()).R
+    assert rot.residual_deg(3, 4, true) > 2.0  # the pair's own vote pulls the average off the truth
+    assert rot.residual_without_pair_deg(3, 4, true) < 0.1
+    assert abs(rot.residual_without_pair_deg(3, 4, wrong @ true) - 10.0) < 0.1
+    # a pair that alone joins its views: nothing else judges it
+    chain = RotationConsistency(_geoms(poses, {(0, 1): 300, (1, 2): 200, (0, 2): 100, (2, 3): 50}, {}))
+    assert chain.residual_without_pair_deg(2, 3, np.eye(3)) is None
+    assert chain.residual_without_pair_deg(0, 1, (poses[1] @ poses[0].inverse()).R) < 1e-6
+
+
+def test_a_planar_pair_votes_only_with_the_decomposition_its_own_matches_decide():
+    # an essential matrix fitted to a plane is either decomposition at random: (5, 6)'s verified
+    # rotation is the wrong one, 12 degrees off; its own matches decide the true one, or nothing
+    poses = _poses(8, 5)
+    ring = {(k, k + 1): 300 for k in range(7)} | {(0, 7): 300}
+    geoms = _geoms(poses, ring, {(5, 6): _rot([1, 0, 0], 12.0)})
+    geoms[(5, 6)].config = "planar"
+    true = {k: (poses[k[1]] @ poses[k[0]].inverse()).R for k in ring}
+    decided = RotationConsistency(geoms, planar_rotation=lambda k: true[k])
+    assert decided.residual_without_pair_deg(3, 4, true[(3, 4)]) < 1e-6
+    undecided = RotationConsistency(geoms, planar_rotation=lambda k: None)
+    assert undecided.residual_without_pair_deg(3, 4, true[(3, 4)]) is None  # the ring is open at (5, 6)
+    # without a judge of planar pairs none votes
+    assert RotationConsistency(geoms).residual_without_pair_deg(3, 4, true[(3, 4)]) is None
