@@ -195,6 +195,8 @@ class IncrementalMapper:
                                       rotation_residual_deg=lambda R: self.rotations.residual_without_pair_deg(i, j, R))
             if choice.pose is None:
                 log.info("planar pair %s, %s: %s", s.images.names[i], s.images.names[j], choice.reason)
+            elif choice.decided_by == "rotations":
+                self.rotations.add_planar_decision(i, j, choice.pose.R)
             return choice.pose, choice.tri_angle_deg
         ci, cj = s.cameras[s.img_cam[i]], s.cameras[s.img_cam[j]]
         x1 = s.images.keypoints[i][g.inlier_matches[:, 0]]

@@ -67,6 +67,8 @@ class PlanarPairPose:
         asked (pixels^2; inf when no candidate was scored).
     noise_sq_px : the noise variance its residuals show (pixels^2).
     num_views : further views that judged the candidates (0 when the pair's own matches decided).
+    decided_by : "pair" (its own matches), "rotations" (the other pairs' averaged rotations),
+        "views" (further views), or "" when refused.
     """
 
     pose: Rigid3 | None
@@ -76,6 +78,7 @@ class PlanarPairPose:
     cost: float = math.inf
     noise_sq_px: float = float("nan")
     num_views: int = 0
+    decided_by: str = ""
 
 
 def _msac(sq: np.ndarray, t2: float) -> float:
@@ -149,11 +152,11 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
             best, noise = decided
             pose = cands[best]
             return PlanarPairPose(pose, median_triangulation_angle_deg(pose, r1[ok], r2[ok]), candidates=info,
-                                  cost=float(costs[best]), noise_sq_px=noise)
+                                  cost=float(costs[best]), noise_sq_px=noise, decided_by="pair")
     if pair_only:
         if len(cands) == 1:
             return PlanarPairPose(cands[0], median_triangulation_angle_deg(cands[0], r1[ok], r2[ok]),
-                                  candidates=info, cost=float(costs[0]))
+                                  candidates=info, cost=float(costs[0]), decided_by="pair")
         return PlanarPairPose(None, reason="the pair's matches do not tell the plane's two poses apart",
                               candidates=info)
     # --- the other verified pairs' rotations: when one candidate is nearer their average by far
@@ -167,7 +170,8 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
             if far - near > MAX_ROTATION_RESIDUAL_DEG and far > 2.0 * near:
                 pose = cands[best]
                 return PlanarPairPose(pose, median_triangulation_angle_deg(pose, r1[ok], r2[ok]), candidates=info,
-                                      cost=float(costs[best]), noise_sq_px=_pair_noise(pair_sq[best], t2))
+                                      cost=float(costs[best]), noise_sq_px=_pair_noise(pair_sq[best], t2),
+                                      decided_by="rotations")
     # --- further views: each candidate's points must be seen by a camera with its intrinsics
     view_costs, view_sq = _third_view_costs(s, i, j, cands, abs_pose_max_error, min_view_correspondences, rng,
                                             camera_of)
@@ -194,7 +198,7 @@ def planar_pair_pose(state: MapperState, geom: TwoViewGeometry, i: int, j: int, 
                 f"(costs {costs[best]:.3g} and {costs[order[1]]:.3g} px^2, noise {math.sqrt(noise):.2g} px)"), **scored)
     pose = cands[best]
     angle = median_triangulation_angle_deg(pose, r1[ok], r2[ok])
-    return PlanarPairPose(pose, angle, **scored)
+    return PlanarPairPose(pose, angle, decided_by="views", **scored)
 
 
 def _decisive_gap(noise_sq: float) -> float:

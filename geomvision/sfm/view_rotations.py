@@ -90,19 +90,33 @@ class RotationConsistency:
         is 0)."""
         return self.residual_deg(i, j, R) > MAX_ROTATION_RESIDUAL_DEG
 
+    def _planar_decided(self) -> dict[tuple[int, int], np.ndarray]:
+        if self._decided is None:
+            decide = self._planar_rotation or (lambda k: None)
+            self._decided = {k: R_k for k in self._planar if (R_k := decide(k)) is not None}
+        return self._decided
+
+    def add_planar_decision(self, i: int, j: int, R: np.ndarray) -> None:
+        """Let planar pair (i, j) vote with ``R`` (cam_j_from_cam_i, i < j) from now on: its
+        decomposition decided by the other pairs' rotations (it closes their loop for the next
+        such pair)."""
+        key = (min(i, j), max(i, j))
+        decided = self._planar_decided()
+        if key not in decided:
+            decided[key] = np.asarray(R, np.float64)
+            self._without.clear()
+
     def residual_without_pair_deg(self, i: int, j: int, R: np.ndarray) -> float | None:
         """Angle between ``R`` (cam_j_from_cam_i for i < j) and the relative rotation of views i
         and j averaged over the other verified pairs (the pair's own rotation left out, so that
         it does not vote for itself): what the rest of the view graph says of a rotation the
         pair alone cannot decide (a plane's two decompositions). A planar pair votes only with
         the decomposition its own matches decide (``planar_rotation``; an essential matrix fitted
-        to a plane is either, at random). None when no other pairs join i and j."""
+        to a plane is either, at random) or the one these residuals decided before
+        (:meth:`add_planar_decision`). None when no other pairs join i and j."""
         key = (min(i, j), max(i, j))
         if key not in self._without:
-            if self._decided is None:
-                decide = self._planar_rotation or (lambda k: None)
-                self._decided = {k: R_k for k in self._planar if (R_k := decide(k)) is not None}
-            rotations = {k: R_k for k, R_k in self._R.items() if k not in self._planar} | self._decided
+            rotations = {k: R_k for k, R_k in self._R.items() if k not in self._planar} | self._planar_decided()
             rotations.pop(key, None)
             Rw, label = self._average(rotations, start=self._averaged()) if rotations else ({}, {})
             joined = key[0] in Rw and key[1] in Rw and label[key[0]] == label[key[1]]

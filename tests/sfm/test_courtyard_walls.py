@@ -28,7 +28,8 @@ def _map(tmp_path_factory, unique_fraction: float, rng: int = 0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("unique_fraction", "rng"), [(1.0, 0), (0.5, 0), (0.15, 0), (0.3, 1), (0.5, 8), (0.15, 1)])
+@pytest.mark.parametrize(("unique_fraction", "rng"), [(1.0, 0), (0.5, 0), (0.15, 0), (0.3, 1), (0.5, 8), (0.15, 1),
+                                                     (0.3, 6)])
 def test_the_walk_maps_into_one_right_model(tmp_path_factory, unique_fraction, rng):
     # every window its own (1.0): each half of the walk maps, and the two only meet in planar
     # pairs (views of one wall) at the corners; those pairs now register and merge (before: 2
@@ -49,7 +50,9 @@ def test_the_walk_maps_into_one_right_model(tmp_path_factory, unique_fraction, r
     # equal) took the decomposition 10 degrees off that one further view preferred, views 13-14
     # were not placed and the walk split (10 + 7 views); the rotations averaged over the other
     # pairs (its own left out) are 7.5 degrees from the true decomposition and 17.5 from the
-    # other: now 19 views (2.5 mm).
+    # other: now 19 views (2.5 mm). 30 %, seed 6: two such corner pairs (12-13, 15-16), each
+    # leaving the other pairs' loop open at the other; once 15-16 is decided (3.6 against 14.8
+    # degrees) it votes for 12-13 (1.4 against 9.5; 10 + 7 views before, now 19 at 4.2 mm).
     errors = _map(tmp_path_factory, unique_fraction, rng)
     assert len(errors) == 1 and errors[0][0] == 19, errors
     assert errors[0][1] < 0.006 and errors[0][2] < 0.02, errors  # metres, on a 35 m walk

@@ -43,7 +43,7 @@ def test_the_other_pairs_rotations_choose_a_walls_decomposition():
     # the rest of the graph 3 degrees off the truth (a long loop): the truth is still far nearer
     off = Rigid3.from_rotvec(np.radians([0.0, 0.0, 3.0]), np.zeros(3)).R
     got = _choose(state, geom, cam, lambda R: rotation_error_deg(R, off @ pose.R))
-    assert got.pose is not None and rotation_error_deg(got.pose.R, pose.R) < 1e-6
+    assert got.pose is not None and rotation_error_deg(got.pose.R, pose.R) < 1e-6 and got.decided_by == "rotations"
     assert np.linalg.norm(got.pose.t / np.linalg.norm(got.pose.t) - pose.t / np.linalg.norm(pose.t)) < 1e-6
     # and they, not chance, decided: averaged rotations near the other decomposition choose it
     got = _choose(state, geom, cam, lambda R: rotation_error_deg(R, other))

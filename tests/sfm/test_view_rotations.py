@@ -126,5 +126,8 @@ def test_a_planar_pair_votes_only_with_the_decomposition_its_own_matches_decide(
     assert decided.residual_without_pair_deg(3, 4, true[(3, 4)]) < 1e-6
     undecided = RotationConsistency(geoms, planar_rotation=lambda k: None)
     assert undecided.residual_without_pair_deg(3, 4, true[(3, 4)]) is None  # the ring is open at (5, 6)
+    # once the rotations decide (5, 6), it closes the ring for the next pair
+    undecided.add_planar_decision(5, 6, true[(5, 6)])
+    assert undecided.residual_without_pair_deg(3, 4, true[(3, 4)]) < 1e-6
     # without a judge of planar pairs none votes
     assert RotationConsistency(geoms).residual_without_pair_deg(3, 4, true[(3, 4)]) is None
