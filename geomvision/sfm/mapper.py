@@ -36,7 +36,7 @@ from ..optim import BAConfig, BAOptions, solve_bundle
 from ..robust import estimate_absolute_pose, estimate_relative_pose, resolve_pose_ambiguity
 from .hub_scale import scale_from_hub_depths
 from .options import CameraOptions, MapperOptions
-from .planar import planar_pair_pose
+from .planar import PlanarPairPose, planar_pair_pose
 from .state import MapperState
 from .verification import TwoViewGeometry, median_triangulation_angle_deg
 from .view_rotations import RotationConsistency
@@ -188,11 +188,8 @@ class IncrementalMapper:
         g = self.geoms[(i, j)]
         s = self.s
         if g.config == "planar":
-            o = self.opt
-            choice = planar_pair_pose(s, g, i, j, max_error=o.init_max_error_px,
-                                      abs_pose_max_error=o.abs_pose_max_error_px,
-                                      min_view_correspondences=o.abs_pose_min_num_inliers, rng=self._rng(1, i, j),
-                                      rotation_residual_deg=lambda R: self.rotations.residual_without_pair_deg(i, j, R))
+            choice = self._planar_choice(
+                i, j, rotation_residual_deg=lambda R: self.rotations.residual_without_pair_deg(i, j, R))
             if choice.pose is None:
                 log.info("planar pair %s, %s: %s", s.images.names[i], s.images.names[j], choice.reason)
             elif choice.decided_by == "rotations":
@@ -210,14 +207,17 @@ class IncrementalMapper:
             x1, x2 = x1[res.inliers], x2[res.inliers]
         return pose, median_triangulation_angle_deg(pose, ci.cam_from_img(x1), cj.cam_from_img(x2))
 
+    def _planar_choice(self, i: int, j: int, **kwargs) -> PlanarPairPose:
+        """:func:`planar.planar_pair_pose` of planar pair (i, j) with the mapper's thresholds."""
+        o = self.opt
+        return planar_pair_pose(self.s, self.geoms[(i, j)], i, j, max_error=o.init_max_error_px,
+                                abs_pose_max_error=o.abs_pose_max_error_px,
+                                min_view_correspondences=o.abs_pose_min_num_inliers, rng=self._rng(1, i, j), **kwargs)
+
     def _planar_rotation(self, key: tuple[int, int]) -> np.ndarray | None:
         """The rotation (cam_j_from_cam_i) of planar pair ``key`` when its own matches decide
         between its homography's decompositions, else None."""
-        (i, j), o = key, self.opt
-        choice = planar_pair_pose(self.s, self.geoms[key], i, j, max_error=o.init_max_error_px,
-                                  abs_pose_max_error=o.abs_pose_max_error_px,
-                                  min_view_correspondences=o.abs_pose_min_num_inliers, rng=self._rng(1, i, j),
-                                  pair_only=True)
+        choice = self._planar_choice(*key, pair_only=True)
         return None if choice.pose is None else choice.pose.R
 
     def register_initial_pair(self, i: int, j: int, cam_j_from_cam_i: Rigid3, min_points: int) -> str | None:
