@@ -41,7 +41,7 @@ class RotationConsistency:
                    if g.verified and g.cam2_from_cam1 is not None and g.num_inliers > 0
                    and g.config in ("calibrated", "uncalibrated", "planar")}
         self._inliers = {k: g.num_inliers for k, g in geoms.items() if g.verified}
-        self._planar = [k for k, g in geoms.items() if g.verified and g.num_inliers > 0 and g.config == "planar"]
+        self._planar = {k for k, g in geoms.items() if g.verified and g.num_inliers > 0 and g.config == "planar"}
         self._planar_rotation = planar_rotation
         self._world_from_cam: dict[int, np.ndarray] | None = None
         self._decided: dict[tuple[int, int], np.ndarray] | None = None
@@ -81,7 +81,7 @@ class RotationConsistency:
         Rw = self._averaged()
         if key[0] not in Rw or key[1] not in Rw:
             return 0.0
-        return float(rotation_error_deg(np.asarray(R, np.float64), Rw[key[1]].T @ Rw[key[0]]))
+        return _angle_to(Rw, key, R)
 
     def contradicted(self, i: int, j: int, R: np.ndarray | None = None) -> bool:
         """Whether the pair's rotation (or ``R``, cam_j_from_cam_i for i < j, e.g. a planar
@@ -122,6 +122,11 @@ class RotationConsistency:
             joined = key[0] in Rw and key[1] in Rw and label[key[0]] == label[key[1]]
             self._without[key] = Rw if joined else None
         Rw = self._without[key]
-        if Rw is None:
-            return None
-        return float(rotation_error_deg(np.asarray(R, np.float64), Rw[key[1]].T @ Rw[key[0]]))
+        return None if Rw is None else _angle_to(Rw, key, R)
+
+
+def _angle_to(world_from_cam: dict[int, np.ndarray], key: tuple[int, int], R: np.ndarray) -> float:
+    """Degrees between ``R`` (cam_j_from_cam_i of key (i, j)) and the relative rotation of the views
+    in ``world_from_cam``."""
+    i, j = key
+    return float(rotation_error_deg(np.asarray(R, np.float64), world_from_cam[j].T @ world_from_cam[i]))
