@@ -240,6 +240,9 @@ POLISH_STEP_TOL = 1e-7  # the polish stops once no model entry moves more than t
 STABLE_ROUNDS = 3  # (final rounds before a polish) or the inlier set stays the same this many rounds
 ABORT_ROUNDS = 2  # an LO from another consensus set stops after this many rounds unless it is
 # below the best minimal model's score by then (most such starts are part-contaminated samples)
+SAME_BASIN_SHARE = 0.8  # a minimal model is in the best model's basin when this share of its
+# inliers are the best's: at low inlier ratios a true minimal model may share half of its inliers
+# with a wrong optimum 11 degrees away (a Strecha pair nine views apart), and LO must start from it
 OTHER_BASIN_ROUNDS = 5  # and may run this many times the usual rounds
 
 
@@ -652,15 +655,15 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                                            score_scale)
             other_basin = use_lo and bound >= best_min_score
             if other_basin:
-                # Not a new best minimal model, but a promising one: LO from it when most of
-                # its inliers are not the best model's (another consensus set). At low inlier
+                # Not a new best minimal model, but a promising one: LO from it unless nearly all
+                # of its inliers are the best model's (SAME_BASIN_SHARE). At low inlier
                 # ratios the true set and wrong ones (repeated structure) are sampled about
                 # equally rarely, and one lucky minimal model of a wrong set would otherwise
                 # keep every noisier all-inlier sample of the true set from reaching LO.
                 if best_stale:
                     sq_errors(data, best, 0, n, best_errs)
                     best_stale = False
-                if cand_inl <= s or 2 * shared_inliers(errs, best_errs, sq_thr) >= cand_inl:
+                if cand_inl <= s or shared_inliers(errs, best_errs, sq_thr) >= SAME_BASIN_SHARE * cand_inl:
                     continue
             else:
                 best_min_score = bound

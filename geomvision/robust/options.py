@@ -29,8 +29,9 @@ class RansacOptions:
       uniformly.
     - ``local_optimization``: LO-RANSAC from each minimal model that beats the best minimal
       model so far, and from each that comes within half of its gain over the all-outlier
-      score while most of its inliers are not the best model's (another consensus set, e.g.
-      the true one among wrong ones on repeated structure): a non-minimal refit on its inliers
+      score while fewer than four in five of its inliers are the best model's (another consensus
+      set, e.g. the true one among wrong ones on repeated structure, which may share half of its
+      inliers with a wrong optimum): a non-minimal refit on its inliers
       (first LO only), then up to
       ``lo_iterations`` rounds of reweighted LM refinement on the points within
       ``lo_threshold_mult`` times the threshold, ``refine_iterations`` LM iterations per round,
