@@ -17,7 +17,7 @@ matters for the SfM pipeline's thousands of pairs. So each estimator hands its n
 the engine as first-class functions, and models travel as flat float64 vectors (``model_dim``
 numbers: a line's (a, b, c), a homography's 9 entries, a pose's [R | t] row-major).
 Numba does not cache a function whose arguments are dispatchers, so each estimator module defines
-a three-line ``@njit(cache=True)`` wrapper, ``_run(data, order, groups, params_i, params_f, seed)``, that
+a three-line ``@njit(cache=True)`` wrapper, ``_run(data, order, params_i, params_f, seed)``, that
 calls ``ransac_core`` with its kernels as globals: the loop is written once and compiled (and
 cached) once per estimator (see ``_core``'s docstring for why the loop is inlined).
 
@@ -26,17 +26,13 @@ Local optimisation (LO-RANSAC): every minimal model that beats the best *minimal
 by a non-minimal refit on its inliers (first LO only; it rarely wins later and costs the most)
 and rounds of iteratively reweighted LM on the points within ``lo_threshold_mult`` times the
 threshold; the model with the lowest MSAC score is kept. So is a minimal model with at least
-half the best minimal model's support (beyond its own sample) unless four in five of its inliers
-are the best model's: at low inlier ratios the true consensus and wrong ones (repeated structure)
+half the best minimal model's support (beyond its own sample) when most of its inliers are not
+the best model's: at low inlier ratios the true consensus and wrong ones (repeated structure)
 are drawn about equally rarely, and one lucky minimal model of a wrong set used to keep every
 noisier all-inlier sample of the true set from reaching LO (issue 15). Such an LO runs up to
 ``OTHER_BASIN_ROUNDS`` times the rounds, stops once it beats the best model and gives up after
 ``ABORT_ROUNDS`` rounds that do not beat the best minimal model. The final model gets longer reweighted
 refinement. Each estimator's refinement minimises the same error it is scored with.
-
-Shared keypoints: two-view estimators group the matches that share a pixel in either image
-(:func:`shared_keypoint_groups`); a group counts once in the score, with its lowest cost, and its
-selected members share one point's weight in each refinement.
 
 The same kernels are reachable from Python through the readable protocol methods
 ``fit_minimal(sample)``, ``sq_errors(model)`` and ``refine(model, inliers)`` of every estimator.
@@ -54,8 +50,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from .._interrupt import check as check_interrupt
 from .._validation import RngLike, as_array, as_points, as_rng, check_positive, check_same_length
@@ -137,12 +131,9 @@ class Estimator:
     k_repair: Callable = staticmethod(core.no_repair)
     k_run: Callable
 
-    def __init__(self, data: tuple, num_points: int, keypoint_groups: np.ndarray | None = None) -> None:
+    def __init__(self, data: tuple, num_points: int) -> None:
         self.data = data
         self.num_points = int(num_points)
-        # (N,) int64: each match's group of matches sharing a keypoint, -1 for none
-        # (:func:`shared_keypoint_groups`); None: no match shares one
-        self.keypoint_groups = keypoint_groups
 
     # --- model conversion ---------------------------------------------------------------------
     def decode(self, vec: np.ndarray) -> Any:
@@ -202,7 +193,7 @@ class MatrixEstimator(Estimator):
         a = as_points(x1, "x1", 2)
         b = as_points(x2, "x2", 2)
         check_same_length(x1=a, x2=b)
-        super().__init__((a, b), len(a), shared_keypoint_groups(a, b))
+        super().__init__((a, b), len(a))
 
     def decode(self, vec: np.ndarray) -> np.ndarray:
         return vec.reshape(3, 3).copy()
@@ -212,33 +203,6 @@ class MatrixEstimator(Estimator):
         if M.shape != (3, 3):
             raise ValueError(f"model must be a (3, 3) {self.matrix_name}, got shape {M.shape}")
         return np.ascontiguousarray(M.ravel())
-
-
-def shared_keypoint_groups(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    """Groups (N,) int64 of matches x1[i] <-> x2[i] (N,2) joined by a shared pixel in either
-    image (0..G-1; -1 for a match that shares neither of its pixels).
-
-    A keypoint is the image of one 3D point, so of k matches through it (many-to-one matches of
-    a ratio test, or one location described at two orientations) at most one is right; RANSAC
-    counts a group once, with its best-fitting match. Counted k times, k matches onto one pixel
-    of image 2 (all of which fit any pose whose epipole is there) outscored the true pose of
-    real wide pairs (Strecha fountain-P11 views 1-9: 12 matches onto one keypoint)."""
-    n = len(x1)
-    rows, cols = [], []
-    for x in (x1, x2):
-        _, inverse = np.unique(x, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        first = np.full(inverse.max() + 1 if n else 0, n)
-        np.minimum.at(first, inverse, np.arange(n))
-        rows.append(np.arange(n))
-        cols.append(first[inverse])  # each match linked to its pixel's first match
-    graph = coo_matrix((np.ones(2 * n), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    counts = np.bincount(labels)
-    groups = np.full(n, -1, dtype=np.int64)
-    shared = counts[labels] > 1
-    groups[shared] = np.unique(labels[shared], return_inverse=True)[1].ravel()
-    return groups
 
 
 def ransac(
@@ -262,7 +226,6 @@ def ransac(
     gen = as_rng(rng)
 
     order = np.arange(n, dtype=np.int64)
-    groups = np.full(n, -1, dtype=np.int64) if estimator.keypoint_groups is None else estimator.keypoint_groups
     if quality is not None:
         q = as_array(quality, "quality", (n,))
         order = np.argsort(-q, kind="stable").astype(np.int64)
@@ -296,7 +259,7 @@ def ransac(
 
     while True:  # chunks of CHUNK_ITERATIONS draws; Ctrl-C is seen between them
         vec, score, num_inl, mask, iters, lo_runs, lo_imp, found = estimator.k_run(
-            estimator.data, order, groups, params_i, params_f, seed
+            estimator.data, order, params_i, params_f, seed
         )
         if params_i[core.S_DONE]:
             break
