@@ -267,13 +267,12 @@ def problem_sets(names: list[str], quick: bool) -> list[tuple[str, list[tuple]]]
         if name == "rendered-walls":
             sets.append(("walls walks (rendered)", walls_pairs()))
             continue
-        gaps = (1, MAX_GAP) if name == "easy" else HARD_GAPS
-        for scene in scenes if name == "wide-strecha" else []:
-            gaps = WIDE_GAPS if len(scene.image_names) > WIDE_GAPS[1] else (WIDE_GAPS[0] - 1, WIDE_GAPS[1] - 1)
-            sets.append((f"{scene.name} gaps {gaps[0]}-{gaps[1]}", strecha_pairs(scene, gaps)))
-        if name == "wide-strecha":
-            continue
         for scene in scenes:
+            if name == "wide-strecha":  # one gap less where the scene has no pair WIDE_GAPS[1] apart
+                short = len(scene.image_names) <= WIDE_GAPS[1]
+                gaps = (WIDE_GAPS[0] - short, WIDE_GAPS[1] - short)
+            else:
+                gaps = (1, MAX_GAP) if name == "easy" else HARD_GAPS
             sets.append((f"{scene.name} gaps {gaps[0]}-{gaps[1]}", strecha_pairs(scene, gaps)))
     return sets
 
