@@ -7,7 +7,9 @@ with the seed of every random choice, so one figure hides how often it goes wron
 is ``render_courtyard(n, size_m=(40, 30), margin_m=12, look_up_deg=10, facing="walls",
 unique_fraction=u, rng=walk_seed)`` (exact cameras, K held fixed, exhaustive matching), rendered
 once into ``benchmarks/_cache/walls/``. geomvision runs at each ``--seeds`` value
-(``SfmOptions.seed``); pycolmap (known K, 8,192 SIFT, exhaustive) once per walk.
+(``SfmOptions.seed``); pycolmap (known K, 8,192 SIFT, exhaustive) once per walk, of which only
+the largest model is scored (``_workers.run_pycolmap_known_K``): its "split" is a right model
+without every view, and a wrong smaller model of its would go unseen.
 
 A model (3 views or more) is **wrong** when its mean camera-centre error after a 7-dof alignment
 exceeds 1 % of the walk's extent (the largest distance between two true centres); a walk is
