@@ -1,8 +1,8 @@
 """Relative pose on real Strecha pairs: geomvision vs OpenCV (RANSAC, USAC_MAGSAC) vs PoseLib.
 
     .venv/bin/python benchmarks/bench_relative_pose.py [--quick] [--threshold 1.0] [--seed 0] [--seeds 1]
-                                                       [--sets easy,hard-strecha,wide-strecha,hard-repeated,rendered-walls]
-                                                       [--methods geomvision,PoseLib]
+        [--sets easy,hard-strecha,wide-strecha,hard-repeated,rendered-walls]
+        [--methods geomvision,PoseLib]
 
 Sets (``--sets``, default all five, in one run):
 - ``easy``: every pair (i, j) with 0 < j - i <= 3 in each scene of ../shared/datasets/strecha;
@@ -269,8 +269,8 @@ def problem_sets(names: list[str], quick: bool) -> list[tuple[str, list[tuple]]]
             continue
         for scene in scenes:
             if name == "wide-strecha":  # one gap less where the scene has no pair WIDE_GAPS[1] apart
-                short = len(scene.image_names) <= WIDE_GAPS[1]
-                gaps = (WIDE_GAPS[0] - short, WIDE_GAPS[1] - short)
+                shift = 1 if len(scene.image_names) <= WIDE_GAPS[1] else 0
+                gaps = (WIDE_GAPS[0] - shift, WIDE_GAPS[1] - shift)
             else:
                 gaps = (1, MAX_GAP) if name == "easy" else HARD_GAPS
             sets.append((f"{scene.name} gaps {gaps[0]}-{gaps[1]}", strecha_pairs(scene, gaps)))

@@ -27,12 +27,13 @@ by a non-minimal refit on its inliers (first LO only; it rarely wins later and c
 and rounds of iteratively reweighted LM on the points within ``lo_threshold_mult`` times the
 threshold; the model with the lowest MSAC score is kept. So is a minimal model with at least
 half the best minimal model's support (beyond its own sample) unless four in five of its inliers
-are the best model's (``_core.SAME_BASIN_SHARE``): at low inlier ratios the true consensus and wrong ones (repeated structure)
-are drawn about equally rarely, and one lucky minimal model of a wrong set used to keep every
-noisier all-inlier sample of the true set from reaching LO (issue 15). Such an LO runs up to
-``OTHER_BASIN_ROUNDS`` times the rounds, stops once it beats the best model and gives up after
-``ABORT_ROUNDS`` rounds that do not beat the best minimal model. The final model gets longer reweighted
-refinement. Each estimator's refinement minimises the same error it is scored with.
+are the best model's (``_core.SAME_BASIN_SHARE``): at low inlier ratios the true consensus and
+wrong ones (repeated structure) are drawn about equally rarely, and one lucky minimal model of a
+wrong set used to keep every noisier all-inlier sample of the true set from reaching LO (issue
+15). Such an LO runs up to ``OTHER_BASIN_ROUNDS`` times the rounds, stops once it beats the best
+model and gives up after ``ABORT_ROUNDS`` rounds that do not beat the best minimal model. The
+final model gets longer reweighted refinement. Each estimator's refinement minimises the same
+error it is scored with.
 
 The same kernels are reachable from Python through the readable protocol methods
 ``fit_minimal(sample)``, ``sq_errors(model)`` and ``refine(model, inliers)`` of every estimator.
