@@ -48,6 +48,33 @@ def test_p3p_wide_angle_rays(rng):
         assert min(_pose_error(S, T) for S in sols) < 1e-8
 
 
+def test_p3p_rotations_are_rotations_on_ill_conditioned_triangles(rng):
+    """Issue 15: a sample an SfM model of a rendered walls walk gave P3P (two points 0.023 apart,
+    the third 60,633 away, out on a wrong model's ray) came back with |R R^T - I| = 1.2e-3; LO
+    kept it (its retractions multiply by exact rotations) and the pose reached bundle adjustment,
+    which refuses such an R. Every rotation returned must be one."""
+    rays = np.array([[-0.2595723615373884, 0.27163077218191967, 1.0],
+                     [-0.27701171875, 0.2753490339006696, 1.0],
+                     [-0.08434246579149633, 0.17760984303903707, 1.0]])
+    X = np.array([[-324.4766592307556, -144.20069329004832, -820.5509266514895],
+                  [-324.47205474899283, -144.2019796392572, -820.5734273662097],
+                  [-50602.19931618644, 5807.1330863495, 32542.557684551582]])
+    cases = [(rays, X)]
+    for _ in range(300):  # the same kind of triangle at random: a close pair and a far point
+        X = rng.normal(size=(3, 3)) * 10.0
+        X[1] = X[0] + rng.normal(size=3) * 10.0 ** rng.uniform(-4, -1)
+        X[2] = rng.normal(size=3) * 10.0 ** rng.uniform(3, 5)
+        r = rng.normal(size=(3, 3)) * 0.3 + [0.0, 0.0, 1.0]
+        cases.append((r, X))
+    found = 0
+    for r, X in cases:
+        for S in p3p(r, X):
+            found += 1
+            assert np.abs(S.R @ S.R.T - np.eye(3)).max() < 1e-11
+            assert np.linalg.det(S.R) > 0.0
+    assert found > 100  # the triangles do give poses
+
+
 def test_p3p_degenerate(rng):
     _T, rays, X = absolute_case(rng, 3)
     col = X.copy()
