@@ -1,5 +1,5 @@
 """numba kernels of SO(3) used inside other kernels (bundle adjustment, solver refinement, pose graphs):
-hat, exp, log and the left / right Jacobians.
+hat, exp, log, the left / right Jacobians and the projection onto SO(3).
 
 The numpy versions for Python callers are in ``rotation.py``; this is the same Rodrigues
 formula, written once for code that runs inside numba.
@@ -131,3 +131,24 @@ def so3_left_jacobian(wx, wy, wz, out):
     out[2, 0] -= b * wy
     out[1, 2] -= b * wx
     out[2, 1] += b * wx
+
+
+@njit(cache=True)
+def orthonormality_error(R):
+    """max |R R^T - I| of a (3,3) matrix."""
+    err = 0.0
+    for i in range(3):
+        for j in range(3):
+            d = R[i, 0] * R[j, 0] + R[i, 1] * R[j, 1] + R[i, 2] * R[j, 2] - (1.0 if i == j else 0.0)
+            err = max(err, abs(d))
+    return err
+
+
+@njit(cache=True)
+def nearest_rotation(M):
+    """The rotation nearest to M (3,3) in the Frobenius norm (U V^T, det +1): ``rotation.project_to_rotation``
+    inside numba."""
+    U, _, Vt = np.linalg.svd(M)
+    if np.linalg.det(U @ Vt) < 0.0:
+        U[:, 2] = -U[:, 2]
+    return U @ Vt

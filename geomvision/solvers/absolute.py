@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from .._validation import as_array, check_same_length
-from ..geometry._rotation_kernels import so3_exp
+from ..geometry._rotation_kernels import nearest_rotation, orthonormality_error, so3_exp
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays
 from ._numeric import binary_cubic_roots, det3, eigh, matmul3, solve_linear, svd
@@ -90,26 +90,6 @@ def _cof_dot(p00, p01, p02, p11, p12, p22, q00, q01, q02, q11, q12, q22):
 
 
 P3P_MAX_ORTHO_ERROR = 1e-12  # max |R R^T - I| of a P3P rotation before it is projected onto SO(3)
-
-
-@njit(cache=True)
-def _orthonormality_error(R):
-    """max |R R^T - I| of a (3,3) matrix."""
-    err = 0.0
-    for i in range(3):
-        for j in range(3):
-            d = R[i, 0] * R[j, 0] + R[i, 1] * R[j, 1] + R[i, 2] * R[j, 2] - (1.0 if i == j else 0.0)
-            err = max(err, abs(d))
-    return err
-
-
-@njit(cache=True)
-def _nearest_rotation(M):
-    """The rotation nearest to M (3,3) in the Frobenius norm (U V^T, det +1)."""
-    U, _, Vt = np.linalg.svd(M)
-    if np.linalg.det(U @ Vt) < 0.0:
-        U[:, 2] = -U[:, 2]
-    return U @ Vt
 
 
 @njit(cache=True)
@@ -295,11 +275,11 @@ def p3p_nb(rays, X):
             R[2, 2] = gz * i02 + hz * i12 + oz * i22
             if not np.isfinite(R[0, 0] + R[1, 1] + R[2, 2]):
                 continue
-            if _orthonormality_error(R) > P3P_MAX_ORTHO_ERROR:
+            if orthonormality_error(R) > P3P_MAX_ORTHO_ERROR:
                 # distances the Gauss-Newton did not settle (a triangle of sides 0.02 and 60,000
                 # in an SfM model: 1e-3) leave B A^-1 off the rotations, and every refinement
                 # from it (retractions by exact rotations) would keep the defect
-                R[:, :] = _nearest_rotation(R)
+                R[:, :] = nearest_rotation(R)
             ts[n, 0] = px - (R[0, 0] * X[0, 0] + R[0, 1] * X[0, 1] + R[0, 2] * X[0, 2])
             ts[n, 1] = py - (R[1, 0] * X[0, 0] + R[1, 1] * X[0, 1] + R[1, 2] * X[0, 2])
             ts[n, 2] = pz - (R[2, 0] * X[0, 0] + R[2, 1] * X[0, 1] + R[2, 2] * X[0, 2])
