@@ -16,7 +16,8 @@
    retriangulate, global bundle adjustment, up to 100 iterations).
 
 Images that do not connect to a model seed further models, until no initial pair is left; a
-model that does not grow past ``min_model_size`` images gives them back (``discard_model``). The
+model that does not grow past ``min_model_size`` images gives them back (``discard_model``), and so
+does the smaller of two models whose verified pairs contradict each other's poses (``merge``). The
 controller keeps the multi-model bookkeeping (``mapper.log.models``, ``log.initial_pairs``),
 progress reporting and the time of the initial-pair search; it does no file I/O.
 """
@@ -31,7 +32,7 @@ import numpy as np
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
 from ..scene.reconstruction import Reconstruction
-from .mapper import IncrementalMapper, MapperLog
+from .mapper import IncrementalMapper, MapperLog, ModelsContradict
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class IncrementalController:
         # intrinsics a finished model's adjustments left are kept for its reconstruction
         self._initial_cameras = list(mapper.state.cameras)
         self._model_cameras: dict[int, list[Camera]] = {}
-        self._seed: tuple[int, int] | None = None  # initial pair of the current model
+        self._seeds: dict[int, tuple[int, int]] = {}  # initial pair of each model
         self._failed_seeds: set[tuple[int, int]] = set()  # initial pairs whose models did not grow
 
     @property
@@ -101,7 +102,12 @@ class IncrementalController:
         return recs
 
     def merge(self) -> bool:
-        """Merge the current model into the largest earlier model that verified pairs tie it to."""
+        """Merge the current model into the largest earlier model that verified pairs tie it to.
+        When the pairs between two models contradict their poses (``ModelsContradict``: one of
+        them is wrong, e.g. grown from a pair verified with its baseline reversed on repeated
+        structure), the smaller model (the current one when of equal size) is dissolved and the
+        larger one becomes current, to register those images afresh. Returns whether the
+        current model changed (and should grow on)."""
         m, s = self.mapper, self.mapper.state
         src = m.model
         others = [k for k in np.unique(s.image_model[s.image_model >= 0]) if k != src]
@@ -115,6 +121,15 @@ class IncrementalController:
                 return True
             log.info("model %d not merged into model %d: %s", src, target, why)
             m.log.merge_refusals.append({"model": src, "into": target, "reason": why})
+            if isinstance(why, ModelsContradict):
+                n_src, n_target = int(np.sum(s.image_model == src)), int(np.sum(s.image_model == target))
+                loser, keep = (src, int(target)) if n_src <= n_target else (int(target), src)
+                self._give_back(loser, f"its model (initial pair {self._seed_names(loser)}) was dissolved: the "
+                                       f"verified pairs between it and a larger model contradict their poses ({why})")
+                m.model = keep
+                self._use_cameras(self._model_cameras.get(keep, s.cameras))
+                self._last_global_size = 0
+                return True
         return False
 
     def discard_model(self) -> None:
@@ -123,17 +138,24 @@ class IncrementalController:
         verify with a wrong baseline) and would otherwise hold both images. The pair is not
         tried again."""
         m = self.mapper
-        imgs = m.model_images
-        names = m.state.images.names
+        self._give_back(m.model, f"its model was too small (fewer than min_model_size images): its initial pair "
+                                 f"{self._seed_names(m.model)} did not grow past {len(m.model_images)} images")
+
+    def _give_back(self, model: int, reason: str) -> None:
+        """Dissolve ``model``: its images go back to the others (``reason`` logged for each) and
+        its initial pair is not tried again."""
+        m = self.mapper
+        imgs = m.dissolve_model(model)
         for i in imgs:
-            m.log.registration[int(i)] = (f"its model was too small (fewer than min_model_size images): its initial "
-                                          f"pair {names[self._seed[0]]}, {names[self._seed[1]]} did not grow past "
-                                          f"{len(imgs)} images")
-        log.info("model %d: discarded (%d images, did not grow); its images go back to the others", m.model,
-                 len(imgs))
-        m.dissolve_model()
-        self._failed_seeds.add(self._seed)
+            m.log.registration[int(i)] = reason
+        log.info("model %d dissolved (%d images), its images go back to the others: %s", model, len(imgs), reason)
+        self._model_cameras.pop(model, None)
+        self._failed_seeds.add(self._seeds[model])
         m.reset_trials()
+
+    def _seed_names(self, model: int) -> str:
+        names = self.mapper.state.images.names
+        return ", ".join(names[i] for i in self._seeds[model])
 
     # --- stages -------------------------------------------------------------------------------
     def start_model(self) -> bool:
@@ -179,7 +201,7 @@ class IncrementalController:
                     self._use_cameras(self._initial_cameras)
                     why = m.register_initial_pair(*pair, pose, min_inl)
                     if why is None:
-                        self._seed = pair
+                        self._seeds[m.model] = pair
                         self._last_global_size = len(m.model_images)  # the seed ends with a global BA
                         self._report_progress()
                         self.log.initial_pairs.extend(rejected.values())

@@ -67,6 +67,12 @@ def _gives_pose(g: TwoViewGeometry, min_inliers: int = 0) -> bool:
     return g.config in ("calibrated", "uncalibrated", "planar") and g.num_inliers >= min_inliers
 
 
+class ModelsContradict(str):
+    """The reason :meth:`IncrementalMapper.merge_into` refused a merge when the verified pairs
+    between the two models contradict each other's poses (one of the models is wrong), rather
+    than merely failing to tie them together."""
+
+
 @dataclass
 class MapperLog:
     initial_pairs: list[dict] = field(default_factory=list)  # tried pairs and why rejected (controller)
@@ -242,12 +248,13 @@ class IncrementalMapper:
         self.model -= 1
         return f"only {n_pts} points triangulated from the pair"
 
-    def dissolve_model(self) -> np.ndarray:
-        """Remove the current model: its points, and its images from registration (they are free
-        for other models). Returns those images."""
+    def dissolve_model(self, model: int | None = None) -> np.ndarray:
+        """Remove a model (the current one by default): its points, and its images from
+        registration (they are free for other models). Returns those images."""
         s = self.s
-        imgs = self.model_images
-        s.invalidate_points(np.flatnonzero(s.point_model == self.model))
+        model = self.model if model is None else model
+        imgs = np.flatnonzero(s.image_model == model)
+        s.invalidate_points(np.flatnonzero(s.point_model == model))
         s.deregister(imgs)
         return imgs
 
@@ -631,7 +638,8 @@ class IncrementalMapper:
         from the image where they meet. The merged model's tracks are completed and its bundle adjusted;
         every pair used must then keep half of its two-view inliers within
         ``abs_pose_max_error_px`` of the epipolar lines of the adjusted poses, or the merge is
-        undone."""
+        undone; and so must every other pair between the models as strong as the weakest one
+        used, or the merge is undone and the reason is a :class:`ModelsContradict`."""
         s = self.s
         floor = MapperOptions.ABS_POSE_MIN_NUM_INLIERS_FLOOR
         src = self.model
@@ -666,6 +674,7 @@ class IncrementalMapper:
         S = Sim3(scale, Q, tau, check=False)
         snap = s.snapshot()
         merged = s.image_model == src
+        joined = merged | (s.image_model == target)
         n_src = int(np.sum(merged))
         s.transform_model(src, S, target)
         self.model = target
@@ -682,10 +691,40 @@ class IncrementalMapper:
                 return (f"the merged and adjusted poses keep {kept} of the {total} two-view inliers of "
                         f"{s.images.names[a]}, {s.images.names[b]}")
             used.append(f"{s.images.names[a]}-{s.images.names[b]} ({kept}/{total})")
+        clash = self._stronger_pair_against_merge(merged, joined, cross)
+        if clash is not None:
+            s.restore(snap)
+            self.model = src
+            return clash
         self.log.merges.append({"model": src, "into": target, "num_images": n_src, "scale": scale,
                                 "images": [s.images.names[k] for k in np.flatnonzero(merged)],
                                 "pairs": used, "cross_2d3d_inliers": cross_obs, "scale_from_depths": depths})
         log.info("model %d merged into model %d (%d images) through pairs %s", src, target, n_src, ", ".join(used))
+        return None
+
+    def _stronger_pair_against_merge(self, merged: np.ndarray, joined: np.ndarray, cross: list) -> str | None:
+        """After a merge (``merged``: the images moved, ``joined``: all of the merged model's),
+        a verified pair across the two models that is at least as strong as the weakest pair the
+        merge used (``cross``), and whose rotation agrees with the averaged rotations, must keep
+        half of its two-view inliers too: the merge may pass over weaker pairs (repeated structure
+        verifies weak pairs with a wrong baseline), not over evidence as strong as its own. A
+        model grown from a pair with its baseline reversed on shifted repeated structure is
+        consistent in itself; merged through pairs at one end of it, its strong pairs with the
+        other model at the other end disagree. Returns the reason to undo the merge, or None."""
+        s = self.s
+        weakest = min(c[0] for c in cross)
+        used = {(min(a, b), max(a, b)) for _, a, b, _ in cross}
+        for (a, b), g in sorted(self.geoms.items(), key=lambda kv: -kv[1].num_inliers):
+            if g.num_inliers < weakest:
+                break
+            if ((a, b) in used or not (joined[a] and joined[b]) or merged[a] == merged[b] or not _gives_pose(g)
+                    or self.rotations.contradicted(a, b)):
+                continue
+            kept, total = self._pair_inliers_kept(a, b, s.pose(a), s.pose(b))
+            if kept < 0.5 * total:
+                return ModelsContradict(f"the merged and adjusted poses keep {kept} of the {total} two-view inliers "
+                                        f"of {s.images.names[a]}, {s.images.names[b]} (a pair between the models as "
+                                        f"strong as one the merge used)")
         return None
 
     def _merge_similarity(self, src: int, target: int, cross: list, Ra_dst: np.ndarray, Q: np.ndarray):
