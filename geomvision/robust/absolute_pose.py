@@ -38,11 +38,12 @@ from .relative_pose import pose_to_vec
 @njit(cache=True)
 def reprojection_sq_errors(model, rays, X, f2, start, stop, out):
     """Squared reprojection errors (pixels^2) of points start..stop-1 under ``model`` ([R|t]
-    row-major) for z = 1 rays; ``f2 = (fx^2, fy^2)``; inf behind the camera."""
+    row-major) for z = 1 rays; ``f2 = (fx^2, fy^2)``; inf behind the camera and for a zero ray
+    (a pixel beyond the lens model's invertible region)."""
     for i in range(start, stop):
         x, y, z = X[i, 0], X[i, 1], X[i, 2]
         zc = model[6] * x + model[7] * y + model[8] * z + model[11]
-        if not zc > 0.0:
+        if not (zc > 0.0 and rays[i, 2] != 0.0):
             out[i] = np.inf
             continue
         xc = model[0] * x + model[1] * y + model[2] * z + model[9]
