@@ -578,7 +578,8 @@ class IncrementalMapper:
         xb = cam_b.cam_from_img(s.images.keypoints[b][g.inlier_matches[:, ib]])[:, :2]
         E = essential_from_pose(pose_a @ pose_b.inverse())  # cam_a_from_cam_b
         focal2 = cam_a.mean_focal_length * cam_b.mean_focal_length
-        kept = int(np.sum(sampson_sq_errors(E, xb, xa) * focal2 <= self.opt.abs_pose_max_error_px**2))
+        ok = np.isfinite(xa[:, 0]) & np.isfinite(xb[:, 0])  # beyond a lens's invertible region: not kept
+        kept = int(np.sum(sampson_sq_errors(E, xb[ok], xa[ok]) * focal2 <= self.opt.abs_pose_max_error_px**2))
         return kept, len(g.inlier_matches)
 
     def drop_contradicted_images(self) -> list[int]:

@@ -264,3 +264,32 @@ def test_each_adjustment_logs_its_loss_scale():
     scales = [ba["loss_scale"] for ba in mapper.log.bundle_adjustments]
     # 0.5 px of noise on unit keypoint scales: 8 x 0.5 caps at the largest scale, 1
     assert scales and all(s == 1.0 for s in scales)
+
+
+def test_pair_checks_count_a_keypoint_without_a_ray_as_not_kept():
+    # bundle adjustment can move a lens's distortion so far that its invertible region ends inside
+    # the image (seen self-calibrating a rendered courtyard through k = -0.35): the keypoints out
+    # there have no ray, and the pair checks stopped the mapping with "x1 contains NaN"
+    from geomvision.geometry.camera import Camera
+
+    scene = orbit_scene(n_images=6, n_points=400, noise_px=0.5, outlier_ratio=0.1, rng=2)
+    m, _, state = _reconstruct(scene)
+    a, b = max((k for k, g in m.geoms.items() if g.verified), key=lambda k: m.geoms[k].num_inliers)
+    kept, total = m._pair_inliers_kept(a, b, state.pose(a), state.pose(b))
+    assert kept > 0.9 * total
+    cam = state.cameras[0]
+    f, (cx, cy) = cam.mean_focal_length, cam.principal_point
+    # SIMPLE_RADIAL inverts out to a distorted radius of (2/3) / sqrt(3 |k|) focal lengths: here
+    # the median radius of the pair's keypoints
+    g = m.geoms[(a, b)]
+    uv = state.images.keypoints[a][g.inlier_matches[:, 0]]
+    r_max = float(np.median(np.hypot(uv[:, 0] - cx, uv[:, 1] - cy))) / f
+    k = -1.0 / (3.0 * (1.5 * r_max) ** 2)
+    lens = Camera("SIMPLE_RADIAL", cam.width, cam.height, [f, cx, cy, k])
+    state.set_camera(0, lens)
+    rayless = (np.isnan(lens.cam_from_img(state.images.keypoints[a][g.inlier_matches[:, 0]])[:, 0])
+               | np.isnan(lens.cam_from_img(state.images.keypoints[b][g.inlier_matches[:, 1]])[:, 0]))
+    assert rayless.any()
+    kept2, total2 = m._pair_inliers_kept(a, b, state.pose(a), state.pose(b))
+    assert total2 == total and kept2 <= total - rayless.sum()
+    m.drop_contradicted_images()  # judges every pair of the model the same way
