@@ -23,6 +23,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..geometry.camera import CAMERA_MODELS, Camera
+from ..solvers import fundamental_8pt
 
 FOCAL_PRIOR_FACTOR = 1.2
 # focal lengths a K may have, x max(width, height): a 170-degree to a 3-degree field of view.
@@ -32,6 +33,10 @@ KNOWN_FOCAL_RANGE = (0.05, 20.0)
 # matrix (two equal singular values) by this much at half and at twice the best focal length
 FOCAL_DETERMINED_MIN_ASYMMETRY = 0.005
 FOCAL_DETERMINED_NOISE_FACTOR = 5.0  # ... and by this factor more than at the best focal length
+# the radial distortion searched for a camera (radial_distortion), as kappa = k (half-diagonal / f)^2:
+# the relative displacement k r^2 of a point at the half-diagonal; -0.5 moves it inwards by half
+RADIAL_SEARCH_RANGE = (-0.5, 0.5)
+RADIAL_COARSE_STEP, RADIAL_FINE_STEP = 0.04, 0.004
 
 
 @dataclass
@@ -173,3 +178,61 @@ def guess_intrinsics(
         return IntrinsicsGuess(Camera.from_focal(exif_focal_px, width, height, model), "exif", False)
     f = FOCAL_PRIOR_FACTOR * max(width, height)
     return IntrinsicsGuess(Camera.from_focal(f, width, height, model), "prior", False)
+
+
+def radial_distortion(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], camera: Camera,
+                      k_name: str, max_error_px: float) -> float:
+    """The radial distortion shared by the images of ``camera``: the value of its parameter
+    ``k_name`` (SIMPLE_RADIAL's k, k1 of RADIAL or OPENCV; the others as they are) under which
+    fundamental matrices best fit the pairs' matches. Each pair is (inliers in image 1, in image
+    2, all matches in image 1, in image 2), pixels (M,2) and (N,2): the camera with a candidate
+    value unprojects them (exactly, as bundle adjustment will), the verified inliers (found under
+    no distortion) start an 8-point F that is refitted four times on all the matches with Cauchy
+    weights, and the pair scores the MSAC cost of all its matches' Sampson errors (pixels,
+    threshold ``max_error_px``; matches beyond the lens's invertible region count as outliers):
+    matches far out, which a wrong distortion keeps off every F, join at the right one. The
+    pairs' costs are summed (one lens) over a grid of ``RADIAL_SEARCH_RANGE`` (the distortion
+    at the image's half-diagonal: k = kappa (f / half-diagonal)^2), then a finer one about its
+    best. (Fitzgibbon 2001 solves one pair under the division model as a polynomial eigenvalue
+    problem; the 1-D search needs no minimal solver and keeps the camera's own model.)"""
+    names = camera.param_names
+    slot = names.index(k_name)
+    f = camera.mean_focal_length
+    to_k = (f / (0.5 * float(np.hypot(camera.width, camera.height)))) ** 2
+    t2 = (max_error_px / f) ** 2
+
+    def cost(kappa: float) -> float:
+        p = camera.params.copy()
+        p[slot] = kappa * to_k
+        cam = camera.with_params(p)
+        total = 0.0
+        for a_in, b_in, a, b in pairs:
+            ra_in, rb_in, ra, rb = (cam.cam_from_img(x)[:, :2] for x in (a_in, b_in, a, b))
+            ok_in = np.isfinite(ra_in[:, 0]) & np.isfinite(rb_in[:, 0])
+            ok = np.isfinite(ra[:, 0]) & np.isfinite(rb[:, 0])
+            if np.sum(ok_in) < 8 or np.sum(ok) < 8:
+                return np.inf
+            F = fundamental_8pt(ra_in[ok_in], rb_in[ok_in])
+            e = None
+            for _ in range(4):
+                if F is None:
+                    return np.inf
+                e = _sampson_sq(F, ra[ok], rb[ok])
+                F = fundamental_8pt(ra[ok], rb[ok], 1.0 / (1.0 + e / t2))
+            total += float(np.sum(np.minimum(e, t2))) + t2 * float(np.sum(~ok))
+        return total
+
+    lo, hi = RADIAL_SEARCH_RANGE
+    coarse = np.arange(lo, hi + 1e-9, RADIAL_COARSE_STEP)
+    best = float(coarse[np.argmin([cost(v) for v in coarse])])
+    fine = np.arange(best - RADIAL_COARSE_STEP, best + RADIAL_COARSE_STEP + 1e-9, RADIAL_FINE_STEP)
+    return float(fine[np.argmin([cost(v) for v in fine])]) * to_k
+
+
+def _sampson_sq(F: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared Sampson errors of points a, b (M,2) under F (b^T F a = 0)."""
+    Fa = a @ F[:, :2].T + F[:, 2]
+    Ftb = b @ F[:2, :] + F[2, :]
+    num = np.sum(b * Fa[:, :2], axis=1) + Fa[:, 2]
+    den = Fa[:, 0] ** 2 + Fa[:, 1] ** 2 + Ftb[:, 0] ** 2 + Ftb[:, 1] ** 2
+    return num * num / np.maximum(den, 1e-300)
