@@ -23,6 +23,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..geometry.camera import CAMERA_MODELS, Camera
+from ..geometry.epipolar import sampson_sq_errors
 from ..solvers import fundamental_8pt
 
 FOCAL_PRIOR_FACTOR = 1.2
@@ -217,7 +218,7 @@ def radial_distortion(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
             for _ in range(4):
                 if F is None:
                     return np.inf
-                e = _sampson_sq(F, ra[ok], rb[ok])
+                e = sampson_sq_errors(F, ra[ok], rb[ok])
                 F = fundamental_8pt(ra[ok], rb[ok], 1.0 / (1.0 + e / t2))
             total += float(np.sum(np.minimum(e, t2))) + t2 * float(np.sum(~ok))
         return total
@@ -228,11 +229,3 @@ def radial_distortion(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     fine = np.arange(best - RADIAL_COARSE_STEP, best + RADIAL_COARSE_STEP + 1e-9, RADIAL_FINE_STEP)
     return float(fine[np.argmin([cost(v) for v in fine])]) * to_k
 
-
-def _sampson_sq(F: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared Sampson errors of points a, b (M,2) under F (b^T F a = 0)."""
-    Fa = a @ F[:, :2].T + F[:, 2]
-    Ftb = b @ F[:2, :] + F[2, :]
-    num = np.sum(b * Fa[:, :2], axis=1) + Fa[:, 2]
-    den = Fa[:, 0] ** 2 + Fa[:, 1] ** 2 + Ftb[:, 0] ** 2 + Ftb[:, 1] ** 2
-    return num * num / np.maximum(den, 1e-300)

@@ -260,14 +260,14 @@ def _self_calibrate(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGeomet
 def _initial_distortion(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGeometry], sources, keypoints,
                         raw_matches, max_error_px: float, info: dict, planar: bool = False) -> None:
     """Initial radial distortion of the cameras that are not given (sources "prior", "exif",
-    "fundamental") and whose model has one (SIMPLE_RADIAL's k, k1 of RADIAL and OPENCV): the
-    division model whose fundamental matrices best fit up to ``DISTORTION_MAX_PAIRS`` of their
-    verified pairs that are neither a plane nor a rotation (most inliers first;
-    :func:`intrinsics.division_distortion` on their verified inliers and ``raw_matches(i, j)``),
-    as k1 at the camera's focal length. Bundle adjustment refines it; started at 0 under strong
-    distortion (k1 = -0.25 on a rendered courtyard) the growing model settled with the focal
-    length 10-20 % off and metres wrong. Needs ``DISTORTION_MIN_PAIRS`` pairs; not for a planar
-    scene (F undetermined). Adds what was done to ``info`` (per camera)."""
+    "fundamental") and whose model has one (SIMPLE_RADIAL's k, k1 of RADIAL and OPENCV): the value
+    under which fundamental matrices best fit up to ``DISTORTION_MAX_PAIRS`` of their verified
+    pairs that are neither a plane nor a rotation (most inliers first;
+    :func:`intrinsics.radial_distortion` on their verified inliers and ``raw_matches(i, j)``).
+    Bundle adjustment refines it; started at 0 under strong distortion (k = -0.25 on a rendered
+    courtyard) the growing model settled with the focal length 10-15 % off and metres wrong.
+    Needs ``DISTORTION_MIN_PAIRS`` pairs; not for a planar scene (F undetermined). Adds what was
+    done to ``info`` (per camera)."""
     for c, cam in enumerate(cameras):
         names = cam.param_names
         k_name = "k" if "k" in names else "k1" if "k1" in names and cam.model != "OPENCV_FISHEYE" else None
