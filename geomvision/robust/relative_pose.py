@@ -175,11 +175,7 @@ def _run(data, order, params_i, params_f, seed):
 def _rays(uv: np.ndarray, camera: Camera, name: str) -> np.ndarray:
     if not isinstance(camera, Camera):
         raise ValueError(f"{name} must be a geomvision.Camera, got {type(camera).__name__}")
-    rays = camera.cam_from_img(uv)  # finite pixels: a ray is finite or has x = y = NaN
-    bad = np.isnan(rays[:, 0])
-    if bad.any():  # outside the lens model's invertible region: a zero ray, never an inlier
-        rays[bad] = 0.0
-    return rays
+    return camera.cam_from_img(uv)  # finite pixels: a ray is finite or has x = y = NaN
 
 
 class RelativePoseEstimator(PoseEstimator):
@@ -219,9 +215,10 @@ class RelativePoseEstimator(PoseEstimator):
         check_same_length(x1=a, x2=b)
         r1 = _rays(a, camera1, "camera1")
         r2 = _rays(b, camera2, "camera2")
-        # a match with one ray zeroed (beyond its lens model's invertible region) would have a
-        # zero Sampson error; with both zeroed its error is inf and a sample holding it degenerate
-        gone = (r1[:, 2] == 0.0) | (r2[:, 2] == 0.0)
+        # a match with a pixel beyond its lens model's invertible region (a NaN ray) gets two zero
+        # rays: its Sampson error is inf and a sample holding it degenerate (one zero ray alone
+        # would give it a zero error)
+        gone = np.isnan(r1[:, 0]) | np.isnan(r2[:, 0])
         if gone.any():
             r1[gone] = 0.0
             r2[gone] = 0.0
