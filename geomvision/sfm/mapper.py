@@ -1037,6 +1037,13 @@ class IncrementalMapper:
     def _solve(self, obs: np.ndarray, local: np.ndarray | None, refine_intrinsics: bool, kind: str,
                max_iterations: int, function_tolerance: float, held_tracks: np.ndarray | None = None) -> None:
         s = self.s
+        # an observation whose point is behind its camera (a merge's similarity or a pose moved one
+        # against the other; seen merging self-calibrated models) cannot enter the adjustment:
+        # deactivated, as filter_points would after it
+        behind = ~np.isfinite(s.sq_errors(obs)) if len(obs) else np.zeros(0, bool)
+        if behind.any():
+            s.deactivate_observations(obs[behind])
+            obs = obs[~behind]
         if len(obs) == 0:
             return
         problem, imgs, trks = s.ba_problem(obs)

@@ -293,3 +293,27 @@ def test_pair_checks_count_a_keypoint_without_a_ray_as_not_kept():
     kept2, total2 = m._pair_inliers_kept(a, b, state.pose(a), state.pose(b))
     assert total2 == total and kept2 <= total - rayless.sum()
     m.drop_contradicted_images()  # judges every pair of the model the same way
+
+
+def test_an_adjustment_leaves_out_observations_of_points_behind_their_camera():
+    # merging two self-calibrated models left 3 of 4291 observations behind their cameras at the
+    # start of the merged adjustment (rendered walls walk, EXIF-like focal): the solver refused the
+    # problem and the run stopped with a ValueError
+    scene = orbit_scene(n_images=6, n_points=400, noise_px=0.5, outlier_ratio=0.1, rng=2)
+    m, _, state = _reconstruct(scene)
+    pts = np.flatnonzero(state.point_valid)[:5]
+    obs = state.observations_of_tracks(pts)
+    obs = obs[state.obs_active[obs]]
+    img = state.obs_img[obs[0]]
+    T = state.pose(img)
+    C = T.inverse().t
+    X = state.X[pts[0]]
+    state.X[pts[0]] = C - (X - C)  # mirrored through the camera centre: behind it
+    assert not np.isfinite(state.sq_errors(obs[:1])).all()
+    m.adjust_global_bundle()
+    assert not state.obs_active[obs[0]]
+    state.check_invariants()
+    est = [state.pose(k) for k in range(scene.num_images)]
+    err = camera_errors(est, scene.cams_from_world)
+    scale = np.linalg.norm(np.ptp([T.inverse().t for T in scene.cams_from_world], axis=0))
+    assert err.mean_center_error < 5e-3 * scale
