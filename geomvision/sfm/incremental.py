@@ -187,10 +187,12 @@ class IncrementalController:
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": "no relative pose"}
                         continue
-                    if m.rotations.contradicted(*pair):
+                    # the pose the model would start from (re-estimated under the current
+                    # intrinsics when they are not known) is the one judged
+                    if m.rotations.contradicted(*pair, pose.R):
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": (
-                            f"its rotation is {m.rotations.residual_deg(*pair):.1f} deg off the rotations "
+                            f"its rotation is {m.rotations.residual_deg(*pair, pose.R):.1f} deg off the rotations "
                             f"averaged over all verified pairs: repeated structure?")}
                         continue
                     if angle < min_angle:
