@@ -40,14 +40,25 @@ def run_pycolmap_known_K(images: str, pinhole: tuple[float, float, float, float]
     ``overlap``) and incremental mapping with a fixed PINHOLE camera ``(fx, fy, cx, cy)`` in
     geomvision's pixel convention. Returns the stage times, the largest model's poses by image
     name ((R, t) lists), the number of models and that model's points."""
+    fx, fy, cx, cy = (float(v) for v in pinhole)
+    params = f"{fx!r},{fy!r},{cx + 0.5!r},{cy + 0.5!r}"  # COLMAP: the top-left pixel's centre is (0.5, 0.5)
+    return _pycolmap_pipeline(images, threads, "PINHOLE", params, False, match, overlap)
+
+
+def run_pycolmap_exif(images: str, threads: int, match: str = "exhaustive", overlap: int = 10) -> dict:
+    """As :func:`run_pycolmap_known_K`, but one SIMPLE_RADIAL camera started from the images'
+    EXIF focal length (a prior) and refined by COLMAP's bundle adjustments (its defaults)."""
+    return _pycolmap_pipeline(images, threads, "SIMPLE_RADIAL", "", True, match, overlap)
+
+
+def _pycolmap_pipeline(images: str, threads: int, model: str, params: str, refine: bool, match: str,
+                       overlap: int) -> dict:
     import tempfile
     import time
 
     import numpy as np
     import pycolmap
 
-    fx, fy, cx, cy = (float(v) for v in pinhole)
-    params = f"{fx!r},{fy!r},{cx + 0.5!r},{cy + 0.5!r}"  # COLMAP: the top-left pixel's centre is (0.5, 0.5)
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "db.db")
         t0 = time.perf_counter()
@@ -55,8 +66,9 @@ def run_pycolmap_known_K(images: str, pinhole: tuple[float, float, float, float]
         eo.num_threads = threads
         eo.sift.max_num_features = 8192
         ro = pycolmap.ImageReaderOptions()
-        ro.camera_model = "PINHOLE"
-        ro.camera_params = params
+        ro.camera_model = model
+        if params:
+            ro.camera_params = params
         pycolmap.extract_features(db, images, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=ro,
                                   extraction_options=eo, device=pycolmap.Device.cpu)
         t1 = time.perf_counter()
@@ -72,9 +84,10 @@ def run_pycolmap_known_K(images: str, pinhole: tuple[float, float, float, float]
         t2 = time.perf_counter()
         po = pycolmap.IncrementalPipelineOptions()
         po.num_threads = threads
-        po.ba_refine_focal_length = False
-        po.ba_refine_principal_point = False
-        po.ba_refine_extra_params = False
+        if not refine:
+            po.ba_refine_focal_length = False
+            po.ba_refine_principal_point = False
+            po.ba_refine_extra_params = False
         out = os.path.join(tmp, "sparse")
         os.makedirs(out)
         maps = pycolmap.incremental_mapping(db, images, out, options=po)

@@ -15,8 +15,14 @@ A model (3 views or more) is **wrong** when its mean camera-centre error after a
 exceeds 1 % of the walk's extent (the largest distance between two true centres); a walk is
 **whole** when one right model holds every view.
 
+With ``--exif FACTOR`` neither pipeline is given K: each walk's images are copied once as JPEG
+(quality 95) whose EXIF tags give the focal length x FACTOR (``FocalLength`` 4 mm and
+``FocalPlaneXResolution`` in pixels per cm, which geomvision and COLMAP read alike), as a camera
+writes it a few per cent off; both start from that prior and refine it with a SIMPLE_RADIAL
+distortion (geomvision also starts the distortion from the verified pairs).
+
     .venv/bin/python benchmarks/bench_walls.py [--seeds 0 1 2] [--walks 0 1 ...]
-        [--pipelines ours pycolmap]
+        [--pipelines ours pycolmap] [--exif 1.03]
 """
 
 from __future__ import annotations
@@ -81,6 +87,49 @@ def run_ours(d: Path, seed: int) -> list[dict]:
             for rec in res.reconstructions]
 
 
+EXIF_FOCAL_MM = 4.0  # the FocalLength tag of the --exif copies; FocalPlaneXResolution makes the pixels
+
+
+def exif_dir(d: Path, factor: float) -> Path:
+    """The walk's images as JPEG tagged with its focal length x ``factor`` (written on first use)."""
+    from PIL import Image
+
+    e = d.parent / f"{d.name}_exif{factor:g}"
+    if not (e / "written").is_file():
+        K = np.loadtxt(d / "K.txt")
+        (e / "images").mkdir(parents=True, exist_ok=True)
+        for src in sorted((d / "images").iterdir()):
+            exif = Image.Exif()
+            sub = exif.get_ifd(0x8769)  # the Exif IFD
+            sub[0x920A] = EXIF_FOCAL_MM  # FocalLength
+            sub[0xA20E] = factor * K[0, 0] / EXIF_FOCAL_MM * 10.0  # FocalPlaneXResolution, pixels per cm
+            sub[0xA210] = 3  # FocalPlaneResolutionUnit: cm
+            with Image.open(src) as im:
+                im.convert("RGB").save(e / "images" / f"{src.stem}.jpg", quality=95, exif=exif)
+        (e / "written").write_text("done\n")
+    return e
+
+
+def _png_names(models: list[dict]) -> list[dict]:
+    return [{str(Path(k).with_suffix(".png")): v for k, v in m.items()} for m in models]
+
+
+def run_ours_exif(d: Path, seed: int, factor: float) -> list[dict]:
+    from geomvision.sfm import SfmOptions, run_sfm
+
+    e = exif_dir(d, factor)
+    res = run_sfm(e / "images", SfmOptions(seed=seed), cache_dir=e / "cache", progress=False)
+    return _png_names([{im.name: (im.cam_from_world.R, im.cam_from_world.t) for im in rec.images.values()}
+                       for rec in res.reconstructions])
+
+
+def run_pycolmap_exif(d: Path, factor: float) -> list[dict]:
+    from _workers import run_pycolmap_exif as run
+
+    out = run(str(exif_dir(d, factor) / "images"), 2)
+    return _png_names([out["poses"]]) if out["poses"] else []
+
+
 def run_pycolmap(d: Path) -> list[dict]:
     from _workers import run_pycolmap_known_K
 
@@ -99,14 +148,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="geomvision's SfmOptions.seed values")
     ap.add_argument("--walks", type=int, nargs="+", default=list(range(len(WALKS))), help="indices into WALKS")
     ap.add_argument("--pipelines", nargs="+", choices=("ours", "pycolmap"), default=["ours", "pycolmap"])
+    ap.add_argument("--exif", type=float, default=None, metavar="FACTOR",
+                    help="no K: the focal length x FACTOR from EXIF tags, refined (see above)")
     args = ap.parse_args(argv)
     tally: dict[str, dict[str, int]] = {}
     errors: dict[str, list[float]] = {}
     for w in args.walks:
         n, u, s = WALKS[w]
         d = walk_dir(n, u, s)
-        runs = [(f"ours seed {k}", lambda k=k: run_ours(d, k)) for k in args.seeds if "ours" in args.pipelines]
-        runs += [("pycolmap", lambda: run_pycolmap(d))] if "pycolmap" in args.pipelines else []
+        if args.exif is None:
+            ours, colmap = (lambda k: run_ours(d, k)), (lambda: run_pycolmap(d))
+        else:
+            ours, colmap = (lambda k: run_ours_exif(d, k, args.exif)), (lambda: run_pycolmap_exif(d, args.exif))
+        runs = [(f"ours seed {k}", lambda k=k: ours(k)) for k in args.seeds if "ours" in args.pipelines]
+        runs += [("pycolmap", colmap)] if "pycolmap" in args.pipelines else []
         for label, fn in runs:
             t0 = time.perf_counter()
             sc = score_models(d, fn())
