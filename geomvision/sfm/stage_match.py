@@ -266,8 +266,9 @@ def _initial_distortion(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGe
     :func:`intrinsics.radial_distortion` on their verified inliers and ``raw_matches(i, j)``).
     Bundle adjustment refines it; started at 0 under strong distortion (k = -0.25 on a rendered
     courtyard) the growing model settled with the focal length 10-15 % off and metres wrong.
-    Needs ``DISTORTION_MIN_PAIRS`` pairs; not for a planar scene (F undetermined). Adds what was
-    done to ``info`` (per camera)."""
+    Needs ``DISTORTION_MIN_PAIRS`` pairs; not for a planar scene (F undetermined); kept only when
+    the pairs agree on it (``RadialDistortion.determined``: a sign test), else k stays 0. Adds
+    what was done to ``info`` (per camera)."""
     for c, cam in enumerate(cameras):
         names = cam.param_names
         k_name = "k" if "k" in names else "k1" if "k1" in names and cam.model != "OPENCV_FISHEYE" else None
@@ -290,11 +291,17 @@ def _initial_distortion(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGe
             inl, m = geoms[(i, j)].inlier_matches, raw_matches(i, j)
             data.append((keypoints[i][inl[:, 0]], keypoints[j][inl[:, 1]], keypoints[i][m[:, 0]],
                          keypoints[j][m[:, 1]]))
-        k1 = radial_distortion(data, cam, k_name, max_error_px)
+        found = radial_distortion(data, cam, k_name, max_error_px)
+        entry.update(distortion_pairs=len(pairs), distortion_pairs_preferring=found.pairs_preferring)
+        if not found.determined:
+            entry["distortion_note"] = (
+                f"not estimated: {found.pairs_preferring} of {len(pairs)} pairs fit {k_name} = {found.best_k:.3g} better "
+                "than no distortion, too few to tell a lens from matches on repeated structure")
+            continue
         p = cam.params.copy()
-        p[names.index(k_name)] = k1
+        p[names.index(k_name)] = found.k
         cameras[c] = cam.with_params(p)
-        entry.update(initial_k1=round(k1, 5), distortion_pairs=len(pairs))
+        entry["initial_k1"] = round(found.k, 5)
 
 
 def _check_known_K(cameras, img_cam, sources, names, ex, matches, options: SfmOptions) -> dict:
