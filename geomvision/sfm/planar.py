@@ -246,6 +246,7 @@ def _third_view_costs(s: MapperState, i: int, j: int, cands: list[Rigid3], max_e
     ci, cj = camera_of(i), camera_of(j)
     xy_i = ci.cam_from_img(s.obs_uv[obs_i[a]])[:, :2]
     xy_j = cj.cam_from_img(s.obs_uv[obs_j[b]])[:, :2]
+    ray = np.isfinite(xy_i).all(axis=1) & np.isfinite(xy_j).all(axis=1)  # beyond a lens's invertible region: none
     # the further views with the most observations of these tracks
     obs = np.flatnonzero(np.isin(s.obs_track, common))
     obs = obs[(s.obs_img[obs] != i) & (s.obs_img[obs] != j)]
@@ -257,7 +258,9 @@ def _third_view_costs(s: MapperState, i: int, j: int, cands: list[Rigid3], max_e
     t2 = max_error**2
     out, sq_out = [], []
     for pose in cands:
-        X = triangulate_two_view(Rigid3(), pose, xy_i, xy_j)  # camera i's frame is the world
+        X = np.full((len(common), 3), np.nan)
+        if ray.any():
+            X[ray] = triangulate_two_view(Rigid3(), pose, xy_i[ray], xy_j[ray])  # camera i's frame is the world
         front = np.isfinite(X).all(axis=1) & (X[:, 2] > 0) & (pose.apply(np.nan_to_num(X))[:, 2] > 0)
         total, per_view, sqs = 0.0, {}, []
         for v in views:

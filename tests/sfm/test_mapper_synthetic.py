@@ -343,3 +343,27 @@ def test_an_initial_pair_is_judged_by_the_pose_the_model_would_start_from():
     assert controller._seeds[m.model] != first
     entry = next(e for e in controller.log.initial_pairs if tuple(e["pair"]) == first)
     assert "deg off the rotations" in entry["rejected"]
+
+
+def test_a_planar_pairs_third_views_skip_keypoints_without_a_ray():
+    # the planar pair check triangulates the pair's tracks to score its decompositions in third
+    # views; with a lens whose invertible region ends inside the image (bundle adjustment drove k
+    # there on a rendered walls walk, EXIF focal length) it stopped with "xy1 contains NaN"
+    import dataclasses
+
+    from geomvision.geometry.camera import Camera
+
+    scene = orbit_scene(n_images=6, n_points=400, noise_px=0.5, outlier_ratio=0.1, rng=2)
+    m, _, state = _reconstruct(scene)
+    a, b = max((k for k, g in m.geoms.items() if g.verified), key=lambda k: m.geoms[k].num_inliers)
+    cam = state.cameras[0]
+    f, (cx, cy) = cam.mean_focal_length, cam.principal_point
+    uv = state.obs_uv[state.observations_of_image(a)]
+    r_max = float(np.median(np.hypot(uv[:, 0] - cx, uv[:, 1] - cy))) / f
+    lens = Camera("SIMPLE_RADIAL", cam.width, cam.height, [f, cx, cy, -1.0 / (3.0 * (1.5 * r_max) ** 2)])
+    state.set_camera(0, lens)
+    assert np.isnan(lens.cam_from_img(uv)[:, 0]).any()
+    # every inlier taken as on the plane (no H): the decompositions reach the third views
+    m.geoms[(a, b)] = dataclasses.replace(m.geoms[(a, b)], H=None)
+    choice = m._planar_choice(a, b)
+    assert any(c.get("views") for c in choice.candidates), choice
