@@ -14,6 +14,7 @@ the images imply (:func:`focal_from_fundamental_profile`) and warns when they di
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -214,12 +215,9 @@ def radial_distortion(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     problem; the 1-D search needs no minimal solver and keeps the camera's own model.)
 
     A lens bends every pair alike; matches on repeated structure that a distorted F happens to
-    fit bend a few (rendered walls walks without distortion measured k = +0.07 to +0.29). The
-    value is kept (``determined``) only when the pairs that fit it better than no distortion
-    are more than a fair coin would give at ``RADIAL_SIGN_TEST_LEVEL`` (one-sided sign test:
-    5 of 5, 10 of 12), else ``k`` is 0."""
-    from scipy.stats import binom
-
+    fit pull a few pairs each their own way. The value is kept (``determined``) only when the
+    pairs that fit it better than no distortion are more than a fair coin would give at
+    ``RADIAL_SIGN_TEST_LEVEL`` (one-sided sign test: 5 of 5, 10 of 12), else ``k`` is 0."""
     names = camera.param_names
     slot = names.index(k_name)
     f = camera.mean_focal_length
@@ -257,6 +255,8 @@ def radial_distortion(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     fine = np.arange(best - RADIAL_COARSE_STEP, best + RADIAL_COARSE_STEP + 1e-9, RADIAL_FINE_STEP)
     best = float(fine[np.argmin([cost(v) for v in fine])])
     preferring = int(np.sum(costs(best) < costs(0.0)))
-    determined = bool(binom.sf(preferring - 1, len(pairs), 0.5) < RADIAL_SIGN_TEST_LEVEL)
+    n = len(pairs)
+    chance = sum(math.comb(n, m) for m in range(preferring, n + 1)) / 2.0**n  # P(a coin does as well)
+    determined = chance < RADIAL_SIGN_TEST_LEVEL
     return RadialDistortion(best * to_k if determined else 0.0, best * to_k, preferring, len(pairs), determined)
 
