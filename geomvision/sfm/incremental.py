@@ -33,6 +33,7 @@ from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
 from ..scene.reconstruction import Reconstruction
 from .mapper import IncrementalMapper, MapperLog, ModelsContradict
+from .view_rotations import MAX_ROTATION_RESIDUAL_DEG
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +189,14 @@ class IncrementalController:
                         rejected[pair] = {**entry, "rejected": "no relative pose"}
                         continue
                     # the pose the model would start from (re-estimated under the current
-                    # intrinsics when they are not known) is the one judged
-                    if m.rotations.contradicted(*pair, pose.R):
+                    # intrinsics when they are not known) is the one judged; a planar pair's
+                    # decomposition by the other pairs only (planar ones as their matches decide)
+                    off = (m.rotations.residual_without_pair_deg(*pair, pose.R) or 0.0
+                           if m.geoms[pair].config == "planar" else m.rotations.residual_deg(*pair, pose.R))
+                    if off > MAX_ROTATION_RESIDUAL_DEG:
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": (
-                            f"its rotation is {m.rotations.residual_deg(*pair, pose.R):.1f} deg off the rotations "
+                            f"its rotation is {off:.1f} deg off the rotations "
                             f"averaged over all verified pairs: repeated structure?")}
                         continue
                     if angle < min_angle:
