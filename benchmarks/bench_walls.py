@@ -83,6 +83,11 @@ def run_ours(d: Path, seed: int) -> list[dict]:
 
     res = run_sfm(d / "images", SfmOptions(camera=CameraOptions(K=str(d / "K.txt")), seed=seed),
                   cache_dir=d / "cache", progress=False)
+    return _model_poses(res)
+
+
+def _model_poses(res) -> list[dict]:
+    """Each model of an SfmResult as {image name: (R, t) of cam_from_world}."""
     return [{im.name: (im.cam_from_world.R, im.cam_from_world.t) for im in rec.images.values()}
             for rec in res.reconstructions]
 
@@ -119,8 +124,7 @@ def run_ours_exif(d: Path, seed: int, factor: float) -> list[dict]:
 
     e = exif_dir(d, factor)
     res = run_sfm(e / "images", SfmOptions(seed=seed), cache_dir=e / "cache", progress=False)
-    return _png_names([{im.name: (im.cam_from_world.R, im.cam_from_world.t) for im in rec.images.values()}
-                       for rec in res.reconstructions])
+    return _png_names(_model_poses(res))
 
 
 def run_pycolmap_exif(d: Path, factor: float) -> list[dict]:

@@ -191,13 +191,14 @@ class IncrementalController:
                     # the pose the model would start from (re-estimated under the current
                     # intrinsics when they are not known) is the one judged; a planar pair's
                     # decomposition by the other pairs only (planar ones as their matches decide)
+                    planar = m.geoms[pair].config == "planar"
                     off = (m.rotations.residual_without_pair_deg(*pair, pose.R) or 0.0
-                           if m.geoms[pair].config == "planar" else m.rotations.residual_deg(*pair, pose.R))
+                           if planar else m.rotations.residual_deg(*pair, pose.R))
                     if off > MAX_ROTATION_RESIDUAL_DEG:
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": (
-                            f"its rotation is {off:.1f} deg off the rotations "
-                            f"averaged over all verified pairs: repeated structure?")}
+                            f"its rotation is {off:.1f} deg off the rotations averaged over "
+                            f"{'the other' if planar else 'all'} verified pairs: repeated structure?")}
                         continue
                     if angle < min_angle:
                         rejected[pair] = {**entry, "rejected": f"median triangulation angle {angle:.2f} deg < "

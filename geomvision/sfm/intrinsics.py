@@ -246,15 +246,14 @@ def radial_distortion(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
                 out[q] = float(np.sum(np.minimum(e, t2))) + t2 * float(np.sum(~ok))
         return out
 
-    def cost(kappa: float) -> float:
-        return float(np.sum(costs(kappa)))
-
     lo, hi = RADIAL_SEARCH_RANGE
     coarse = np.arange(lo, hi + 1e-9, RADIAL_COARSE_STEP)
-    best = float(coarse[np.argmin([cost(v) for v in coarse])])
+    best = float(coarse[np.argmin([np.sum(costs(v)) for v in coarse])])
     fine = np.arange(best - RADIAL_COARSE_STEP, best + RADIAL_COARSE_STEP + 1e-9, RADIAL_FINE_STEP)
-    best = float(fine[np.argmin([cost(v) for v in fine])])
-    preferring = int(np.sum(costs(best) < costs(0.0)))
+    per_pair = [costs(v) for v in fine]
+    b = int(np.argmin([np.sum(c) for c in per_pair]))
+    best = float(fine[b])
+    preferring = int(np.sum(per_pair[b] < costs(0.0)))
     n = len(pairs)
     chance = sum(math.comb(n, m) for m in range(preferring, n + 1)) / 2.0**n  # P(a coin does as well)
     determined = chance < RADIAL_SIGN_TEST_LEVEL
