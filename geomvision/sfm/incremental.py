@@ -5,7 +5,8 @@
 
 1. initial pair, relaxing the requirements in four stages (inliers, median triangulation angle,
    planar pairs allowed last), never a pair whose rotation is off the rotations averaged over
-   all verified pairs (``view_rotations``: repeated structure); every pair tried is logged
+   all verified pairs (``view_rotations``: repeated structure) nor one whose inliers do not
+   decide the sign of its baseline (``BASELINE_SIGN_TEST_LEVEL``); every pair tried is logged
    with the reason it was rejected;
 2. grow: register the best next image, triangulate its new tracks, adjust the local bundle, and
    adjust the global bundle whenever the model has grown by ``global_ba_growth_ratio``; when no
@@ -29,11 +30,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .._stats import sign_test_pvalue
 from ..geometry.camera import Camera
 from ..geometry.rigid import Rigid3
 from ..scene.reconstruction import Reconstruction
 from .mapper import IncrementalMapper, MapperLog, ModelsContradict
 from .view_rotations import MAX_ROTATION_RESIDUAL_DEG
+
+# an initial pair's inliers must decide the sign of its baseline: a one-sided sign test (in front
+# of both cameras against in front with the baseline reversed) below this level
+BASELINE_SIGN_TEST_LEVEL = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +205,15 @@ class IncrementalController:
                         rejected[pair] = {**entry, "rejected": (
                             f"its rotation is {off:.1f} deg off the rotations averaged over "
                             f"{'the other' if planar else 'all'} verified pairs: repeated structure?")}
+                        continue
+                    # the sign of its baseline must be decided by its inliers: matches shifted by
+                    # one window of a repeated grid can put as many in front with it reversed
+                    front, reverse = m.baseline_sign_votes(*pair, pose)
+                    if sign_test_pvalue(front, front + reverse) >= BASELINE_SIGN_TEST_LEVEL:
+                        done.add(pair)
+                        rejected[pair] = {**entry, "rejected": (
+                            f"its inliers do not decide the sign of its baseline: {front} meet in front of "
+                            f"both cameras, {reverse} with the baseline reversed: repeated structure?")}
                         continue
                     if angle < min_angle:
                         rejected[pair] = {**entry, "rejected": f"median triangulation angle {angle:.2f} deg < "

@@ -14,7 +14,6 @@ the images imply (:func:`focal_from_fundamental_profile`) and warns when they di
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from .._stats import sign_test_pvalue
 from ..geometry.camera import CAMERA_MODELS, Camera
 from ..geometry.epipolar import sampson_sq_errors
 from ..solvers import fundamental_8pt
@@ -255,7 +255,6 @@ def radial_distortion(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     best = float(fine[b])
     preferring = int(np.sum(per_pair[b] < costs(0.0)))
     n = len(pairs)
-    chance = sum(math.comb(n, m) for m in range(preferring, n + 1)) / 2.0**n  # P(a coin does as well)
-    determined = chance < RADIAL_SIGN_TEST_LEVEL
+    determined = sign_test_pvalue(preferring, n) < RADIAL_SIGN_TEST_LEVEL  # a coin does as well?
     return RadialDistortion(best * to_k if determined else 0.0, best * to_k, preferring, len(pairs), determined)
 

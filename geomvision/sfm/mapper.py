@@ -38,7 +38,7 @@ from .hub_scale import scale_from_hub_depths
 from .options import CameraOptions, MapperOptions
 from .planar import PlanarPairPose, planar_pair_pose
 from .state import MapperState
-from .verification import TwoViewGeometry, median_triangulation_angle_deg
+from .verification import TwoViewGeometry, baseline_sign_votes, median_triangulation_angle_deg
 from .view_rotations import RotationConsistency
 
 MAX_TRIANGULATION_PAIRS = 200
@@ -212,6 +212,16 @@ class IncrementalMapper:
             pose = res.model
             x1, x2 = x1[res.inliers], x2[res.inliers]
         return pose, median_triangulation_angle_deg(pose, ci.cam_from_img(x1), cj.cam_from_img(x2))
+
+    def baseline_sign_votes(self, i: int, j: int, pose: Rigid3) -> tuple[int, int]:
+        """(in front, reversed) of the verified pair (i, j)'s two-view inliers under ``pose``
+        (cam_j_from_cam_i): :func:`verification.baseline_sign_votes` at ``tri_min_angle_deg``,
+        under the current intrinsics (keypoints without a ray not counted)."""
+        g, s = self.geoms[(i, j)], self.s
+        ri = s.cameras[s.img_cam[i]].cam_from_img(s.images.keypoints[i][g.inlier_matches[:, 0]])
+        rj = s.cameras[s.img_cam[j]].cam_from_img(s.images.keypoints[j][g.inlier_matches[:, 1]])
+        ok = np.isfinite(ri[:, 0]) & np.isfinite(rj[:, 0])
+        return baseline_sign_votes(pose, ri[ok], rj[ok], self.opt.tri_min_angle_deg)
 
     def _planar_choice(self, i: int, j: int, **kwargs) -> PlanarPairPose:
         """:func:`planar.planar_pair_pose` of planar pair (i, j) with the mapper's thresholds."""

@@ -143,6 +143,27 @@ def median_triangulation_angle_deg(cam2_from_cam1: Rigid3, rays1: np.ndarray, ra
     return float(np.median(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))))
 
 
+def baseline_sign_votes(cam2_from_cam1: Rigid3, rays1: np.ndarray, rays2: np.ndarray,
+                        min_angle_deg: float) -> tuple[int, int]:
+    """(in front, reversed): of matched rays (N,2 or N,3, z = 1 plane) that meet at
+    ``min_angle_deg`` or more, how many meet in front of both cameras of ``cam2_from_cam1`` and
+    how many behind both, that is in front of both under the pose with its baseline reversed
+    ((R, -t): the same essential matrix). Mid-point depths; rays meeting at a smaller angle do
+    not tell the two apart and are not counted."""
+    d1 = np.column_stack([np.asarray(rays1, np.float64)[:, :2], np.ones(len(rays1))])
+    d2 = np.column_stack([np.asarray(rays2, np.float64)[:, :2], np.ones(len(rays2))]) @ cam2_from_cam1.R
+    d1 /= np.linalg.norm(d1, axis=1, keepdims=True)
+    d2 /= np.linalg.norm(d2, axis=1, keepdims=True)  # camera 2's rays in camera 1's frame
+    c = -cam2_from_cam1.R.T @ cam2_from_cam1.t  # camera 2's centre in camera 1's frame
+    # depths (l1, l2) minimise |l1 d1 - (c + l2 d2)|^2
+    cos = np.einsum("ij,ij->i", d1, d2)
+    c1, c2 = d1 @ c, d2 @ c
+    sin2 = np.maximum(1.0 - cos**2, 1e-300)
+    l1, l2 = (c1 - cos * c2) / sin2, (cos * c1 - c2) / sin2
+    seen = cos < np.cos(np.radians(min_angle_deg))
+    return int(np.sum(seen & (l1 > 0) & (l2 > 0))), int(np.sum(seen & (l1 < 0) & (l2 < 0)))
+
+
 def verify_pair(
     x1: np.ndarray,
     x2: np.ndarray,

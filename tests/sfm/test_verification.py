@@ -103,3 +103,35 @@ def test_median_triangulation_angle_is_that_of_the_true_points():
             assert got == pytest.approx(two_view_structure(rel, r1, r2)[0], abs=0.05)
             assert got == pytest.approx(true, abs=0.05)
     assert np.isnan(median_triangulation_angle_deg(rel, r1[:0], r2[:0]))
+
+
+def test_baseline_sign_votes_tell_a_reversed_baseline_and_a_mix_of_both():
+    """Matches in front of both cameras vote for the baseline's sign; matches that fit the same
+    essential matrix with the baseline reversed (shifted repeated structure) vote against it,
+    and a mix of the two leaves the sign undecided (the sign test the seeding uses)."""
+    from geomvision._stats import sign_test_pvalue
+    from geomvision.geometry.rigid import Rigid3
+    from geomvision.sfm.verification import baseline_sign_votes
+
+    sc = orbit_scene(n_images=2, n_points=300, noise_px=0.0, arc_deg=25.0, rng=np.random.default_rng(5))
+    x1, x2, _, _ = sc.pair(0, 1)
+    r1, r2 = sc.camera.cam_from_img(x1), sc.camera.cam_from_img(x2)
+    rel = sc.relative_pose(0, 1)
+    rev = Rigid3(rel.R, -rel.t)
+    front, back = baseline_sign_votes(rel, r1, r2, 1.5)
+    assert front > 250 and back == 0
+    assert baseline_sign_votes(rev, r1, r2, 1.5) == (back, front)
+    # points in front of both cameras of the reversed pose: the same epipolar geometry
+    rng = np.random.default_rng(1)
+    X = rng.uniform([-2, -2, 4], [2, 2, 8], (150, 3))  # camera 1's frame
+    y1 = X / X[:, 2:]
+    X2 = X @ rev.R.T + rev.t
+    keep = X2[:, 2] > 0
+    y2 = X2[keep] / X2[keep, 2:]
+    f2, b2 = baseline_sign_votes(rel, y1[keep], y2, 1.5)
+    assert f2 == 0 and b2 > 100
+    f, b = baseline_sign_votes(rel, np.r_[r1[:b2], y1[keep]], np.r_[r2[:b2], y2], 1.5)
+    assert abs(f - b) < 0.2 * (f + b) and sign_test_pvalue(f, f + b) > 0.05
+    assert sign_test_pvalue(front, front + back) < 1e-6
+    # rays that meet at less than the angle do not vote
+    assert baseline_sign_votes(rel, r1, r2, 89.0) == (0, 0)
