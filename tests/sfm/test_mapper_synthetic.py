@@ -319,6 +319,28 @@ def test_an_adjustment_leaves_out_observations_of_points_behind_their_camera():
     assert err.mean_center_error < 5e-3 * scale
 
 
+def _first_pair_started_from(change_pose) -> tuple[str, float]:
+    """Start a model on an orbit scene whose first initial pair starts from ``change_pose(pose)``;
+    the reason that pair was refused (it must be), and the share of its inliers in front of both
+    cameras under its own pose."""
+    scene = orbit_scene(n_images=6, n_points=400, noise_px=0.5, outlier_ratio=0.1, rng=2)
+    m = _mapper(scene)
+    first = m.find_initial_pairs(100)[0]
+    right = m.initial_pair_pose
+    front, _ = m.baseline_sign_votes(*first, right(*first)[0])
+
+    def changed(i, j):
+        pose, angle = right(i, j)
+        return (change_pose(pose) if (i, j) == first else pose), angle
+
+    m.initial_pair_pose = changed
+    controller = IncrementalController(m)
+    assert controller.start_model()
+    assert controller._seeds[m.model] != first
+    entry = next(e for e in controller.log.initial_pairs if tuple(e["pair"]) == first)
+    return entry["rejected"], front / len(m.geoms[first].inlier_matches)
+
+
 def test_an_initial_pair_is_judged_by_the_pose_the_model_would_start_from():
     # without known intrinsics the initial pair's pose is re-estimated under the current ones;
     # on a rendered walls walk (focal length from EXIF-like prior) that pose was 32 deg off while
@@ -326,23 +348,9 @@ def test_an_initial_pair_is_judged_by_the_pose_the_model_would_start_from():
     from geomvision import Rigid3
     from geomvision.geometry.rotation import so3_exp
 
-    scene = orbit_scene(n_images=6, n_points=400, noise_px=0.5, outlier_ratio=0.1, rng=2)
-    m = _mapper(scene)
-    first = m.find_initial_pairs(100)[0]
-    right = m.initial_pair_pose
-
-    def turned(i, j):
-        pose, angle = right(i, j)
-        if (i, j) == first:
-            pose = Rigid3(so3_exp(np.array([0.0, np.radians(20.0), 0.0])) @ pose.R, pose.t)
-        return pose, angle
-
-    m.initial_pair_pose = turned
-    controller = IncrementalController(m)
-    assert controller.start_model()
-    assert controller._seeds[m.model] != first
-    entry = next(e for e in controller.log.initial_pairs if tuple(e["pair"]) == first)
-    assert "deg off the rotations" in entry["rejected"]
+    turn = so3_exp(np.array([0.0, np.radians(20.0), 0.0]))
+    reason, _ = _first_pair_started_from(lambda pose: Rigid3(turn @ pose.R, pose.t))
+    assert "deg off the rotations" in reason
 
 
 def test_a_planar_pairs_third_views_skip_keypoints_without_a_ray():
@@ -377,22 +385,6 @@ def test_an_initial_pair_whose_inliers_do_not_decide_its_baseline_sign_is_refuse
     # initial pair starts from its pose with the baseline reversed (the same essential matrix).
     from geomvision import Rigid3
 
-    scene = orbit_scene(n_images=6, n_points=400, noise_px=0.5, outlier_ratio=0.1, rng=2)
-    m = _mapper(scene)
-    first = m.find_initial_pairs(100)[0]
-    right = m.initial_pair_pose
-    front, reverse = m.baseline_sign_votes(*first, right(*first)[0])
-    assert front > 0.9 * len(m.geoms[first].inlier_matches) and reverse < 0.05 * front
-
-    def reversed_baseline(i, j):
-        pose, angle = right(i, j)
-        if (i, j) == first:
-            pose = Rigid3(pose.R, -pose.t)
-        return pose, angle
-
-    m.initial_pair_pose = reversed_baseline
-    controller = IncrementalController(m)
-    assert controller.start_model()
-    assert controller._seeds[m.model] != first
-    entry = next(e for e in controller.log.initial_pairs if tuple(e["pair"]) == first)
-    assert "sign of its baseline" in entry["rejected"]
+    reason, in_front = _first_pair_started_from(lambda pose: Rigid3(pose.R, -pose.t))
+    assert in_front > 0.9  # under its own pose
+    assert "sign of its baseline" in reason
