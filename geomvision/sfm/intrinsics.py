@@ -254,7 +254,6 @@ def radial_distortion(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     b = int(np.argmin([np.sum(c) for c in per_pair]))
     best = float(fine[b])
     preferring = int(np.sum(per_pair[b] < costs(0.0)))
-    n = len(pairs)
-    determined = sign_test_pvalue(preferring, n) < RADIAL_SIGN_TEST_LEVEL  # a coin does as well?
+    determined = sign_test_pvalue(preferring, len(pairs)) < RADIAL_SIGN_TEST_LEVEL  # a coin does as well?
     return RadialDistortion(best * to_k if determined else 0.0, best * to_k, preferring, len(pairs), determined)
 

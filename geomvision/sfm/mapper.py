@@ -217,9 +217,7 @@ class IncrementalMapper:
         """(in front, reversed) of the verified pair (i, j)'s two-view inliers under ``pose``
         (cam_j_from_cam_i): :func:`verification.baseline_sign_votes` at ``tri_min_angle_deg``,
         under the current intrinsics (keypoints without a ray not counted)."""
-        g, s = self.geoms[(i, j)], self.s
-        ri = s.cameras[s.img_cam[i]].cam_from_img(s.images.keypoints[i][g.inlier_matches[:, 0]])
-        rj = s.cameras[s.img_cam[j]].cam_from_img(s.images.keypoints[j][g.inlier_matches[:, 1]])
+        ri, rj = self._pair_inlier_rays(i, j)
         ok = np.isfinite(ri[:, 0]) & np.isfinite(rj[:, 0])
         return baseline_sign_votes(pose, ri[ok], rj[ok], self.opt.tri_min_angle_deg)
 
@@ -576,21 +574,28 @@ class IncrementalMapper:
                 kept, total = kept + k, total + n
         return kept >= 0.5 * total
 
+    def _pair_inlier_rays(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rays (N,3) in cameras a and b of the verified pair (a, b)'s two-view inliers (either
+        order), under the current intrinsics; NaN for a keypoint beyond a lens's invertible region."""
+        s = self.s
+        g = self.geoms[(min(a, b), max(a, b))]
+        ia, ib = (0, 1) if a < b else (1, 0)
+        return (s.cameras[s.img_cam[a]].cam_from_img(s.images.keypoints[a][g.inlier_matches[:, ia]]),
+                s.cameras[s.img_cam[b]].cam_from_img(s.images.keypoints[b][g.inlier_matches[:, ib]]))
+
     def _pair_inliers_kept(self, a: int, b: int, pose_a: Rigid3, pose_b: Rigid3) -> tuple[int, int]:
         """How many of the verified pair (a, b)'s two-view inliers lie within
         ``abs_pose_max_error_px`` (Sampson error) of the epipolar lines of the poses given, and
         how many it has."""
         s = self.s
-        g = self.geoms[(min(a, b), max(a, b))]
-        ia, ib = (0, 1) if a < b else (1, 0)
         cam_a, cam_b = s.cameras[s.img_cam[a]], s.cameras[s.img_cam[b]]
-        xa = cam_a.cam_from_img(s.images.keypoints[a][g.inlier_matches[:, ia]])[:, :2]
-        xb = cam_b.cam_from_img(s.images.keypoints[b][g.inlier_matches[:, ib]])[:, :2]
+        ra, rb = self._pair_inlier_rays(a, b)
+        xa, xb = ra[:, :2], rb[:, :2]
         E = essential_from_pose(pose_a @ pose_b.inverse())  # cam_a_from_cam_b
         focal2 = cam_a.mean_focal_length * cam_b.mean_focal_length
         ok = np.isfinite(xa[:, 0]) & np.isfinite(xb[:, 0])  # beyond a lens's invertible region: not kept
         kept = int(np.sum(sampson_sq_errors(E, xb[ok], xa[ok]) * focal2 <= self.opt.abs_pose_max_error_px**2))
-        return kept, len(g.inlier_matches)
+        return kept, len(xa)
 
     def drop_contradicted_images(self) -> list[int]:
         """Remove from the current model the images whose poses keep less than half of the

@@ -265,7 +265,8 @@ def _initial_distortion(cameras, img_cam, geoms: dict[tuple[int, int], TwoViewGe
     pairs that are neither a plane nor a rotation (most inliers first;
     :func:`intrinsics.radial_distortion` on their verified inliers and ``raw_matches(i, j)``).
     Bundle adjustment refines it; a start at 0 under strong distortion can leave the growing model
-    in a wrong basin (RESULTS: self-calibration under strong radial distortion). Needs ``DISTORTION_MIN_PAIRS`` pairs; not for a planar scene (F undetermined); kept only when
+    in a wrong basin (RESULTS: self-calibration under strong radial distortion). Needs
+    ``DISTORTION_MIN_PAIRS`` pairs; not for a planar scene (F undetermined); kept only when
     the pairs agree on it (``RadialDistortion.determined``: a sign test), else k stays 0. Adds
     what was done to ``info`` (per camera)."""
     for c, cam in enumerate(cameras):

@@ -128,6 +128,14 @@ def two_view_structure(cam2_from_cam1: Rigid3, rays1: np.ndarray, rays2: np.ndar
     return float(np.median(ang)), fraction
 
 
+def _unit_rays_in_first_frame(cam2_from_cam1: Rigid3, rays1: np.ndarray, rays2: np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Unit directions (N,3) of matched rays (N,2 or N,3, z = 1 plane), both in camera 1's frame."""
+    d1 = np.column_stack([np.asarray(rays1, np.float64)[:, :2], np.ones(len(rays1))])
+    d2 = np.column_stack([np.asarray(rays2, np.float64)[:, :2], np.ones(len(rays2))]) @ cam2_from_cam1.R
+    return (d1 / np.linalg.norm(d1, axis=1, keepdims=True), d2 / np.linalg.norm(d2, axis=1, keepdims=True))
+
+
 def median_triangulation_angle_deg(cam2_from_cam1: Rigid3, rays1: np.ndarray, rays2: np.ndarray) -> float:
     """Median triangulation angle (degrees) of matched rays (z = 1 plane) under a relative pose:
     the angle between the two viewing rays, that at their point where they meet (for inliers,
@@ -135,11 +143,8 @@ def median_triangulation_angle_deg(cam2_from_cam1: Rigid3, rays1: np.ndarray, ra
     asks it of every candidate pair). nan without matches."""
     if len(rays1) == 0:
         return float("nan")
-    d1 = np.asarray(rays1, np.float64)[:, :2]
-    d1 = np.column_stack([d1, np.ones(len(d1))])
-    d2 = np.asarray(rays2, np.float64)[:, :2]
-    d2 = np.column_stack([d2, np.ones(len(d2))]) @ cam2_from_cam1.R  # rows R^T d2: camera 1's frame
-    cos = np.einsum("ij,ij->i", d1, d2) / (np.linalg.norm(d1, axis=1) * np.linalg.norm(d2, axis=1))
+    d1, d2 = _unit_rays_in_first_frame(cam2_from_cam1, rays1, rays2)
+    cos = np.einsum("ij,ij->i", d1, d2)
     return float(np.median(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))))
 
 
@@ -150,10 +155,7 @@ def baseline_sign_votes(cam2_from_cam1: Rigid3, rays1: np.ndarray, rays2: np.nda
     how many behind both, that is in front of both under the pose with its baseline reversed
     ((R, -t): the same essential matrix). Mid-point depths; rays meeting at a smaller angle do
     not tell the two apart and are not counted."""
-    d1 = np.column_stack([np.asarray(rays1, np.float64)[:, :2], np.ones(len(rays1))])
-    d2 = np.column_stack([np.asarray(rays2, np.float64)[:, :2], np.ones(len(rays2))]) @ cam2_from_cam1.R
-    d1 /= np.linalg.norm(d1, axis=1, keepdims=True)
-    d2 /= np.linalg.norm(d2, axis=1, keepdims=True)  # camera 2's rays in camera 1's frame
+    d1, d2 = _unit_rays_in_first_frame(cam2_from_cam1, rays1, rays2)
     c = -cam2_from_cam1.R.T @ cam2_from_cam1.t  # camera 2's centre in camera 1's frame
     # depths (l1, l2) minimise |l1 d1 - (c + l2 d2)|^2
     cos = np.einsum("ij,ij->i", d1, d2)
