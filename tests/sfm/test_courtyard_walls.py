@@ -72,32 +72,17 @@ def test_repeated_windows_give_no_wrong_model(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_model_grown_from_a_reversed_baseline_gives_its_views_back(tmp_path_factory, monkeypatch):
+def test_a_pair_whose_inliers_do_not_decide_its_baseline_sign_seeds_no_model(tmp_path_factory):
     # 25 views, 15 % unique windows, walk seed 2, SfM seed 1 (bench_walls' walk 5): the pair 11-14
     # verified with a right rotation and its baseline reversed (179.9 deg) on matches shifted by a
-    # window and seeded a model of four views (10, 11, 14, 15), consistent in itself. The 19-view
-    # model of the others merged into it through the pairs 9-10, 8-10, 9-11 at its one end, having
-    # passed over the stronger pairs at its other end as wrong (15-16, 511 inliers, kept 192 after
-    # the merge): one 23-view model 4.86 m off. A pair between two models as strong as one the
-    # merge used must now agree with the merged poses too; when it does not, the models
-    # contradict each other, the smaller one is dissolved, and its views register into the
-    # larger one by their 2D-3D correspondences: 25 views, 12 mm. (The seeding now refuses that
-    # pair, test below; here it is let through to test the merge.)
-    from geomvision.sfm import incremental
-
-    monkeypatch.setattr(incremental, "BASELINE_SIGN_TEST_LEVEL", 1.01)
-    errors = _map(tmp_path_factory, 0.15, 2, n=25, seed=1)
-    assert len(errors) == 1 and errors[0][0] == 25, errors
-    assert errors[0][1] < 0.03, errors  # metres, on a 35 m walk (the model was 4.86 m off)
-
-
-@pytest.mark.slow
-def test_a_pair_whose_inliers_do_not_decide_its_baseline_sign_seeds_no_model(tmp_path_factory):
-    # the walk above: of the pair 11-14's inliers whose rays meet at 1.5 deg or more, 82 meet in
-    # front of both cameras under its verified pose and 71 with its baseline reversed (a right
-    # pair of the walk: 667 against 44); a coin does as well 21 % of the time, so the seeding
-    # refuses it (sign test at 5 %) and no model is grown from it: 22 + 3 views, every model right
-    # (with the EXIF focal length instead of K the walk had been wrong at every seed)
+    # window and seeded a model consistent in itself, into which the others merged: one model
+    # metres off (here 18 views 4.7 m off), unless a strong pair across the two contradicted the
+    # merge (on some CPUs the models form in an order where one does). Of its inliers whose rays
+    # meet at 1.5 deg or more, 82 meet in front of both cameras under its verified pose and 71
+    # with its baseline reversed (a right pair of the walk: 667 against 44); a coin does as well
+    # 21 % of the time, so the seeding refuses it (sign test at 5 %) and no model is grown from
+    # it: 22 + 3 views, every model right (with the EXIF focal length instead of K the walk had
+    # been wrong at every seed)
     errors = _map(tmp_path_factory, 0.15, 2, n=25, seed=1)
     assert sum(n for n, _, _ in errors) >= 24, errors
     assert all(mean < 0.03 for _, mean, _ in errors), errors
