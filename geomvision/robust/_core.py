@@ -200,16 +200,49 @@ def point_cost(e, sq_threshold, scale):
 
 
 @njit(cache=True)
-def msac_score(errs, sq_threshold, scale=0.0):
+def msac_score(errs, sq_threshold, scale=0.0, shared=None):
     """(score, number of points with e^2 < t^2): the sum over the points of
     ``point_cost(e^2)`` below the threshold and t^2 above it (with ``scale`` 0 the MSAC score,
-    sum of min(e^2, t^2))."""
+    sum of min(e^2, t^2)). With ``shared`` (:func:`shared_scratch`), the matches of a group that
+    share a keypoint count once, with the lowest cost among them (the count is of all points)."""
     score = 0.0
     k = 0
+    if shared is not None:
+        shared[1][:] = sq_threshold
     for i in range(errs.shape[0]):
-        score += point_cost(errs[i], sq_threshold, scale)
+        c = point_cost(errs[i], sq_threshold, scale)
+        if shared is None or shared[0][i] < 0:
+            score += c
+        elif c < shared[1][shared[0][i]]:
+            shared[1][shared[0][i]] = c
         k += errs[i] < sq_threshold
+    if shared is not None:
+        score += shared[1].sum()
     return score, k
+
+
+@njit(cache=True)
+def shared_scratch(groups):
+    """(groups, lowest cost per group, count per group) for ``groups`` (n,): each point's group of
+    matches sharing a keypoint (0..G-1), or -1 for a match that shares none."""
+    g = groups.max() + 1 if groups.shape[0] > 0 else 0
+    return groups, np.empty(max(g, 0)), np.zeros(max(g, 0), dtype=np.int64)
+
+
+@njit(inline="always")
+def share_weights(idx, w, shared):
+    """Divide each ``w[j]`` by the number of the points ``idx`` in its shared-keypoint group:
+    matches through one keypoint share one point's weight in a refinement."""
+    groups, count = shared[0], shared[2]
+    for j in range(idx.shape[0]):
+        if groups[idx[j]] >= 0:
+            count[groups[idx[j]]] += 1
+    for j in range(idx.shape[0]):
+        if groups[idx[j]] >= 0:
+            w[j] /= count[groups[idx[j]]]
+    for j in range(idx.shape[0]):
+        if groups[idx[j]] >= 0:
+            count[groups[idx[j]]] = 0
 
 
 @njit(cache=True)
@@ -247,21 +280,30 @@ OTHER_BASIN_ROUNDS = 5  # and may run this many times the usual rounds
 
 
 @njit(inline="always")
-def score_model(sq_errors, data, model, errs, sq_threshold, bound, scale):
-    """Score of ``model`` (:func:`msac_score` with ``scale``) and its inlier count, computing
+def score_model(sq_errors, data, model, errs, sq_threshold, bound, scale, shared):
+    """Score of ``model`` (:func:`msac_score` with ``scale`` and ``shared``) and its inlier count, computing
     errors block by block and giving up (returning (inf, 0)) as soon as the partial score
     exceeds ``bound``; on a full pass ``errs`` holds every squared error."""
     n = errs.shape[0]
+    groups, low = shared[0], shared[1]
+    low[:] = sq_threshold
     score = 0.0
     k = 0
     for start in range(0, n, SCORE_BLOCK):
         stop = min(n, start + SCORE_BLOCK)
         sq_errors(data, model, start, stop, errs)
         for i in range(start, stop):
-            score += point_cost(errs[i], sq_threshold, scale)
+            c = point_cost(errs[i], sq_threshold, scale)
+            if groups[i] < 0:
+                score += c
+            elif c < low[groups[i]]:
+                low[groups[i]] = c
             k += errs[i] < sq_threshold
-        if score > bound:
+        if score > bound:  # the groups' costs are not in yet: a lower bound
             return np.inf, 0
+    score += low.sum()
+    if score > bound:
+        return np.inf, 0
     return score, k
 
 
@@ -299,7 +341,7 @@ def select_below(errs, sq_threshold):
 
 
 @njit(inline="always")
-def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, num_inl, errs, models,
+def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, num_inl, errs, models, shared,
                        params_i, params_f, rounds, max_iters, try_nonminimal, max_points, stop_on_stable_set,
                        abort_score, target_score):
     """LO-RANSAC step on ``model``: a non-minimal refit on its inliers (kept if its MSAC score is
@@ -320,9 +362,10 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
         idx = select_below(errs, sq_thr)
         if idx.shape[0] > params_i[P_SAMPLE_SIZE]:
             w = np.ones(idx.shape[0])
+            share_weights(idx, w, shared)
             k = fit_nonminimal(data, idx, w, models)
             for j in range(k):
-                sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, score, scale)
+                sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, score, scale, shared)
                 if sc < score:
                     score, num_inl = sc, ni
                     best[:] = models[j]
@@ -345,13 +388,14 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
         for j in range(idx.shape[0]):
             r = 1.0 - errs[idx[j]] / sq_lo
             w[j] = r * r
+        share_weights(idx, w, shared)
         cand = refine(data, cur, idx, w, max_iters)
         step = 0.0
         for j in range(cand.shape[0]):
             step = max(step, abs(cand[j] - cur[j]))
         cur[:] = cand
         sq_errors(data, cur, 0, errs.shape[0], errs)
-        sc, ni = msac_score(errs, sq_thr, scale)
+        sc, ni = msac_score(errs, sq_thr, scale, shared)
         if sc < score:
             score, num_inl = sc, ni
             best[:] = cur
@@ -372,7 +416,7 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
 
 
 @njit(inline="always")
-def polish(refine, sq_errors, data, model, errs, params_i, params_f, sq_select, max_points, step_tol):
+def polish(refine, sq_errors, data, model, errs, shared, params_i, params_f, sq_select, max_points, step_tol):
     """M-estimate of ``model`` on the points with squared error below ``sq_select`` (selected
     once): iteratively reweighted refinement with Cauchy weights 1 / (1 + e^2 / c^2), c = the
     polish scale times the threshold, until the model stops moving. Returns the polished model.
@@ -391,6 +435,7 @@ def polish(refine, sq_errors, data, model, errs, params_i, params_f, sq_select, 
     for _ in range(params_i[P_POLISH_ROUNDS]):
         for j in range(idx.shape[0]):
             w[j] = 1.0 / (1.0 + errs[idx[j]] / c2)
+        share_weights(idx, w, shared)
         cand = refine(data, cur, idx, w, params_i[P_FINAL_REFINE_ITERS])
         step = 0.0
         size = 1.0
@@ -411,17 +456,17 @@ LO_RELAX_STEP_TOL = 1e-3  # Strecha sets most of ~7 LO runs per pair are new bes
 
 
 @njit(inline="always")
-def relax(refine, sq_errors, data, model, score, num_inl, errs, params_i, params_f, max_points, step_tol):
+def relax(refine, sq_errors, data, model, score, num_inl, errs, shared, params_i, params_f, max_points, step_tol):
     """The relaxation of ``model`` (score ``score``): its polish on at most ``max_points`` of the
     points within ``P_RELAX_MULT`` thresholds, to a relative step ``step_tol``, taken when it
     scores lower. Two optima that share most of their inliers (0.4 degrees apart on a Strecha
     pair) are separate minima of the refinement at the threshold but not of the smooth Cauchy
     cost over the wider selection. Returns (model, score, num_inliers)."""
     sq_thr = params_f[P_SQ_THRESHOLD]
-    m = polish(refine, sq_errors, data, model, errs, params_i, params_f, params_f[P_RELAX_MULT] ** 2 * sq_thr,
+    m = polish(refine, sq_errors, data, model, errs, shared, params_i, params_f, params_f[P_RELAX_MULT] ** 2 * sq_thr,
                max_points, step_tol)
     sq_errors(data, m, 0, errs.shape[0], errs)
-    sc, ni = msac_score(errs, sq_thr, params_f[P_SCORE_SCALE])
+    sc, ni = msac_score(errs, sq_thr, params_f[P_SCORE_SCALE], shared)
     if sc < score:
         return m, sc, ni
     return model, score, num_inl
@@ -449,14 +494,15 @@ def probe_offset(it, n):
 
 
 @njit(cache=True)
-def sprt_steps(n, sq_thr, bar_score, delta):
+def sprt_steps(total, sq_thr, bar_score, delta):
     """The log-likelihood steps of the pre-test (Matas and Chum's SPRT): (step per inlier, step
     per outlier), for the hypothesis "a model with half the inliers ``bar_score`` implies" (rate
-    eps) against "a wrong model" (rate ``delta``, measured on the models scored so far); (0, 0)
+    eps; ``total``: the all-outlier score over t^2) against "a wrong model" (rate ``delta``,
+    measured on the models scored so far); (0, 0)
     when the two cannot be told apart cheaply (no bar yet, or delta above eps / 2)."""
     if not bar_score < np.inf:
         return 0.0, 0.0
-    eps = 0.5 * (n - bar_score / sq_thr) / n
+    eps = 0.5 * (total - bar_score / sq_thr) / total
     if not (eps > 0.0 and delta > 0.0 and delta < 0.5 * eps and eps < 1.0):
         return 0.0, 0.0
     return math.log(delta / eps), math.log((1.0 - delta) / (1.0 - eps))
@@ -513,12 +559,12 @@ def keep_pretested(sq_errors, data, models, k, errs, sq_thr, probe, off, step_in
 
 
 @njit(inline="always")
-def pick_best(sq_errors, data, models, k, errs, sq_thr, bound, num_inl, out, scale):
+def pick_best(sq_errors, data, models, k, errs, sq_thr, bound, num_inl, out, scale, shared):
     """Copy into ``out`` the lowest-scoring of the first k ``models`` that scores below
     ``bound``. Returns (its score or ``bound``, its inliers or ``num_inl``, whether one did)."""
     picked = False
     for j in range(k):
-        sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, bound, scale)
+        sc, ni = score_model(sq_errors, data, models[j], errs, sq_thr, bound, scale, shared)
         if sc < bound:
             bound, num_inl = sc, ni
             out[:] = models[j]
@@ -527,9 +573,11 @@ def pick_best(sq_errors, data, models, k, errs, sq_thr, bound, num_inl, out, sca
 
 
 @njit(inline="always")
-def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sample, repair, data, order,
+def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sample, repair, data, order, groups,
                 params_i, params_f, seed):
-    """Run RANSAC. ``order`` maps sample positions to point indices (best-first for PROSAC).
+    """Run RANSAC. ``order`` maps sample positions to point indices (best-first for PROSAC);
+    ``groups`` (n,): each point's group of matches that share a keypoint (-1: none), which count
+    once in the score and share one point's weight in the refinements.
 
     Returns (model (model_dim,), score, num_inliers, inlier mask (n,), iterations, lo_runs,
     lo_improvements, found)."""
@@ -543,6 +591,8 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     sq_thr = params_f[P_SQ_THRESHOLD]
     conf = params_f[P_CONFIDENCE]
     score_scale = params_f[P_SCORE_SCALE]
+    shared = shared_scratch(groups)
+    total = float(n - np.count_nonzero(groups >= 0) + shared[1].shape[0])  # all-outlier score / t^2
     relaxing = use_lo and params_f[P_RELAX_MULT] > 0.0 and params_f[P_POLISH_SCALE] > 0.0 and params_i[P_POLISH_ROUNDS] > 0
 
     state = np.empty(1, dtype=np.uint64)
@@ -625,7 +675,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                 params_f[S_DELTA_SEEN + it - 1] = wrong_rate(sq_errors, data, models, k, errs, sq_thr, s)
             if delta == 0.0 and it == PRETEST_MIN_SCORED:
                 delta = max(np.median(params_f[S_DELTA_SEEN : S_DELTA_SEEN + PRETEST_MIN_SCORED]), 0.5 / n)
-            step_in, step_out = sprt_steps(n, sq_thr, best_min_score if use_lo else best_score, delta)
+            step_in, step_out = sprt_steps(total, sq_thr, best_min_score if use_lo else best_score, delta)
             if step_out != 0.0 and k > 0:
                 for j in range(s):
                     in_sample[sample[j]] = True
@@ -641,18 +691,18 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             if use_lo:
                 bound = best_min_score
                 if best_min_score < np.inf:
-                    bound = max(best_min_score, 0.5 * (n * sq_thr + best_min_score - s * sq_thr))
+                    bound = max(best_min_score, 0.5 * (total * sq_thr + best_min_score - s * sq_thr))
             else:
                 bound = best_score
             bound, cand_inl, picked = pick_best(sq_errors, data, models, k, errs, sq_thr, bound, cand_inl, cand,
-                                                score_scale)
+                                                score_scale, shared)
             if not picked:
                 continue
             # estimator-specific degeneracy handling (e.g. DEGENSAC) of the new minimal model
             sq_errors(data, cand, 0, n, errs)
             kr = repair(data, sample, cand, errs, sq_thr, lo_models)
             bound, cand_inl, _ = pick_best(sq_errors, data, lo_models, kr, errs, sq_thr, bound, cand_inl, cand,
-                                           score_scale)
+                                           score_scale, shared)
             other_basin = use_lo and bound >= best_min_score
             if other_basin:
                 # Not a new best minimal model, but a promising one: LO from it unless nearly all
@@ -691,8 +741,8 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
             cand[:] = best
             bound, cand_inl = best_score, best_inl
             if relaxing:  # the final refinement starts from the relaxed best model when it scores lower
-                m, bound, cand_inl = relax(refine, sq_errors, data, best, bound, cand_inl, errs, params_i, params_f,
-                                           RELAX_MAX_POINTS, RELAX_STEP_TOL)
+                m, bound, cand_inl = relax(refine, sq_errors, data, best, bound, cand_inl, errs, shared, params_i,
+                                           params_f, RELAX_MAX_POINTS, RELAX_STEP_TOL)
                 cand[:] = m
             rounds, iters, nonmin = params_i[P_FINAL_ITERS], params_i[P_FINAL_REFINE_ITERS], not use_lo
             max_points = 0
@@ -702,14 +752,14 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
         else:
             break
         m, sc, ni, imp = local_optimization(refine, fit_nonminimal, sq_errors, data, cand, bound, cand_inl, errs,
-                                            lo_models, params_i, params_f, rounds, iters, nonmin, max_points,
+                                            lo_models, shared, params_i, params_f, rounds, iters, nonmin, max_points,
                                             stable_stop, abort_score, target_score)
         lo_runs += 1
         lo_improved += imp
         if relaxing and not final_done:
             # at low inlier ratios LO often ends in a local optimum next to a better one
-            m, sc, ni = relax(refine, sq_errors, data, m, sc, ni, errs, params_i, params_f, LO_RELAX_MAX_POINTS,
-                              LO_RELAX_STEP_TOL)
+            m, sc, ni = relax(refine, sq_errors, data, m, sc, ni, errs, shared, params_i, params_f,
+                              LO_RELAX_MAX_POINTS, LO_RELAX_STEP_TOL)
         if sc < best_score:
             best[:] = m
             best_score, best_inl = sc, ni
@@ -720,10 +770,11 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     if found:
         polished = best_inl > s and params_i[P_POLISH_ROUNDS] > 0
         if polished:
-            best = polish(refine, sq_errors, data, best, errs, params_i, params_f, sq_thr, 0, POLISH_STEP_TOL)
+            best = polish(refine, sq_errors, data, best, errs, shared, params_i, params_f, sq_thr, 0,
+                          POLISH_STEP_TOL)
         sq_errors(data, best, 0, errs.shape[0], errs)
         if polished:
-            best_score, best_inl = msac_score(errs, sq_thr, score_scale)
+            best_score, best_inl = msac_score(errs, sq_thr, score_scale, shared)
         for i in range(n):
             mask[i] = errs[i] < sq_thr
     params_i[S_DONE] = 1

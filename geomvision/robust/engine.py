@@ -17,7 +17,7 @@ matters for the SfM pipeline's thousands of pairs. So each estimator hands its n
 the engine as first-class functions, and models travel as flat float64 vectors (``model_dim``
 numbers: a line's (a, b, c), a homography's 9 entries, a pose's [R | t] row-major).
 Numba does not cache a function whose arguments are dispatchers, so each estimator module defines
-a three-line ``@njit(cache=True)`` wrapper, ``_run(data, order, params_i, params_f, seed)``, that
+a three-line ``@njit(cache=True)`` wrapper, ``_run(data, order, groups, params_i, params_f, seed)``, that
 calls ``ransac_core`` with its kernels as globals: the loop is written once and compiled (and
 cached) once per estimator (see ``_core``'s docstring for why the loop is inlined).
 
@@ -35,6 +35,10 @@ model and gives up after ``ABORT_ROUNDS`` rounds that do not beat the best minim
 final model gets longer reweighted refinement. Each estimator's refinement minimises the same
 error it is scored with.
 
+Shared keypoints: two-view estimators group the matches that share a pixel in either image
+(:func:`shared_keypoint_groups`); a group counts once in the score, with its lowest cost, and its
+selected members share one point's weight in each refinement.
+
 The same kernels are reachable from Python through the readable protocol methods
 ``fit_minimal(sample)``, ``sq_errors(model)`` and ``refine(model, inliers)`` of every estimator.
 
@@ -51,6 +55,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from .._interrupt import check as check_interrupt
 from .._validation import RngLike, as_array, as_points, as_rng, check_positive, check_same_length
@@ -132,9 +138,12 @@ class Estimator:
     k_repair: Callable = staticmethod(core.no_repair)
     k_run: Callable
 
-    def __init__(self, data: tuple, num_points: int) -> None:
+    def __init__(self, data: tuple, num_points: int, keypoint_groups: np.ndarray | None = None) -> None:
         self.data = data
         self.num_points = int(num_points)
+        # (N,) int64: each match's group of matches sharing a keypoint, -1 for none
+        # (:func:`shared_keypoint_groups`); None: no match shares one
+        self.keypoint_groups = keypoint_groups
 
     # --- model conversion ---------------------------------------------------------------------
     def decode(self, vec: np.ndarray) -> Any:
@@ -194,7 +203,7 @@ class MatrixEstimator(Estimator):
         a = as_points(x1, "x1", 2)
         b = as_points(x2, "x2", 2)
         check_same_length(x1=a, x2=b)
-        super().__init__((a, b), len(a))
+        super().__init__((a, b), len(a), shared_keypoint_groups(a, b))
 
     def decode(self, vec: np.ndarray) -> np.ndarray:
         return vec.reshape(3, 3).copy()
@@ -204,6 +213,40 @@ class MatrixEstimator(Estimator):
         if M.shape != (3, 3):
             raise ValueError(f"model must be a (3, 3) {self.matrix_name}, got shape {M.shape}")
         return np.ascontiguousarray(M.ravel())
+
+
+def shared_keypoint_groups(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """Groups (N,) int64 of matches x1[i] <-> x2[i] (N,2) joined by a pixel they share in one
+    image while differing in the other (0..G-1; -1 for a match that joins no other).
+
+    A keypoint is the image of one 3D point, so of k matches through it to k different places
+    (many-to-one matches of a ratio test) at most one is right; RANSAC counts a group once, with
+    its best-fitting match. Counted k times, k matches onto one pixel of image 2 (all of which fit
+    any pose whose epipole is there) outscored the true pose of real wide pairs (Strecha
+    fountain-P11 views 1-9: 12 matches onto one keypoint). Repeats of one pixel pair (a location
+    described at two orientations in both images) make no group: they agree on where it is."""
+    n = len(x1)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, pair = np.unique(np.hstack([x1, x2]), axis=0, return_inverse=True)
+    pair = pair.ravel()
+    m = int(pair.max()) + 1
+    rows, cols = [], []
+    for x in (x1, x2):
+        _, pixel = np.unique(x, axis=0, return_inverse=True)
+        pixel = pixel.ravel()
+        first = np.full(int(pixel.max()) + 1, m)
+        np.minimum.at(first, pixel, pair)
+        rows.append(pair)
+        cols.append(first[pixel])  # each pixel pair linked to the first pixel pair through its pixel
+    graph = coo_matrix((np.ones(2 * n), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m))
+    _, labels = connected_components(graph, directed=False)
+    distinct = np.bincount(labels, minlength=labels.max() + 1)  # distinct pixel pairs per component
+    label = labels[pair]
+    groups = np.full(n, -1, dtype=np.int64)
+    shared = distinct[label] > 1
+    groups[shared] = np.unique(label[shared], return_inverse=True)[1].ravel()
+    return groups
 
 
 def ransac(
@@ -227,6 +270,7 @@ def ransac(
     gen = as_rng(rng)
 
     order = np.arange(n, dtype=np.int64)
+    groups = np.full(n, -1, dtype=np.int64) if estimator.keypoint_groups is None else estimator.keypoint_groups
     if quality is not None:
         q = as_array(quality, "quality", (n,))
         order = np.argsort(-q, kind="stable").astype(np.int64)
@@ -260,7 +304,7 @@ def ransac(
 
     while True:  # chunks of CHUNK_ITERATIONS draws; Ctrl-C is seen between them
         vec, score, num_inl, mask, iters, lo_runs, lo_imp, found = estimator.k_run(
-            estimator.data, order, params_i, params_f, seed
+            estimator.data, order, groups, params_i, params_f, seed
         )
         if params_i[core.S_DONE]:
             break

@@ -220,9 +220,9 @@ def _repair(data, sample, model, errs, sq_threshold, models):
 
 
 @njit(cache=True)
-def _run(data, order, params_i, params_f, seed):
+def _run(data, order, groups, params_i, params_f, seed):
     return core.ransac_core(_fit_minimal, _fit_nonminimal, _refine, _sq_errors, _degenerate, _repair,
-                            data, order, params_i, params_f, seed)
+                            data, order, groups, params_i, params_f, seed)
 
 
 class FundamentalEstimator(MatrixEstimator):

@@ -100,9 +100,9 @@ def _refine(data, model, idx, weights, max_iters):
 
 
 @njit(cache=True)
-def _run(data, order, params_i, params_f, seed):
+def _run(data, order, groups, params_i, params_f, seed):
     return core.ransac_core(_fit_minimal, _fit_nonminimal, _refine, _sq_errors, _degenerate, core.no_repair,
-                            data, order, params_i, params_f, seed)
+                            data, order, groups, params_i, params_f, seed)
 
 
 class LineEstimator(Estimator):

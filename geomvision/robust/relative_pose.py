@@ -37,7 +37,7 @@ from ..solvers._numeric import det3, matmul3, svd
 from ..solvers.refine import refine_relative_pose_nb
 from . import _core as core
 from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_parallel_rays, gather_rows
-from .engine import PoseEstimator, RansacResult, RansacStats, ransac
+from .engine import PoseEstimator, RansacResult, RansacStats, ransac, shared_keypoint_groups
 from .options import RansacOptions, resolve_options
 
 
@@ -167,9 +167,9 @@ def _refine(data, model, idx, weights, max_iters):
 
 
 @njit(cache=True)
-def _run(data, order, params_i, params_f, seed):
+def _run(data, order, groups, params_i, params_f, seed):
     return core.ransac_core(_fit_minimal, _fit_nonminimal, _refine, _sq_errors, _degenerate, core.no_repair,
-                            data, order, params_i, params_f, seed)
+                            data, order, groups, params_i, params_f, seed)
 
 
 def _rays(uv: np.ndarray, camera: Camera, name: str) -> np.ndarray:
@@ -229,7 +229,7 @@ class RelativePoseEstimator(PoseEstimator):
         cols = np.empty((6, len(a)))  # (6, N) for the error loop
         cols[:3] = r1.T
         cols[3:] = r2.T
-        super().__init__((r1, r2, inv_f2, np.array([gate]), cols), len(a))
+        super().__init__((r1, r2, inv_f2, np.array([gate]), cols), len(a), shared_keypoint_groups(a, b))
 
 
 def estimate_relative_pose(

@@ -28,9 +28,9 @@ def _mock_sq_errors(data, model, start, stop, out):
 
 
 @njit
-def _mock_run(data, order, params_i, params_f, seed):
+def _mock_run(data, order, groups, params_i, params_f, seed):
     return core.ransac_core(_mock_fit, core.no_nonminimal, core.refine_identity, _mock_sq_errors,
-                            core.no_degeneracy, core.no_repair, data, order, params_i, params_f, seed)
+                            core.no_degeneracy, core.no_repair, data, order, groups, params_i, params_f, seed)
 
 
 def _mock(sample_size: int, n: int, num_inliers: int) -> Estimator:
