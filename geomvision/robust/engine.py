@@ -35,9 +35,9 @@ model and gives up after ``ABORT_ROUNDS`` rounds that do not beat the best minim
 final model gets longer reweighted refinement. Each estimator's refinement minimises the same
 error it is scored with.
 
-Shared keypoints: two-view estimators group the matches that share a pixel in either image
-(:func:`shared_keypoint_groups`); a group counts once in the score, with its lowest cost, and its
-selected members share one point's weight in each refinement.
+Shared keypoints: two-view estimators group the matches that share a pixel in one image and go
+to different pixels in the other (:func:`shared_keypoint_groups`); a group counts once in the
+score, with its lowest cost, and its selected members share one point's weight in each refinement.
 
 The same kernels are reachable from Python through the readable protocol methods
 ``fit_minimal(sample)``, ``sq_errors(model)`` and ``refine(model, inliers)`` of every estimator.
