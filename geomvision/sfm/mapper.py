@@ -426,6 +426,12 @@ class IncrementalMapper:
                 tried.append(0)
                 found = None
             if found is not None:
+                other = self._points_fit_another_pose(i, obs, found[0], found[1])
+                if other is not None:
+                    self.log.registration[i] = f"not registered from pair with {s.images.names[found[2]]}: {other}"
+                    log.info("%s: %s", s.images.names[i], self.log.registration[i])
+                    return False
+            if found is not None:
                 pose, inl, r, n_pair = found
                 s.register(i, pose, self.model)
                 s.activate_observations(obs[inl])
@@ -520,6 +526,25 @@ class IncrementalMapper:
             if lm > 0 and inl.sum() >= max(floor, 0.5 * len(obs)):
                 return Rigid3(R, base + lm * d, check=False), inl, r, n_pair
         return None
+
+    def _points_fit_another_pose(self, i: int, obs: np.ndarray, pose: Rigid3, inl: np.ndarray) -> str | None:
+        """Why the 2D-3D correspondences ``obs`` of image i do not confirm ``pose``, taken from a
+        pair's rotation and direction with ``inl`` of them (mask over obs) fixing its distance,
+        or None: an absolute pose from the correspondences alone fits as many of them with a
+        rotation more than ``MAX_PAIR_ROTATION_DISAGREEMENT_DEG`` from the pair's. Correspondences
+        bunched on a few windows of one wall fit a rotation and a sideways shift alike, so they do
+        not tell a pair verified 8 degrees off on a window grid (shifted by a window) from the
+        true pose; the pair's rotation is then all that the pose rests on."""
+        s, o = self.s, self.opt
+        res = estimate_absolute_pose(s.obs_uv[obs], s.X[s.obs_track[obs]], s.cameras[s.img_cam[i]],
+                                     max_error=o.abs_pose_max_error_px, rng=self._rng(3, i, int(self.trials[i])))
+        if res.model is None or int(res.inliers.sum()) < int(inl.sum()):
+            return None
+        angle = float(rotation_error_deg(res.model.R[None], pose.R[None])[0])
+        if angle <= MAX_PAIR_ROTATION_DISAGREEMENT_DEG:
+            return None
+        return (f"its 2D-3D correspondences fit as well ({int(res.inliers.sum())} inliers against "
+                f"{int(inl.sum())}) a pose whose rotation is {angle:.1f} deg from the pair's")
 
     def _centre_from_pairs(self, i: int, pairs: list):
         """Branch 2 of :meth:`register_image_from_pair`: (pose, [(r, kept, inliers)]) or None."""
