@@ -201,21 +201,28 @@ def test_models_hinged_at_one_image_stay_apart_when_its_depths_do_not_agree():
     assert mapper.model == 1 and list(mapper.state.image_model) == [0] * 4 + [1] * 4
 
 
+def _orbit_model(n_registered: int):
+    """(scene, mapper) of 6 orbit views with views 0..n_registered-1 registered in one model,
+    triangulated and adjusted."""
+    scene = orbit_scene(n_images=6, n_points=500, noise_px=0.5, rng=3)
+    mapper = _mapper(scene)
+    pose, _ = mapper.initial_pair_pose(0, 1)
+    assert mapper.register_initial_pair(0, 1, pose, 50) is None
+    for i in range(2, n_registered):
+        assert mapper.register_image(i), mapper.log.registration[i]
+        mapper.triangulate_image(i)
+    mapper.adjust_global_bundle()
+    return scene, mapper
+
+
 def test_a_view_whose_pose_contradicts_its_verified_pairs_leaves_the_model():
     """A model of 6 orbit views, one of them then moved along the orbit (as a pair verified on a
     window grid shifted by one window places it): its pairs with the others no longer fit the
     poses, and it alone leaves the model; a right model loses nothing."""
     from geomvision.geometry.rigid import Rigid3
 
-    scene = orbit_scene(n_images=6, n_points=500, noise_px=0.5, rng=3)
-    mapper = _mapper(scene)
+    scene, mapper = _orbit_model(6)
     s = mapper.state
-    pose, _ = mapper.initial_pair_pose(0, 1)
-    assert mapper.register_initial_pair(0, 1, pose, 50) is None
-    for i in range(2, 6):
-        assert mapper.register_image(i), mapper.log.registration[i]
-        mapper.triangulate_image(i)
-    mapper.adjust_global_bundle()
     assert mapper.drop_contradicted_images() == []
     T = s.pose(5)
     s.register(5, Rigid3(T.R, T.t + np.array([0.8, 0.0, 0.0]) * np.linalg.norm(T.t)), 0)
@@ -285,15 +292,8 @@ def _bunched_registration(wrong: bool):
     from geomvision.geometry.rigid import Rigid3
     from geomvision.sfm.view_rotations import RotationConsistency
 
-    scene = orbit_scene(n_images=6, n_points=500, noise_px=0.5, rng=3)
-    mapper = _mapper(scene)
+    scene, mapper = _orbit_model(5)
     s = mapper.state
-    pose, _ = mapper.initial_pair_pose(0, 1)
-    assert mapper.register_initial_pair(0, 1, pose, 50) is None
-    for i in range(2, 5):
-        assert mapper.register_image(i), mapper.log.registration[i]
-        mapper.triangulate_image(i)
-    mapper.adjust_global_bundle()
     err = camera_errors([s.pose(k) for k in range(5)], scene.cams_from_world[:5])
     obs = s.observations_of_image(5)
     obs = obs[s.point_valid[s.obs_track[obs]]]
