@@ -14,20 +14,20 @@ from geomvision.robust.options import RansacOptions
 
 
 # --- a mock estimator: every sample gives the same model, whose inliers are data[0] -----------
-@njit
+@njit(cache=True)
 def _mock_fit(data, sample, models):
     models[0, 0] = 1.0
     return 1
 
 
-@njit
+@njit(cache=True)
 def _mock_sq_errors(data, model, start, stop, out):
     labels = data[0]
     for i in range(start, stop):
         out[i] = 0.0 if labels[i] else 1e6
 
 
-@njit
+@njit(cache=True)
 def _mock_run(data, order, groups, params_i, params_f, seed):
     return core.ransac_core(_mock_fit, core.no_nonminimal, core.refine_identity, _mock_sq_errors,
                             core.no_degeneracy, core.no_repair, data, order, groups, params_i, params_f, seed)
