@@ -426,13 +426,12 @@ class IncrementalMapper:
                 tried.append(0)
                 found = None
             if found is not None:
-                other = self._points_fit_another_pose(i, obs, found[0], found[1])
+                pose, inl, r, n_pair = found
+                other = self._points_fit_another_pose(i, obs, pose, inl)
                 if other is not None:
-                    self.log.registration[i] = f"not registered from pair with {s.images.names[found[2]]}: {other}"
+                    self.log.registration[i] = f"not registered from pair with {s.images.names[r]}: {other}"
                     log.info("%s: %s", s.images.names[i], self.log.registration[i])
                     return False
-            if found is not None:
-                pose, inl, r, n_pair = found
                 s.register(i, pose, self.model)
                 s.activate_observations(obs[inl])
                 self.log.registration[i] = (f"registered from pair with {s.images.names[r]} ({n_pair} two-view "
