@@ -151,30 +151,34 @@ RECORD = """
 import json, sys
 from numba.core import dispatcher
 asked, compiled = set(), []
+def name_of(d):
+    return getattr(d.py_func, "__module__", "?") + "." + getattr(d.py_func, "__qualname__", "?")
 real_compile = dispatcher.Dispatcher.compile
 def compile(self, sig):
-    name = getattr(self.py_func, "__module__", "?") + "." + getattr(self.py_func, "__qualname__", "?")
-    if name.startswith("geomvision."):
-        asked.add(name + str(tuple(dispatcher.sigutils.normalize_signature(sig)[0])))
+    asked.add(name_of(self) + str(tuple(dispatcher.sigutils.normalize_signature(sig)[0])))
     return real_compile(self, sig)
 dispatcher.Dispatcher.compile = compile
 import numba.core.event as ev
 class Compiled(ev.Listener):
     def on_start(self, event): pass
     def on_end(self, event):
-        d = getattr(event.data.get("dispatcher"), "py_func", None)
-        compiled.append(getattr(d, "__module__", "?") + "." + getattr(d, "__qualname__", "?"))
+        compiled.append(name_of(event.data["dispatcher"]))
 ev.register("numba:compile", Compiled())
 if sys.argv[2] == "warmup":
     from geomvision import _warmup
-    errors = [err for _, target, _ in [*_warmup.TASKS, _warmup.PIPELINE] for err in [_warmup._run_task(target)[2]] if err]
-    code = 1 if errors else 0
+    errors = []
+    for _, target, _ in [*_warmup.TASKS, _warmup.PIPELINE]:
+        err = _warmup._run_task(target)[2]
+        if err:
+            errors.append(err)
     print(errors, file=sys.stderr)
+    code = 1 if errors else 0
 else:
     from geomvision.cli.main import main
     code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as fh:
-    json.dump({"asked": sorted(asked), "compiled": sorted(n for n in compiled if n.startswith("geomvision."))}, fh)
+    own = lambda names: sorted(n for n in names if n.startswith("geomvision."))
+    json.dump({"asked": own(asked), "compiled": own(compiled)}, fh)
 sys.exit(code)
 """
 
