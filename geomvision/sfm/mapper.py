@@ -35,7 +35,7 @@ from ..geometry.sim3 import Sim3
 from ..optim import BAConfig, BAOptions, solve_bundle
 from ..robust import estimate_absolute_pose, estimate_relative_pose, resolve_pose_ambiguity
 from .hub_scale import scale_from_hub_depths
-from .options import CameraOptions, MapperOptions
+from .options import CameraOptions, MapperOptions, VerificationOptions
 from .planar import PlanarPairPose, planar_pair_pose
 from .state import MapperState
 from .verification import TwoViewGeometry, baseline_sign_votes, median_triangulation_angle_deg
@@ -120,8 +120,12 @@ class IncrementalMapper:
 
     def __init__(self, state: MapperState, geometries: dict[tuple[int, int], TwoViewGeometry],
                  options: MapperOptions, camera_options: CameraOptions, seed: int = 0,
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = None, pair_max_error_px: float | None = None) -> None:
         self.s = state
+        # the threshold the pairs' inliers were verified at: a 2D-3D registration must keep half
+        # of its pairs' inliers within it (None: VerificationOptions' default)
+        self.pair_max_error_px = (VerificationOptions().max_error_px if pair_max_error_px is None
+                                  else float(pair_max_error_px))
         self.num_threads = num_threads  # of bundle adjustment (BAOptions.num_threads)
         self.geoms = {k: g for k, g in geometries.items() if g.verified}
         # the pairs' rotations against their average (a planar pair's as its own matches decide it)
@@ -369,6 +373,15 @@ class IncrementalMapper:
                                         f"{o.abs_pose_min_inlier_ratio})")
             log.info("%s: %s", s.images.names[i], self.log.registration[i])
             return False
+        # 2D-3D correspondences through matches shifted by one window of a repeated facade can fit
+        # a pose rotated with the shift; the image's verified pairs with the model then disagree
+        kept, total = self._pairs_kept(i, res.model, self.pair_max_error_px)
+        if kept < 0.5 * total:
+            self.log.registration[i] = (f"not registered: the absolute pose ({n_in} of {len(obs)} inliers) keeps "
+                                        f"{kept} of the {total} two-view inliers of its verified pairs with the "
+                                        f"model within {self.pair_max_error_px:g} px")
+            log.info("%s: %s", s.images.names[i], self.log.registration[i])
+            return False
         s.register(i, res.model, self.model)
         s.activate_observations(obs[res.inliers])
         self.log.registration[i] = f"registered ({n_in} of {len(obs)} 2D-3D inliers)"
@@ -590,13 +603,20 @@ class IncrementalMapper:
         pairs (E, F or H) with images of the current model, the pairs it was not computed from
         included: a registration from a few weak pairs (e.g. agreeing on one wrong shift of a
         repeated window grid) must not contradict the stronger evidence of the others."""
+        kept, total = self._pairs_kept(i, pose)
+        return kept >= 0.5 * total
+
+    def _pairs_kept(self, i: int, pose: Rigid3, max_error: float | None = None) -> tuple[int, int]:
+        """How many two-view inliers of image i's verified pairs (E, F or H) with images of the
+        current model ``pose`` keeps within ``max_error`` px (None: ``abs_pose_max_error_px``;
+        :meth:`_pair_inliers_kept`), and how many they have."""
         s = self.s
         kept = total = 0
         for r, _, _ in self._pairs_of(i):
             if s.image_model[r] == self.model:
-                k, n = self._pair_inliers_kept(i, r, pose, s.pose(r))
+                k, n = self._pair_inliers_kept(i, r, pose, s.pose(r), max_error)
                 kept, total = kept + k, total + n
-        return kept >= 0.5 * total
+        return kept, total
 
     def _pair_inlier_rays(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         """Rays (N,3) in cameras a and b of the verified pair (a, b)'s two-view inliers (either
@@ -607,10 +627,11 @@ class IncrementalMapper:
         return (s.cameras[s.img_cam[a]].cam_from_img(s.images.keypoints[a][g.inlier_matches[:, ia]]),
                 s.cameras[s.img_cam[b]].cam_from_img(s.images.keypoints[b][g.inlier_matches[:, ib]]))
 
-    def _pair_inliers_kept(self, a: int, b: int, pose_a: Rigid3, pose_b: Rigid3) -> tuple[int, int]:
-        """How many of the verified pair (a, b)'s two-view inliers lie within
-        ``abs_pose_max_error_px`` (Sampson error) of the epipolar lines of the poses given, and
-        how many it has."""
+    def _pair_inliers_kept(self, a: int, b: int, pose_a: Rigid3, pose_b: Rigid3,
+                           max_error: float | None = None) -> tuple[int, int]:
+        """How many of the verified pair (a, b)'s two-view inliers lie within ``max_error`` px
+        (None: ``abs_pose_max_error_px``; Sampson error) of the epipolar lines of the poses
+        given, and how many it has."""
         s = self.s
         cam_a, cam_b = s.cameras[s.img_cam[a]], s.cameras[s.img_cam[b]]
         ra, rb = self._pair_inlier_rays(a, b)
@@ -618,7 +639,8 @@ class IncrementalMapper:
         E = essential_from_pose(pose_a @ pose_b.inverse())  # cam_a_from_cam_b
         focal2 = cam_a.mean_focal_length * cam_b.mean_focal_length
         ok = np.isfinite(xa[:, 0]) & np.isfinite(xb[:, 0])  # beyond a lens's invertible region: not kept
-        kept = int(np.sum(sampson_sq_errors(E, xb[ok], xa[ok]) * focal2 <= self.opt.abs_pose_max_error_px**2))
+        t = self.opt.abs_pose_max_error_px if max_error is None else max_error
+        kept = int(np.sum(sampson_sq_errors(E, xb[ok], xa[ok]) * focal2 <= t**2))
         return kept, len(xa)
 
     def drop_contradicted_images(self) -> list[int]:

@@ -112,7 +112,8 @@ def map_project(project: str | os.PathLike | None = None, options: SfmOptions | 
             failure = _calibrate_from_plane(state, geoms, sources, self_calibration, options)
             camera_options = dataclasses.replace(options.camera, refine_extra_params=False)
         mapper = IncrementalMapper(state, geoms, options.mapper, camera_options, seed=options.seed,
-                                   num_threads=options.num_threads)
+                                   num_threads=options.num_threads,
+                                   pair_max_error_px=options.verification.max_error_px)
         # a rotation-only run has no structure: no model at all, rather than one built on noise
         controller = IncrementalController(mapper, progress=on_progress)
         masks = controller.run() if failure is None else []
