@@ -351,8 +351,9 @@ def test_an_absolute_pose_that_its_verified_pairs_contradict_does_not_register(r
     """View 5 of an orbit joins a model of views 0-4 by its 2D-3D correspondences. With
     ``rotated`` they are moved to where a pose rotated 8 degrees (its centre kept) sees the
     points, as correspondences through matches shifted by one window of a repeated facade fit a
-    rotated pose (the rendered walls walk 23, SfM seed 2: view 17 registered 9.5 deg off with 37
-    of 50 inliers, its pairs with the model keeping 180 of their 485 inliers within 2 px; right
+    rotated pose (the rendered walls walk 23, SfM seed 2, with the noise-scaled verification of
+    branch wip/noise-scaled-verification: view 17 registered 9.5 deg off with 37 of 50 inliers,
+    its pairs with the model keeping 180 of their 485 inliers within 2 px; right
     registrations there keep 63-100 %, on the Strecha scenes and dino-ring 94-100 %). The
     absolute pose fits every correspondence, but its verified pairs with the model keep few of
     their inliers within the verification's 2 px: it is refused (it was registered before). The
