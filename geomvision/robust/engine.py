@@ -55,10 +55,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+from numba import njit
 
 from .._interrupt import check as check_interrupt
+from .._union_find import find_root
 from .._validation import RngLike, as_array, as_points, as_rng, check_positive, check_same_length
 from ..geometry.rigid import Rigid3
 from . import _core as core
@@ -225,27 +225,53 @@ def shared_keypoint_groups(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
     any pose whose epipole is there) outscored the true pose of real wide pairs (Strecha
     fountain-P11 views 1-9: 12 matches onto one keypoint). Repeats of one pixel pair (a location
     described at two orientations in both images) make no group: they agree on where it is."""
-    n = len(x1)
-    if n == 0:
+    if len(x1) == 0:
         return np.zeros(0, dtype=np.int64)
-    _, pair = np.unique(np.hstack([x1, x2]), axis=0, return_inverse=True)
-    pair = pair.ravel()
-    m = int(pair.max()) + 1
-    rows, cols = [], []
-    for x in (x1, x2):
-        _, pixel = np.unique(x, axis=0, return_inverse=True)
-        pixel = pixel.ravel()
-        first = np.full(int(pixel.max()) + 1, m)
-        np.minimum.at(first, pixel, pair)
-        rows.append(pair)
-        cols.append(first[pixel])  # each pixel pair linked to the first pixel pair through its pixel
-    graph = coo_matrix((np.ones(2 * n), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m))
-    _, labels = connected_components(graph, directed=False)
-    distinct = np.bincount(labels, minlength=labels.max() + 1)  # distinct pixel pairs per component
-    label = labels[pair]
-    groups = np.full(n, -1, dtype=np.int64)
-    shared = distinct[label] > 1
-    groups[shared] = np.unique(label[shared], return_inverse=True)[1].ravel()
+    pair = _row_ids(np.hstack([x1, x2]))
+    return _join_shared(pair, _row_ids(x1), _row_ids(x2), int(pair.max()) + 1)
+
+
+def _row_ids(rows: np.ndarray) -> np.ndarray:
+    """(N,) int64 id of each row of ``rows`` (N,k) among the distinct rows, numbered in their
+    lexicographic order (as ``np.unique(rows, axis=0, return_inverse=True)``, at a tenth of its
+    time: that sorts the rows as byte strings)."""
+    order = np.lexsort(rows.T[::-1])
+    s = rows[order]
+    ids = np.empty(len(rows), dtype=np.int64)
+    ids[order] = np.concatenate(([0], np.cumsum(np.any(s[1:] != s[:-1], axis=1))))
+    return ids
+
+
+@njit(cache=True)
+def _join_shared(pair, pixel1, pixel2, m):
+    """Groups of :func:`shared_keypoint_groups` from each match's pixel-pair id ``pair`` (0..m-1)
+    and pixel ids in the two images: the pixel pairs linked through a shared pixel form a set
+    (its root the lowest pixel pair); sets of two or more pixel pairs are numbered by root."""
+    n = pair.shape[0]
+    parent = np.arange(m)
+    for pixel in (pixel1, pixel2):
+        first = np.full(pixel.max() + 1, m)  # the lowest pixel pair through each pixel
+        for i in range(n):
+            first[pixel[i]] = min(first[pixel[i]], pair[i])
+        for i in range(n):
+            ra = find_root(parent, pair[i])
+            rb = find_root(parent, first[pixel[i]])
+            if ra < rb:
+                parent[rb] = ra
+            elif rb < ra:
+                parent[ra] = rb
+    size = np.zeros(m, dtype=np.int64)
+    for p in range(m):
+        size[find_root(parent, p)] += 1
+    number = np.full(m, -1, dtype=np.int64)
+    g = 0
+    for p in range(m):
+        if parent[p] == p and size[p] > 1:
+            number[p] = g
+            g += 1
+    groups = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        groups[i] = number[find_root(parent, pair[i])]
     return groups
 
 

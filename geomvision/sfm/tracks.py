@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .._union_find import find_root
+
 
 @dataclass
 class Tracks:
@@ -50,18 +52,6 @@ class Tracks:
 
 
 @njit(cache=True)
-def _find(parent, a):
-    root = a
-    while parent[root] != root:
-        root = parent[root]
-    while parent[a] != root:  # path compression
-        nxt = parent[a]
-        parent[a] = root
-        a = nxt
-    return root
-
-
-@njit(cache=True)
 def _merge_edges(parent, size, nxt, stamp, img_of, edges_a, edges_b, stamp_base):
     """Merge the sets of each edge's two nodes in order, refusing a merge that would put one
     image twice into a set; ``nxt`` links each set's members in a circle and ``stamp`` (per image)
@@ -70,8 +60,8 @@ def _merge_edges(parent, size, nxt, stamp, img_of, edges_a, edges_b, stamp_base)
     n_refused = 0
     for e0 in range(edges_a.shape[0]):
         e = stamp_base + e0
-        ra = _find(parent, edges_a[e0])
-        rb = _find(parent, edges_b[e0])
+        ra = find_root(parent, edges_a[e0])
+        rb = find_root(parent, edges_b[e0])
         if ra == rb:
             continue
         if size[ra] < size[rb]:
@@ -107,7 +97,7 @@ def _merge_edges(parent, size, nxt, stamp, img_of, edges_a, edges_b, stamp_base)
 def _roots(parent, n_nodes):
     roots = np.empty(n_nodes, dtype=np.int64)
     for i in range(n_nodes):
-        roots[i] = _find(parent, i)
+        roots[i] = find_root(parent, i)
     return roots
 
 
@@ -120,7 +110,7 @@ def _constrained_union_find(edges_a, edges_b, img_of, n_nodes, n_images):
     n_refused = _merge_edges(parent, size, nxt, stamp, img_of, edges_a, edges_b, 0)
     roots = np.empty(n_nodes, dtype=np.int64)
     for i in range(n_nodes):
-        roots[i] = _find(parent, i)
+        roots[i] = find_root(parent, i)
     return roots, n_refused
 
 

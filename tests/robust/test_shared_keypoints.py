@@ -17,6 +17,8 @@ from _pair_helpers import pose_error_deg, strecha_pair
 import geomvision as gv
 from geomvision.robust import _core as core
 from geomvision.robust.engine import shared_keypoint_groups
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_groups_join_matches_through_a_shared_pixel_in_either_image():
@@ -28,6 +30,31 @@ def test_groups_join_matches_through_a_shared_pixel_in_either_image():
     assert g[1] == g[2] == g[3] == g[8] >= 0 and g[1] != g[0]  # image 1 joins 1-2, image 2 2-3; 8 repeats 1
     assert set(g[g >= 0]) == {0, 1}
     assert np.array_equal(shared_keypoint_groups(x1[:0], x2[:0]), np.zeros(0, dtype=np.int64))
+
+
+def _groups_by_definition(x1, x2):
+    """The groups spelled out: distinct pixel pairs (in lexicographic order) joined when they
+    share a pixel of either image, a set of two or more numbered by its first pixel pair."""
+    pairs = sorted({(*a, *b) for a, b in zip(map(tuple, x1), map(tuple, x2))})
+    label = list(range(len(pairs)))
+    changed = True
+    while changed:
+        changed = False
+        for i, p in enumerate(pairs):
+            for j, q in enumerate(pairs):
+                if (p[:2] == q[:2] or p[2:] == q[2:]) and label[j] < label[i]:
+                    label[i], changed = label[j], True
+    sizes = {r: label.count(r) for r in set(label)}
+    number = {r: k for k, r in enumerate(sorted(r for r in sizes if sizes[r] > 1))}
+    of = {p: number.get(label[i], -1) for i, p in enumerate(pairs)}
+    return np.array([of[(*a, *b)] for a, b in zip(map(tuple, x1), map(tuple, x2))], dtype=np.int64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(*[st.integers(0, 4)] * 4), min_size=1, max_size=40))
+def test_groups_are_the_components_of_the_shared_pixel_graph(rows):
+    m = np.array(rows, dtype=np.float64)
+    assert np.array_equal(shared_keypoint_groups(m[:, :2], m[:, 2:]), _groups_by_definition(m[:, :2], m[:, 2:]))
 
 
 def test_a_group_counts_once_with_its_lowest_cost():
