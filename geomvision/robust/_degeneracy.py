@@ -63,18 +63,20 @@ def any_collinear_triple_2d(pts, sample):
 
 @njit(cache=True)
 def any_parallel_rays(rays, sample):
-    """True when two sample rays (any length) point the same way (a repeated correspondence)."""
+    """True when two sample rays (any length) point the same way (a repeated correspondence):
+    |a x b| <= COINCIDENT_TOL |a| |b|, compared squared (no square roots on RANSAC's path)."""
     s = sample.shape[0]
+    tol2 = COINCIDENT_TOL * COINCIDENT_TOL
     for a in range(s):
         ra = rays[sample[a]]
-        na = np.sqrt(ra[0] ** 2 + ra[1] ** 2 + ra[2] ** 2)
+        na2 = ra[0] ** 2 + ra[1] ** 2 + ra[2] ** 2
         for b in range(a + 1, s):
             rb = rays[sample[b]]
-            nb = np.sqrt(rb[0] ** 2 + rb[1] ** 2 + rb[2] ** 2)
+            nb2 = rb[0] ** 2 + rb[1] ** 2 + rb[2] ** 2
             cx = ra[1] * rb[2] - ra[2] * rb[1]
             cy = ra[2] * rb[0] - ra[0] * rb[2]
             cz = ra[0] * rb[1] - ra[1] * rb[0]
-            if np.sqrt(cx * cx + cy * cy + cz * cz) <= COINCIDENT_TOL * na * nb:
+            if cx * cx + cy * cy + cz * cz <= tol2 * na2 * nb2:
                 return True
     return False
 

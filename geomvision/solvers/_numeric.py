@@ -9,8 +9,8 @@ microsecond range when called from a RANSAC loop.
   a0 mu^3 + a1 mu^2 lam + a2 mu lam^2 + a3 lam^3 = 0, dehomogenised on the better-conditioned side.
 - ``poly_real_roots(p, out) -> n``: real roots of a polynomial (coefficients lowest degree first)
   by Sturm-sequence isolation and safeguarded Newton refinement (PoseLib's approach).
-- ``null_space_qr(At (n,m)) -> (N (n-m, n), ok)``: orthonormal null space of the m x n matrix A
-  from the Householder QR of A^T; ok False when rank(A) < m.
+- ``null_space_qr(A (m,n)) -> (N (n-m, n), ok)``: orthonormal null space of the m x n matrix A
+  (m < n) from the Householder QR of A^T; ok False when rank(A) < m.
 - ``normalise_points(x, w) -> (xn, T)``: Hartley normalisation (weighted centroid, mean distance
   sqrt(2)); ``x_n = T @ (x, 1)``.
 - ``epipolar_nullvector(P, Q, w) -> (M (3,3), ok)``: the weighted least-squares M with
@@ -148,7 +148,10 @@ def _sturm_count(S, deg, m, x):
 @njit(cache=True)
 def _refine_root(p, n, a, b):
     """Root of p in [a, b] where p changes sign: safeguarded Newton (bisection when a Newton
-    step leaves the bracket), to a relative step of 1e-14."""
+    step leaves the bracket), to a relative step of 1e-14 or until |p(x)| is within rounding
+    of its evaluation (ROOT_ROUNDING_ULPS times the bound eps sum |p_k| |x|^k): there the sign
+    of p is noise, and Newton and bisection steps on it only wander inside the rounding band
+    (on RANSAC's 5-point polynomials up to 50 steps where 6 reach it)."""
     fa = _horner(p, n, a)
     fb = _horner(p, n, b)
     if fa == 0.0:
@@ -157,13 +160,17 @@ def _refine_root(p, n, a, b):
         return b
     pos_a = fa > 0.0
     x = 0.5 * (a + b)
+    tol = ROOT_ROUNDING_ULPS * 2.220446049250313e-16
     for _ in range(80):
         f = p[n]
         df = 0.0
+        size = abs(p[n])
+        ax = abs(x)
         for k in range(n - 1, -1, -1):
             df = df * x + f
             f = f * x + p[k]
-        if f == 0.0:
+            size = size * ax + abs(p[k])
+        if abs(f) <= tol * size:
             return x
         if (f > 0.0) == pos_a:
             a = x
@@ -176,6 +183,9 @@ def _refine_root(p, n, a, b):
             return xn
         x = xn
     return x
+
+
+ROOT_ROUNDING_ULPS = 4.0  # |p(x)| below this many ulps of its evaluation bound ends the refinement
 
 
 @njit(cache=True)
@@ -335,40 +345,42 @@ def svd(A):
 
 
 @njit(cache=True)
-def null_space_qr(At):
-    """Orthonormal basis (rows) of the null space of A (m x n, m < n) given At = A^T (n, m).
+def null_space_qr(A):
+    """Orthonormal basis (rows) of the null space of A (m x n, m < n).
 
-    Householder QR of A^T: the last n - m columns of Q. ``At`` is overwritten. Returns
-    (N (n-m, n), ok) with ok False when A is rank-deficient (a pivot below 1e-10 of the first).
+    Householder QR of A^T, its columns being A's rows (so every loop runs along a row): the last
+    n - m columns of Q. ``A`` is overwritten. Returns (N (n-m, n), ok) with ok False when A is
+    rank-deficient (a pivot below 1e-10 of the first).
     """
-    n, m = At.shape
+    m, n = A.shape
     V = np.zeros((m, n))
     r00 = 0.0
     for k in range(m):
         nrm = 0.0
         for i in range(k, n):
-            nrm += At[i, k] * At[i, k]
+            nrm += A[k, i] * A[k, i]
         nrm = np.sqrt(nrm)
         if k == 0:
             r00 = nrm
         if not nrm > 1e-10 * r00:
             return np.zeros((n - m, n)), False
-        alpha = -nrm if At[k, k] >= 0.0 else nrm
-        for i in range(k, n):
-            V[k, i] = At[i, k]
-        V[k, k] -= alpha
+        alpha = -nrm if A[k, k] >= 0.0 else nrm
         vn = 0.0
         for i in range(k, n):
-            vn += V[k, i] * V[k, i]
-        vn = np.sqrt(vn)
+            V[k, i] = A[k, i]
+        V[k, k] -= alpha
         for i in range(k, n):
-            V[k, i] /= vn
+            vn += V[k, i] * V[k, i]
+        inv = 1.0 / np.sqrt(vn)
+        for i in range(k, n):
+            V[k, i] *= inv
         for c in range(k, m):
             d = 0.0
             for i in range(k, n):
-                d += V[k, i] * At[i, c]
+                d += V[k, i] * A[c, i]
+            d *= 2.0
             for i in range(k, n):
-                At[i, c] -= 2.0 * d * V[k, i]
+                A[c, i] -= d * V[k, i]
     N = np.zeros((n - m, n))
     for c in range(n - m):
         N[c, m + c] = 1.0
@@ -377,8 +389,9 @@ def null_space_qr(At):
             d = 0.0
             for i in range(k, n):
                 d += V[k, i] * N[c, i]
+            d *= 2.0
             for i in range(k, n):
-                N[c, i] -= 2.0 * d * V[k, i]
+                N[c, i] -= d * V[k, i]
     return N, True
 
 

@@ -7,7 +7,7 @@ numba cores (callable from other ``@njit`` code):
 
 - ``essential_5pt_nb(rays1 (>=5,3), rays2 (>=5,3), always_polish=True, same_side=False) -> (Es (10,3,3), n)`` — Nister's 5-point
   solver (first 5 rows): 4-dim null space by Householder QR, the 10x20 cubic constraint
-  system reduced by Gauss-Jordan elimination, the degree-10 polynomial in z (Nister's
+  system reduced by elimination with partial pivoting, the degree-10 polynomial in z (Nister's
   3x3 determinant) solved by Sturm sequences, each root polished by Gauss-Newton on the ten
   cubic constraints (with ``always_polish=False`` only the roots not already within 1e-10 of
   the essential manifold: RANSAC's samples); a candidate off the essential manifold
@@ -54,27 +54,65 @@ _MONO3 = (
 )  # fmt: skip
 
 
-def _product_table(left, right, target):
-    idx = {m: i for i, m in enumerate(target)}
-    return np.array([[idx[tuple(a + b for a, b in zip(m, n))] for n in right] for m in left], dtype=np.int64)
-
-
-_MUL11 = _product_table(_MONO1, _MONO1, _MONO2)  # (4,4) -> index in _MONO2
-_MUL21 = _product_table(_MONO2, _MONO1, _MONO3)  # (10,4) -> index in _MONO3
 _EXP3 = np.array(_MONO3, dtype=np.int64)  # (20,3) exponents of x, y, z
+
+
+@njit(inline="always")
+def _mul11_add(p, q, out, w):
+    """out (10, _MONO2) += w p q for p, q (4,) of degree 1 (_MONO1), written out (no index tables)."""
+    p0, p1, p2, p3 = w * p[0], w * p[1], w * p[2], w * p[3]
+    q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
+    out[0] += p0 * q0
+    out[1] += p1 * q1
+    out[2] += p2 * q2
+    out[3] += p0 * q1 + p1 * q0
+    out[4] += p0 * q2 + p2 * q0
+    out[5] += p1 * q2 + p2 * q1
+    out[6] += p0 * q3 + p3 * q0
+    out[7] += p1 * q3 + p3 * q1
+    out[8] += p2 * q3 + p3 * q2
+    out[9] += p3 * q3
+
+
+@njit(inline="always")
+def _mul21_add(a, b, out):
+    """out (20, _MONO3) += a b for a (10,) of degree 2 (_MONO2) and b (4,) of degree 1."""
+    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]
+    b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
+    out[0] += a0 * b0
+    out[1] += a1 * b1
+    out[2] += a0 * b1 + a3 * b0
+    out[3] += a1 * b0 + a3 * b1
+    out[4] += a0 * b2 + a4 * b0
+    out[5] += a0 * b3 + a6 * b0
+    out[6] += a1 * b2 + a5 * b1
+    out[7] += a1 * b3 + a7 * b1
+    out[8] += a3 * b2 + a4 * b1 + a5 * b0
+    out[9] += a3 * b3 + a6 * b1 + a7 * b0
+    out[10] += a2 * b0 + a4 * b2
+    out[11] += a4 * b3 + a6 * b2 + a8 * b0
+    out[12] += a6 * b3 + a9 * b0
+    out[13] += a2 * b1 + a5 * b2
+    out[14] += a5 * b3 + a7 * b2 + a8 * b1
+    out[15] += a7 * b3 + a9 * b1
+    out[16] += a2 * b2
+    out[17] += a2 * b3 + a8 * b2
+    out[18] += a8 * b3 + a9 * b2
+    out[19] += a9 * b3
 
 
 @njit(cache=True)
 def _null_space_5x9(rays1, rays2):
     """Orthonormal basis (4,9) of the null space of the 5x9 epipolar constraint matrix."""
-    At = np.empty((9, 5))  # column i = kron(b_i, a_i) of unit rays
+    A = np.empty((5, 9))  # row i = kron(b_i, a_i) of unit rays
     for i in range(5):
         n1 = np.sqrt(rays1[i, 0] ** 2 + rays1[i, 1] ** 2 + rays1[i, 2] ** 2)
         n2 = np.sqrt(rays2[i, 0] ** 2 + rays2[i, 1] ** 2 + rays2[i, 2] ** 2)
+        inv = 1.0 / (n1 * n2)
         for j in range(3):
             for k in range(3):
-                At[3 * j + k, i] = rays2[i, j] * rays1[i, k] / (n1 * n2)
-    return null_space_qr(At)
+                A[i, 3 * j + k] = rays2[i, j] * rays1[i, k] * inv
+    return null_space_qr(A)
 
 
 @njit(cache=True)
@@ -117,47 +155,39 @@ def _five_point_system(rays1, rays2):
         for c in range(3):
             for k in range(4):
                 e[r, c, k] = N[k, 3 * r + c]
-    # E E^T (symmetric, degree 2)
-    EEt = np.zeros((3, 3, 10))
+    # E E^T (symmetric, degree 2), then G = E E^T - tr(E E^T) I / 2
+    G = np.zeros((3, 3, 10))
     for i in range(3):
         for j in range(i, 3):
             for k in range(3):
-                for a in range(4):
-                    ea = e[i, k, a]
-                    for b in range(4):
-                        EEt[i, j, _MUL11[a, b]] += ea * e[j, k, b]
-            if j != i:
-                for m in range(10):
-                    EEt[j, i, m] = EEt[i, j, m]
-    tr = np.empty(10)
+                _mul11_add(e[i, k], e[j, k], G[i, j], 1.0)
     for m in range(10):
-        tr[m] = EEt[0, 0, m] + EEt[1, 1, m] + EEt[2, 2, m]
+        h = 0.5 * (G[0, 0, m] + G[1, 1, m] + G[2, 2, m])
+        G[0, 0, m] -= h
+        G[1, 1, m] -= h
+        G[2, 2, m] -= h
+        G[1, 0, m] = G[0, 1, m]
+        G[2, 0, m] = G[0, 2, m]
+        G[2, 1, m] = G[1, 2, m]
     M = np.zeros((10, 20))
-    # rows 0..8: 2 E E^T E - trace(E E^T) E = 0
+    # rows 0..8: (E E^T - tr(E E^T) I / 2) E = 0
     for i in range(3):
         for j in range(3):
-            row = 3 * i + j
-            for a in range(10):
-                ta = tr[a]
-                for b in range(4):
-                    s = -0.5 * ta * e[i, j, b]
-                    for k in range(3):
-                        s += EEt[i, k, a] * e[k, j, b]
-                    M[row, _MUL21[a, b]] += s
+            for k in range(3):
+                _mul21_add(G[i, k], e[k, j], M[3 * i + j])
     # row 9: det(E) = E0 . (E1 x E2) with rows E0, E1, E2
     cof = np.zeros((3, 10))
     for c in range(3):
         c1 = (c + 1) % 3
         c2 = (c + 2) % 3
-        for a in range(4):
-            for b in range(4):
-                cof[c, _MUL11[a, b]] += e[1, c1, a] * e[2, c2, b] - e[1, c2, a] * e[2, c1, b]
+        _mul11_add(e[1, c1], e[2, c2], cof[c], 1.0)
+        _mul11_add(e[1, c2], e[2, c1], cof[c], -1.0)
     for c in range(3):
-        for a in range(10):
-            for b in range(4):
-                M[9, _MUL21[a, b]] += cof[c, a] * e[0, c, b]
+        _mul21_add(cof[c], e[0, c], M[9])
     M0[:, :] = M
-    # Gauss-Jordan elimination of the first ten monomials (partial pivoting)
+    # eliminate the first ten monomials: forward elimination with partial pivoting, then back
+    # substitution on the last ten columns of rows 4..9, the only rows read below (a third of
+    # the operations of a full Gauss-Jordan on the 10x20 system)
     for k in range(10):
         p = k
         best = abs(M[k, k])
@@ -173,14 +203,20 @@ def _five_point_system(rays1, rays2):
                 M[k, j] = M[p, j]
                 M[p, j] = tmp
         piv = 1.0 / M[k, k]
-        for j in range(k, 20):
-            M[k, j] *= piv
-        for i in range(10):
-            if i != k:
-                f = M[i, k]
-                if f != 0.0:
-                    for j in range(k, 20):
-                        M[i, j] -= f * M[k, j]
+        for i in range(k + 1, 10):
+            f = M[i, k] * piv
+            if f != 0.0:
+                for j in range(k + 1, 20):
+                    M[i, j] -= f * M[k, j]
+    for r in range(9, 3, -1):
+        for c in range(r + 1, 10):
+            f = M[r, c]
+            if f != 0.0:
+                for j in range(10, 20):
+                    M[r, j] -= f * M[c, j]
+        piv = 1.0 / M[r, r]
+        for j in range(10, 20):
+            M[r, j] *= piv
     # rows e..j (x^2 z, x^2, y^2 z, y^2, xyz, xy): <e> - z<f>, <g> - z<h>, <i> - z<j> give
     # [p(z) q(z) r(z)] . (x, y, 1) = 0 with p, q cubic and r quartic (coefficients low -> high)
     for m in range(3):
@@ -339,9 +375,9 @@ def essential_5pt_nb(rays1, rays2, always_polish=True, same_side=False):
     zs = np.empty(10)
     nz = poly_real_roots(poly, zs)
     n = 0
+    B = np.empty((3, 3))
     for s in range(nz):
         z = zs[s]
-        B = np.empty((3, 3))
         for m in range(3):
             B[m, 0] = P[m, 0] + z * (P[m, 1] + z * (P[m, 2] + z * P[m, 3]))
             B[m, 1] = Q[m, 0] + z * (Q[m, 1] + z * (Q[m, 2] + z * Q[m, 3]))

@@ -48,13 +48,10 @@ def fundamental_7pt_nb(x1, x2):
     y2, T2 = normalise_points(x2[:7], w)
     if T1[2, 2] == 0.0 or T2[2, 2] == 0.0:
         return Fs, 0
-    At = np.empty((9, 7))
-    a = np.empty(9)
+    A = np.empty((7, 9))
     for i in range(7):
-        _epipolar_row(a, y1[i, 0], y1[i, 1], y2[i, 0], y2[i, 1])
-        for k in range(9):
-            At[k, i] = a[k]
-    N, ok = null_space_qr(At)
+        _epipolar_row(A[i], y1[i, 0], y1[i, 1], y2[i, 0], y2[i, 1])
+    N, ok = null_space_qr(A)
     if not ok:
         return Fs, 0
     F1 = np.empty((3, 3))

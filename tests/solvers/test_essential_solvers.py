@@ -238,3 +238,26 @@ def test_essential_from_pose_kernel_matches_the_public_one(rotvec, t):
     assert np.allclose(essential_from_pose_nb(T.R, T.t), essential_from_pose(T), rtol=0, atol=1e-12)
     u = np.array([0.3, -1.2, 2.5])
     assert np.allclose(hat_nb(T.t) @ u, np.cross(T.t, u), rtol=0, atol=1e-12)
+
+
+def test_the_written_out_monomial_products_match_the_exponent_tables(rng):
+    """The 5-point system's products of degree-1 and degree-2 polynomials in (x, y, z), written
+    out term by term, against the product spelled out from the monomials' exponents."""
+    from geomvision.solvers.essential import _MONO1, _MONO2, _MONO3, _mul11_add, _mul21_add
+
+    def product(a, mono_a, b, mono_b, mono_out):
+        out = np.zeros(len(mono_out))
+        for i, ea in enumerate(mono_a):
+            for j, eb in enumerate(mono_b):
+                out[mono_out.index(tuple(u + v for u, v in zip(ea, eb)))] += a[i] * b[j]
+        return out
+
+    p, q, a, w = rng.normal(size=4), rng.normal(size=4), rng.normal(size=10), -1.5
+    out = rng.normal(size=10)
+    expect = out + w * product(p, _MONO1, q, _MONO1, _MONO2)
+    _mul11_add(p, q, out, w)
+    assert np.allclose(out, expect, rtol=1e-14, atol=1e-14)
+    out = rng.normal(size=20)
+    expect = out + product(a, _MONO2, q, _MONO1, _MONO3)
+    _mul21_add(a, q, out)
+    assert np.allclose(out, expect, rtol=1e-14, atol=1e-14)
