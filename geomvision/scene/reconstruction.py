@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._rows import row_groups
 from .._validation import as_array, as_points
 from ..geometry.camera import Camera
 from ..geometry.projection import project_points
@@ -57,21 +58,11 @@ class Point3D:
         return len(self.track)
 
 
-def _row_groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort the rows of an int64 (N,3) array (lexsort: fast, unlike ``np.unique(axis=0)``);
-    returns (order, group) with ``group[k]`` the index of the distinct row ``rows[order[k]]``."""
-    order = np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))
-    s = rows[order]
-    new = np.ones(len(s), dtype=bool)
-    new[1:] = np.any(s[1:] != s[:-1], axis=1)
-    return order, np.cumsum(new) - 1
-
-
 def _rows_in(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a),) True where the row of the int64 (N,3) array ``a`` also occurs in ``b``."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros(len(a), dtype=bool)
-    order, group = _row_groups(np.concatenate([a, b]))
+    order, group = row_groups(np.concatenate([a, b]))
     from_b = order >= len(a)
     has_b = np.zeros(group[-1] + 1, dtype=bool)
     has_b[group[from_b]] = True
@@ -84,7 +75,7 @@ def _repeated_rows(rows: np.ndarray) -> np.ndarray:
     """The distinct rows of an int64 (N,3) array that occur more than once."""
     if len(rows) == 0:
         return rows
-    order, group = _row_groups(rows)
+    order, group = row_groups(rows)
     counts = np.bincount(group)
     first = np.ones(len(order), dtype=bool)
     first[1:] = group[1:] != group[:-1]
