@@ -686,6 +686,19 @@ class IncrementalMapper:
             self.trials[dropped] = self.opt.max_register_trials
         return dropped
 
+    def model_noise(self, model: int) -> tuple[float, int]:
+        """(median reprojection error of ``model``'s active observations in units of each
+        observation's sigma, their number); (NaN, 0) for a model without observations. The
+        errors are under the state's current cameras."""
+        s = self.s
+        obs = np.flatnonzero(s.obs_active & (s.image_model[s.obs_img] == model))
+        obs = obs[s.point_valid[s.obs_track[obs]] & (s.point_model[s.obs_track[obs]] == model)]
+        if len(obs) == 0:
+            return float("nan"), 0
+        e = np.sqrt(s.sq_errors(obs)) / s.obs_sigma[obs]
+        e = e[np.isfinite(e)]
+        return (float(np.median(e)), len(e)) if len(e) else (float("nan"), 0)
+
     # --- merging models -----------------------------------------------------------------------
     def merge_into(self, target: int) -> str | None:
         """Move the current model into model ``target`` (an earlier one) when verified pairs

@@ -169,6 +169,39 @@ def test_disconnected_images_give_separate_models():
     assert [m["num_images"] for m in mapper.log.models] in ([5, 4], [4, 5])
 
 
+def _two_scenes(noise_a: float, noise_b: float):
+    """Two orbit scenes with no common points (5 and 4 views), b's images after a's."""
+    from dataclasses import replace
+
+    a = orbit_scene(n_images=5, n_points=400, noise_px=noise_a, rng=4)
+    b = orbit_scene(n_images=4, n_points=400, noise_px=noise_b, rng=5)
+    return replace(
+        a,
+        cams_from_world=a.cams_from_world + b.cams_from_world,
+        X_world=np.vstack([a.X_world, b.X_world]),
+        obs_image_idx=np.r_[a.obs_image_idx, b.obs_image_idx + a.num_images],
+        obs_point_idx=np.r_[a.obs_point_idx, b.obs_point_idx + len(a.X_world)],
+        obs_uv=np.vstack([a.obs_uv, b.obs_uv]),
+        obs_uv_true=np.vstack([a.obs_uv_true, b.obs_uv_true]),
+        obs_is_outlier=np.r_[a.obs_is_outlier, b.obs_is_outlier],
+    )
+
+
+@pytest.mark.parametrize(("noise_b", "kept"), [(0.25, True), (0.8, False)])
+def test_a_model_whose_reprojection_errors_are_several_times_the_largest_models_is_dissolved(noise_b, kept):
+    # the same camera and detector give every right model the same noise; a model whose median
+    # reprojection error is 6.0 times the largest one's (0.8 px noise against 0.1) is dissolved
+    # (MODEL_NOISE_FACTOR 4), one at 2.3 times (0.25 px) is kept
+    mapper, masks, state = _reconstruct(_two_scenes(0.1, noise_b))
+    noise = sorted(mapper.model_noise(int(k))[0] for k in np.unique(state.image_model[state.image_model >= 0]))
+    if kept:
+        assert sorted(int(m.sum()) for m in masks) == [4, 5]
+        assert noise[1] / noise[0] > 1.5  # the test does compare two noise levels
+    else:
+        assert [int(m.sum()) for m in masks] == [5] and masks[0][:5].all()
+        assert all("median reprojection error" in mapper.log.registration[i] for i in range(5, 9))
+
+
 def test_weak_image_registers_through_a_verified_pair():
     """An image seeing only 10 of the model's points (too few for an absolute pose at the default
     30) but sharing a strong verified pair with an image of the model: its rotation and baseline
