@@ -14,7 +14,8 @@
    (``register_image_from_pair``: weak overlaps);
 3. finish: give failed images another chance, remove the images whose poses contradict their
    verified pairs in the model (``drop_contradicted_images``), then twice (complete tracks,
-   retriangulate, global bundle adjustment, up to 100 iterations).
+   retriangulate, global bundle adjustment, up to 100 iterations); then remove the images whose
+   reprojection errors are several times the model's (``drop_loose_images``) and adjust again.
 
 Images that do not connect to a model seed further models, until no initial pair is left; a
 model that does not grow past ``min_model_size`` images gives them back (``discard_model``), and so
@@ -290,21 +291,31 @@ class IncrementalController:
 
     def finish(self) -> None:
         """Give failed images another chance against the grown model, then complete the tracks,
-        retriangulate and adjust the whole model (twice)."""
+        retriangulate and adjust the whole model (twice), then remove the images that fit their
+        matches loosely (``drop_loose_images``) and adjust again while any were."""
         m = self.mapper
         m.reset_trials()
         self.grow()
         m.drop_contradicted_images()
         for _ in range(2):
-            m.complete_tracks()
-            m.retriangulate()
-            # stop at a relative cost change of 1e-6 (Ceres's default, that of every global
-            # adjustment): a tighter 1e-8 took 41 iterations instead of 10 at 300 images (half the
-            # mapping time there), and those moved the cameras by 2e-7 of the scene's size while
-            # points of weak depth crept along their rays
-            m.adjust_global_bundle(max_iterations=100)
-            self._last_global_size = len(m.model_images)
+            self._complete_and_adjust()
+        # images that fit their matches loosely are removed, and the model adjusted without them
+        # (and judged again)
+        while m.drop_loose_images():
+            self._complete_and_adjust()
         self._model_cameras[m.model] = list(m.state.cameras)
+
+    def _complete_and_adjust(self) -> None:
+        """Complete the tracks, retriangulate and adjust the whole current model."""
+        m = self.mapper
+        m.complete_tracks()
+        m.retriangulate()
+        # stop at a relative cost change of 1e-6 (Ceres's default, that of every global
+        # adjustment): a tighter 1e-8 took 41 iterations instead of 10 at 300 images (half the
+        # mapping time there), and those moved the cameras by 2e-7 of the scene's size while
+        # points of weak depth crept along their rays
+        m.adjust_global_bundle(max_iterations=100)
+        self._last_global_size = len(m.model_images)
 
     def _use_cameras(self, cameras: list[Camera]) -> None:
         s = self.mapper.state

@@ -11,20 +11,44 @@ from geomvision.synthetic import write_strecha_layout
 from geomvision.synthetic.courtyard import render_courtyard
 
 
-def _map(tmp_path_factory, unique_fraction: float, rng: int = 0, n: int = 19, seed: int = 0):
+def _map(tmp_path_factory, unique_fraction: float, rng: int = 0, n: int = 19, seed: int = 0,
+         exif_factor: float | None = None):
+    """(views, mean and max centre error (m)) of each model of 3 views or more. With
+    ``exif_factor`` the images are JPEGs whose EXIF gives the focal length times it (no K)."""
     views = render_courtyard(n, size_m=(40.0, 30.0), margin_m=12.0, look_up_deg=10.0, facing="walls",
                              unique_fraction=unique_fraction, rng=rng)
     d = write_strecha_layout(views, tmp_path_factory.mktemp(f"walls{n}_{unique_fraction}_{rng}"), source="test")
-    res = run_sfm(d / "images", SfmOptions(camera=CameraOptions(K=str(d / "K.txt")), seed=seed),
-                  cache_dir=d / "cache", progress=False)
+    options = SfmOptions(camera=CameraOptions(K=str(d / "K.txt")), seed=seed)
+    images = d / "images"
+    if exif_factor is not None:
+        images = _exif_jpegs(views, d / "jpeg", exif_factor)
+        options = SfmOptions(seed=seed)
+    res = run_sfm(images, options, cache_dir=d / "cache", progress=False)
     gt = dict(zip(views.names, views.cams_from_world))
     errors = []
     for rec in res.reconstructions:
         ims = sorted(rec.images.values(), key=lambda im: im.name)
         if len(ims) >= 3:
-            err = camera_errors([im.cam_from_world for im in ims], [gt[im.name] for im in ims])
+            names = [im.name.replace(".jpg", ".png") for im in ims]
+            err = camera_errors([im.cam_from_world for im in ims], [gt[k] for k in names])
             errors.append((len(ims), err.mean_center_error, err.max_center_error))
     return errors
+
+
+def _exif_jpegs(views, d, factor: float):
+    """The views as JPEGs (quality 95) whose EXIF gives the focal length x ``factor`` (FocalLength
+    4 mm, FocalPlaneXResolution in pixels per cm)."""
+    from PIL import Image
+
+    d.mkdir()
+    for name, img in zip(views.names, views.images):
+        exif = Image.Exif()
+        sub = exif.get_ifd(0x8769)
+        sub[0x920A] = 4.0
+        sub[0xA20E] = factor * views.camera.mean_focal_length / 4.0 * 10.0
+        sub[0xA210] = 3
+        Image.fromarray(np.asarray(img)).convert("RGB").save(d / name.replace(".png", ".jpg"), quality=95, exif=exif)
+    return d
 
 
 @pytest.mark.slow
@@ -99,3 +123,16 @@ def test_a_model_that_fits_its_matches_loosely_is_dissolved(tmp_path_factory):
     errors = _map(tmp_path_factory, 0.15, 10, seed=1)
     assert sum(n for n, _, _ in errors) >= 15, errors
     assert all(mean < 0.03 for _, mean, _ in errors), errors
+
+
+@pytest.mark.slow
+def test_a_view_that_fits_its_matches_loosely_is_removed_from_its_model(tmp_path_factory):
+    # 15 % unique windows, walk seed 5, SfM seed 0, the focal length from EXIF 3 % off (bench_walls'
+    # walk 9 with --exif 1.03): view 18 registered into the model of views 0-5 by 31 of 41 2D-3D
+    # inliers through window-shifted matches, 1.5 m off, and the model bent round it (7 views
+    # 0.47 m off; 18 mm without it). Its median reprojection error was 17 times the model's (the
+    # other views 0.9-1.3 times), so it is removed and the model adjusted without it: 8 + 6 + 4
+    # right views
+    errors = _map(tmp_path_factory, 0.15, 5, seed=0, exif_factor=1.03)
+    assert sum(n for n, _, _ in errors) >= 16, errors
+    assert all(mean < 0.05 for _, mean, _ in errors), errors
