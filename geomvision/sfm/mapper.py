@@ -56,6 +56,15 @@ IMAGE_NOISE_FACTOR = 4.0
 log = logging.getLogger(__name__)
 
 
+def _group_medians(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys (G,) ascending, the median of the values of each (G,)) for ``keys``,
+    ``values`` (N,), N > 0: one sort, no loop over the groups."""
+    order = np.lexsort((values, keys))
+    k, v = keys[order], values[order]
+    uniq, start, count = np.unique(k, return_index=True, return_counts=True)
+    return uniq, 0.5 * (v[start + (count - 1) // 2] + v[start + count // 2])
+
+
 def _rotation_consensus(Rs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The set of rotations (P,3,3) within ``MAX_PAIR_ROTATION_DISAGREEMENT_DEG`` of one of them
     with the most weight (each tried; ties to the first) and their weighted chordal mean:
@@ -720,16 +729,15 @@ class IncrementalMapper:
         if len(e) == 0:
             return []
         ref = float(np.median(e))
+        images, medians = _group_medians(img, e)
         dropped = []
-        for i in np.unique(img):
-            mine = e[img == i]
-            if np.median(mine) > IMAGE_NOISE_FACTOR * ref:
-                dropped.append(int(i))
-                self.log.registration[int(i)] = (
-                    f"removed from model {self.model}: its median reprojection error is "
-                    f"{np.median(mine) / ref:.1f} times the model's (more than {IMAGE_NOISE_FACTOR:g}): its pose "
-                    f"fits its matches only loosely")
-                log.info("model %d: %s %s", self.model, s.images.names[int(i)], self.log.registration[int(i)])
+        for i, med in zip(images[medians > IMAGE_NOISE_FACTOR * ref].tolist(),
+                          medians[medians > IMAGE_NOISE_FACTOR * ref].tolist()):
+            dropped.append(i)
+            self.log.registration[i] = (
+                f"removed from model {self.model}: its median reprojection error is {med / ref:.1f} times the "
+                f"model's (more than {IMAGE_NOISE_FACTOR:g}): its pose fits its matches only loosely")
+            log.info("model %d: %s %s", self.model, s.images.names[i], self.log.registration[i])
         if dropped:
             s.deregister(dropped)
             s.drop_weak_points()

@@ -407,3 +407,16 @@ def test_an_initial_pair_whose_inliers_do_not_decide_its_baseline_sign_is_refuse
     reason, in_front = _first_pair_started_from(lambda pose: Rigid3(pose.R, -pose.t))
     assert in_front > 0.9  # under its own pose
     assert "sign of its baseline" in reason
+
+
+def test_group_medians_match_the_median_of_each_group():
+    from geomvision.sfm.mapper import _group_medians
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(1, 300))
+        keys = rng.integers(0, int(rng.integers(1, 15)), n)
+        values = rng.exponential(size=n)
+        groups, medians = _group_medians(keys, values)
+        np.testing.assert_array_equal(groups, np.unique(keys))
+        np.testing.assert_allclose(medians, [np.median(values[keys == g]) for g in groups])
