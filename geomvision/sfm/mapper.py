@@ -692,11 +692,16 @@ class IncrementalMapper:
                                             f"{total[worst]} two-view inliers of its verified pairs in the model")
             log.info("model %d: %s %s", self.model, s.images.names[worst], self.log.registration[worst])
             pairs = [p for p in pairs if worst not in p[:2]]
-        if dropped:
-            s.deregister(dropped)
-            s.drop_weak_points()
-            self.trials[dropped] = self.opt.max_register_trials
+        self._remove_images(dropped)
         return dropped
+
+    def _remove_images(self, images: list[int]) -> None:
+        """Deregister ``images`` from the current model, drop the points left with fewer than two
+        observations, and give the images no further registration attempts in this model."""
+        if images:
+            self.s.deregister(images)
+            self.s.drop_weak_points()
+            self.trials[images] = self.opt.max_register_trials
 
     def _model_errors(self, model: int) -> tuple[np.ndarray, np.ndarray]:
         """(images (M,), reprojection errors (M,)) of ``model``'s active observations of its
@@ -738,10 +743,7 @@ class IncrementalMapper:
                 f"removed from model {self.model}: its median reprojection error is {med / ref:.1f} times the "
                 f"model's (more than {IMAGE_NOISE_FACTOR:g}): its pose fits its matches only loosely")
             log.info("model %d: %s %s", self.model, s.images.names[i], self.log.registration[i])
-        if dropped:
-            s.deregister(dropped)
-            s.drop_weak_points()
-            self.trials[dropped] = self.opt.max_register_trials
+        self._remove_images(dropped)
         return dropped
 
     # --- merging models -----------------------------------------------------------------------

@@ -35,6 +35,12 @@ def _map(tmp_path_factory, unique_fraction: float, rng: int = 0, n: int = 19, se
     return errors
 
 
+def _assert_right(errors, *, min_views: int, max_mean: float) -> None:
+    """At least ``min_views`` views in models of 3 or more, every one within ``max_mean`` (m)."""
+    assert sum(n for n, _, _ in errors) >= min_views, errors
+    assert all(mean < max_mean for _, mean, _ in errors), errors
+
+
 def _exif_jpegs(views, d, factor: float):
     """The views as JPEGs (quality 95) whose EXIF gives the focal length x ``factor`` (FocalLength
     4 mm, FocalPlaneXResolution in pixels per cm)."""
@@ -107,9 +113,7 @@ def test_a_pair_whose_inliers_do_not_decide_its_baseline_sign_seeds_no_model(tmp
     # 21 % of the time, so the seeding refuses it (sign test at 5 %) and no model is grown from
     # it: 22 + 3 views, every model right (with the EXIF focal length instead of K the walk had
     # been wrong at every seed)
-    errors = _map(tmp_path_factory, 0.15, 2, n=25, seed=1)
-    assert sum(n for n, _, _ in errors) >= 24, errors
-    assert all(mean < 0.03 for _, mean, _ in errors), errors
+    _assert_right(_map(tmp_path_factory, 0.15, 2, n=25, seed=1), min_views=24, max_mean=0.03)
 
 
 @pytest.mark.slow
@@ -120,9 +124,7 @@ def test_a_model_that_fits_its_matches_loosely_is_dissolved(tmp_path_factory):
     # the other models by no verified pair that could contradict them. Its median reprojection
     # error was 15 times that of the right models (0.23 against 0.015 px; right models agree
     # within a factor 1.4), so it is dissolved: 10 + 5 right views instead of 10 + 5 + 3 wrong
-    errors = _map(tmp_path_factory, 0.15, 10, seed=1)
-    assert sum(n for n, _, _ in errors) >= 15, errors
-    assert all(mean < 0.03 for _, mean, _ in errors), errors
+    _assert_right(_map(tmp_path_factory, 0.15, 10, seed=1), min_views=15, max_mean=0.03)
 
 
 @pytest.mark.slow
@@ -133,6 +135,4 @@ def test_a_view_that_fits_its_matches_loosely_is_removed_from_its_model(tmp_path
     # 0.47 m off; 18 mm without it). Its median reprojection error was 17 times the model's (the
     # other views 0.9-1.3 times), so it is removed and the model adjusted without it: 8 + 6 + 4
     # right views
-    errors = _map(tmp_path_factory, 0.15, 5, seed=0, exif_factor=1.03)
-    assert sum(n for n, _, _ in errors) >= 16, errors
-    assert all(mean < 0.05 for _, mean, _ in errors), errors
+    _assert_right(_map(tmp_path_factory, 0.15, 5, seed=0, exif_factor=1.03), min_views=16, max_mean=0.05)
