@@ -18,7 +18,12 @@ LM_GTOL = 1e-12
 @njit(cache=True)
 def gather_rows(a, idx):
     """a[idx] as a new C-contiguous array (numba's fancy indexing, spelled out)."""
-    out = np.empty((idx.shape[0], a.shape[1]))
+    return gather_rows_into(a, idx, np.empty((idx.shape[0], a.shape[1])))
+
+
+@njit(cache=True)
+def gather_rows_into(a, idx, out):
+    """out[:] = a[idx] for out (len(idx), a.shape[1]); returns out."""
     for k in range(idx.shape[0]):
         for j in range(a.shape[1]):
             out[k, j] = a[idx[k], j]

@@ -30,13 +30,14 @@ from ..geometry.epipolar import essential_from_pose
 from ..solvers.essential import (
     best_cheirality_nb,
     essential_8pt_nb,
-    relative_pose_5pt_nb,
+    five_point_workspace,
+    relative_pose_5pt_ws,
     relative_pose_from_essential_nb,
 )
 from ..solvers._numeric import det3, matmul3, svd
 from ..solvers.refine import refine_relative_pose_nb
 from . import _core as core
-from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_parallel_rays, gather_rows
+from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_parallel_rays, gather_rows, gather_rows_into
 from .engine import PoseEstimator, RansacResult, RansacStats, ransac, shared_keypoint_groups
 from .options import RansacOptions, resolve_options
 
@@ -121,9 +122,10 @@ def _fit_minimal(data, sample, models):
     # a pose that puts one of its own five points behind a camera cannot be the true one (the
     # sample would not be all inliers): on random samples this drops ~80 % of the candidates,
     # which then need not be scored; an all-inlier sample keeps its true pose (Nister 2004)
-    r1 = gather_rows(data[0], sample)
-    r2 = gather_rows(data[1], sample)
-    Rs, ts, n = relative_pose_5pt_nb(r1, r2, False, True)
+    ws_f, ws_i, sample_rays = data[5]
+    r1 = gather_rows_into(data[0], sample, sample_rays[0])
+    r2 = gather_rows_into(data[1], sample, sample_rays[1])
+    Rs, ts, n = relative_pose_5pt_ws(r1, r2, (ws_f, ws_i), False, True)
     for j in range(n):
         pose_to_vec(Rs[j], ts[j], models[j])
     return n
@@ -229,7 +231,9 @@ class RelativePoseEstimator(PoseEstimator):
         cols = np.empty((6, len(a)))  # (6, N) for the error loop
         cols[:3] = r1.T
         cols[3:] = r2.T
-        super().__init__((r1, r2, inv_f2, np.array([gate]), cols), len(a), shared_keypoint_groups(a, b))
+        # the minimal solver's scratch and the sample's rays, made once: a draw allocates nothing
+        scratch = (*five_point_workspace(), np.empty((2, self.sample_size, 3)))
+        super().__init__((r1, r2, inv_f2, np.array([gate]), cols, scratch), len(a), shared_keypoint_groups(a, b))
 
 
 def estimate_relative_pose(

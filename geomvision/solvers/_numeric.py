@@ -8,9 +8,11 @@ microsecond range when called from a RANSAC loop.
 - ``binary_cubic_roots(a0, a1, a2, a3) -> (mu (3,), lam (3,), n)``: real projective roots of
   a0 mu^3 + a1 mu^2 lam + a2 mu lam^2 + a3 lam^3 = 0, dehomogenised on the better-conditioned side.
 - ``poly_real_roots(p, out) -> n``: real roots of a polynomial (coefficients lowest degree first)
-  by Sturm-sequence isolation and safeguarded Newton refinement (PoseLib's approach).
+  by Sturm-sequence isolation and safeguarded Newton refinement (PoseLib's approach);
+  ``poly_real_roots_ws(p, out, roots_workspace(n))`` the same without allocating.
 - ``null_space_qr(A (m,n)) -> (N (n-m, n), ok)``: orthonormal null space of the m x n matrix A
-  (m < n) from the Householder QR of A^T; ok False when rank(A) < m.
+  (m < n) from the Householder QR of A^T; ok False when rank(A) < m (``null_space_qr_into``
+  writes into caller's arrays).
 - ``normalise_points(x, w) -> (xn, T)``: Hartley normalisation (weighted centroid, mean distance
   sqrt(2)); ``x_n = T @ (x, 1)``.
 - ``epipolar_nullvector(P, Q, w) -> (M (3,3), ok)``: the weighted least-squares M with
@@ -188,13 +190,26 @@ def _refine_root(p, n, a, b):
 ROOT_ROUNDING_ULPS = 4.0  # |p(x)| below this many ulps of its evaluation bound ends the refinement
 
 
+ROOTS_STACK = 64  # bisection intervals pending at once in the Sturm search
+
+
 @njit(cache=True)
-def _sturm_roots_in(p, n, lo, hi, out, count):
+def roots_workspace(n):
+    """Scratch arrays for ``poly_real_roots_ws`` on polynomials of degree <= n: the Sturm
+    sequence (n+1, n+1) and degrees, a remainder, the bisection stack's bounds (2, 64) and sign
+    counts (2, 64), the trimmed and reversed polynomials and the roots of both searches."""
+    return (np.empty((n + 1, n + 1)), np.empty(n + 1, dtype=np.int64), np.empty(n + 1),
+            np.empty((2, ROOTS_STACK)), np.empty((2, ROOTS_STACK), dtype=np.int64), np.empty(n + 1),
+            np.empty(n + 1), np.empty(2 * n + 2))
+
+
+@njit(cache=True)
+def _sturm_roots_in(p, n, lo, hi, out, count, ws):
     """Append the real roots of the degree-n polynomial p (lowest first, p[n] != 0) in (lo, hi]
-    to out[count:]; returns the new count. Sturm isolation + safeguarded Newton refinement."""
+    to out[count:]; returns the new count. Sturm isolation + safeguarded Newton refinement;
+    ``ws`` from ``roots_workspace`` (its sequence, remainder and stack are overwritten)."""
     # Sturm sequence S0 = p / lead, S1 = S0' / n, S_{k+1} = -rem(S_{k-1}, S_k) / |lead of rem|
-    S = np.zeros((n + 1, n + 1))
-    deg = np.zeros(n + 1, dtype=np.int64)
+    S, deg, r, stack_f, stack_i = ws[0], ws[1], ws[2], ws[3], ws[4]
     lead = p[n]
     for k in range(n + 1):
         S[0, k] = p[k] / lead
@@ -203,7 +218,6 @@ def _sturm_roots_in(p, n, lo, hi, out, count):
         S[1, k] = (k + 1) * S[0, k + 1] / n
     deg[1] = n - 1
     m = 1
-    r = np.empty(n + 1)
     while deg[m] > 0:
         dr = deg[m - 1]
         for j in range(dr + 1):
@@ -229,10 +243,7 @@ def _sturm_roots_in(p, n, lo, hi, out, count):
             S[m, j] = -r[j] / nr
         deg[m] = dr
     S0 = S[0]
-    stack_a = np.empty(64)
-    stack_b = np.empty(64)
-    stack_ca = np.empty(64, dtype=np.int64)
-    stack_cb = np.empty(64, dtype=np.int64)
+    stack_a, stack_b, stack_ca, stack_cb = stack_f[0], stack_f[1], stack_i[0], stack_i[1]
     stack_a[0] = lo
     stack_b[0] = hi
     stack_ca[0] = _sturm_count(S, deg, m, lo)
@@ -255,7 +266,7 @@ def _sturm_roots_in(p, n, lo, hi, out, count):
             count += 1
             continue
         mid = 0.5 * (a + b)
-        if b - a <= 1e-10 * max(1.0, abs(mid)) or top + 2 > 64:
+        if b - a <= 1e-10 * max(1.0, abs(mid)) or top + 2 > ROOTS_STACK:
             if change:
                 out[count] = _refine_root(S0, n, a, b)
                 count += 1
@@ -283,6 +294,13 @@ def poly_real_roots(p, out):
     searches run on a unit interval, which keeps the Sturm counts reliable when the
     coefficients span many orders of magnitude. Roots are refined by safeguarded Newton steps.
     """
+    return poly_real_roots_ws(p, out, roots_workspace(p.shape[0] - 1))
+
+
+@njit(cache=True)
+def poly_real_roots_ws(p, out, ws):
+    """``poly_real_roots`` with its scratch from ``roots_workspace(>= len(p) - 1)``: no
+    allocation (called once per RANSAC draw)."""
     n = p.shape[0] - 1
     scale = 0.0
     for k in range(n + 1):
@@ -302,20 +320,18 @@ def poly_real_roots(p, out):
     d = hi - lo
     if d == 0:
         return count
-    q = np.empty(d + 1)
+    q, qr, buf = ws[5], ws[6], ws[7]
     for k in range(d + 1):
         q[k] = p[lo + k]
     # |x| <= 1 on (-1 - eps, 1]; |x| >= 1 as 1/u for the roots u of the reversed polynomial on
     # the same interval (u = 0, x = inf, is not a root: the leading coefficient is non-zero).
     # The intervals overlap slightly so that roots at x = +-1 are not lost to rounding; roots
     # found twice are merged. A scratch buffer holds both searches before the merge.
-    buf = np.empty(2 * d + 2)
-    nb = _sturm_roots_in(q, d, -1.0 - 1e-7, 1.0, buf, 0)
-    qr = np.empty(d + 1)
+    nb = _sturm_roots_in(q, d, -1.0 - 1e-7, 1.0, buf, 0, ws)
     for k in range(d + 1):
         qr[k] = q[d - k]
     c1 = nb
-    nb = _sturm_roots_in(qr, d, -1.0 - 1e-7, 1.0, buf, nb)
+    nb = _sturm_roots_in(qr, d, -1.0 - 1e-7, 1.0, buf, nb, ws)
     for k in range(c1, nb):
         buf[k] = 1.0 / buf[k] if buf[k] != 0.0 else np.inf
     m = count
@@ -353,7 +369,16 @@ def null_space_qr(A):
     rank-deficient (a pivot below 1e-10 of the first).
     """
     m, n = A.shape
-    V = np.zeros((m, n))
+    N = np.zeros((n - m, n))
+    ok = null_space_qr_into(A, np.empty((m, n)), N)
+    return N, ok
+
+
+@njit(cache=True)
+def null_space_qr_into(A, V, N):
+    """``null_space_qr`` into N (n-m, n) with V (m, n) as scratch (both overwritten); returns ok
+    (N is zero when not)."""
+    m, n = A.shape
     r00 = 0.0
     for k in range(m):
         nrm = 0.0
@@ -363,7 +388,8 @@ def null_space_qr(A):
         if k == 0:
             r00 = nrm
         if not nrm > 1e-10 * r00:
-            return np.zeros((n - m, n)), False
+            N[:, :] = 0.0
+            return False
         alpha = -nrm if A[k, k] >= 0.0 else nrm
         vn = 0.0
         for i in range(k, n):
@@ -381,7 +407,7 @@ def null_space_qr(A):
             d *= 2.0
             for i in range(k, n):
                 A[c, i] -= d * V[k, i]
-    N = np.zeros((n - m, n))
+    N[:, :] = 0.0
     for c in range(n - m):
         N[c, m + c] = 1.0
     for k in range(m - 1, -1, -1):
@@ -392,7 +418,7 @@ def null_space_qr(A):
             d *= 2.0
             for i in range(k, n):
                 N[c, i] -= d * V[k, i]
-    return N, True
+    return True
 
 
 @njit(cache=True)

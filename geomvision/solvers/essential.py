@@ -20,6 +20,9 @@ numba cores (callable from other ``@njit`` code):
 - ``relative_pose_5pt_nb(rays1, rays2, always_polish=True, all_in_front=False) -> (Rs (10,3,3), ts (10,3), n)``
   — the 5-point solver followed, for each E, by the decomposition with most sample points in
   front of both cameras (with ``all_in_front`` only decompositions with all five in front).
+- ``essential_5pt_ws(rays1, rays2, ws, ...)``, ``relative_pose_5pt_ws(rays1, rays2, ws, ...)`` — the
+  same in scratch from ``five_point_workspace()`` (no allocation per call: RANSAC's draws); the
+  returned arrays are views into ``ws``.
 - ``essential_8pt_nb(rays1 (N,3), rays2 (N,3), w (N,)) -> (E (3,3), ok)`` — weighted linear
   8-point solver on conditioned rays, projected onto the essential space (singular values 1,1,0).
 - ``decompose_essential_nb(E) -> (Rs (4,3,3), ts (4,3), ok)`` — the four (R, t) of an E (SVD).
@@ -40,7 +43,16 @@ from .._validation import as_array
 from ..geometry.rigid import Rigid3
 from ._inputs import check_rays, point_pair, weights_of
 from ..geometry._rotation_kernels import hat_nb
-from ._numeric import det3, epipolar_nullvector, frobenius_normalise, matmul3, null_space_qr, poly_real_roots, svd
+from ._numeric import (
+    det3,
+    epipolar_nullvector,
+    frobenius_normalise,
+    matmul3,
+    ROOTS_STACK,
+    null_space_qr_into,
+    poly_real_roots_ws,
+    svd,
+)
 
 # --- monomial bookkeeping for the 10 cubic constraints --------------------------------------------
 # degree-1 polynomials in (x, y, z): coefficients of [x, y, z, 1]
@@ -101,18 +113,88 @@ def _mul21_add(a, b, out):
     out[19] += a9 * b3
 
 
+_WS_FLOATS = 1466  # the float scratch of ``_five_point_views``
+_WS_INTS = 2 * ROOTS_STACK + 11
+
+
 @njit(cache=True)
-def _null_space_5x9(rays1, rays2):
-    """Orthonormal basis (4,9) of the null space of the 5x9 epipolar constraint matrix."""
-    A = np.empty((5, 9))  # row i = kron(b_i, a_i) of unit rays
-    for i in range(5):
+def five_point_workspace():
+    """Scratch for ``essential_5pt_ws`` / ``relative_pose_5pt_ws``: (floats, ints), made once per
+    RANSAC call so that a draw allocates nothing (45 small allocations were a fifth of a draw).
+    Two flat arrays rather than a tuple of ~30: RANSAC passes its data tuple, which holds this,
+    by value to every kernel."""
+    return np.zeros(_WS_FLOATS), np.zeros(_WS_INTS, dtype=np.int64)
+
+
+@njit(inline="always")
+def _take(w, o, n):
+    return w[o : o + n], o + n
+
+
+@njit(inline="always")
+def _five_point_views(wf, wi):
+    """The workspace as arrays (views, no allocation): (system, roots, solutions, poses) with
+    system = (A (5,9), V (5,9), N (4,9), e (3,3,4), G (3,3,10), M (10,20), M0 (10,20),
+    cof (3,10), buf (34,), P (3,4), Q (3,4), R (3,5), poly (11,)), roots as
+    ``roots_workspace(10)``, solutions = (zs (10,), B (3,3), Es (10,3,3), mono (4,20),
+    T (2,3,3)) and poses = (Rs (10,3,3), ts (10,3), cR (4,3,3), ct (4,3), En (3,3), t (3,),
+    cof (3,3))."""
+    A, o = _take(wf, 0, 45)
+    V, o = _take(wf, o, 45)
+    N, o = _take(wf, o, 36)
+    e, o = _take(wf, o, 36)
+    G, o = _take(wf, o, 90)
+    M, o = _take(wf, o, 200)
+    M0, o = _take(wf, o, 200)
+    cof, o = _take(wf, o, 30)
+    buf, o = _take(wf, o, 34)
+    P, o = _take(wf, o, 12)
+    Q, o = _take(wf, o, 12)
+    R, o = _take(wf, o, 15)
+    poly, o = _take(wf, o, 11)
+    system = (A.reshape(5, 9), V.reshape(5, 9), N.reshape(4, 9), e.reshape(3, 3, 4), G.reshape(3, 3, 10),
+              M.reshape(10, 20), M0.reshape(10, 20), cof.reshape(3, 10), buf, P.reshape(3, 4), Q.reshape(3, 4),
+              R.reshape(3, 5), poly)
+    S, o = _take(wf, o, 121)
+    r, o = _take(wf, o, 11)
+    stack_f, o = _take(wf, o, 2 * ROOTS_STACK)
+    q, o = _take(wf, o, 11)
+    qr, o = _take(wf, o, 11)
+    rbuf, o = _take(wf, o, 22)
+    deg, oi = _take(wi, 0, 11)
+    stack_i, oi = _take(wi, oi, 2 * ROOTS_STACK)
+    roots = (S.reshape(11, 11), deg, r, stack_f.reshape(2, ROOTS_STACK), stack_i.reshape(2, ROOTS_STACK), q, qr,
+             rbuf)
+    zs, o = _take(wf, o, 10)
+    B, o = _take(wf, o, 9)
+    Es, o = _take(wf, o, 90)
+    mono, o = _take(wf, o, 80)
+    T, o = _take(wf, o, 18)
+    solutions = (zs, B.reshape(3, 3), Es.reshape(10, 3, 3), mono.reshape(4, 20), T.reshape(2, 3, 3))
+    Rs, o = _take(wf, o, 90)
+    ts, o = _take(wf, o, 30)
+    cR, o = _take(wf, o, 36)
+    ct, o = _take(wf, o, 12)
+    En, o = _take(wf, o, 9)
+    tv, o = _take(wf, o, 3)
+    cf, o = _take(wf, o, 9)
+    poses = (Rs.reshape(10, 3, 3), ts.reshape(10, 3), cR.reshape(4, 3, 3), ct.reshape(4, 3), En.reshape(3, 3), tv,
+             cf.reshape(3, 3))
+    return system, roots, solutions, poses
+
+
+@njit(cache=True)
+def _null_space_5x9(rays1, rays2, A, V, N):
+    """Orthonormal basis N (4,9) of the null space of the 5x9 epipolar constraint matrix A
+    (scratch, as V); returns ok."""
+    for i in range(5):  # row i = kron(b_i, a_i) of unit rays
         n1 = np.sqrt(rays1[i, 0] ** 2 + rays1[i, 1] ** 2 + rays1[i, 2] ** 2)
         n2 = np.sqrt(rays2[i, 0] ** 2 + rays2[i, 1] ** 2 + rays2[i, 2] ** 2)
         inv = 1.0 / (n1 * n2)
         for j in range(3):
             for k in range(3):
                 A[i, 3 * j + k] = rays2[i, j] * rays1[i, k] * inv
-    return null_space_qr(A)
+    return null_space_qr_into(A, V, N)
 
 
 @njit(cache=True)
@@ -137,26 +219,21 @@ def _poly_mul_diff(a, b, c, d, out, scratch):
 
 
 @njit(cache=True)
-def _five_point_system(rays1, rays2):
-    """Null-space basis N (4,9), the 10x20 cubic constraints M0, the polynomial matrix rows
-    P (3,4), Q (3,4), R (3,5) and its degree-10 determinant (11,) (coefficients lowest degree
-    first); ok False when degenerate."""
-    M0 = np.zeros((10, 20))
-    P = np.zeros((3, 4))
-    Q = np.zeros((3, 4))
-    R = np.zeros((3, 5))
-    poly = np.zeros(11)
-    N, ok = _null_space_5x9(rays1, rays2)
-    if not ok:
-        return N, M0, P, Q, R, poly, False
+def _five_point_system(rays1, rays2, ws):
+    """Into the system workspace ``ws`` (see ``five_point_workspace``): the null-space basis
+    N (4,9), the 10x20 cubic constraints M0, the polynomial matrix rows P (3,4), Q (3,4),
+    R (3,5) and its degree-10 determinant poly (11,) (coefficients lowest degree first).
+    Returns ok, False when degenerate."""
+    A, V, N, e, G, M, M0, cof, buf, P, Q, R, poly = ws
+    if not _null_space_5x9(rays1, rays2, A, V, N):
+        return False
     # E(x, y, z) = x X + y Y + z Z + W: entries as degree-1 polynomials
-    e = np.empty((3, 3, 4))
     for r in range(3):
         for c in range(3):
             for k in range(4):
                 e[r, c, k] = N[k, 3 * r + c]
     # E E^T (symmetric, degree 2), then G = E E^T - tr(E E^T) I / 2
-    G = np.zeros((3, 3, 10))
+    G[:, :, :] = 0.0
     for i in range(3):
         for j in range(i, 3):
             for k in range(3):
@@ -169,14 +246,14 @@ def _five_point_system(rays1, rays2):
         G[1, 0, m] = G[0, 1, m]
         G[2, 0, m] = G[0, 2, m]
         G[2, 1, m] = G[1, 2, m]
-    M = np.zeros((10, 20))
+    M[:, :] = 0.0
     # rows 0..8: (E E^T - tr(E E^T) I / 2) E = 0
     for i in range(3):
         for j in range(3):
             for k in range(3):
                 _mul21_add(G[i, k], e[k, j], M[3 * i + j])
     # row 9: det(E) = E0 . (E1 x E2) with rows E0, E1, E2
-    cof = np.zeros((3, 10))
+    cof[:, :] = 0.0
     for c in range(3):
         c1 = (c + 1) % 3
         c2 = (c + 2) % 3
@@ -196,7 +273,7 @@ def _five_point_system(rays1, rays2):
                 best = abs(M[i, k])
                 p = i
         if not best > 0.0 or not np.isfinite(best):
-            return N, M0, P, Q, R, poly, False
+            return False
         if p != k:
             for j in range(k, 20):
                 tmp = M[k, j]
@@ -237,7 +314,7 @@ def _five_point_system(rays1, rays2):
         R[m, 3] = M[u, 16] - M[v, 17]
         R[m, 4] = -M[v, 16]
     # det of the 3x3 polynomial matrix (degree 10) by its first row's cofactors
-    buf = np.empty(34)  # t0 (8), t1 (8), t2 (7), scratch (11)
+    # buf: t0 (8), t1 (8), t2 (7), scratch (11)
     t0, t1, t2, tmp = buf[:8], buf[8:16], buf[16:23], buf[23:34]
     _poly_mul_diff(Q[1], R[2], Q[2], R[1], t0, tmp)
     _poly_mul_diff(P[1], R[2], P[2], R[1], t1, tmp)
@@ -246,18 +323,16 @@ def _five_point_system(rays1, rays2):
     _poly_mul_into(R[0], t2, tmp)
     for k in range(11):
         poly[k] += tmp[k]
-    return N, M0, P, Q, R, poly, True
+    return True
 
 
 @njit(cache=True)
-def _polish_xyz(M0, x, y, z):
+def _polish_xyz(M0, x, y, z, scratch):
     """Gauss-Newton on the ten cubic constraints M0 @ monomials(x, y, z) = 0 (up to 5 steps,
     none when the residual is already at rounding level): removes the error that the
-    elimination and the degree-10 polynomial accumulate on ill-conditioned samples."""
-    mono = np.empty(20)
-    dmx = np.empty(20)
-    dmy = np.empty(20)
-    dmz = np.empty(20)
+    elimination and the degree-10 polynomial accumulate on ill-conditioned samples.
+    ``scratch`` (4,20) holds the monomials and their x, y, z derivatives."""
+    mono, dmx, dmy, dmz = scratch[0], scratch[1], scratch[2], scratch[3]
     for _ in range(5):
         x2 = x * x
         y2 = y * y
@@ -368,14 +443,24 @@ def _depth_signs_mixed(E, rays1, rays2):
 
 @njit(cache=True)
 def essential_5pt_nb(rays1, rays2, always_polish=True, same_side=False):
-    Es = np.zeros((10, 3, 3))
-    N, M0, P, Q, R, poly, ok = _five_point_system(rays1, rays2)
-    if not ok:
+    return essential_5pt_ws(rays1, rays2, five_point_workspace(), always_polish, same_side)
+
+
+@njit(cache=True)
+def essential_5pt_ws(rays1, rays2, ws, always_polish=True, same_side=False):
+    """``essential_5pt_nb`` in the workspace ``ws`` of ``five_point_workspace``; the returned Es
+    is a view into it (valid until the next call with the same workspace)."""
+    return _essential_5pt_views(rays1, rays2, _five_point_views(ws[0], ws[1]), always_polish, same_side)
+
+
+@njit(cache=True)
+def _essential_5pt_views(rays1, rays2, ws, always_polish, same_side):
+    zs, B, Es, mono, T = ws[2]
+    if not _five_point_system(rays1, rays2, ws[0]):
         return Es, 0
-    zs = np.empty(10)
-    nz = poly_real_roots(poly, zs)
+    N, M0, P, Q, R, poly = ws[0][2], ws[0][6], ws[0][9], ws[0][10], ws[0][11], ws[0][12]
+    nz = poly_real_roots_ws(poly, zs, ws[1])
     n = 0
-    B = np.empty((3, 3))
     for s in range(nz):
         z = zs[s]
         for m in range(3):
@@ -402,7 +487,7 @@ def essential_5pt_nb(rays1, rays2, always_polish=True, same_side=False):
         # already on the essential manifold: most are, and the polish is ~15 % of the solver
         for attempt in range(2):
             if always_polish or attempt == 1:
-                x, y, z = _polish_xyz(M0, x, y, z)
+                x, y, z = _polish_xyz(M0, x, y, z, mono)
             for r in range(3):
                 for c in range(3):
                     k = 3 * r + c
@@ -412,7 +497,7 @@ def essential_5pt_nb(rays1, rays2, always_polish=True, same_side=False):
                 break
             if same_side and _depth_signs_mixed(Es[n], rays1, rays2):
                 break  # (most roots of RANSAC samples): no need to check or polish it
-            if _essential_residual(Es[n]) < 1e-10:
+            if _essential_residual(Es[n], T) < 1e-10:
                 n += 1
                 break
             if always_polish:
@@ -421,12 +506,18 @@ def essential_5pt_nb(rays1, rays2, always_polish=True, same_side=False):
 
 
 @njit(cache=True)
-def _essential_residual(E):
+def _essential_residual(E, T):
     """|2 E E^T E - tr(E E^T) E|_F of a unit-norm E: ~|s1 - s2| + s3, zero on the essential
-    manifold. Rejects spurious roots (numerically real twins of complex pairs)."""
-    A = matmul3(E, E.T.copy())
+    manifold. Rejects spurious roots (numerically real twins of complex pairs). T (2,3,3) is
+    scratch."""
+    A, B = T[0], T[1]
+    for i in range(3):
+        for j in range(3):
+            A[i, j] = E[i, 0] * E[j, 0] + E[i, 1] * E[j, 1] + E[i, 2] * E[j, 2]
     tr = A[0, 0] + A[1, 1] + A[2, 2]
-    B = matmul3(A, E)
+    for i in range(3):
+        for j in range(3):
+            B[i, j] = A[i, 0] * E[0, j] + A[i, 1] * E[1, j] + A[i, 2] * E[2, j]
     r = 0.0
     for i in range(3):
         for j in range(3):
@@ -471,10 +562,11 @@ def count_in_front_nb(R, t, rays1, rays2):
 
 
 @njit(cache=True)
-def _decompose_exact(E, Rs, ts):
+def _decompose_exact(E, Rs, ts, En, t, cof):
     """The four (R, t) of an (exactly) essential E without an SVD: t spans the left null space,
-    R = cof(E) -/+ [t]_x E for E scaled to |E|_F^2 = 2 (Horn 1990). Returns ok."""
-    En = E.copy()
+    R = cof(E) -/+ [t]_x E for E scaled to |E|_F^2 = 2 (Horn 1990). En (3,3), t (3,) and
+    cof (3,3) are scratch. Returns ok."""
+    En[:, :] = E
     s = frobenius_normalise(En)
     if not s > 0.0:
         return False
@@ -482,13 +574,11 @@ def _decompose_exact(E, Rs, ts):
     for i in range(3):
         for j in range(3):
             En[i, j] *= r2
-    t = np.empty(3)
     t[0], t[1], t[2], best = _left_null_vector(En)
     if not best > 0.0:
         return False
     nt = np.sqrt(best)
     t /= nt
-    cof = np.empty((3, 3))
     for i in range(3):
         i1 = (i + 1) % 3
         i2 = (i + 2) % 3
@@ -518,14 +608,19 @@ def _decompose_exact(E, Rs, ts):
 
 @njit(cache=True)
 def relative_pose_5pt_nb(rays1, rays2, always_polish=True, all_in_front=False):
-    Rs = np.zeros((10, 3, 3))
-    ts = np.zeros((10, 3))
-    Es, ne = essential_5pt_nb(rays1, rays2, always_polish, all_in_front)
-    cR = np.empty((4, 3, 3))
-    ct = np.empty((4, 3))
+    return relative_pose_5pt_ws(rays1, rays2, five_point_workspace(), always_polish, all_in_front)
+
+
+@njit(cache=True)
+def relative_pose_5pt_ws(rays1, rays2, ws, always_polish=True, all_in_front=False):
+    """``relative_pose_5pt_nb`` in the workspace ``ws`` of ``five_point_workspace``; Rs and ts
+    are views into it (valid until the next call with the same workspace)."""
+    views = _five_point_views(ws[0], ws[1])
+    Es, ne = _essential_5pt_views(rays1, rays2, views, always_polish, all_in_front)
+    Rs, ts, cR, ct, En, tv, cof = views[3]
     n = 0
     for k in range(ne):
-        if not _decompose_exact(Es[k], cR, ct):
+        if not _decompose_exact(Es[k], cR, ct, En, tv, cof):
             continue
         bi = _all_in_front(cR, ct, rays1, rays2) if all_in_front else _most_in_front(cR, ct, rays1, rays2)
         if bi >= 0:

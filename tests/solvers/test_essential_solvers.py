@@ -22,6 +22,9 @@ from geomvision.solvers.essential import (
     count_in_front_nb,
     essential_5pt_nb,
     essential_from_pose_nb,
+    five_point_workspace,
+    relative_pose_5pt_nb,
+    relative_pose_5pt_ws,
 )
 
 
@@ -80,6 +83,26 @@ def test_5pt_same_side_drops_exactly_the_roots_no_pose_can_use(rng):
         Es, n = essential_5pt_nb(r1, r2b, False, True)
         assert n == 0 or min(scale_sign_error(G, E) for G in Es[:n]) > 1e-3
     assert kept < total
+
+
+def test_5pt_in_one_reused_workspace_matches_fresh_calls(rng):
+    # RANSAC calls the solver in one workspace for every draw: what a previous sample left in
+    # it (more roots, a degenerate sample's early exit, a polished root) must not change the
+    # next one's result, bit for bit, nor the count of candidates
+    ws = five_point_workspace()
+    for k in range(300):
+        if k % 3 == 0:
+            r1 = np.c_[rng.normal(scale=0.5, size=(5, 2)), np.ones(5)]
+            r2 = np.c_[rng.normal(scale=0.5, size=(5, 2)), np.ones(5)]
+        else:
+            _T, r1, r2 = relative_case(rng, 5, baseline=0.1 if k % 3 == 1 else 1.0)
+        if k % 10 == 0:
+            r1[4], r2[4] = 2.0 * r1[0], 3.0 * r2[0]  # degenerate: the null space is 5-dimensional
+        for always_polish, all_in_front in ((False, True), (True, False)):
+            Rs, ts, n = relative_pose_5pt_nb(r1, r2, always_polish, all_in_front)
+            Rw, tw, nw = relative_pose_5pt_ws(r1, r2, ws, always_polish, all_in_front)
+            assert nw == n
+            assert np.array_equal(Rw[:n], Rs[:n]) and np.array_equal(tw[:n], ts[:n])
 
 
 def test_5pt_short_baseline(rng):
