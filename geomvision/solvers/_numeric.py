@@ -193,14 +193,44 @@ ROOT_ROUNDING_ULPS = 4.0  # |p(x)| below this many ulps of its evaluation bound 
 ROOTS_STACK = 64  # bisection intervals pending at once in the Sturm search
 
 
+@njit(inline="always")
+def take(w, o, n):
+    """The view w[o:o+n] and the next offset o+n (carving flat scratch arrays)."""
+    return w[o : o + n], o + n
+
+
+@njit(inline="always")
+def roots_views(wf, o, wi, oi, n):
+    """The scratch of ``poly_real_roots_ws`` for degree <= n carved from the flat arrays wf
+    (floats, from offset o) and wi (int64, from oi), no allocation; returns (ws, o, oi) with the
+    offsets past it. ws = (Sturm sequence (n+1, n+1), degrees (n+1,), remainder (n+1,),
+    stack bounds (2, ROOTS_STACK), stack sign counts (2, ROOTS_STACK), trimmed and reversed
+    polynomials (n+1,) x 2, roots of both searches (2n+2,))."""
+    S, o = take(wf, o, (n + 1) * (n + 1))
+    r, o = take(wf, o, n + 1)
+    stack_f, o = take(wf, o, 2 * ROOTS_STACK)
+    q, o = take(wf, o, n + 1)
+    qr, o = take(wf, o, n + 1)
+    buf, o = take(wf, o, 2 * n + 2)
+    deg, oi = take(wi, oi, n + 1)
+    stack_i, oi = take(wi, oi, 2 * ROOTS_STACK)
+    ws = (S.reshape(n + 1, n + 1), deg, r, stack_f.reshape(2, ROOTS_STACK), stack_i.reshape(2, ROOTS_STACK), q, qr,
+          buf)
+    return ws, o, oi
+
+
+@njit(cache=True)
+def roots_sizes(n):
+    """(floats, ints) taken by ``roots_views`` for degree n."""
+    return (n + 1) * (n + 1) + 4 * (n + 1) + 2 * ROOTS_STACK + 2 * n + 2, n + 1 + 2 * ROOTS_STACK
+
+
 @njit(cache=True)
 def roots_workspace(n):
-    """Scratch arrays for ``poly_real_roots_ws`` on polynomials of degree <= n: the Sturm
-    sequence (n+1, n+1) and degrees, a remainder, the bisection stack's bounds (2, 64) and sign
-    counts (2, 64), the trimmed and reversed polynomials and the roots of both searches."""
-    return (np.empty((n + 1, n + 1)), np.empty(n + 1, dtype=np.int64), np.empty(n + 1),
-            np.empty((2, ROOTS_STACK)), np.empty((2, ROOTS_STACK), dtype=np.int64), np.empty(n + 1),
-            np.empty(n + 1), np.empty(2 * n + 2))
+    """Scratch for ``poly_real_roots_ws`` on polynomials of degree <= n (``roots_views`` on
+    fresh arrays)."""
+    nf, ni = roots_sizes(n)
+    return roots_views(np.zeros(nf), 0, np.zeros(ni, dtype=np.int64), 0, n)[0]
 
 
 @njit(cache=True)

@@ -51,7 +51,9 @@ from ._numeric import (
     ROOTS_STACK,
     null_space_qr_into,
     poly_real_roots_ws,
+    roots_views,
     svd,
+    take,
 )
 
 # --- monomial bookkeeping for the 10 cubic constraints --------------------------------------------
@@ -113,74 +115,63 @@ def _mul21_add(a, b, out):
     out[19] += a9 * b3
 
 
-_WS_FLOATS = 1466  # the float scratch of ``_five_point_views``
+_WS_FLOATS = 1466  # the float scratch of ``_five_point_views``; checked in five_point_workspace
 _WS_INTS = 2 * ROOTS_STACK + 11
 
 
 @njit(cache=True)
 def five_point_workspace():
     """Scratch for ``essential_5pt_ws`` / ``relative_pose_5pt_ws``: (floats, ints), made once per
-    RANSAC call so that a draw allocates nothing (45 small allocations were a fifth of a draw).
-    Two flat arrays rather than a tuple of ~30: RANSAC passes its data tuple, which holds this,
-    by value to every kernel."""
-    return np.zeros(_WS_FLOATS), np.zeros(_WS_INTS, dtype=np.int64)
-
-
-@njit(inline="always")
-def _take(w, o, n):
-    return w[o : o + n], o + n
+    RANSAC call so that a draw allocates nothing. Two flat arrays rather than a tuple of ~30:
+    RANSAC passes its data tuple, which holds this, by value to every kernel."""
+    wf, wi = np.zeros(_WS_FLOATS), np.zeros(_WS_INTS, dtype=np.int64)
+    o, oi = _five_point_views(wf, wi)[4:]
+    if o != _WS_FLOATS or oi != _WS_INTS:  # numba does not bounds-check the solver's writes
+        raise AssertionError("five_point_workspace: _WS_FLOATS/_WS_INTS disagree with _five_point_views")
+    return wf, wi
 
 
 @njit(inline="always")
 def _five_point_views(wf, wi):
-    """The workspace as arrays (views, no allocation): (system, roots, solutions, poses) with
-    system = (A (5,9), V (5,9), N (4,9), e (3,3,4), G (3,3,10), M (10,20), M0 (10,20),
-    cof (3,10), buf (34,), P (3,4), Q (3,4), R (3,5), poly (11,)), roots as
-    ``roots_workspace(10)``, solutions = (zs (10,), B (3,3), Es (10,3,3), mono (4,20),
-    T (2,3,3)) and poses = (Rs (10,3,3), ts (10,3), cR (4,3,3), ct (4,3), En (3,3), t (3,),
-    cof (3,3))."""
-    A, o = _take(wf, 0, 45)
-    V, o = _take(wf, o, 45)
-    N, o = _take(wf, o, 36)
-    e, o = _take(wf, o, 36)
-    G, o = _take(wf, o, 90)
-    M, o = _take(wf, o, 200)
-    M0, o = _take(wf, o, 200)
-    cof, o = _take(wf, o, 30)
-    buf, o = _take(wf, o, 34)
-    P, o = _take(wf, o, 12)
-    Q, o = _take(wf, o, 12)
-    R, o = _take(wf, o, 15)
-    poly, o = _take(wf, o, 11)
+    """The workspace as arrays (views, no allocation): (system, roots, solutions, poses, o, oi)
+    with system = (A (5,9), V (5,9), N (4,9), e (3,3,4), G (3,3,10), M (10,20), M0 (10,20),
+    cof (3,10), buf (34,), P (3,4), Q (3,4), R (3,5), poly (11,)), roots = ``roots_views`` for
+    degree 10, solutions = (zs (10,), B (3,3), Es (10,3,3), mono (4,20), T (2,3,3)),
+    poses = (Rs (10,3,3), ts (10,3), cR (4,3,3), ct (4,3), En (3,3), t (3,), cof (3,3)) and
+    o, oi the float and int sizes used."""
+    A, o = take(wf, 0, 45)
+    V, o = take(wf, o, 45)
+    N, o = take(wf, o, 36)
+    e, o = take(wf, o, 36)
+    G, o = take(wf, o, 90)
+    M, o = take(wf, o, 200)
+    M0, o = take(wf, o, 200)
+    cof, o = take(wf, o, 30)
+    buf, o = take(wf, o, 34)
+    P, o = take(wf, o, 12)
+    Q, o = take(wf, o, 12)
+    R, o = take(wf, o, 15)
+    poly, o = take(wf, o, 11)
     system = (A.reshape(5, 9), V.reshape(5, 9), N.reshape(4, 9), e.reshape(3, 3, 4), G.reshape(3, 3, 10),
               M.reshape(10, 20), M0.reshape(10, 20), cof.reshape(3, 10), buf, P.reshape(3, 4), Q.reshape(3, 4),
               R.reshape(3, 5), poly)
-    S, o = _take(wf, o, 121)
-    r, o = _take(wf, o, 11)
-    stack_f, o = _take(wf, o, 2 * ROOTS_STACK)
-    q, o = _take(wf, o, 11)
-    qr, o = _take(wf, o, 11)
-    rbuf, o = _take(wf, o, 22)
-    deg, oi = _take(wi, 0, 11)
-    stack_i, oi = _take(wi, oi, 2 * ROOTS_STACK)
-    roots = (S.reshape(11, 11), deg, r, stack_f.reshape(2, ROOTS_STACK), stack_i.reshape(2, ROOTS_STACK), q, qr,
-             rbuf)
-    zs, o = _take(wf, o, 10)
-    B, o = _take(wf, o, 9)
-    Es, o = _take(wf, o, 90)
-    mono, o = _take(wf, o, 80)
-    T, o = _take(wf, o, 18)
+    roots, o, oi = roots_views(wf, o, wi, 0, 10)
+    zs, o = take(wf, o, 10)
+    B, o = take(wf, o, 9)
+    Es, o = take(wf, o, 90)
+    mono, o = take(wf, o, 80)
+    T, o = take(wf, o, 18)
     solutions = (zs, B.reshape(3, 3), Es.reshape(10, 3, 3), mono.reshape(4, 20), T.reshape(2, 3, 3))
-    Rs, o = _take(wf, o, 90)
-    ts, o = _take(wf, o, 30)
-    cR, o = _take(wf, o, 36)
-    ct, o = _take(wf, o, 12)
-    En, o = _take(wf, o, 9)
-    tv, o = _take(wf, o, 3)
-    cf, o = _take(wf, o, 9)
+    Rs, o = take(wf, o, 90)
+    ts, o = take(wf, o, 30)
+    cR, o = take(wf, o, 36)
+    ct, o = take(wf, o, 12)
+    En, o = take(wf, o, 9)
+    tv, o = take(wf, o, 3)
+    cf, o = take(wf, o, 9)
     poses = (Rs.reshape(10, 3, 3), ts.reshape(10, 3), cR.reshape(4, 3, 3), ct.reshape(4, 3), En.reshape(3, 3), tv,
              cf.reshape(3, 3))
-    return system, roots, solutions, poses
+    return system, roots, solutions, poses, o, oi
 
 
 @njit(cache=True)
