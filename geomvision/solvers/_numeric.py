@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._views import carve
+
 
 @njit(cache=True)
 def _horner(p, n, x):
@@ -194,28 +196,21 @@ ROOTS_STACK = 64  # bisection intervals pending at once in the Sturm search
 
 
 @njit(inline="always")
-def take(w, o, n):
-    """The view w[o:o+n] and the next offset o+n (carving flat scratch arrays)."""
-    return w[o : o + n], o + n
-
-
-@njit(inline="always")
 def roots_views(wf, o, wi, oi, n):
     """The scratch of ``poly_real_roots_ws`` for degree <= n carved from the flat arrays wf
     (floats, from offset o) and wi (int64, from oi), no allocation; returns (ws, o, oi) with the
     offsets past it. ws = (Sturm sequence (n+1, n+1), degrees (n+1,), remainder (n+1,),
     stack bounds (2, ROOTS_STACK), stack sign counts (2, ROOTS_STACK), trimmed and reversed
     polynomials (n+1,) x 2, roots of both searches (2n+2,))."""
-    S, o = take(wf, o, (n + 1) * (n + 1))
-    r, o = take(wf, o, n + 1)
-    stack_f, o = take(wf, o, 2 * ROOTS_STACK)
-    q, o = take(wf, o, n + 1)
-    qr, o = take(wf, o, n + 1)
-    buf, o = take(wf, o, 2 * n + 2)
-    deg, oi = take(wi, oi, n + 1)
-    stack_i, oi = take(wi, oi, 2 * ROOTS_STACK)
-    ws = (S.reshape(n + 1, n + 1), deg, r, stack_f.reshape(2, ROOTS_STACK), stack_i.reshape(2, ROOTS_STACK), q, qr,
-          buf)
+    S, o = carve(wf, o, (n + 1, n + 1))
+    r, o = carve(wf, o, (n + 1,))
+    stack_f, o = carve(wf, o, (2, ROOTS_STACK))
+    q, o = carve(wf, o, (n + 1,))
+    qr, o = carve(wf, o, (n + 1,))
+    buf, o = carve(wf, o, (2 * n + 2,))
+    deg, oi = carve(wi, oi, (n + 1,))
+    stack_i, oi = carve(wi, oi, (2, ROOTS_STACK))
+    ws = (S, deg, r, stack_f, stack_i, q, qr, buf)
     return ws, o, oi
 
 

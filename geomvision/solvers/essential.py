@@ -53,8 +53,8 @@ from ._numeric import (
     poly_real_roots_ws,
     roots_views,
     svd,
-    take,
 )
+from ._views import carve
 
 # --- monomial bookkeeping for the 10 cubic constraints --------------------------------------------
 # degree-1 polynomials in (x, y, z): coefficients of [x, y, z, 1]
@@ -126,7 +126,7 @@ def five_point_workspace():
     RANSAC passes its data tuple, which holds this, by value to every kernel."""
     wf, wi = np.zeros(_WS_FLOATS), np.zeros(_WS_INTS, dtype=np.int64)
     o, oi = _five_point_views(wf, wi)[4:]
-    if o != _WS_FLOATS or oi != _WS_INTS:  # numba does not bounds-check the solver's writes
+    if o != _WS_FLOATS or oi != _WS_INTS:  # the sizes above must be the layout's
         raise AssertionError("five_point_workspace: _WS_FLOATS/_WS_INTS disagree with _five_point_views")
     return wf, wi
 
@@ -139,38 +139,35 @@ def _five_point_views(wf, wi):
     degree 10, solutions = (zs (10,), B (3,3), Es (10,3,3), mono (4,20), T (2,3,3)),
     poses = (Rs (10,3,3), ts (10,3), cR (4,3,3), ct (4,3), En (3,3), t (3,), cof (3,3)) and
     o, oi the float and int sizes used."""
-    A, o = take(wf, 0, 45)
-    V, o = take(wf, o, 45)
-    N, o = take(wf, o, 36)
-    e, o = take(wf, o, 36)
-    G, o = take(wf, o, 90)
-    M, o = take(wf, o, 200)
-    M0, o = take(wf, o, 200)
-    cof, o = take(wf, o, 30)
-    buf, o = take(wf, o, 34)
-    P, o = take(wf, o, 12)
-    Q, o = take(wf, o, 12)
-    R, o = take(wf, o, 15)
-    poly, o = take(wf, o, 11)
-    system = (A.reshape(5, 9), V.reshape(5, 9), N.reshape(4, 9), e.reshape(3, 3, 4), G.reshape(3, 3, 10),
-              M.reshape(10, 20), M0.reshape(10, 20), cof.reshape(3, 10), buf, P.reshape(3, 4), Q.reshape(3, 4),
-              R.reshape(3, 5), poly)
+    A, o = carve(wf, 0, (5, 9))
+    V, o = carve(wf, o, (5, 9))
+    N, o = carve(wf, o, (4, 9))
+    e, o = carve(wf, o, (3, 3, 4))
+    G, o = carve(wf, o, (3, 3, 10))
+    M, o = carve(wf, o, (10, 20))
+    M0, o = carve(wf, o, (10, 20))
+    cof, o = carve(wf, o, (3, 10))
+    buf, o = carve(wf, o, (34,))
+    P, o = carve(wf, o, (3, 4))
+    Q, o = carve(wf, o, (3, 4))
+    R, o = carve(wf, o, (3, 5))
+    poly, o = carve(wf, o, (11,))
+    system = (A, V, N, e, G, M, M0, cof, buf, P, Q, R, poly)
     roots, o, oi = roots_views(wf, o, wi, 0, 10)
-    zs, o = take(wf, o, 10)
-    B, o = take(wf, o, 9)
-    Es, o = take(wf, o, 90)
-    mono, o = take(wf, o, 80)
-    T, o = take(wf, o, 18)
-    solutions = (zs, B.reshape(3, 3), Es.reshape(10, 3, 3), mono.reshape(4, 20), T.reshape(2, 3, 3))
-    Rs, o = take(wf, o, 90)
-    ts, o = take(wf, o, 30)
-    cR, o = take(wf, o, 36)
-    ct, o = take(wf, o, 12)
-    En, o = take(wf, o, 9)
-    tv, o = take(wf, o, 3)
-    cf, o = take(wf, o, 9)
-    poses = (Rs.reshape(10, 3, 3), ts.reshape(10, 3), cR.reshape(4, 3, 3), ct.reshape(4, 3), En.reshape(3, 3), tv,
-             cf.reshape(3, 3))
+    zs, o = carve(wf, o, (10,))
+    B, o = carve(wf, o, (3, 3))
+    Es, o = carve(wf, o, (10, 3, 3))
+    mono, o = carve(wf, o, (4, 20))
+    T, o = carve(wf, o, (2, 3, 3))
+    solutions = (zs, B, Es, mono, T)
+    Rs, o = carve(wf, o, (10, 3, 3))
+    ts, o = carve(wf, o, (10, 3))
+    cR, o = carve(wf, o, (4, 3, 3))
+    ct, o = carve(wf, o, (4, 3))
+    En, o = carve(wf, o, (3, 3))
+    tv, o = carve(wf, o, (3,))
+    cf, o = carve(wf, o, (3, 3))
+    poses = (Rs, ts, cR, ct, En, tv, cf)
     return system, roots, solutions, poses, o, oi
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
+from geomvision.solvers._views import carve
 from geomvision.solvers._numeric import binary_cubic_roots, cholesky_solve, cubic_roots, null_space_qr, poly_real_roots
 
 
@@ -109,3 +111,37 @@ def test_poly_real_roots_on_the_unit_circle_boundary():
     out = np.empty(10)
     m = poly_real_roots(p, out)
     _match(out[:m], real, 1e-10)
+
+
+@njit(cache=True)
+def _carve_layout(w, wi):
+    a, o = carve(w, 0, (5, 9))
+    b, o = carve(w, o, (3, 3, 4))
+    c, o = carve(w, o, (7,))
+    d, oi = carve(wi, 0, (2, 3))
+    a[4, 8] = -1.0  # written through the view into w
+    d[1, 2] = -7
+    return a, b, c, d, o, oi
+
+
+@njit(cache=True)
+def _carve_past_end(w):
+    return carve(w, 40, (5, 9))[0]
+
+
+def test_carved_views_are_the_reshaped_slices_of_one_array():
+    # the 5-point solver's scratch is carved per draw with carve (an intrinsic building the views
+    # in place, not numba's reshape): each view must be exactly the reshaped slice, share its
+    # memory, and a layout longer than its array must raise instead of writing past its end
+    w = np.arange(100.0)
+    wi = np.arange(10, dtype=np.int64)
+    a, b, c, d, o, oi = _carve_layout(w, wi)
+    assert (o, oi) == (88, 6)
+    ref = np.arange(100.0)
+    ref[44] = -1.0
+    assert np.array_equal(a, ref[:45].reshape(5, 9)) and a.flags.c_contiguous
+    assert np.array_equal(b, ref[45:81].reshape(3, 3, 4)) and b.strides == (96, 32, 8)
+    assert np.array_equal(c, ref[81:88])
+    assert w[44] == -1.0 and wi[5] == -7 and np.array_equal(d, [[0, 1, 2], [3, 4, -7]])
+    with pytest.raises(IndexError, match="smaller than its layout"):
+        _carve_past_end(np.zeros(80))
