@@ -5,9 +5,9 @@
   (IndexError when w is too short).
 - ``as_shape(a, shape)``: the 1-D C-contiguous array ``a`` seen as a C-contiguous array of
   ``shape`` (whose product must be ``a.size``: unchecked, use ``carve``). Same memory, same
-  owner. Unlike ``a.reshape(shape)`` it builds the view in place rather than calling numba's
-  reshape helper, which cost ~35 ns per view, a microsecond per 5-point draw that carves its
-  ~30 scratch arrays.
+  owner. Unlike ``a.reshape(shape)`` it builds the view in place instead of calling numba's
+  out-of-line reshape helper, which matters where a draw carves its scratch (the 5-point
+  solver; figures in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
