@@ -232,14 +232,14 @@ class IncrementalController:
                     # the pose the model would start from (re-estimated under the current
                     # intrinsics when they are not known) is the one judged; a planar pair's
                     # decomposition by the other pairs only (planar ones as their matches decide)
-                    planar = m.geoms[pair].config == "planar"
+                    on_plane = m.geoms[pair].config == "planar"
                     off = (m.rotations.residual_without_pair_deg(*pair, pose.R) or 0.0
-                           if planar else m.rotations.residual_deg(*pair, pose.R))
+                           if on_plane else m.rotations.residual_deg(*pair, pose.R))
                     if off > MAX_ROTATION_RESIDUAL_DEG:
                         done.add(pair)
                         rejected[pair] = {**entry, "rejected": (
                             f"its rotation is {off:.1f} deg off the rotations averaged over "
-                            f"{'the other' if planar else 'all'} verified pairs: repeated structure?")}
+                            f"{'the other' if on_plane else 'all'} verified pairs: repeated structure?")}
                         continue
                     # the sign of its baseline must be decided by its inliers: matches shifted by
                     # one window of a repeated grid can put as many in front with it reversed
