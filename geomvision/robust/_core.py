@@ -271,8 +271,9 @@ LO_STEP_TOL = 1e-9  # reweighting rounds stop once no model entry moves more tha
 LO_SCORE_RTOL = 1e-6  # or the MSAC score changes by less than this fraction
 POLISH_STEP_TOL = 1e-7  # the polish stops once no model entry moves more than this (relative)
 STABLE_ROUNDS = 3  # (final rounds before a polish) or the inlier set stays the same this many rounds
-ABORT_ROUNDS = 2  # an LO from another consensus set stops after this many rounds unless it is
-# below the best minimal model's score by then (most such starts are part-contaminated samples)
+ABORT_ROUNDS = 4  # an LO from another consensus set stops after this many rounds unless it is
+# below the best minimal model's score by then (most such starts are part-contaminated samples;
+# after 2 rounds some true starts of the synthetic repeated facades were still above it)
 SAME_BASIN_SHARE = 0.8  # a minimal model is in the best model's basin when this share of its
 # inliers are the best's: at low inlier ratios a true minimal model may share half of its inliers
 # with a wrong optimum 11 degrees away (a Strecha pair nine views apart), and LO must start from it
@@ -386,8 +387,8 @@ def local_optimization(refine, fit_nonminimal, sq_errors, data, model, score, nu
             idx = thin_evenly(idx, max_points)
         w = np.empty(idx.shape[0])
         for j in range(idx.shape[0]):
-            r = 1.0 - errs[idx[j]] / sq_lo
-            w[j] = r * r
+            q = 1.0 - errs[idx[j]] / sq_lo
+            w[j] = q * q
         share_weights(idx, w, shared)
         cand = refine(data, cur, idx, w, max_iters)
         step = 0.0
