@@ -192,7 +192,7 @@ def test_an_lo_that_stays_above_its_abort_score_stops_after_abort_rounds(abort_s
     # every round moves the model by 1 and changes its score, so only the abort (or the rounds)
     # stops it; a score above abort_score (here every score) must stop it after ABORT_ROUNDS.
     # (Its round counter was once overwritten by the IRLS weights, and every other-basin LO ran
-    # all its rounds: 9.8 instead of 2.1 per run on a walls pair.)
+    # all its rounds: 9.8 per run on a walls pair.)
     x = 200.0 * np.linspace(-1.0, 1.0, 401) ** 3  # denser near 0: each step away raises the score
     data = (x, np.zeros(1, dtype=np.int64))
     params_i = np.zeros(core.NUM_PARAMS_I, dtype=np.int64)
