@@ -31,7 +31,7 @@ from ..solvers.essential import (
     best_cheirality_nb,
     essential_8pt_nb,
     five_point_workspace,
-    relative_pose_5pt_ws,
+    relative_pose_5pt_borrowed,
     relative_pose_from_essential_nb,
 )
 from ..solvers._numeric import det3, matmul3, svd
@@ -125,7 +125,7 @@ def _fit_minimal(data, sample, models):
     ws_f, ws_i, sample_rays = data[5]
     r1 = gather_rows_into(data[0], sample, sample_rays[0])
     r2 = gather_rows_into(data[1], sample, sample_rays[1])
-    Rs, ts, n = relative_pose_5pt_ws(r1, r2, (ws_f, ws_i), False, True)
+    Rs, ts, n = relative_pose_5pt_borrowed(r1, r2, (ws_f, ws_i), False, True)
     for j in range(n):
         pose_to_vec(Rs[j], ts[j], models[j])
     return n

@@ -196,20 +196,20 @@ ROOTS_STACK = 64  # bisection intervals pending at once in the Sturm search
 
 
 @njit(inline="always")
-def roots_views(wf, o, wi, oi, n):
+def roots_views(wf, o, wi, oi, n, owned=False):
     """The scratch of ``poly_real_roots_ws`` for degree <= n carved from the flat arrays wf
     (floats, from offset o) and wi (int64, from oi), no allocation; returns (ws, o, oi) with the
     offsets past it. ws = (Sturm sequence (n+1, n+1), degrees (n+1,), remainder (n+1,),
     stack bounds (2, ROOTS_STACK), stack sign counts (2, ROOTS_STACK), trimmed and reversed
     polynomials (n+1,) x 2, roots of both searches (2n+2,))."""
-    S, o = carve(wf, o, (n + 1, n + 1))
-    r, o = carve(wf, o, (n + 1,))
-    stack_f, o = carve(wf, o, (2, ROOTS_STACK))
-    q, o = carve(wf, o, (n + 1,))
-    qr, o = carve(wf, o, (n + 1,))
-    buf, o = carve(wf, o, (2 * n + 2,))
-    deg, oi = carve(wi, oi, (n + 1,))
-    stack_i, oi = carve(wi, oi, (2, ROOTS_STACK))
+    S, o = carve(wf, o, (n + 1, n + 1), owned)
+    r, o = carve(wf, o, (n + 1,), owned)
+    stack_f, o = carve(wf, o, (2, ROOTS_STACK), owned)
+    q, o = carve(wf, o, (n + 1,), owned)
+    qr, o = carve(wf, o, (n + 1,), owned)
+    buf, o = carve(wf, o, (2 * n + 2,), owned)
+    deg, oi = carve(wi, oi, (n + 1,), owned)
+    stack_i, oi = carve(wi, oi, (2, ROOTS_STACK), owned)
     ws = (S, deg, r, stack_f, stack_i, q, qr, buf)
     return ws, o, oi
 
@@ -225,7 +225,7 @@ def roots_workspace(n):
     """Scratch for ``poly_real_roots_ws`` on polynomials of degree <= n (``roots_views`` on
     fresh arrays)."""
     nf, ni = roots_sizes(n)
-    return roots_views(np.zeros(nf), 0, np.zeros(ni, dtype=np.int64), 0, n)[0]
+    return roots_views(np.zeros(nf), 0, np.zeros(ni, dtype=np.int64), 0, n, True)[0]
 
 
 @njit(cache=True)

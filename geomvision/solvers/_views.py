@@ -1,18 +1,23 @@
-"""Carving flat numba scratch arrays into shaped views without allocating.
+"""Carving flat numba scratch arrays into shaped views without allocating or reference counting.
 
-- ``carve(w, o, shape) -> (view, o + size)``: the next prod(shape) items of the flat array w
-  from offset o as a C-contiguous array of ``shape`` (a tuple of ints), and the offset past it
-  (IndexError when w is too short).
+- ``carve(w, o, shape, owned=False) -> (view, o + size)``: the next prod(shape) items of the
+  flat array w from offset o as a C-contiguous array of ``shape`` (a tuple of ints), and the
+  offset past it (IndexError when w is too short). The view is borrowed: it holds no reference
+  to w's memory, so making, slicing and passing it costs no reference-count update (an atomic
+  instruction each; on the 5-point solver's scratch they were a fifth of its time). It is valid
+  only while w lives: a view that leaves the kernel must be ``owned=True`` or ``owned_by(view, w)``.
+- ``borrowed(value)``: an array or a (nested) tuple of arrays with no references, for a kernel's
+  arguments, which the caller keeps alive for the call (RANSAC's data tuple).
 - ``as_shape(a, shape)``: the 1-D C-contiguous array ``a`` seen as a C-contiguous array of
   ``shape`` (whose product must be ``a.size``: unchecked, use ``carve``). Same memory, same
   owner. Unlike ``a.reshape(shape)`` it builds the view in place instead of calling numba's
-  out-of-line reshape helper, which matters where a draw carves its scratch (the 5-point
-  solver; figures in benchmarks/RESULTS.md).
+  out-of-line reshape helper (figures in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 from numba import njit, types
+from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
@@ -45,12 +50,102 @@ def as_shape(typingctx, arr, shape):
     return arr.copy(ndim=nd, layout="C")(arr, shape), codegen
 
 
+@intrinsic
+def borrowed_view(typingctx, arr, offset, shape):
+    """Items offset.. of ``arr`` (1-D, C-contiguous) as a C-contiguous array of ``shape`` that
+    holds no reference to ``arr``'s memory (a null meminfo): making, passing and slicing it
+    updates no reference count (each update is an atomic instruction; on the 5-point solver's
+    ~40 scratch arrays a fifth of its time). Valid only while ``arr`` lives; bounds unchecked."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
+            and isinstance(offset, types.Integer)
+            and isinstance(shape, types.BaseTuple) and len(shape) > 0
+            and all(isinstance(t, types.Integer) for t in shape)):
+        return None
+    nd = len(shape)
+
+    def codegen(context, builder, sig, args):
+        src = make_array(sig.args[0])(context, builder, args[0])
+        dst = make_array(sig.return_type)(context, builder)
+        dims = [context.cast(builder, builder.extract_value(args[2], k), sig.args[2][k], types.intp)
+                for k in range(nd)]
+        strides = [None] * nd
+        step = src.itemsize
+        for k in range(nd - 1, -1, -1):
+            strides[k] = step
+            step = builder.mul(step, dims[k])
+        off = context.cast(builder, args[1], sig.args[1], types.intp)
+        data = builder.gep(src.data, [off])
+        populate_array(dst, data=data, shape=dims, strides=strides, itemsize=src.itemsize,
+                       meminfo=cgutils.get_null_value(dst.meminfo.type), parent=None)
+        return dst._getvalue()
+
+    return arr.copy(ndim=nd, layout="C")(arr, offset, shape), codegen
+
+
 @njit(inline="always")
-def carve(w, o, shape):
-    """(w[o:o+size] seen as ``shape``, o + size) with size = prod(shape)."""
+def carve(w, o, shape, owned=False):
+    """(w[o:o+size] seen as ``shape``, o + size) with size = prod(shape). By default the view is
+    borrowed (``borrowed_view``: valid while w lives, no reference counting); ``owned=True``
+    keeps a reference to w's memory, for views that are returned to callers."""
     n = 1
     for d in shape:
         n *= d
     if o + n > w.shape[0]:
         raise IndexError("carve: the scratch array is smaller than its layout")
-    return as_shape(w[o : o + n], shape), o + n
+    if owned:
+        return as_shape(w[o : o + n], shape), o + n
+    return borrowed_view(w, o, shape), o + n
+
+
+def _strip_meminfo(context, builder, ty, val):
+    """``val`` of type ``ty`` with every array in it (through nested tuples) given a null meminfo."""
+    if isinstance(ty, types.Array):
+        ary = make_array(ty)(context, builder, val)
+        ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
+        ary.parent = cgutils.get_null_value(ary.parent.type)
+        return ary._getvalue()
+    if isinstance(ty, types.BaseTuple):
+        for k, t in enumerate(ty.types):
+            item = builder.extract_value(val, k)
+            val = builder.insert_value(val, _strip_meminfo(context, builder, t, item), k)
+        return val
+    return val
+
+
+@intrinsic
+def borrowed(typingctx, value):
+    """``value`` (an array or a tuple of arrays, nested tuples allowed; other items pass through)
+    with no reference to its arrays' memory: passing it on updates no reference count. For the
+    arguments of a kernel, which its caller keeps alive for the whole call (RANSAC's data tuple
+    goes to every kernel of every draw). Never return the result or store it beyond the call."""
+    def codegen(context, builder, sig, args):
+        return _strip_meminfo(context, builder, sig.args[0], args[0])
+
+    return value(value), codegen
+
+
+@intrinsic
+def owned_by(typingctx, view, owner):
+    """The array ``view`` (borrowed: it points into ``owner``'s memory) holding a reference to
+    ``owner``'s memory, so that it may be returned: the one reference-count update is paid once,
+    where a borrowed workspace view leaves a kernel."""
+    if not (isinstance(view, types.Array) and isinstance(owner, types.Array)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        src = make_array(sig.args[1])(context, builder, args[1])
+        dst = make_array(sig.args[0])(context, builder, args[0])
+        dst.meminfo = src.meminfo
+        dst.parent = src.parent
+        out = dst._getvalue()
+        context.nrt.incref(builder, sig.args[0], out)
+        return out
+
+    return view(view, owner), codegen
+
+
+@njit(cache=True)
+def keep_alive(owners):
+    """Nothing: a use of ``owners`` (arrays whose borrowed views a kernel works on) at the point
+    up to which numba must keep them, as it frees a variable after its last use."""
+    return None

@@ -22,7 +22,8 @@ numba cores (callable from other ``@njit`` code):
   front of both cameras (with ``all_in_front`` only decompositions with all five in front).
 - ``essential_5pt_ws(rays1, rays2, ws, ...)``, ``relative_pose_5pt_ws(rays1, rays2, ws, ...)`` — the
   same in scratch from ``five_point_workspace()`` (no allocation per call: RANSAC's draws); the
-  returned arrays are views into ``ws``.
+  returned arrays are views into ``ws``. ``relative_pose_5pt_borrowed`` returns them borrowed
+  (``solvers._views.carve``; valid while ``ws`` lives): RANSAC's draws.
 - ``essential_8pt_nb(rays1 (N,3), rays2 (N,3), w (N,)) -> (E (3,3), ok)`` — weighted linear
   8-point solver on conditioned rays, projected onto the essential space (singular values 1,1,0).
 - ``decompose_essential_nb(E) -> (Rs (4,3,3), ts (4,3), ok)`` — the four (R, t) of an E (SVD).
@@ -54,7 +55,7 @@ from ._numeric import (
     roots_views,
     svd,
 )
-from ._views import carve
+from ._views import carve, owned_by
 
 # --- monomial bookkeeping for the 10 cubic constraints --------------------------------------------
 # degree-1 polynomials in (x, y, z): coefficients of [x, y, z, 1]
@@ -438,7 +439,8 @@ def essential_5pt_nb(rays1, rays2, always_polish=True, same_side=False):
 def essential_5pt_ws(rays1, rays2, ws, always_polish=True, same_side=False):
     """``essential_5pt_nb`` in the workspace ``ws`` of ``five_point_workspace``; the returned Es
     is a view into it (valid until the next call with the same workspace)."""
-    return _essential_5pt_views(rays1, rays2, _five_point_views(ws[0], ws[1]), always_polish, same_side)
+    Es, n = _essential_5pt_views(rays1, rays2, _five_point_views(ws[0], ws[1]), always_polish, same_side)
+    return owned_by(Es, ws[0]), n
 
 
 @njit(cache=True)
@@ -603,6 +605,15 @@ def relative_pose_5pt_nb(rays1, rays2, always_polish=True, all_in_front=False):
 def relative_pose_5pt_ws(rays1, rays2, ws, always_polish=True, all_in_front=False):
     """``relative_pose_5pt_nb`` in the workspace ``ws`` of ``five_point_workspace``; Rs and ts
     are views into it (valid until the next call with the same workspace)."""
+    Rs, ts, n = relative_pose_5pt_borrowed(rays1, rays2, ws, always_polish, all_in_front)
+    return owned_by(Rs, ws[0]), owned_by(ts, ws[0]), n
+
+
+@njit(cache=True)
+def relative_pose_5pt_borrowed(rays1, rays2, ws, always_polish=True, all_in_front=False):
+    """``relative_pose_5pt_ws`` returning borrowed views (``solvers._views.carve``): for kernels
+    that read them before ``ws`` goes (RANSAC's draws), sparing two reference-count updates
+    on each use."""
     views = _five_point_views(ws[0], ws[1])
     Es, ne = _essential_5pt_views(rays1, rays2, views, always_polish, all_in_front)
     Rs, ts, cR, ct, En, tv, cof = views[3]

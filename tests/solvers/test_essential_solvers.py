@@ -105,6 +105,20 @@ def test_5pt_in_one_reused_workspace_matches_fresh_calls(rng):
             assert np.array_equal(Rw[:n], Rs[:n]) and np.array_equal(tw[:n], ts[:n])
 
 
+def test_5pt_results_outlive_the_workspace_they_were_solved_in(rng):
+    # the _nb solvers make a workspace per call and return views into it; the scratch views are
+    # borrowed (no reference counting), so the returned ones must own the workspace or they
+    # would point into freed memory once the allocations below reuse it
+    T, r1, r2 = relative_case(rng, 5)
+    Es, n = essential_5pt_nb(r1, r2)
+    Rs, ts, m = relative_pose_5pt_nb(r1, r2)
+    junk = [np.full(4096, np.nan) for _ in range(64)]
+    assert n >= 1 and m >= 1 and np.isfinite(Es[:n]).all() and np.isfinite(Rs[:m]).all()
+    assert min(scale_sign_error(G, essential_from_pose(T)) for G in Es[:n]) < 1e-8
+    assert min(np.linalg.norm(R - T.R) + np.linalg.norm(t - T.t / np.linalg.norm(T.t)) for R, t in zip(Rs[:m], ts[:m])) < 1e-8
+    del junk
+
+
 def test_5pt_short_baseline(rng):
     # 2 % parallax: close to pure rotation, where every [t]_x R fits and the cubic system
     # degenerates. The true E must still be found for nearly every sample (PoseLib 2.0.5's

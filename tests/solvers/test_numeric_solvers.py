@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from geomvision.solvers._views import carve
+from geomvision.solvers._views import borrowed, carve, owned_by
 from geomvision.solvers._numeric import binary_cubic_roots, cholesky_solve, cubic_roots, null_space_qr, poly_real_roots
 
 
@@ -121,12 +121,12 @@ def _carve_layout(w, wi):
     d, oi = carve(wi, 0, (2, 3))
     a[4, 8] = -1.0  # written through the view into w
     d[1, 2] = -7
-    return a, b, c, d, o, oi
+    return a.copy(), b.copy(), b.strides, c.copy(), d.copy(), o, oi
 
 
 @njit(cache=True)
 def _carve_past_end(w):
-    return carve(w, 40, (5, 9))[0]
+    return carve(w, 40, (5, 9))[0].copy()
 
 
 def test_carved_views_are_the_reshaped_slices_of_one_array():
@@ -135,13 +135,44 @@ def test_carved_views_are_the_reshaped_slices_of_one_array():
     # memory, and a layout longer than its array must raise instead of writing past its end
     w = np.arange(100.0)
     wi = np.arange(10, dtype=np.int64)
-    a, b, c, d, o, oi = _carve_layout(w, wi)
+    a, b, b_strides, c, d, o, oi = _carve_layout(w, wi)
     assert (o, oi) == (88, 6)
     ref = np.arange(100.0)
     ref[44] = -1.0
-    assert np.array_equal(a, ref[:45].reshape(5, 9)) and a.flags.c_contiguous
-    assert np.array_equal(b, ref[45:81].reshape(3, 3, 4)) and b.strides == (96, 32, 8)
+    assert np.array_equal(a, ref[:45].reshape(5, 9))
+    assert np.array_equal(b, ref[45:81].reshape(3, 3, 4)) and b_strides == (96, 32, 8)
     assert np.array_equal(c, ref[81:88])
     assert w[44] == -1.0 and wi[5] == -7 and np.array_equal(d, [[0, 1, 2], [3, 4, -7]])
     with pytest.raises(IndexError, match="smaller than its layout"):
         _carve_past_end(np.zeros(80))
+
+
+@njit(cache=True)
+def _scratch_views(n):
+    w = np.arange(n * 1.0)  # dies with this call unless a view owns it
+    borrowed_one = carve(w, 10, (3, 4))[0]
+    owned_one = carve(w, 10, (3, 4), True)[0]
+    return owned_one, owned_by(borrowed_one, w), borrowed_one.sum()
+
+
+@njit(cache=True)
+def _sum_all(data):
+    a, (b, c), k = borrowed(data)
+    return a.sum() + b.sum() + c.sum() + k
+
+
+def test_scratch_views_returned_from_a_kernel_keep_their_memory():
+    # carve's views are borrowed (no reference to the scratch, so no atomic reference-count
+    # updates on each use); a view that leaves the kernel must own its memory (carve(...,
+    # owned=True) or owned_by): here the scratch dies with the call, and freed memory is then
+    # reused by the allocations that follow
+    owned_one, rebased, total = _scratch_views(4096)
+    junk = [np.full(4096, np.nan) for _ in range(64)]
+    expect = np.arange(10.0, 22.0).reshape(3, 4)
+    assert total == expect.sum()
+    assert np.array_equal(owned_one, expect) and owned_one.base is not None
+    assert np.array_equal(rebased, expect) and rebased.base is not None
+    del junk
+    # borrowed() strips the references of a nested tuple of arrays without changing its values
+    a, b, c = np.arange(3.0), np.ones((2, 2)), np.full(4, 2.0)
+    assert _sum_all((a, (b, c), 0.5)) == 3.0 + 4.0 + 8.0 + 0.5
