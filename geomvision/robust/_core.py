@@ -40,6 +40,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ..solvers._views import borrowed, keep_alive
+
 # integer parameters (params_i)
 P_N = 0  # number of points
 P_SAMPLE_SIZE = 1
@@ -582,6 +584,9 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
 
     Returns (model (model_dim,), score, num_inliers, inlier mask (n,), iterations, lo_runs,
     lo_improvements, found)."""
+    # the caller keeps the inputs alive for the call: borrowed, passing them to the kernels of
+    # every draw costs no atomic reference-count updates (nothing returned points into them)
+    data, order, groups, params_i, params_f = borrowed((data, order, groups, params_i, params_f))
     n = params_i[P_N]
     s = params_i[P_SAMPLE_SIZE]
     dim = params_i[P_MODEL_DIM]
@@ -638,6 +643,10 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
     in_sample = np.zeros(n, dtype=np.bool_)
     chunk = params_i[P_CHUNK_ITERS]
     chunk_end = it + chunk if chunk > 0 else max_iter
+    # the draws' scratch, borrowed: no atomic reference-count updates on the kernel calls of
+    # every draw; ``owners`` keeps it alive to the end (``keep_alive`` at each return)
+    owners = (state, models, lo_models, errs, best_errs, pos, sample, cand, pst, probe, in_sample, shared)
+    state, models, lo_models, errs, best_errs, pos, sample, cand, pst, probe, in_sample, shared = borrowed(owners)
 
     # one loop for the draws and, as its last pass, the final refinement, so that the (inlined)
     # LO code appears once in the compiled function
@@ -658,6 +667,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
                 params_f[S_BEST : S_BEST + dim] = best
                 params_f[S_DELTA] = delta
                 params_i[S_DONE] = 0
+                keep_alive(owners)
                 return best, best_score, best_inl, np.zeros(n, dtype=np.bool_), it, lo_runs, lo_improved, found
             it += 1
             if use_prosac:
@@ -779,6 +789,7 @@ def ransac_core(fit_minimal, fit_nonminimal, refine, sq_errors, degenerate_sampl
         for i in range(n):
             mask[i] = errs[i] < sq_thr
     params_i[S_DONE] = 1
+    keep_alive(owners)
     return best, best_score, best_inl, mask, it, lo_runs, lo_improved, found
 
 
