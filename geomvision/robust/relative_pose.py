@@ -35,6 +35,7 @@ from ..solvers.essential import (
     relative_pose_from_essential_nb,
 )
 from ..solvers._numeric import det3, matmul3, svd
+from ..solvers._views import borrowed
 from ..solvers.refine import refine_relative_pose_nb
 from . import _core as core
 from ._degeneracy import LM_FTOL, LM_GTOL, LM_XTOL, any_parallel_rays, gather_rows, gather_rows_into
@@ -58,7 +59,9 @@ def sampson_px_sq_errors(model, cols, inv_f2, sq_gate, start, stop, out):
     is at most ``sq_gate`` but whose rays meet behind either camera at a parallax above
     ``BEHIND_MIN_PARALLAX_PX`` pixels gets inf; nearly parallel rays (far points) keep their
     error, as the noise decides their side. Columns and a branch-free body let the loop run on
-    SIMD lanes (half the time of rows with a second pass for the side)."""
+    SIMD lanes (half the time of rows with a second pass for the side); so does a loop from 0 over
+    views of start..stop (from ``start`` over the whole columns, LLVM's vector loop is not taken
+    and the kernel runs 4-8 times slower: figures in benchmarks/RESULTS.md)."""
     m0, m1, m2, m3, m4, m5, m6, m7, m8 = (model[0], model[1], model[2], model[3], model[4], model[5],
                                           model[6], model[7], model[8])
     t0, t1, t2 = model[9], model[10], model[11]
@@ -74,9 +77,12 @@ def sampson_px_sq_errors(model, cols, inv_f2, sq_gate, start, stop, out):
     e22 = t0 * m5 - t1 * m2
     g1x, g1y, g2x, g2y = inv_f2[0], inv_f2[1], inv_f2[2], inv_f2[3]
     g = max(max(g1x, g1y), max(g2x, g2y)) * BEHIND_MIN_PARALLAX_PX**2
-    xs, ys, zs, us, vs, ws = cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]
+    cv = borrowed(cols)  # views at no reference-count cost (the caller holds the arrays)
+    xs, ys, zs = cv[0, start:stop], cv[1, start:stop], cv[2, start:stop]
+    us, vs, ws = cv[3, start:stop], cv[4, start:stop], cv[5, start:stop]
+    res = borrowed(out)[start:stop]
     gated = sq_gate >= 0.0
-    for i in range(start, stop):
+    for i in range(stop - start):
         x, y, z = xs[i], ys[i], zs[i]
         u, v, w = us[i], vs[i], ws[i]
         a0 = e00 * x + e01 * y + e02 * z
@@ -101,7 +107,7 @@ def sampson_px_sq_errors(model, cols, inv_f2, sq_gate, start, stop, out):
             behind = (bb * p + ab * q <= 0.0) | (ab * p + aa * q <= 0.0)  # l1 or l2 (times det) <= 0
             if behind & (aa * bb - ab * ab > g * aa * bb) & (e <= sq_gate):
                 e = np.inf
-        out[i] = e
+        res[i] = e
 
 
 BEHIND_MIN_PARALLAX_PX = 2.0  # rays closer to parallel than this (in pixels) keep their error

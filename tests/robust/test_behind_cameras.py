@@ -71,3 +71,37 @@ def test_in_front_check_marks_exactly_the_points_behind():
     assert np.all(plain < 1e-12)
     assert np.all(np.isinf(gated[kind == 1])) and np.count_nonzero(kind == 1) > 20
     np.testing.assert_array_equal(gated[kind != 1], plain[kind != 1])
+
+
+def test_errors_of_any_range_of_points_are_those_of_the_whole_pass():
+    # RANSAC scores in blocks (16 points in the pre-test, 256 in the score) with the kernel
+    # reading views of start..stop (its vector loop is taken only so): every range must give
+    # exactly the whole pass's errors, the gated ones included, and leave the rest of `out` alone
+    from geomvision.robust.relative_pose import sampson_px_sq_errors
+
+    rng = np.random.default_rng(3)
+    camera = gv.Camera("PINHOLE", 800, 600, [800.0, 780.0, 400.0, 300.0])
+    pose = gv.Rigid3.from_rotvec(np.array([0.02, 0.1, 0.0]), np.array([-1.0, 0.1, 0.0]))
+    X = np.column_stack([rng.uniform(-2, 2, 203), rng.uniform(-2, 2, 203), rng.uniform(4, 12, 203)])
+    X[::9] *= -0.5  # some behind camera 1
+
+    def pixels(P):
+        return P[:, :2] / P[:, 2:] * [800.0, 780.0] + np.array([400.0, 300.0])
+
+    x1 = pixels(X) + rng.normal(scale=0.7, size=(203, 2))
+    x2 = pixels(pose.apply(X)) + rng.normal(scale=0.7, size=(203, 2))
+    for gate in (None, 1.0):
+        est = RelativePoseEstimator(x1, x2, camera, camera, in_front_within=gate)
+        model = est.encode(pose)
+        whole = est.sq_errors(pose)
+        assert np.isinf(whole).any() == (gate is not None) and np.isfinite(whole).sum() > 150
+        _, _, inv_f2, sq_gate, cols, _ = est.data
+        for step in (1, 7, 16, 256):
+            out = np.full(203, -1.0)
+            for start in range(0, 203, step):
+                sampson_px_sq_errors(model, cols, inv_f2, sq_gate[0], start, min(203, start + step), out)
+            np.testing.assert_array_equal(out, whole)
+        out = np.full(203, -1.0)
+        sampson_px_sq_errors(model, cols, inv_f2, sq_gate[0], 50, 61, out)
+        np.testing.assert_array_equal(out[50:61], whole[50:61])
+        assert (out[:50] == -1.0).all() and (out[61:] == -1.0).all()
