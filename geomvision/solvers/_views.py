@@ -7,11 +7,11 @@
   instruction each; on the 5-point solver's scratch they were a fifth of its time). It is valid
   only while w lives: a view that leaves the kernel must be ``owned=True`` or ``owned_by(view, w)``.
 - ``borrowed(value)``: an array or a (nested) tuple of arrays with no references, for a kernel's
-  arguments, which the caller keeps alive for the call (RANSAC's data tuple).
-- ``as_shape(a, shape)``: the 1-D C-contiguous array ``a`` seen as a C-contiguous array of
-  ``shape`` (whose product must be ``a.size``: unchecked, use ``carve``). Same memory, same
-  owner. Unlike ``a.reshape(shape)`` it builds the view in place instead of calling numba's
-  out-of-line reshape helper (figures in benchmarks/RESULTS.md).
+  arguments, which the caller keeps alive for the call (RANSAC's data tuple); ``keep_alive(x)``
+  marks the point up to which numba must keep the owner of borrowed views made in a kernel.
+
+Views are built in place (data pointer, shape, strides), not by numba's reshape of a slice, which
+calls an out-of-line helper (~35 ns a view; figures in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -23,63 +23,57 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
 
-@intrinsic
-def as_shape(typingctx, arr, shape):
-    """``arr`` (1-D, C-contiguous) as a C-contiguous view of ``shape`` (its product must be
-    arr.size: unchecked)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
+def _flat_view_args(arr, offset, shape):
+    """Whether the types are those of a view of a 1-D C-contiguous array at an offset."""
+    return (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
+            and isinstance(offset, types.Integer)
             and isinstance(shape, types.BaseTuple) and len(shape) > 0
-            and all(isinstance(t, types.Integer) for t in shape)):
-        return None
-    nd = len(shape)
+            and all(isinstance(t, types.Integer) for t in shape))
 
+
+def _view_codegen(owned):
+    """Code of ``owned_view`` / ``borrowed_view``: data pointer, shape and C strides built in
+    place (numba's reshape of a slice calls an out-of-line helper, ~35 ns a view)."""
     def codegen(context, builder, sig, args):
-        src = make_array(sig.args[0])(context, builder, args[0])
+        arr_t, off_t, shape_t = sig.args
+        src = make_array(arr_t)(context, builder, args[0])
         dst = make_array(sig.return_type)(context, builder)
-        dims = [context.cast(builder, builder.extract_value(args[1], k), sig.args[1][k], types.intp)
-                for k in range(nd)]
+        nd = len(shape_t)
+        dims = [context.cast(builder, builder.extract_value(args[2], k), shape_t[k], types.intp) for k in range(nd)]
         strides = [None] * nd
         step = src.itemsize
         for k in range(nd - 1, -1, -1):  # C order: the last axis is contiguous
             strides[k] = step
             step = builder.mul(step, dims[k])
-        populate_array(dst, data=src.data, shape=dims, strides=strides, itemsize=src.itemsize, meminfo=src.meminfo,
-                       parent=src.parent)
-        return impl_ret_borrowed(context, builder, sig.return_type, dst._getvalue())
-
-    return arr.copy(ndim=nd, layout="C")(arr, shape), codegen
-
-
-@intrinsic
-def borrowed_view(typingctx, arr, offset, shape):
-    """Items offset.. of ``arr`` (1-D, C-contiguous) as a C-contiguous array of ``shape`` that
-    holds no reference to ``arr``'s memory (a null meminfo): making, passing and slicing it
-    updates no reference count (each update is an atomic instruction; on the 5-point solver's
-    ~40 scratch arrays a fifth of its time). Valid only while ``arr`` lives; bounds unchecked."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
-            and isinstance(offset, types.Integer)
-            and isinstance(shape, types.BaseTuple) and len(shape) > 0
-            and all(isinstance(t, types.Integer) for t in shape)):
-        return None
-    nd = len(shape)
-
-    def codegen(context, builder, sig, args):
-        src = make_array(sig.args[0])(context, builder, args[0])
-        dst = make_array(sig.return_type)(context, builder)
-        dims = [context.cast(builder, builder.extract_value(args[2], k), sig.args[2][k], types.intp)
-                for k in range(nd)]
-        strides = [None] * nd
-        step = src.itemsize
-        for k in range(nd - 1, -1, -1):
-            strides[k] = step
-            step = builder.mul(step, dims[k])
-        off = context.cast(builder, args[1], sig.args[1], types.intp)
-        data = builder.gep(src.data, [off])
+        data = builder.gep(src.data, [context.cast(builder, args[1], off_t, types.intp)])
+        if owned:
+            populate_array(dst, data=data, shape=dims, strides=strides, itemsize=src.itemsize, meminfo=src.meminfo,
+                           parent=src.parent)
+            return impl_ret_borrowed(context, builder, sig.return_type, dst._getvalue())
         populate_array(dst, data=data, shape=dims, strides=strides, itemsize=src.itemsize,
                        meminfo=cgutils.get_null_value(dst.meminfo.type), parent=None)
         return dst._getvalue()
 
-    return arr.copy(ndim=nd, layout="C")(arr, offset, shape), codegen
+    return codegen
+
+
+@intrinsic
+def owned_view(typingctx, arr, offset, shape):
+    """Items offset.. of ``arr`` (1-D, C-contiguous) as a C-contiguous array of ``shape`` holding
+    a reference to ``arr``'s memory. Bounds unchecked (use ``carve``)."""
+    if not _flat_view_args(arr, offset, shape):
+        return None
+    return arr.copy(ndim=len(shape), layout="C")(arr, offset, shape), _view_codegen(True)
+
+
+@intrinsic
+def borrowed_view(typingctx, arr, offset, shape):
+    """``owned_view`` without the reference (a null meminfo): making, passing and slicing it
+    updates no reference count (each update is an atomic instruction; on the 5-point solver's
+    ~40 scratch arrays a fifth of its time). Valid only while ``arr`` lives."""
+    if not _flat_view_args(arr, offset, shape):
+        return None
+    return arr.copy(ndim=len(shape), layout="C")(arr, offset, shape), _view_codegen(False)
 
 
 @njit(inline="always")
@@ -93,7 +87,7 @@ def carve(w, o, shape, owned=False):
     if o + n > w.shape[0]:
         raise IndexError("carve: the scratch array is smaller than its layout")
     if owned:
-        return as_shape(w[o : o + n], shape), o + n
+        return owned_view(w, o, shape), o + n
     return borrowed_view(w, o, shape), o + n
 
 
